@@ -1,0 +1,7 @@
+"""`python -m labctl` runs the CLI."""
+
+import sys
+
+from labctl.cli import main
+
+sys.exit(main())

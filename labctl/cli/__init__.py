@@ -1,0 +1,110 @@
+"""The `labctl` command line: a thin layer over the library. The only place that prints and exits.
+
+Each command group lives in its own module and is registered here; every `LabctlError` is caught once,
+in `main`, and printed as a clear message with its exit code. Unexpected exceptions are logged with their
+traceback to a log file and reported in one line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from labctl import __version__
+from labctl.errors import LabctlError, UsageError
+from labctl.redact import RedactingFilter, redact
+
+err_console = Console(stderr=True, highlight=False)
+log = logging.getLogger("labctl")
+
+
+class Context:
+    """Options shared by every command."""
+
+    def __init__(self, inventory: str | None, verbose: int) -> None:
+        self.inventory_option = inventory
+        self.verbose = verbose
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("-i", "--inventory", metavar="DIR", envvar="LABCTL_INVENTORY",
+              help="Ansible inventory directory describing the lab [default: ./inventories/lab].")
+@click.option("-v", "--verbose", count=True, help="More output (repeatable).")
+@click.version_option(__version__, prog_name="labctl")
+@click.pass_context
+def cli(ctx: click.Context, inventory: str | None, verbose: int) -> None:
+    """Reproduce the ONTAP FlexGroup + GPU host LLM fine-tuning lab, instrumented end to end."""
+    ctx.obj = Context(inventory, verbose)
+
+
+def _register() -> None:
+    from labctl.cli import commands_lab, commands_sim
+
+    for module in (commands_sim, commands_lab):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+    for optional in ("commands_run", "commands_report", "commands_demo"):
+        try:
+            module = __import__(f"labctl.cli.{optional}", fromlist=["COMMANDS"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"labctl.cli.{optional}":
+                raise
+            continue
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+def _log_file() -> Path:
+    path = Path(tempfile.gettempdir()) / "labctl-errors.log"
+    return path
+
+
+def _setup_logging(verbose: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("labctl")
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `labctl` console script."""
+    _register()
+    args = sys.argv[1:] if argv is None else argv
+    verbose = sum(a.count("v") for a in args if a.startswith("-v") and set(a[1:]) == {"v"})
+    verbose += args.count("--verbose")
+    _setup_logging(verbose)
+    try:
+        cli.main(args=args, prog_name="labctl", standalone_mode=False)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return UsageError.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except LabctlError as exc:
+        err_console.print(f"[bold red]error:[/] {redact(str(exc))}", markup=True, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except Exception:  # noqa: BLE001 - the single place where unexpected errors are reported
+        path = _log_file()
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(redact(traceback.format_exc()) + "\n")
+        err_console.print(f"[bold red]internal error[/] ({redact(str(sys.exc_info()[1]))}); "
+                          f"traceback in {path}", soft_wrap=True)
+        return 1
+    return 0

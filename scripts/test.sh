@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test suite: installs what it needs, then lint + pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+python3 -m ruff check labctl tests benchmarks
+python3 -m pytest -q "$@"
