@@ -1,0 +1,1 @@
+"""Experiment runs: render, host agent and emulator, run/attach/collect, manifest."""
