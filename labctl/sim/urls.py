@@ -1,0 +1,66 @@
+"""The route table: path patterns (trailing slash optional) → handler method names per HTTP method."""
+
+from __future__ import annotations
+
+import re
+
+_SEG = r"(?P<{}>[^/]+)"
+
+API_ROUTES: list[tuple[str, dict[str, str]]] = [
+    ("/api/cluster", {"GET": "get_cluster"}),
+    ("/api/cluster/nodes", {"GET": "list_nodes"}),
+    ("/api/cluster/nodes/{uuid}", {"GET": "get_node"}),
+    ("/api/cluster/jobs", {"GET": "list_jobs"}),
+    ("/api/cluster/jobs/{uuid}", {"GET": "get_job"}),
+    ("/api/storage/aggregates", {"GET": "list_aggregates"}),
+    ("/api/storage/aggregates/{uuid}", {"GET": "get_aggregate"}),
+    ("/api/storage/volumes", {"GET": "list_volumes", "POST": "create_volume"}),
+    ("/api/storage/volumes/{uuid}", {"GET": "get_volume", "PATCH": "patch_volume", "DELETE": "delete_volume"}),
+    ("/api/svm/svms", {"GET": "list_svms", "POST": "create_svm"}),
+    ("/api/svm/svms/{uuid}", {"GET": "get_svm", "PATCH": "patch_svm", "DELETE": "delete_svm"}),
+    ("/api/protocols/nfs/services", {"GET": "list_nfs_services", "POST": "create_nfs_service"}),
+    ("/api/protocols/nfs/services/{svm_uuid}",
+     {"GET": "get_nfs_service", "PATCH": "patch_nfs_service", "DELETE": "delete_nfs_service"}),
+    ("/api/protocols/nfs/export-policies", {"GET": "list_export_policies", "POST": "create_export_policy"}),
+    ("/api/protocols/nfs/export-policies/{id}",
+     {"GET": "get_export_policy", "PATCH": "patch_export_policy", "DELETE": "delete_export_policy"}),
+    ("/api/protocols/nfs/export-policies/{id}/rules", {"GET": "list_rules", "POST": "create_rule"}),
+    ("/api/protocols/nfs/export-policies/{id}/rules/{index}",
+     {"GET": "get_rule", "PATCH": "patch_rule", "DELETE": "delete_rule"}),
+    ("/api/network/ip/interfaces", {"GET": "list_interfaces", "POST": "create_interface"}),
+    ("/api/network/ip/interfaces/{uuid}",
+     {"GET": "get_interface", "PATCH": "patch_interface", "DELETE": "delete_interface"}),
+    ("/api/network/fc/interfaces", {"GET": "list_fc_interfaces"}),
+    ("/api/network/fc/interfaces/{uuid}", {"GET": "get_fc_interface"}),
+]
+
+CONTROL_ROUTES: list[tuple[str, dict[str, str]]] = [
+    ("/_sim/requests", {"GET": "get_requests", "DELETE": "clear_requests"}),
+    ("/_sim/reset", {"POST": "reset"}),
+    ("/_sim/faults", {"GET": "get_faults", "POST": "add_fault", "DELETE": "clear_faults"}),
+    ("/_sim/state", {"GET": "get_state"}),
+    ("/_sim/jobs", {"GET": "get_job_mode", "POST": "set_job_mode"}),
+    ("/_sim/nfs/mount", {"POST": "nfs_mount"}),
+]
+
+
+def _compile(routes: list[tuple[str, dict[str, str]]]) -> list[tuple[re.Pattern[str], dict[str, str]]]:
+    out = []
+    for template, methods in routes:
+        pattern = re.sub(r"\{(\w+)\}", lambda m: _SEG.format(m.group(1)), template)
+        out.append((re.compile(f"^{pattern}/?$"), methods))
+    return out
+
+
+API = _compile(API_ROUTES)
+CONTROL = _compile(CONTROL_ROUTES)
+
+
+def resolve(path: str, table: list[tuple[re.Pattern[str], dict[str, str]]]
+            ) -> tuple[dict[str, str], dict[str, str]] | None:
+    """(methods → handler name, path parameters) for `path`, or None when no route matches."""
+    for pattern, methods in table:
+        match = pattern.match(path)
+        if match:
+            return methods, match.groupdict()
+    return None
