@@ -1,0 +1,45 @@
+"""One call from a bundle to its outputs: timeline.parquet and summary.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labctl.analysis.bundle import RunData, load_run
+from labctl.analysis.metrics import summarize
+from labctl.analysis.series import SeriesKey
+from labctl.analysis.timeline import Binned, bin_store, write_timeline
+
+
+@dataclass
+class Analysis:
+    """A parsed run, its 1 s series and its summary."""
+
+    run: RunData
+    binned: dict[SeriesKey, Binned]
+    summary: dict[str, Any]
+
+
+def analyse(run_dir: Path, *, write: bool = True) -> Analysis:
+    """Parse `run_dir`, build the timeline and summary, and (by default) write both into the bundle.
+
+    Raises:
+        StateError: `run_dir` is not a run bundle.
+    """
+    run = load_run(run_dir)
+    binned = bin_store(run.store)
+    run.store.series.clear()  # the raw samples are no longer needed
+    summary = summarize(run, binned)
+    if write:
+        summary["timeline_rows"] = write_timeline(binned, run_dir / "timeline.parquet")
+        write_json(run_dir / "summary.json", summary)
+    return Analysis(run, binned, summary)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (tmp + rename)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)

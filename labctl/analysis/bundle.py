@@ -1,0 +1,179 @@
+"""Load a run bundle (`runs/<id>/`): every raw file of every host, parsed onto one clock."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labctl.analysis.bpftrace import BpfResult, parse_bpftrace
+from labctl.analysis.clock import HostClock, load_clock
+from labctl.analysis.dmon import parse_dmon
+from labctl.analysis.lines import ParseStats
+from labctl.analysis.mountstats import MountInfo, parse_mountstats_log
+from labctl.analysis.nfsiostat import parse_nfsiostat
+from labctl.analysis.runner_events import parse_runner_events
+from labctl.analysis.series import SeriesStore
+from labctl.analysis.trainlog import TrainLog, parse_trainlog
+from labctl.errors import StateError
+
+
+@dataclass
+class RunData:
+    """Everything parsed from one bundle."""
+
+    run_dir: Path
+    store: SeriesStore = field(default_factory=SeriesStore)
+    parse: list[ParseStats] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+    hosts: list[str] = field(default_factory=list)
+    mounts: dict[str, MountInfo] = field(default_factory=dict)
+    bpf: dict[str, BpfResult] = field(default_factory=dict)
+    train: dict[str, TrainLog] = field(default_factory=dict)
+    phases: list[dict[str, object]] = field(default_factory=list)
+
+
+def dig(data: Any, *paths: str) -> Any:
+    """The first present value among dotted `paths` in nested dicts (None if none)."""
+    for p in paths:
+        cur = data
+        for part in p.split("."):
+            if not isinstance(cur, dict) or part not in cur:
+                break
+            cur = cur[part]
+        else:
+            return cur
+    return None
+
+
+def load_json(path: Path, warnings: list[str]) -> Any:
+    """A JSON file's content, or None (with a warning) when absent or unreadable."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        warnings.append(f"{path}: unreadable JSON ({exc})")
+        return None
+
+
+def _nconnect(opts: str | dict[str, str] | None) -> int:
+    if isinstance(opts, dict):
+        opts = ",".join(f"{k}={v}" for k, v in opts.items())
+    m = re.search(r"nconnect=(\d+)", opts or "")
+    return int(m[1]) if m else 1
+
+
+def _dmon_start(monitors: Any) -> tuple[float | None, float]:
+    """Start time and `-d` interval of dmon from monitors.json (used only when dmon has no Date/Time)."""
+    entry = dig(monitors, "dmon", "monitors.dmon")
+    if isinstance(monitors, list):
+        entry = next((m for m in monitors if isinstance(m, dict) and m.get("name") == "dmon"), None)
+    start = dig(entry, "start", "started_at")
+    cmd = str(dig(entry, "command") or "")
+    m = re.search(r"-d\s+(\d+)", cmd)
+    return (float(start) if isinstance(start, (int, float)) else None), (float(m[1]) if m else 1.0)
+
+
+def load_run(run_dir: Path) -> RunData:
+    """Parse the bundle at `run_dir`.
+
+    Raises:
+        StateError: the directory or its `raw/` folder does not exist.
+    """
+    raw = run_dir / "raw"
+    if not run_dir.is_dir():
+        raise StateError("run bundle not found", where=str(run_dir),
+                         fix="pass the directory of a run (runs/<run-id>) written by `labctl run`")
+    if not raw.is_dir():
+        raise StateError("not a run bundle: no raw/ directory", where=str(run_dir),
+                         fix="pass the directory of a run (runs/<run-id>) that holds raw/<host>/…")
+    run = RunData(run_dir)
+    manifest = load_json(run_dir / "manifest.json", run.warnings)
+    if manifest is None:
+        run.warnings.append("manifest.json missing or unreadable: versions and mount options unknown")
+    run.manifest = manifest if isinstance(manifest, dict) else {}
+    mount_path = dig(run.manifest, "mount.path", "mount_path", "mount.mount_path")
+    manifest_opts = dig(run.manifest, "mount.options", "mount_options")
+    for host_dir in sorted(p for p in raw.iterdir() if p.is_dir()):
+        host = host_dir.name
+        run.hosts.append(host)
+        clock = load_clock(host_dir / "clock.json", run.warnings)
+        _load_host(run, host, host_dir, clock, mount_path, manifest_opts)
+    if not run.hosts:
+        run.warnings.append(f"{raw}: no host directories")
+    phases, stats = parse_runner_events(run_dir / "events")
+    run.phases = phases
+    if stats.lines:
+        run.parse.append(stats)
+    return run
+
+
+def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
+               manifest_opts: Any) -> None:
+    store, w = run.store, run.warnings
+    if (p := d / "mountstats.log").exists():
+        stats, info = parse_mountstats_log(p, host, store, clock, mount=mount_path)
+        run.parse.append(stats)
+        if info is not None:
+            run.mounts[host] = info
+    if (p := d / "nfsiostat.log").exists():
+        opts = run.mounts[host].opts if host in run.mounts else manifest_opts
+        run.parse.append(parse_nfsiostat(p, host, store, clock, nconnect=_nconnect(opts)))
+    if (p := d / "bpftrace.jsonl").exists():
+        meta = load_json(d / "bpftrace.meta.json", w)
+        offset = dig(meta, "realtime_minus_boottime")
+        if not isinstance(offset, (int, float)):
+            w.append(f"{d}/bpftrace.meta.json: no realtime_minus_boottime; bpftrace series skipped")
+        else:
+            checks = dig(meta, "checks") or []
+            drift = [abs(float(c.get("realtime_minus_boottime", offset)) - offset)
+                     for c in checks if isinstance(c, dict)]
+            if drift and max(drift) > 0.1:
+                w.append(f"{host}: CLOCK_REALTIME stepped by up to {max(drift):.3f} s during the run (NTP?)")
+            res = parse_bpftrace(p, host, store, clock, float(offset))
+            run.bpf[host] = res
+            run.parse.append(res.stats)
+            if res.lost_events:
+                w.append(f"{host}: bpftrace lost {res.lost_events} events")
+    if (p := d / "dmon.log").exists():
+        start, interval = _dmon_start(load_json(d / "monitors.json", w))
+        run.parse.append(parse_dmon(p, host, store, clock, start_ts=start, interval_s=interval))
+    if (p := d / "train.log").exists():
+        tl = parse_trainlog(p, host, store, clock)
+        run.train[host] = tl
+        run.parse.append(tl.stats)
+    if not clock.utc_offset_known:
+        _infer_utc_offset(run, host)
+
+
+def _infer_utc_offset(run: RunData, host: str) -> None:
+    """dmon and the trainer print local time: if they sit a whole number of quarter hours away from the
+    epoch-stamped sources, shift them by that amount (clock.json had no utc_offset_s)."""
+    store = run.store
+    local = [s for k, s in store.series.items() if k[0] == host and k[2] in ("dmon", "trainer") and len(s.ts)]
+    ref = [s for k, s in store.series.items()
+           if k[0] == host and k[2] in ("mountstats", "nfsiostat", "bpftrace") and len(s.ts)]
+    if not local or not ref:
+        return
+    delta = min(s.ts[0] for s in local) - min(s.ts[0] for s in ref)
+    quarter = round(delta / 900.0) * 900.0
+    if abs(quarter) < 900 or abs(delta - quarter) > 300:
+        return
+    for s in local:
+        for i in range(len(s.ts)):
+            s.ts[i] -= quarter
+    tl = run.train.get(host)
+    if tl is not None:
+        for item in tl.saves + tl.events:
+            for key in ("ts", "next_ts"):
+                if isinstance(item.get(key), float):
+                    item[key] -= quarter
+        for attr in ("train_start", "train_end", "last_line_ts"):
+            if getattr(tl, attr) is not None:
+                setattr(tl, attr, getattr(tl, attr) - quarter)
+    run.warnings.append(f"{host}: dmon/trainer local time is {quarter / 3600:+.2f} h from UTC "
+                        "(inferred; add utc_offset_s to clock.json)")

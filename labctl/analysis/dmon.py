@@ -1,0 +1,116 @@
+"""`nvidia-smi dmon` text output: columns come from the `#` header lines, re-bound wherever they appear."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labctl.analysis.clock import HostClock, naive_epoch
+from labctl.analysis.lines import ParseStats, iter_text
+from labctl.analysis.series import SeriesStore
+
+SOURCE = "dmon"
+# unit in dmon's header -> (timeline unit, factor)
+_UNITS: dict[str, tuple[str, float]] = {
+    "W": ("W", 1.0), "C": ("C", 1.0), "%": ("%", 1.0), "MHz": ("MHz", 1.0), "bool": ("bool", 1.0),
+    "MB": ("B", 2.0**20), "MB/s": ("B/s", 1e6), "errs": ("count", 1.0),
+    "GPM:%": ("%", 1.0), "GPM:MiB/s": ("B/s", 2.0**20),
+}
+_SKIP_COLS = {"Date", "Time", "gpu"}
+
+
+def parse_dmon(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
+               start_ts: float | None = None, interval_s: float = 1.0) -> ParseStats:
+    """Parse one dmon log into `gpu.<column>` series (one per GPU index).
+
+    Rows carry their own `Date Time` (host local time) with `-o DT`; without it, samples are numbered by GPU
+    index wrap-around and placed at `start_ts + n * interval_s`. Rows whose token count differs from the
+    header's (a `^C` mid-line), `-` values and unparsable numbers produce no record and are counted.
+    """
+    stats = ParseStats(SOURCE, str(path))
+    names: list[str] = []
+    units: list[str] = []
+    sample = -1
+    last_idx = 10**9
+    last_stamp = ""
+    rows_in_sample = 0
+    gpus_seen: set[int] = set()
+    short_samples = 0
+    day_cache: dict[str, float] = {}
+    for line in iter_text(path, stats):
+        if line.startswith("#"):
+            toks = line[1:].split()
+            if not toks:
+                continue
+            if "gpu" in toks:
+                names, units = toks, []
+            elif "Idx" in toks:
+                units = toks
+            continue
+        toks = line.split()
+        if not toks:
+            continue
+        if not names or len(toks) != len(names):
+            stats.skip("no_header" if not names else "column_count")
+            continue
+        row = dict(zip(names, toks, strict=True))
+        try:
+            idx = int(row["gpu"])
+        except ValueError:
+            stats.skip("bad_gpu_index")
+            continue
+        if "Date" in row and "Time" in row:
+            stamp = row["Date"] + row["Time"]
+            ts = _dt(row["Date"], row["Time"], day_cache)
+            if ts is None:
+                stats.skip("bad_timestamp")
+                continue
+            ts = clock.local(ts)
+            new_sample = stamp != last_stamp
+            last_stamp = stamp
+        else:
+            new_sample = idx <= last_idx
+            if new_sample:
+                sample += 1
+            if start_ts is None:
+                stats.skip("no_timestamp")
+                last_idx = idx
+                continue
+            ts = clock.host(start_ts + sample * interval_s)
+        if new_sample:
+            if rows_in_sample and gpus_seen and rows_in_sample < len(gpus_seen):
+                short_samples += 1
+            rows_in_sample = 0
+        rows_in_sample += 1
+        last_idx = idx
+        gpus_seen.add(idx)
+        for i, name in enumerate(names):
+            if name in _SKIP_COLS:
+                continue
+            tok = toks[i]
+            if tok == "-":
+                continue
+            try:
+                value = float(tok)
+            except ValueError:
+                stats.skip("bad_value")
+                continue
+            unit, factor = _UNITS.get(units[i] if i < len(units) else "", ("", 1.0))
+            store.add(host, idx, SOURCE, f"gpu.{name}", unit, ts, value * factor)
+            stats.records += 1
+    if short_samples:
+        stats.skip("short_sample", short_samples)
+    return stats
+
+
+def _dt(date: str, time: str, cache: dict[str, float]) -> float | None:
+    """`YYYYMMDD`, `HH:MM:SS` -> naive epoch seconds, or None when malformed."""
+    base = cache.get(date)
+    try:
+        if base is None:
+            if len(date) != 8:
+                return None
+            base = cache[date] = naive_epoch(int(date[:4]), int(date[4:6]), int(date[6:]), 0, 0, 0)
+        hh, mm, ss = time.split(":")
+        return base + int(hh) * 3600 + int(mm) * 60 + int(ss)
+    except ValueError:
+        return None

@@ -1,0 +1,45 @@
+"""Line reading and parse accounting shared by every parser."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class ParseStats:
+    """What one parser saw: lines read, records emitted, lines skipped by reason."""
+
+    source: str
+    path: str = ""
+    lines: int = 0
+    records: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        """Count `n` skipped lines (or snapshots, blocks) for `reason`."""
+        self.skipped[reason] += n
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form (summary.json `parse`)."""
+        return {"source": self.source, "path": self.path, "lines": self.lines, "records": self.records,
+                "skipped": dict(sorted(self.skipped.items()))}
+
+
+def iter_lines(path: Path, stats: ParseStats) -> Iterator[bytes]:
+    """Complete lines of `path` (without the newline); an unterminated last line is counted as truncated."""
+    with path.open("rb") as fh:
+        for raw in fh:
+            stats.lines += 1
+            if raw[-1:] != b"\n":
+                stats.skip("truncated_last_line")
+                return
+            yield raw.rstrip(b"\r\n")
+
+
+def iter_text(path: Path, stats: ParseStats) -> Iterator[str]:
+    """Like `iter_lines`, decoded as UTF-8 (undecodable bytes replaced)."""
+    for raw in iter_lines(path, stats):
+        yield raw.decode("utf-8", "replace")

@@ -1,0 +1,265 @@
+"""summary.json: GPU utilisation, NFS traffic, the data-set check, checkpoints, stall fraction and sizing.
+
+Every formula is in docs/report.md; aggregations are total/total (never a mean of rates).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from labctl.analysis.bundle import RunData, dig
+from labctl.analysis.checkpoints import Burst, baseline, detect_bursts, impact
+from labctl.analysis.grid import Grid, nansum_rows
+from labctl.analysis.series import SeriesKey
+from labctl.analysis.timeline import Binned
+
+SCHEMA = "labctl.summary/1"
+MB = 1e6
+STALL_TARGETS = (0.01, 0.05)
+# NFS byte sources per host, best first: (source, bytes metric, rate metric)
+NFS_SOURCES = (("mountstats", "nfs.{}.bytes", "nfs.{}.bytes_rate"),
+               ("bpftrace", "io.{}.bytes", "io.{}.bytes_rate"),
+               ("nfsiostat", "nfsiostat.{}.bytes", "nfsiostat.{}.bytes_rate"))
+
+
+def _r(x: float | None, nd: int = 3) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), nd)
+
+
+def _pct(vals: np.ndarray, q: float) -> float | None:
+    return _r(float(np.percentile(vals, q))) if vals.size else None
+
+
+def _stats_MBps(rate: np.ndarray, total_bytes: float, wall: float) -> dict[str, float | None]:
+    v = rate[~np.isnan(rate)] / MB
+    return {"mean": _r(total_bytes / wall / MB) if wall > 0 else None, "p99": _pct(v, 99),
+            "peak": _r(float(v.max())) if v.size else None}
+
+
+class _Ctx:
+    """Shared state while building one summary."""
+
+    def __init__(self, run: RunData, binned: dict[SeriesKey, Binned]) -> None:
+        self.run, self.binned = run, binned
+        secs = [b.secs for b in binned.values() if b.secs.size]
+        t0 = int(min(s[0] for s in secs)) if secs else 0
+        t1 = int(max(s[-1] for s in secs)) if secs else 0
+        self.grid = Grid(t0, t1 - t0 + 1)
+
+    def get(self, host: str, gpu: int, source: str, metric: str) -> Binned | None:
+        return self.binned.get((host, gpu, source, metric))
+
+    def idx(self, t: float) -> int:
+        return int(min(max(math.floor(t) - self.grid.t0, 0), self.grid.n - 1))
+
+
+def summarize(run: RunData, binned: dict[SeriesKey, Binned]) -> dict[str, Any]:
+    """The summary.json document for a parsed run."""
+    c = _Ctx(run, binned)
+    g = c.grid
+    gpu_rows = {(k[0], k[1]): g.dense(b) for k, b in binned.items() if k[2] == "dmon" and k[3] == "gpu.sm"}
+    u = np.nanmean(np.vstack(list(gpu_rows.values())), axis=0) if gpu_rows else np.full(g.n, np.nan)
+    nfs_src: dict[str, str] = {}
+    rates: dict[str, list[np.ndarray]] = {"read": [], "write": []}
+    totals = {"read": 0.0, "write": 0.0}
+    per_host: list[dict[str, Any]] = []
+    for host in run.hosts:
+        for source, bytes_m, rate_m in NFS_SOURCES:
+            if c.get(host, -1, source, rate_m.format("write")) is not None:
+                nfs_src[host] = source
+                entry: dict[str, Any] = {"host": host, "source": source}
+                for d in ("read", "write"):
+                    rb = c.get(host, -1, source, rate_m.format(d))
+                    bb = c.get(host, -1, source, bytes_m.format(d))
+                    rates[d].append(g.spread(rb) if rb is not None else np.full(g.n, np.nan))
+                    entry[f"{d}_bytes"] = float(bb.values.sum()) if bb is not None else 0.0
+                    totals[d] += entry[f"{d}_bytes"]
+                per_host.append(entry)
+                break
+    r = nansum_rows(rates["read"], g.n)
+    w = nansum_rows(rates["write"], g.n)
+    train, train_src = _training_window(c, u)
+    wall = float(train.stop - train.start)
+    warnings = list(run.warnings)
+    bursts = detect_bursts(w)
+    base, mad = baseline(u, train, bursts)
+    checkpoints = _checkpoints(c, bursts, u, w, base, mad, warnings)
+    stall_s = sum(ck["blocking_s"] + ck["suppression_loss_s"] for ck in checkpoints)
+    in_train = {d: float(np.nansum(x[train])) for d, x in (("read", r), ("write", w))}
+    summary: dict[str, Any] = {
+        "schema": SCHEMA,
+        "run": {"dir": str(run.run_dir), "id": run.manifest.get("run_id") or run.run_dir.name,
+                "hosts": run.hosts,
+                "start": g.t0 if binned else None, "end": g.t0 + g.n if binned else None,
+                "training": {"start": g.t0 + train.start, "end": g.t0 + train.stop, "wall_s": wall,
+                             "source": train_src}},
+        "gpu": _gpu(gpu_rows, train, base),
+        "nfs": {"source": nfs_src, "read_bytes": totals["read"], "write_bytes": totals["write"],
+                "read_bytes_training": in_train["read"], "write_bytes_training": in_train["write"],
+                "read_MBps": _stats_MBps(r[train], in_train["read"], wall),
+                "write_MBps": _stats_MBps(w[train], in_train["write"], wall),
+                "per_host": per_host, "mounts": {h: m.to_dict() for h, m in run.mounts.items()}},
+        "dataset": _dataset(run, totals["read"]),
+        "checkpoints": checkpoints,
+        "stall_s": _r(stall_s),
+        "stall_fraction": _r(stall_s / wall, 5) if wall > 0 else None,
+        "sizing": _sizing(checkpoints, wall),
+        "io": _io(run),
+        "trainer": {h: {"epochs": t.epochs, "saves": t.saves, "events": t.events[:50]}
+                    for h, t in run.train.items()},
+        "phases": run.phases,
+        "manifest": {"versions": dig(run.manifest, "versions"),
+                     "mount_options": dig(run.manifest, "mount.options", "mount_options"),
+                     "experiment": dig(run.manifest, "experiment.name", "experiment")},
+        "parse": [p.to_dict() for p in run.parse],
+    }
+    if not gpu_rows:
+        warnings.append("no GPU utilisation data (dmon.log): GPU and stall metrics are empty")
+    if not nfs_src:
+        warnings.append("no NFS data (mountstats, bpftrace or nfsiostat): NFS and checkpoint metrics "
+                        "are empty")
+    if summary["dataset"]["caching_warning"]:
+        warnings.append(summary["dataset"]["caching_warning"])
+    summary["warnings"] = warnings
+    return summary
+
+
+def _training_window(c: _Ctx, u: np.ndarray) -> tuple[slice, str]:
+    starts = [t.train_start for t in c.run.train.values() if t.train_start is not None]
+    ends = [t.train_end for t in c.run.train.values() if t.train_end is not None]
+    if starts and ends and max(ends) > min(starts):
+        return slice(c.idx(min(starts)), c.idx(max(ends)) + 1), "trainer_log"
+    valid = u[~np.isnan(u)]
+    if valid.size:
+        busy = np.flatnonzero(np.nan_to_num(u) >= 0.5 * float(np.percentile(valid, 95)))
+        if busy.size:
+            return slice(int(busy[0]), int(busy[-1]) + 1), "gpu"
+    return slice(0, c.grid.n), "data"
+
+
+def _dist(v: np.ndarray) -> dict[str, Any]:
+    return {"samples": int(v.size), "mean_pct": _r(v.mean()) if v.size else None,
+            "p5_pct": _pct(v, 5), "p50_pct": _pct(v, 50)}
+
+
+def _gpu(rows: dict[tuple[str, int], np.ndarray], train: slice, base: float) -> dict[str, Any]:
+    per_gpu, per_host, allv = [], [], []
+    hosts: dict[str, list[np.ndarray]] = {}
+    for (host, gpu), arr in sorted(rows.items()):
+        v = arr[train]
+        v = v[~np.isnan(v)]
+        allv.append(v)
+        hosts.setdefault(host, []).append(v)
+        per_gpu.append({"host": host, "gpu": gpu, **_dist(v)})
+    for host, vs in hosts.items():
+        v = np.concatenate(vs)
+        per_host.append({"host": host, "gpus": len(vs), **_dist(v)})
+    v = np.concatenate(allv) if allv else np.zeros(0)
+    return {"metric": "gpu.sm", "util_mean_pct": _r(v.mean()) if v.size else None, "samples": int(v.size),
+            "baseline_pct": _r(base), "p5_pct": _pct(v, 5), "p50_pct": _pct(v, 50),
+            "per_host": per_host, "per_gpu": per_gpu}
+
+
+def _checkpoints(c: _Ctx, bursts: list[Burst], u: np.ndarray, w: np.ndarray, base: float, mad: float,
+                 warnings: list[str]) -> list[dict[str, Any]]:
+    t0 = c.grid.t0
+    saves = sorted((s for t in c.run.train.values() for s in t.saves), key=lambda s: s["ts"])
+    opens = [o for b in c.run.bpf.values() for o in b.opens]
+    out: list[dict[str, Any]] = []
+    used: set[int] = set()
+    for k, b in enumerate(bursts):
+        limit = bursts[k + 1].first - 2 if k + 1 < len(bursts) else c.grid.n
+        im = impact(u, b, base, mad, limit)
+        start, end = t0 + b.first - 1, t0 + b.last
+        dur = b.last - b.first + 1
+        match = next((i for i, s in enumerate(saves)
+                      if i not in used and start - 30 <= s["ts"] <= end + 5), None)
+        if match is not None:
+            used.add(match)
+        out.append({
+            "index": k + 1, "start": start, "end": end, "duration_s": dur, "bytes": b.bytes,
+            "write_MBps_mean": _r(b.bytes / dur / MB),
+            "write_MBps_peak": _r(float(np.nanmax(w[b.first:b.last + 1])) / MB),
+            "gpu_util_during_pct": _r(im.util_during), "blocking_s": im.blocking_s,
+            "suppression_s": im.suppression_s, "suppression_loss_s": _r(im.suppression_loss_s),
+            "stall_s": _r(im.blocking_s + im.suppression_loss_s), "source": "nfs_write_burst",
+            "log_save_ts": saves[match]["ts"] if match is not None else None,
+            "paths": sorted({str(o["path"]) for o in opens if start - 5 <= float(o["ts"]) <= end + 5}),
+        })
+    for i, s in enumerate(saves):
+        if i in used:
+            continue
+        if bursts:
+            warnings.append(f"trainer logged a checkpoint save at {s['ts']:.0f} with no NFS write burst")
+        else:
+            end = s["next_ts"] or s["ts"]
+            out.append({"index": len(out) + 1, "start": s["ts"], "end": end, "duration_s": _r(end - s["ts"]),
+                        "bytes": None, "write_MBps_mean": None, "write_MBps_peak": None,
+                        "gpu_util_during_pct": None, "blocking_s": 0, "suppression_s": 0,
+                        "suppression_loss_s": 0.0, "stall_s": 0.0, "source": "trainer_log",
+                        "log_save_ts": s["ts"], "paths": []})
+    if saves and bursts and len(saves) != len(bursts):
+        warnings.append(f"{len(bursts)} NFS write bursts but {len(saves)} checkpoint saves in the "
+                        "trainer log")
+    return out
+
+
+def _sizing(cks: list[dict[str, Any]], wall: float) -> dict[str, Any]:
+    sized = [c for c in cks if c["bytes"]]
+    if not sized:
+        return {"checkpoint_bytes_mean": None, "cadence_s": None, "targets": []}
+    size = sum(c["bytes"] for c in sized) / len(sized)
+    starts = [c["start"] for c in sized]
+    cadence = (starts[-1] - starts[0]) / (len(starts) - 1) if len(starts) > 1 else wall / len(sized)
+    observed = sum(c["bytes"] for c in sized) / sum(c["duration_s"] for c in sized)
+    targets = []
+    for f in STALL_TARGETS:
+        need = size / (f * cadence) if cadence > 0 else None
+        targets.append({"stall_pct": f * 100, "write_MBps": _r(need / MB if need else None),
+                        "vs_observed": _r(need / observed if need and observed else None)})
+    return {"checkpoint_bytes_mean": size, "cadence_s": _r(cadence), "observed_write_MBps": _r(observed / MB),
+            "model_stall_pct_at_observed": _r(100 * size / observed / cadence) if cadence > 0 else None,
+            "targets": targets}
+
+
+def _dataset(run: RunData, read_bytes: float) -> dict[str, Any]:
+    size = dig(run.manifest, "dataset.size_bytes", "dataset.bytes", "dataset_bytes")
+    epochs = next((t.epochs for t in run.train.values() if t.epochs), None)
+    epochs = epochs or dig(run.manifest, "experiment.epochs")
+    hosts = max(len(run.hosts), 1)
+    out: dict[str, Any] = {"size_bytes": size, "epochs": epochs, "read_bytes": read_bytes,
+                           "read_to_dataset_ratio": None, "expected_read_bytes_uncached": None,
+                           "caching_warning": None}
+    if not isinstance(size, (int, float)) or size <= 0:
+        return out
+    ratio = read_bytes / size
+    out["read_to_dataset_ratio"] = _r(ratio)
+    if isinstance(epochs, (int, float)) and epochs > 0:
+        expected = size * epochs * hosts
+        out["expected_read_bytes_uncached"] = expected
+        if read_bytes < 0.9 * expected:
+            out["caching_warning"] = (
+                f"NFS reads are {ratio:.2f}× the data set over {epochs} epochs on {hosts} host(s) (uncached: "
+                f"{expected / size:.0f}×): the data set is served from the client page cache after the first "
+                "read, so read throughput here does not measure storage read bandwidth")
+    mem = dig(run.manifest, "host_memory_bytes")
+    if isinstance(mem, (int, float)) and size <= mem and not out["caching_warning"]:
+        out["caching_warning"] = ("the data set fits in host memory: later epochs may be served from "
+                                  "the page cache")
+    return out
+
+
+def _io(run: RunData) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for host, res in run.bpf.items():
+        out[host] = {
+            "bytes_by_comm": {m: dict(c.most_common(20)) for m, c in res.by_comm.items() if c},
+            "hist": {m: [{"min": k[0], "max": k[1], "count": n} for k, n in
+                         sorted(h.items(), key=lambda kv: (kv[0][1] is None, kv[0][1] or 0))]
+                     for m, h in res.hists.items() if h},
+            "write_opens": res.opens[:200], "lost_events": res.lost_events, "probes": res.probes,
+        }
+    return out

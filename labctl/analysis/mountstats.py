@@ -1,0 +1,277 @@
+"""`/proc/<pid>/mountstats` NFS entries, and per-interval rates from consecutive snapshots.
+
+The bundle's `mountstats.log` holds one snapshot per sample: a line `#ts <epoch> <monotonic>` followed by the
+mount's block verbatim. Counters are keyed by name, 8 or 9 per-op fields and 25 or 27 events are accepted,
+unknown lines are ignored, and a decreasing `age:` or any negative delta starts a new baseline (no record).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labctl.analysis.clock import HostClock
+from labctl.analysis.lines import ParseStats, iter_lines
+from labctl.analysis.series import SeriesStore
+
+SOURCE = "mountstats"
+MAX_DELTA = 2**63
+MAX_BYTES_RATE = 1e12  # 1 TB/s per mount: anything above is a counter glitch, not traffic
+OPS = (b"READ", b"WRITE", b"COMMIT", b"GETATTR", b"LOOKUP", b"OPEN", b"CLOSE", b"RENAME", b"ACCESS",
+       b"LAYOUTGET", b"LAYOUTCOMMIT", b"LAYOUTRETURN", b"READDIR", b"SETATTR")
+_DEVICE = re.compile(rb"^device (\S+) mounted on (\S+) with fstype (\S+)(?: statvers=(\S+))?")
+_OCTAL = re.compile(r"\\([0-7]{3})")
+EV_FSYNC, EV_PNFS_READ, EV_PNFS_WRITE = 15, 25, 26
+
+
+def unescape(text: str) -> str:
+    """Undo the kernel's octal escaping of device and mount names (`\\040` is a space)."""
+    return _OCTAL.sub(lambda m: chr(int(m[1], 8)), text)
+
+
+@dataclass
+class MountEntry:
+    """One `device … mounted on …` entry; only the parts labctl uses are kept."""
+
+    device: str
+    mount: str
+    fstype: str
+    statvers: str = ""
+    opts: dict[str, str] = field(default_factory=dict)
+    nfsv4: dict[str, str] = field(default_factory=dict)
+    age: int | None = None
+    events: list[int] = field(default_factory=list)
+    bytes: list[int] = field(default_factory=list)
+    xprts: list[tuple[str, list[int]]] = field(default_factory=list)
+    ops: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def is_nfs(self) -> bool:
+        return self.fstype.startswith("nfs")
+
+    def complete(self) -> bool:
+        """Has the counters an interval needs (a snapshot cut short lacks them)."""
+        return len(self.bytes) == 8 and "READ" in self.ops and "WRITE" in self.ops
+
+
+def _kv(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        if key:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _ints(raw: bytes) -> list[int]:
+    return [int(x) for x in raw.split()]
+
+
+def parse_entries(lines: Iterable[bytes], stats: ParseStats) -> Iterator[MountEntry]:
+    """Entries of a mountstats text (lines without newlines); malformed lines are counted, never fatal."""
+    cur: MountEntry | None = None
+    in_ops = False
+    for line in lines:
+        if line.startswith(b"device "):
+            if cur is not None:
+                yield cur
+            m = _DEVICE.match(line)
+            cur, in_ops = None, False
+            if m is None:
+                stats.skip("bad_device_line")
+                continue
+            dev, mnt = (unescape(x.decode("utf-8", "replace")) for x in (m[1], m[2]))
+            cur = MountEntry(dev, mnt, m[3].decode(), (m[4] or b"").decode())
+            continue
+        if cur is None:
+            continue
+        s = line.strip()
+        if not s:
+            yield cur
+            cur, in_ops = None, False
+            continue
+        try:
+            if in_ops:
+                name, sep, rest = s.partition(b": ")
+                if not sep:
+                    stats.skip("bad_op_line")
+                elif name in OPS:
+                    nums = _ints(rest)
+                    if len(nums) < 8:
+                        stats.skip("bad_op_line")
+                    else:
+                        cur.ops[name.decode()] = nums
+            elif s.startswith(b"bytes:"):
+                cur.bytes = _ints(s[6:])
+            elif s.startswith(b"xprt:"):
+                parts = s[5:].split()
+                cur.xprts.append((parts[0].decode(), [int(x) for x in parts[1:]]))
+            elif s.startswith(b"events:"):
+                cur.events = _ints(s[7:])
+            elif s.startswith(b"age:"):
+                cur.age = int(s[4:])
+            elif s.startswith(b"opts:"):
+                cur.opts = _kv(s[5:].decode("utf-8", "replace"))
+            elif s.startswith(b"nfsv4:"):
+                cur.nfsv4 = _kv(s[6:].decode("utf-8", "replace"))
+            elif s.startswith(b"per-op statistics"):
+                in_ops = True
+        except (ValueError, IndexError):
+            stats.skip("bad_counter_line")
+    if cur is not None:
+        yield cur
+
+
+# xprt field index of sends / backlog per protocol (statvers 1.1, after the protocol word)
+_XPRT_SENDS = {"tcp": (5, 8), "rdma": (5, 8), "udp": (2, 5)}
+
+
+def _xprt_sums(entry: MountEntry) -> tuple[int, int]:
+    sends = bklog = 0
+    for proto, nums in entry.xprts:
+        i, j = _XPRT_SENDS.get(proto, (5, 8))
+        if len(nums) > j:
+            sends += nums[i]
+            bklog += nums[j]
+    return sends, bklog
+
+
+def interval_metrics(e0: MountEntry, e1: MountEntry, dt: float,
+                     stats: ParseStats) -> list[tuple[str, str, float]] | None:
+    """(metric, unit, value) for the interval between two snapshots, or None when it must be dropped."""
+    if e1.age is not None and e0.age is not None and e1.age < e0.age:
+        stats.skip("counter_reset")
+        return None
+    db = [b - a for a, b in zip(e0.bytes, e1.bytes, strict=True)]
+    if any(d < 0 for d in db):
+        stats.skip("counter_reset")
+        return None
+    if any(d > MAX_DELTA for d in db) or max(db[4], db[5]) / dt > MAX_BYTES_RATE:
+        stats.skip("absurd_delta")
+        return None
+    out: list[tuple[str, str, float]] = [
+        ("nfs.read.bytes", "B", float(db[4])), ("nfs.write.bytes", "B", float(db[5])),
+        ("nfs.read.bytes_rate", "B/s", db[4] / dt), ("nfs.write.bytes_rate", "B/s", db[5] / dt),
+        ("nfs.app_read.bytes_rate", "B/s", (db[0] + db[2]) / dt),
+        ("nfs.app_write.bytes_rate", "B/s", (db[1] + db[3]) / dt),
+        ("nfs.mmap_read.bytes_rate", "B/s", max(0, db[4] - db[0] - db[2]) / dt),
+    ]
+    retrans = timeouts = errors = 0
+    for name, v1 in e1.ops.items():
+        v0 = e0.ops.get(name)
+        if v0 is None:
+            continue
+        d = [b - a for a, b in zip(v0, v1, strict=False)]
+        if d[0] < 0 or d[0] > MAX_DELTA:
+            stats.skip("counter_reset")
+            continue
+        low = name.lower()
+        out.append((f"nfs.{low}.ops_rate", "ops/s", d[0] / dt))
+        if 0 <= d[1] - d[0] < MAX_DELTA:
+            retrans += d[1] - d[0]
+        timeouts += max(d[2], 0)
+        if len(d) > 8 and 0 <= d[8] < MAX_DELTA:
+            errors += d[8]
+        if d[0] > 0 and name in ("READ", "WRITE", "COMMIT"):
+            for idx, label in ((6, "rtt_ms"), (7, "exe_ms"), (5, "queue_ms")):
+                if 0 <= d[idx] < MAX_DELTA:
+                    out.append((f"nfs.{low}.{label}", "ms", d[idx] / d[0]))
+                else:
+                    stats.skip("absurd_delta")
+    out += [("nfs.retrans", "count", float(retrans)), ("nfs.timeouts", "count", float(timeouts))]
+    if any(len(v) > 8 for v in e1.ops.values()):
+        out.append(("nfs.errors", "count", float(errors)))
+    s0, b0 = _xprt_sums(e0)
+    s1, b1 = _xprt_sums(e1)
+    out.append(("nfs.xprt.count", "count", float(len(e1.xprts))))
+    if len(e0.xprts) == len(e1.xprts) and s1 >= s0:
+        out.append(("nfs.xprt.sends_rate", "ops/s", (s1 - s0) / dt))
+        if s1 > s0 and b1 >= b0:
+            out.append(("nfs.xprt.backlog_avg", "count", (b1 - b0) / (s1 - s0)))
+    ev0, ev1 = e0.events, e1.events
+    if len(ev0) == len(ev1) and len(ev1) > EV_FSYNC:
+        out.append(("nfs.fsync_rate", "ops/s", max(0, ev1[EV_FSYNC] - ev0[EV_FSYNC]) / dt))
+        if len(ev1) > EV_PNFS_WRITE:
+            out.append(("nfs.pnfs.read_dispatch_rate", "ops/s",
+                        max(0, ev1[EV_PNFS_READ] - ev0[EV_PNFS_READ]) / dt))
+            out.append(("nfs.pnfs.write_dispatch_rate", "ops/s",
+                        max(0, ev1[EV_PNFS_WRITE] - ev0[EV_PNFS_WRITE]) / dt))
+    return out
+
+
+@dataclass
+class MountInfo:
+    """The mount as the kernel reports it (effective options), from the first complete snapshot."""
+
+    device: str
+    mount: str
+    fstype: str
+    opts: dict[str, str]
+    pnfs: str
+    xprt_count: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"device": self.device, "mount": self.mount, "fstype": self.fstype, "opts": self.opts,
+                "pnfs": self.pnfs, "xprt_count": self.xprt_count}
+
+
+def _pick(entries: list[MountEntry], mount: str | None) -> MountEntry | None:
+    nfs = [e for e in entries if e.is_nfs]
+    if mount:
+        nfs = [e for e in nfs if e.mount == mount] or nfs
+    return nfs[0] if nfs else None
+
+
+def _snapshots(path: Path, stats: ParseStats) -> Iterator[tuple[float, float, list[bytes]]]:
+    head: tuple[float, float] | None = None
+    body: list[bytes] = []
+    for line in iter_lines(path, stats):
+        if line.startswith(b"#ts "):
+            if head is not None:
+                yield head[0], head[1], body
+            body = []
+            parts = line.split()
+            try:
+                epoch = float(parts[1])
+                head = (epoch, float(parts[2]) if len(parts) > 2 else epoch)
+            except (ValueError, IndexError):
+                stats.skip("bad_ts_line")
+                head = None
+        elif head is not None:
+            body.append(line)
+        else:
+            stats.skip("outside_snapshot")
+    if head is not None:
+        yield head[0], head[1], body
+
+
+def parse_mountstats_log(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
+                         mount: str | None = None) -> tuple[ParseStats, MountInfo | None]:
+    """Parse a bundle `mountstats.log` into per-interval `nfs.*` series (timestamp = end of interval)."""
+    stats = ParseStats(SOURCE, str(path))
+    prev: tuple[float, float, MountEntry] | None = None
+    info: MountInfo | None = None
+    for epoch, mono, body in _snapshots(path, stats):
+        entry = _pick(list(parse_entries(body, stats)), mount)
+        if entry is None or not entry.complete():
+            stats.skip("incomplete_snapshot")
+            continue
+        if info is None:
+            info = MountInfo(entry.device, entry.mount, entry.fstype, entry.opts,
+                             entry.nfsv4.get("pnfs", ""), len(entry.xprts))
+        if prev is not None:
+            dt = mono - prev[1]
+            if dt <= 0:
+                stats.skip("bad_interval")
+            else:
+                metrics = interval_metrics(prev[2], entry, dt, stats)
+                if metrics is not None:
+                    ts = clock.host(epoch)
+                    for metric, unit, value in metrics:
+                        store.add(host, -1, SOURCE, metric, unit, ts, value)
+                    store.add(host, -1, SOURCE, "nfs.interval_s", "s", ts, dt)
+                    stats.records += len(metrics)
+        prev = (epoch, mono, entry)
+    return stats, info

@@ -1,0 +1,121 @@
+"""`nfsiostat <interval> <mount>` text (nfs-utils ≤2.2 … HEAD `-m`, PCP's variant), blocks after `#ts <ep>`.
+
+Columns are mapped from each op's header line, `N (p%)` counts as one cell, the first block per mount
+(cumulative since mount) is dropped, free-text lines are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from labctl.analysis.clock import HostClock, naive_epoch
+from labctl.analysis.lines import ParseStats, iter_text
+from labctl.analysis.series import SeriesStore
+
+SOURCE = "nfsiostat"
+_MOUNT = re.compile(r"^(?P<export>\S+) mounted on (?P<mount>.+?):?\s*$")
+_OP_HEADER = re.compile(r"^(?P<op>\w+):\s+ops?/s")
+_HEAD_CELLS = re.compile(r"ops?/s|[kM]B/s|[kM]B/op|retrans|avg RTT \(ms\)|avg exe \(ms\)|avg queue \(ms\)"
+                         r"|errors")
+_VALUE_CELLS = re.compile(r"\d+\s+\(\d+(?:\.\d+)?%\)|-?\d+(?:\.\d+)?")
+_PCP_TS = re.compile(r"^Timestamp\s*:\s*(\d\d)/(\d\d)/(\d{4}) (\d\d):(\d\d):(\d\d)")
+_SCALE = {"kB/s": 1024.0, "MB/s": 2.0**20, "kB/op": 1024.0, "MB/op": 2.0**20}
+# header cell -> (metric suffix, unit)
+_NAMES = {"ops/s": ("ops_rate", "ops/s"), "op/s": ("ops_rate", "ops/s"), "kB/s": ("bytes_rate", "B/s"),
+          "MB/s": ("bytes_rate", "B/s"), "kB/op": ("bytes_per_op", "B"), "MB/op": ("bytes_per_op", "B"),
+          "retrans": ("retrans", "count"), "avg RTT (ms)": ("rtt_ms", "ms"), "avg exe (ms)": ("exe_ms", "ms"),
+          "avg queue (ms)": ("queue_ms", "ms"), "errors": ("errors", "count")}
+
+
+def _cell(text: str) -> float:
+    """`12.5` -> 12.5; `3 (0.1%)` -> 3."""
+    return float(text.split()[0])
+
+
+def parse_nfsiostat(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
+                    nconnect: int = 1) -> ParseStats:
+    """Parse one nfsiostat log into `nfsiostat.<op>.*` series (wire bytes incl. RPC headers).
+
+    The top `ops/s` line comes from one transport only, so it is dropped (and counted) when `nconnect` > 1.
+    `nfsiostat.<op>.bytes` (B) is the rate times the measured time since the previous block of that mount.
+    """
+    stats = ParseStats(SOURCE, str(path))
+    ts: float | None = None
+    mount: str | None = None
+    blocks: dict[str, int] = {}
+    last_ts: dict[str, float] = {}
+    pending: tuple[str, list[str]] | None = None  # (kind, header cells) awaiting its value line
+    emit = False
+    block_prev: float | None = None
+
+    def add(metric: str, unit: str, value: float) -> None:
+        store.add(host, -1, SOURCE, metric, unit, ts, value)  # type: ignore[arg-type]
+        stats.records += 1
+
+    for line in iter_text(path, stats):
+        if line.startswith("#ts "):
+            try:
+                ts = clock.host(float(line.split()[1]))
+            except (ValueError, IndexError):
+                stats.skip("bad_ts_line")
+                ts = None
+            continue
+        pcp = _PCP_TS.match(line)
+        if pcp:
+            mo, d, y, hh, mi, ss = (int(x) for x in pcp.groups())
+            ts = clock.local(naive_epoch(y, mo, d, hh, mi, ss))
+            continue
+        stripped = line.strip()
+        if not stripped:
+            continue
+        m = _MOUNT.match(stripped)
+        if m:
+            mount = m["mount"]
+            blocks[mount] = blocks.get(mount, 0) + 1
+            pending = None
+            emit = blocks[mount] > 1 and ts is not None
+            if blocks[mount] == 1:
+                stats.skip("first_block_since_mount")
+            elif ts is None:
+                stats.skip("no_timestamp")
+            block_prev = last_ts.get(mount)
+            if emit and block_prev is not None and ts is not None and ts <= block_prev:
+                stats.skip("non_increasing_ts")
+                emit = False
+            if ts is not None:
+                last_ts[mount] = ts
+            continue
+        if pending is not None:
+            kind, cells = pending
+            pending = None
+            values = _VALUE_CELLS.findall(stripped)
+            if len(values) != len(cells):
+                stats.skip("column_count")
+                continue
+            if not emit or mount is None:
+                continue
+            if kind == "top":
+                if nconnect > 1:
+                    stats.skip("top_line_nconnect")
+                else:
+                    add("nfsiostat.rpc.ops_rate", "ops/s", _cell(values[0]))
+                add("nfsiostat.rpc.backlog", "count", _cell(values[1]))
+                continue
+            prev = block_prev
+            for name, raw in zip(cells, values, strict=True):
+                suffix, unit = _NAMES[name]
+                value = _cell(raw) * _SCALE.get(name, 1.0)
+                add(f"nfsiostat.{kind}.{suffix}", unit, value)
+                if suffix == "bytes_rate" and prev is not None:
+                    add(f"nfsiostat.{kind}.bytes", "B", value * (ts - prev))  # type: ignore[operator]
+            continue
+        if "rpc bklog" in stripped:
+            pending = ("top", ["ops/s", "rpc bklog"])
+            continue
+        oh = _OP_HEADER.match(stripped)
+        if oh:
+            pending = (oh["op"].lower(), _HEAD_CELLS.findall(stripped))
+            continue
+        stats.skip("free_text")
+    return stats

@@ -1,0 +1,44 @@
+"""Columnar accumulation of samples: one compact series per (host, gpu, source, metric)."""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+
+SeriesKey = tuple[str, int, str, str]  # host, gpu (-1 = host level), source, metric
+
+
+@dataclass
+class Series:
+    """Timestamps (controller UTC epoch s) and values of one metric, in arrival order."""
+
+    unit: str
+    ts: array = field(default_factory=lambda: array("d"))
+    values: array = field(default_factory=lambda: array("d"))
+
+
+class SeriesStore:
+    """All samples of a run, grouped by series; appends are O(1) and compact."""
+
+    def __init__(self) -> None:
+        self.series: dict[SeriesKey, Series] = {}
+
+    def add(self, host: str, gpu: int, source: str, metric: str, unit: str, ts: float, value: float) -> None:
+        """Record one sample."""
+        key = (host, gpu, source, metric)
+        s = self.series.get(key)
+        if s is None:
+            s = self.series[key] = Series(unit)
+        s.ts.append(ts)
+        s.values.append(value)
+
+    def get(self, host: str, gpu: int, source: str, metric: str) -> Series | None:
+        """The series for that key, if any sample was recorded."""
+        return self.series.get((host, gpu, source, metric))
+
+    def hosts(self) -> list[str]:
+        """Hosts with at least one sample."""
+        return sorted({k[0] for k in self.series})
+
+    def __len__(self) -> int:
+        return sum(len(s.ts) for s in self.series.values())
