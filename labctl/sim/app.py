@@ -53,10 +53,11 @@ class SimApp:
         self.faults.clear()
         self.clear_log()
 
-    def _record(self, req: Request, status: int, query: str) -> None:
+    def _record(self, req: Request, status: int, query: str, body: dict[str, Any]) -> None:
+        """Log one `/api` call: method, path, decoded query, status (0: dropped), body as sent."""
         with self._log_lock:
             self._log.append({"method": req.method, "path": req.path, "query": query, "status": status,
-                              "body": req.body or None, "time": time.time()})
+                              "body": body or None, "time": time.time()})
 
     # dispatch ---------------------------------------------------------------------------------------------
     def authorized(self, header: str | None) -> bool:
@@ -75,22 +76,23 @@ class SimApp:
         path = unquote(split.path)
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         req = Request(method, path, target, query, {}, headers.get("accept", "*/*"))
+        sent: dict[str, Any] = {}
         is_api = path == "/api" or path.startswith("/api/")
         try:
             if not self.authorized(headers.get("authorization")):
                 raise NotAuthorized()
-            req.body = self._parse_body(raw_body)
+            sent = req.body = self._parse_body(raw_body)
             if not is_api:
                 return self._control(req)
-            req.body = expand_body(req.body)
+            req.body = expand_body(sent)
             response = self._api(req)
         except OntapApiError as exc:
             response = self.error(exc)
         except DropConnection:
-            self._record(req, 0, unquote(split.query))
+            self._record(req, 0, unquote(split.query), sent)
             raise
         if is_api:
-            self._record(req, response.status, unquote(split.query))
+            self._record(req, response.status, unquote(split.query), sent)
         return response
 
     @staticmethod
@@ -157,7 +159,8 @@ class SimApp:
 
     def _job_answer(self, req: Request, pending: PendingJob) -> Response:
         """201/200 with the job link when it finishes within `return_timeout`, else 202."""
-        timeout = min(max(as_int(req.query.get("return_timeout", "0"), "return_timeout"), 0), MAX_RETURN_TIMEOUT)
+        asked = as_int(req.query.get("return_timeout", "0"), "return_timeout")
+        timeout = min(max(asked, 0), MAX_RETURN_TIMEOUT)
         with self.backend.lock:
             wait = self.backend.job_wait_s(pending.job)
         if timeout and wait is not None and 0 < wait <= timeout:

@@ -1,4 +1,4 @@
-"""The control API outside `/api` (like moto's `/moto-api`): request log, reset, faults, state, jobs, mounts."""
+"""The control API outside `/api` (like moto's `/moto-api`): log, reset, faults, state, jobs, mounts."""
 
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ class ControlApi:
 
     def get_state(self, req: Request) -> Response:
         """The whole state; `exclude=a,b` drops collections (default `jobs`), `include=jobs` keeps them."""
-        exclude = {"jobs"} if "exclude" not in req.query else set(filter(None, req.query["exclude"].split(",")))
+        raw = req.query.get("exclude")
+        exclude = {"jobs"} if raw is None else set(filter(None, raw.split(",")))
         exclude -= set(filter(None, req.query.get("include", "").split(",")))
         unknown = exclude - set(COLLECTIONS)
         if unknown:

@@ -1,4 +1,4 @@
-"""ONTAP REST errors as raised by the simulator's models; the server renders them as ONTAP's error envelope."""
+"""ONTAP REST errors raised by the simulator's models; the app renders them as ONTAP's error envelope."""
 
 from __future__ import annotations
 

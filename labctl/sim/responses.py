@@ -11,8 +11,8 @@ from labctl.sim.models import OntapBackend
 from labctl.sim.models.base import Record, link, public
 from labctl.sim.query import as_bool, as_int, matches, parse_fields, select, values_at
 
-RESERVED = {"fields", "max_records", "return_records", "return_timeout", "order_by", "is_constituent", "force",
-            "sizing_method", "new_index", "privilege_level", "hal_linking"}
+RESERVED = {"fields", "max_records", "return_records", "return_timeout", "order_by", "is_constituent",
+            "force", "sizing_method", "new_index", "privilege_level", "hal_linking"}
 
 
 @dataclass
@@ -93,8 +93,8 @@ def collection(req: Request, records: list[Record], view: View) -> Response:
     cursor_key = view.keys[0] if view.keys[0] != "svm" else "svm.uuid"
     start = q.get(f"start.{cursor_key}")
     if start is not None:
-        positions = [i for i, r in enumerate(records) if str(values_at(r, cursor_key.split("."))[:1][0]) == start]
-        records = records[positions[0]:] if positions else []
+        keys = [str(values_at(r, cursor_key.split("."))[0]) for r in records]
+        records = records[keys.index(start):] if start in keys else []
     limit = as_int(q["max_records"], "max_records") if "max_records" in q else None
     if limit is not None and limit < 1:
         raise InvalidValue("max_records", limit)
@@ -147,7 +147,8 @@ class OntapResponses:
 
     def list_aggregates(self, req: Request) -> Response:
         b = self.backend
-        return collection(req, [b.render_aggregate(a) for a in b.state["aggregates"].values()], VIEWS["named"])
+        records = [b.render_aggregate(a) for a in b.state["aggregates"].values()]
+        return collection(req, records, VIEWS["named"])
 
     def get_aggregate(self, req: Request, uuid: str) -> Response:
         b = self.backend
@@ -267,7 +268,8 @@ class OntapResponses:
     # network ----------------------------------------------------------------------------------------------
     def list_interfaces(self, req: Request) -> Response:
         b = self.backend
-        return collection(req, [b.render_interface(i) for i in b.state["interfaces"].values()], VIEWS["named"])
+        records = [b.render_interface(i) for i in b.state["interfaces"].values()]
+        return collection(req, records, VIEWS["named"])
 
     def get_interface(self, req: Request, uuid: str) -> Response:
         lif = self.backend.get_record("interfaces", uuid)

@@ -145,7 +145,8 @@ class OntapSimulator:
 
     def start(self) -> OntapSimulator:
         """Serve in a daemon thread; returns self."""
-        self._thread = threading.Thread(target=self._server.serve_forever, name="ontap-sim", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="ontap-sim",
+                                        daemon=True)
         self._thread.start()
         return self
 

@@ -1,4 +1,4 @@
-"""Asynchronous jobs: queued → running → success | failure, progressing immediately, per poll or per second."""
+"""Asynchronous jobs: queued → running → success | failure, finishing at once, per poll or per second."""
 
 from __future__ import annotations
 

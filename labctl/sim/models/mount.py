@@ -72,13 +72,12 @@ class MountMixin(BackendBase):
                 or not service["transport"].get(f"{transport}_enabled", False):
             raise MountRefused("protocol_not_supported", "mount.nfs: Protocol not supported")
         volume, rest = self._volume_at(svm, export)
+        no_such = f"mount.nfs: mounting {where} failed, reason given by server: No such file or directory"
         if volume is None or volume["state"] != "online":
-            raise MountRefused("no_such_export", f"mount.nfs: mounting {where} failed, reason given by server: "
-                                                 "No such file or directory")
+            raise MountRefused("no_such_export", no_such)
         directory = self.volume_dir(volume).joinpath(*rest)
         if not directory.is_dir():
-            raise MountRefused("no_such_export", f"mount.nfs: mounting {where} failed, reason given by server: "
-                                                 "No such file or directory")
+            raise MountRefused("no_such_export", no_such)
         rule = self._matching_rule(volume, client, vers)
         if rule is None:
             raise MountRefused("access_denied", f"mount.nfs: access denied by server while mounting {where}")

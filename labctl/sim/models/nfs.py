@@ -19,8 +19,10 @@ from labctl.sim.query import as_bool, as_int, deep_merge
 
 SECURITY_FLAVORS = ("any", "none", "never", "krb5", "krb5i", "krb5p", "ntlm", "sys")
 PROTOCOLS = ("any", "nfs", "nfs3", "nfs4", "cifs", "flexcache", "nfs41", "nfs40", "nfs42")
-RULE_FIELDS = {"index", "clients", "ro_rule", "rw_rule", "superuser", "protocols", "anonymous_user",
-               "allow_suid", "allow_device_creation", "chown_mode", "ntfs_unix_security", "allow_nfs_tls_only"}
+RULE_FIELDS = {
+    "index", "clients", "ro_rule", "rw_rule", "superuser", "protocols", "anonymous_user", "allow_suid",
+    "allow_device_creation", "chown_mode", "ntfs_unix_security", "allow_nfs_tls_only",
+}
 _HOST_RE = re.compile(r"^(@[\w.-]+|[A-Za-z0-9*]([A-Za-z0-9*.-]*[A-Za-z0-9*])?)$")
 
 
@@ -54,9 +56,11 @@ def nfs_defaults() -> dict[str, Any]:
         "security": {"chown_mode": "restricted", "nt_acl_display_permission": False,
                      "ntfs_unix_security": "use_export_policy", "rpcsec_context_idle": 0,
                      "permitted_encryption_types": ["des", "des3", "aes_128", "aes_256"]},
-        "windows": {"default_user": "", "map_unknown_uid_to_default_user": True, "v3_ms_dos_client_enabled": False},
+        "windows": {"default_user": "", "map_unknown_uid_to_default_user": True,
+                    "v3_ms_dos_client_enabled": False},
         "exports": {"netgroup_trust_any_nsswitch_no_match": False, "name_service_lookup_protocol": "udp"},
-        "access_cache_config": {"ttl_positive": 60, "ttl_negative": 30, "ttl_failure": 1, "harvest_timeout": 3600},
+        "access_cache_config": {"ttl_positive": 60, "ttl_negative": 30, "ttl_failure": 1,
+                                "harvest_timeout": 3600},
     }
 
 
@@ -136,7 +140,8 @@ class NfsMixin(BackendBase):
         if policy is None:
             if status == 404:
                 raise EntryNotFound("id")
-            raise OntapApiError("Export policy does not exist", code="1703954", status=status, target="policy.id")
+            raise OntapApiError("Export policy does not exist", code="1703954", status=status,
+                                target="policy.id")
         return policy
 
     def add_export_policy(self, svm: Record, name: str) -> Record:
@@ -193,8 +198,8 @@ class NfsMixin(BackendBase):
     def delete_export_policy(self, policy_id: str) -> None:
         policy = self.find_policy(policy_id)
         if policy["name"] == "default":
-            raise OntapApiError("Cannot delete default ruleset.  This ruleset will be deleted when the owning "
-                                "Vserver is deleted", code="1703947")
+            raise OntapApiError("Cannot delete default ruleset.  This ruleset will be deleted when the "
+                                "owning Vserver is deleted", code="1703947")
         if any(v.get("nas", {}).get("export_policy", {}).get("id") == policy["id"]
                for v in self.state["volumes"].values()):
             raise OntapApiError("Ruleset is in use by a volume.  It cannot be deleted until all volumes that "
@@ -247,7 +252,8 @@ class NfsMixin(BackendBase):
             "protocols": self._list_of(body, "protocols", ["any"], PROTOCOLS),
             "anonymous_user": str(body.get("anonymous_user", "65534")),
             "allow_suid": as_bool(body.get("allow_suid", True), "allow_suid"),
-            "allow_device_creation": as_bool(body.get("allow_device_creation", True), "allow_device_creation"),
+            "allow_device_creation": as_bool(body.get("allow_device_creation", True),
+                                             "allow_device_creation"),
             "chown_mode": body.get("chown_mode", "restricted"),
             "ntfs_unix_security": body.get("ntfs_unix_security", "fail"),
             "allow_nfs_tls_only": as_bool(body.get("allow_nfs_tls_only", False), "allow_nfs_tls_only"),

@@ -21,9 +21,10 @@ from labctl.sim.query import as_int, as_size, deep_merge, ref_name
 MIB = 1 << 20
 VOLUME_FIELDS = {
     "name", "svm", "aggregates", "constituents_per_aggregate", "constituent_count", "style", "size", "nas",
-    "guarantee", "state", "type", "snapshot_policy", "space", "comment", "language", "encryption", "efficiency",
-    "tiering", "qos", "_tags", "optimize_aggregates", "use_mirrored_aggregates", "granular_data", "autosize",
-    "snaplock", "files", "analytics", "activity_tracking", "application", "scheduled_snapshot_naming_scheme",
+    "guarantee", "state", "type", "snapshot_policy", "space", "comment", "language", "encryption",
+    "efficiency", "tiering", "qos", "_tags", "optimize_aggregates", "use_mirrored_aggregates",
+    "granular_data", "autosize", "snaplock", "files", "analytics", "activity_tracking", "application",
+    "scheduled_snapshot_naming_scheme",
 }
 PATCH_READ_ONLY = {"svm", "style", "constituents_per_aggregate", "constituent_count", "aggregates", "type",
                    "uuid", "create_time", "is_svm_root"}
@@ -81,8 +82,8 @@ class StorageMixin(JobsMixin):
         aggr_uuid = self.new_uuid("aggregate", name)
         aggr = {"uuid": aggr_uuid, "name": name, "node": self.ref(node), "home_node": self.ref(node),
                 "state": "online", "snaplock_type": "non_snaplock", "create_time": self.now(),
-                "block_storage": {"primary": {"disk_count": 23, "raid_type": "raid_dp", "disk_class": "solid_state",
-                                              "disk_type": "ssd", "raid_size": 24},
+                "block_storage": {"primary": {"disk_count": 23, "raid_type": "raid_dp", "raid_size": 24,
+                                              "disk_class": "solid_state", "disk_type": "ssd"},
                                   "mirror": {"enabled": False, "state": "unmirrored"},
                                   "storage_type": "ssd", "hybrid_cache": {"enabled": False}},
                 "data_encryption": {"software_encryption_enabled": False, "drive_protection_enabled": False},
@@ -153,7 +154,8 @@ class StorageMixin(JobsMixin):
             if (isinstance(ref, dict) and ref.get("id") is not None and str(ref["id"]) == str(policy["id"])) \
                     or ref_name(ref) == policy["name"]:
                 return {"name": policy["name"], "id": policy["id"]}
-        raise OntapApiError("Failed to get valid export policy.", code="918271", target="nas.export_policy.name")
+        raise OntapApiError("Failed to get valid export policy.", code="918271",
+                            target="nas.export_policy.name")
 
     def _check_junction(self, svm: Record, path: Any, volume: Record | None = None) -> None:
         if path == "":
@@ -164,8 +166,8 @@ class StorageMixin(JobsMixin):
         junctions = {v.get("nas", {}).get("path"): v for v in self.state["volumes"].values()
                      if v["svm"]["uuid"] == svm["uuid"] and v is not volume}
         if path in junctions:
-            raise OntapApiError(f"\"nas.path\" is invalid. Junction path \"{path}\" is already used by volume "
-                                f"\"{junctions[path]['name']}\".", code="918252", target="nas.path")
+            raise OntapApiError(f"\"nas.path\" is invalid. Junction path \"{path}\" is already used by "
+                                f"volume \"{junctions[path]['name']}\".", code="918252", target="nas.path")
         parent = path.rsplit("/", 1)[0] or "/"
         if parent not in junctions:
             raise OntapApiError(f"\"nas.path\" is invalid. Parent junction \"{parent}\" does not exist.",
@@ -230,8 +232,9 @@ class StorageMixin(JobsMixin):
             raise OntapApiError(f"Size \"{size}B\" is too small. Minimum size is \"{minimum}B\".",
                                 code="917534", target="size")
         if style == "flexgroup" and size > 20 * (1 << 50):
-            raise OntapApiError(f"Request to provision FlexGroup volume \"{name}\" failed because the requested "
-                                "size is greater than the maximum size.", code="13107326", target="size")
+            raise OntapApiError(f"Request to provision FlexGroup volume \"{name}\" failed because the "
+                                "requested size is greater than the maximum size.", code="13107326",
+                                target="size")
         if body.get("type", "rw") == "dp" and path:
             raise OntapApiError("\"nas.path\" is invalid for a data protection volume.", code="918252",
                                 target="nas.path")
@@ -245,12 +248,14 @@ class StorageMixin(JobsMixin):
         job = self.submit_job(f"POST /api/storage/volumes/{record['uuid']}", action, svm=self.svm_ref(svm))
         return job, f"/api/storage/volumes/?name={name}"
 
-    def _new_volume_record(self, svm: Record, name: str, style: str, body: dict[str, Any], nas: dict[str, Any],
-                           policy: dict[str, Any], placement: list[Record], size: int) -> Record:
+    def _new_volume_record(self, svm: Record, name: str, style: str, body: dict[str, Any],
+                           nas: dict[str, Any], policy: dict[str, Any], placement: list[Record],
+                           size: int) -> Record:
         vol_uuid = self.new_uuid("volume", f"{svm['name']}/{name}")
         distinct = list({a["uuid"]: a for a in placement}.values())
         record: Record = {
-            "uuid": vol_uuid, "name": name, "svm": self.ref(svm), "style": style, "type": body.get("type", "rw"),
+            "uuid": vol_uuid, "name": name, "svm": self.ref(svm), "style": style,
+            "type": body.get("type", "rw"),
             "state": body.get("state", "online"), "size": size, "comment": body.get("comment", ""),
             "language": body.get("language", "c.utf_8"), "create_time": self.now(), "is_svm_root": False,
             "aggregates": [self.ref(a) for a in distinct],
@@ -292,14 +297,15 @@ class StorageMixin(JobsMixin):
                 need[aggr["uuid"]] = need.get(aggr["uuid"], 0) + each
             for aggr in placement:
                 free = self.aggregate_available(aggr)
-                if need[aggr["uuid"]] > free:
-                    node = aggr["node"]["name"]
+                missing = need[aggr["uuid"]] - free
+                if missing > 0:
+                    at_most = free * n // placement.count(aggr)
                     raise OntapApiError(
-                        f"Failed to create the volume on node \"{node}\". Reason: Request to create volume "
-                        f"\"{record['name']}\" failed because there is not enough space in aggregate "
-                        f"\"{aggr['name']}\". Either create {need[aggr['uuid']] - free} bytes of free space in "
-                        f"the aggregate or select a size of at most {free * n // max(1, placement.count(aggr))} "
-                        "bytes for the new volume.", code="917536")
+                        f"Failed to create the volume on node \"{aggr['node']['name']}\". Reason: Request to "
+                        f"create volume \"{record['name']}\" failed because there is not enough space in "
+                        f"aggregate \"{aggr['name']}\". Either create {missing} bytes of free space in the "
+                        f"aggregate or select a size of at most {at_most} bytes for the new volume.",
+                        code="917536")
         record["size"] = each * n
         record["files"]["maximum"] = max(1, record["size"] // 32768)
         record["nodes"] = [self.ref(self.node_by_name(a["node"]["name"]) or a["node"]) for a in placement[:1]]

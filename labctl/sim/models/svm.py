@@ -19,9 +19,10 @@ SERVICE_POLICIES = {
     "default-cluster": ["cluster_core"],
     "default-data-nvme-tcp": ["data_core", "data_nvme_tcp"],
 }
-SVM_FIELDS = {"name", "comment", "language", "ipspace", "snapshot_policy", "subtype", "aggregates", "nfs", "cifs",
-              "iscsi", "fcp", "nvme", "ndmp", "s3", "max_volumes", "auto_enable_analytics",
+SVM_FIELDS = {"name", "comment", "language", "ipspace", "snapshot_policy", "subtype", "aggregates", "nfs",
+              "cifs", "iscsi", "fcp", "nvme", "ndmp", "s3", "max_volumes", "auto_enable_analytics",
               "auto_enable_activity_tracking", "state", "dns", "ip_interfaces", "routes", "storage", "uuid"}
+SVM_NAME_TAKEN = "Invalid SVM name. The name is already in use by another SVM, IPSpace or cluster."
 LIF_FIELDS = {"name", "svm", "location", "service_policy", "ip", "enabled", "scope", "ipspace", "subnet",
               "dns_zone", "ddns_enabled", "probe_port", "fail_if_subnet_conflicts", "vip", "rdma_protocols"}
 
@@ -80,9 +81,9 @@ class SvmMixin(StorageMixin, NfsMixin):
         name = body.get("name")
         if not isinstance(name, str) or not name:
             raise OntapApiError("Missing value for field \"name\".", code="2", target="name")
-        if any(s["name"] == name for s in self.state["svms"].values()) or name == self.state["cluster"]["name"]:
-            raise Duplicate("Invalid SVM name. The name is already in use by another SVM, IPSpace or cluster.",
-                            code="13434908", target="name")
+        taken = {s["name"] for s in self.state["svms"].values()} | {self.state["cluster"]["name"]}
+        if name in taken:
+            raise Duplicate(SVM_NAME_TAKEN, code="13434908", target="name")
         for ref in body.get("aggregates") or []:
             self.find_aggregate(ref)
         created: dict[str, Record] = {}
@@ -105,8 +106,7 @@ class SvmMixin(StorageMixin, NfsMixin):
             raise InvalidValue("state", body["state"])
         if "name" in body and body["name"] != svm["name"] and \
                 any(s["name"] == body["name"] for s in self.state["svms"].values()):
-            raise Duplicate("Invalid SVM name. The name is already in use by another SVM, IPSpace or cluster.",
-                            code="13434908", target="name")
+            raise Duplicate(SVM_NAME_TAKEN, code="13434908", target="name")
         aggrs = [self.find_aggregate(a)["uuid"] for a in body.get("aggregates") or []]
 
         def action() -> None:
@@ -153,8 +153,9 @@ class SvmMixin(StorageMixin, NfsMixin):
         node_name = ref_name(port.get("node")) or ref_name(location.get("home_node"))
         node = self.node_by_name(node_name)
         if node is None:
-            raise OntapApiError(f"\"{node_name}\" is an invalid value for field \"location.home_port.node.name\"",
-                                code="393271", target="location.home_port.node.name")
+            field = "location.home_port.node.name"
+            raise OntapApiError(f"\"{node_name}\" is an invalid value for field \"{field}\"", code="393271",
+                                target=field)
         port_name = port.get("name") or "e0d"
         if port_name not in node["_ports"]:
             raise OntapApiError(f"\"{port_name}\" is an invalid value for field \"location.home_port.name\"",
@@ -182,7 +183,8 @@ class SvmMixin(StorageMixin, NfsMixin):
         name = body.get("name")
         if not isinstance(name, str) or not name:
             raise OntapApiError("Missing value for field \"name\".", code="2", target="name")
-        if any(i["name"] == name and i["svm"]["uuid"] == svm["uuid"] for i in self.state["interfaces"].values()):
+        lifs = self.state["interfaces"].values()
+        if any(i["name"] == name and i["svm"]["uuid"] == svm["uuid"] for i in lifs):
             raise Duplicate("An interface with the same name already exists.", code="1966140", target="name")
         ip = self._ip(body.get("ip"))
         if any(i["ip"]["address"] == ip["address"] for i in self.state["interfaces"].values()):
@@ -217,7 +219,8 @@ class SvmMixin(StorageMixin, NfsMixin):
                 raise UnexpectedArgument(key)
         if "ip" in body:
             ip = self._ip({**lif["ip"], **body["ip"]})
-            if any(i["ip"]["address"] == ip["address"] and i is not lif for i in self.state["interfaces"].values()):
+            lifs = self.state["interfaces"].values()
+            if any(i["ip"]["address"] == ip["address"] and i is not lif for i in lifs):
                 raise OntapApiError("Duplicate IP address.", code="1376963", target="ip.address")
             lif["ip"] = ip
         if "enabled" in body:
@@ -237,7 +240,8 @@ class SvmMixin(StorageMixin, NfsMixin):
                 node, port = self._home(loc)
                 lif["location"].update(home_node=self.ref(node), home_port={"name": port,
                                                                             "node": {"name": node["name"]}})
-            lif["location"].update(node=dict(lif["location"]["home_node"]), port=dict(lif["location"]["home_port"]))
+            where = lif["location"]
+            where.update(node=dict(where["home_node"]), port=dict(where["home_port"]))
             for key in ("auto_revert", "failover"):
                 if key in loc:
                     lif["location"][key] = loc[key]
