@@ -10,6 +10,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v chromium >/dev/null || need+=(chromium)
   command -v git >/dev/null || need+=(git)
   command -v unshare >/dev/null || need+=(util-linux)
+  # simulated NFS client of the test hosts: a FUSE passthrough (libfuse3 through mfusepy)
+  command -v fusermount3 >/dev/null || need+=(fuse3)
   if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -20,3 +22,5 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   fi
 fi
 python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+# the simulated lab's FUSE counter (labctl/testlab/nfsfuse.py)
+python3 -m pip install -q --disable-pip-version-check "mfusepy>=3.1"

@@ -1,0 +1,248 @@
+"""`labctl sim up/down`: the whole simulated lab (ONTAP simulator + N sshd GPU hosts) in one directory.
+
+    DIR/lab.json          what is running (format in docs/design.md), read by `down`, tests and the demo
+    DIR/inventory/        a ready Ansible inventory (hosts.yml + group_vars/all.yml); no secret inside
+    DIR/secrets/          ontap_password (owner-only)
+    DIR/tls/              the simulator's CA and certificate
+    DIR/sim/              simulator state file, volume data, log
+    DIR/ssh/              controller key, known_hosts (every host key pinned)
+    DIR/hosts/<name>/     each host's private root (see `sshhost`)
+    DIR/llmstudio-repo/   the LLM Studio fixture repository (tag = the pinned version)
+    DIR/experiment.yaml   copy of templates/experiment.sim.yaml when the repository ships one
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from labctl.testlab import sshhost
+from labctl.testlab.fixture_repo import FIXTURE_TAG, make_fixture_repo
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LLMSTUDIO_BASE = "/var/tmp/labctl-llmstudio"
+
+
+class LabError(Exception):
+    """The simulated lab could not be started or stopped."""
+
+
+def _pid_cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_lab(lab_dir: Path) -> dict[str, Any] | None:
+    """DIR/lab.json, or None when there is none."""
+    path = lab_dir / "lab.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def is_running(lab: dict[str, Any]) -> bool:
+    """Whether any process of the lab is still alive."""
+    pids = [lab.get("ontap", {}).get("pid")] + [h.get("pid") for h in lab.get("hosts", [])]
+    return any(pid and sshhost._alive(pid) for pid in pids)
+
+
+def start_ontap(lab_dir: Path, password_file: Path, seed: Path | None, timeout: float = 60) -> dict[str, Any]:
+    """Start `labctl sim ontap` detached; returns the lab.json `ontap` record once its URL is printed."""
+    sim_dir = lab_dir / "sim"
+    sim_dir.mkdir(parents=True, exist_ok=True)
+    port = sshhost.free_port("127.0.0.1")
+    state_file, data_dir, tls_dir = sim_dir / "state.json", sim_dir / "data", lab_dir / "tls"
+    argv = [sys.executable, "-m", "labctl", "sim", "ontap", "--listen", f"127.0.0.1:{port}",
+            "--tls-dir", str(tls_dir), "--password-file", str(password_file),
+            "--state-file", str(state_file), "--data-dir", str(data_dir)]
+    if seed:
+        argv += ["--seed", str(seed)]
+    log_path = sim_dir / "ontap.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True, cwd=str(lab_dir))
+    deadline = time.monotonic() + timeout
+    url = None
+    while time.monotonic() < deadline and url is None:
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+        url = next((w for w in text.split() if w.startswith("https://")), None)
+        if url is None:
+            if proc.poll() is not None:
+                raise LabError(f"the ONTAP simulator exited ({proc.returncode}): {text.strip()[-1500:]}")
+            time.sleep(0.1)
+    if url is None:
+        sshhost.stop_pid(proc.pid)
+        raise LabError(f"the ONTAP simulator printed no URL within {timeout}s; see {log_path}")
+    url = url.rstrip("/.,")
+    return {"url": url, "host": "127.0.0.1", "port": port, "ca_file": str(tls_dir / "ca.pem"),
+            "username": "admin", "password_file": str(password_file), "pid": proc.pid,
+            "state_file": str(state_file), "data_dir": str(data_dir), "log": str(log_path)}
+
+
+def _rest_get(ontap: dict[str, Any], path: str) -> dict[str, Any]:
+    ctx = ssl.create_default_context(cafile=ontap["ca_file"])
+    token = f"{ontap['username']}:{Path(ontap['password_file']).read_text().strip()}"
+    req = urllib.request.Request(ontap["url"] + path, headers={
+        "Authorization": "Basic " + base64.b64encode(token.encode()).decode(), "Accept": "application/json"})
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def first_data_lif(ontap: dict[str, Any]) -> str:
+    """The address hosts mount from: the first NFS data LIF the simulator lists (127.0.0.1 if none)."""
+    try:
+        records = _rest_get(ontap, "/api/network/ip/interfaces?fields=ip,services,name")["records"]
+    except (OSError, ValueError, KeyError):
+        return "127.0.0.1"
+    for rec in records:
+        services = rec.get("services") or []
+        if "data_nfs" in services or not services:
+            address = rec.get("ip", {}).get("address")
+            if address:
+                return address
+    return "127.0.0.1"
+
+
+def inventory_vars(lab_dir: Path, ontap: dict[str, Any], nfs_server: str, repo: Path) -> dict[str, Any]:
+    """group_vars/all.yml of the simulated lab."""
+    ssh = lab_dir / "ssh"
+    warn_only = ["time_sync"]
+    if not shutil.which("bpftrace"):
+        warn_only.append("bpftrace")
+    return {
+        "labctl_ontap_host": ontap["host"],
+        "labctl_ontap_port": ontap["port"],
+        "labctl_ontap_username": ontap["username"],
+        "labctl_ontap_password_file": ontap["password_file"],
+        "labctl_ontap_ca_file": ontap["ca_file"],
+        "labctl_nfs_server": nfs_server,
+        "labctl_mount_path": "/mnt/fg_llm",
+        "labctl_nfs_client_install": False,
+        "labctl_llmstudio_repo": str(repo),
+        "labctl_llmstudio_version": FIXTURE_TAG,
+        "labctl_llmstudio_dir": f"{LLMSTUDIO_BASE}/h2o-llmstudio",
+        "labctl_llmstudio_venv": f"{LLMSTUDIO_BASE}/venv",
+        "labctl_llmstudio_python": sys.executable,
+        "labctl_llmstudio_system_site_packages": True,
+        "labctl_model_cache": f"{LLMSTUDIO_BASE}/hf-cache",
+        "labctl_host_workdir": "/var/tmp/labctl",
+        "labctl_prechecks_warn_only": warn_only,
+        "labctl_sim": True,
+        "ansible_user": sshhost._user(),
+        "ansible_ssh_private_key_file": str(ssh / "id_ed25519"),
+        "ansible_ssh_common_args": f"-o UserKnownHostsFile={ssh / 'known_hosts'} "
+                                   "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes",
+        "ansible_python_interpreter": sys.executable,
+        "ansible_remote_tmp": "/var/tmp/.ansible-tmp",
+        "ansible_pipelining": True,
+    }
+
+
+def write_inventory(lab_dir: Path, hosts: list[sshhost.SimHost], group_vars: dict[str, Any]) -> Path:
+    """DIR/inventory/{hosts.yml,group_vars/all.yml}."""
+    inv = lab_dir / "inventory"
+    (inv / "group_vars").mkdir(parents=True, exist_ok=True)
+    members = {}
+    for host in hosts:
+        root = Path(host.root)
+        members[host.name] = {
+            "ansible_host": host.address, "ansible_port": host.port,
+            "labctl_proc_mounts": str(root / "proc" / "mounts"),
+            "labctl_proc_mountstats": str(root / "proc" / "self" / "mountstats"),
+            "labctl_sim_host_root": str(root)}
+    doc = {"all": {"children": {"gpu_hosts": {"hosts": members}}}}
+    header = "# Written by `labctl sim up`: the simulated GPU hosts (real sshd on loopback addresses).\n"
+    (inv / "hosts.yml").write_text(header + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    (inv / "group_vars" / "all.yml").write_text(
+        "# Written by `labctl sim up`. No secret here: the password is in labctl_ontap_password_file.\n"
+        + yaml.safe_dump(group_vars, sort_keys=False), encoding="utf-8")
+    return inv
+
+
+def sim_up(lab_dir: Path, n_hosts: int, *, seed: Path | None = None, gpus: int = 8) -> dict[str, Any]:
+    """Start the simulator and `n_hosts` hosts, write the inventory and lab.json; returns lab.json's data."""
+    lab_dir = lab_dir.resolve()
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    existing = read_lab(lab_dir)
+    if existing and is_running(existing):
+        raise LabError(f"a simulated lab is already running in {lab_dir}; "
+                       f"run `labctl sim down --dir {lab_dir}` first")
+    secrets_dir = lab_dir / "secrets"
+    secrets_dir.mkdir(mode=0o700, exist_ok=True)
+    secrets_dir.chmod(0o700)
+    password_file = secrets_dir / "ontap_password"
+    if not password_file.exists():
+        password_file.write_text(secrets.token_urlsafe(18) + "\n", encoding="utf-8")
+    password_file.chmod(0o600)
+    lab: dict[str, Any] = {"version": 1, "dir": str(lab_dir), "ontap": {}, "hosts": [],
+                           "inventory": str(lab_dir / "inventory"), "experiment": None}
+    try:
+        lab["ontap"] = start_ontap(lab_dir, password_file, seed)
+        _write_json(lab_dir / "lab.json", lab)
+        key = sshhost.ensure_client_key(lab_dir)
+        client_pub = key.with_suffix(".pub").read_text(encoding="utf-8")
+        repo = make_fixture_repo(lab_dir / "llmstudio-repo")
+        sim_info = {k: lab["ontap"][k] for k in ("url", "ca_file", "username", "password_file")}
+        sim_info["ontap_url"] = sim_info.pop("url")
+        hosts = []
+        for index in range(1, n_hosts + 1):
+            host = sshhost.prepare_host(lab_dir, index, client_pub, sim_info)
+            (Path(host.root) / "gpu" / "count").write_text(f"{gpus}\n", encoding="utf-8")
+            sshhost.start_host(host)
+            record = host.as_json()
+            record["mount_ns"] = sshhost.namespace_of(host.pid) if host.pid else None
+            lab["hosts"].append(record)
+            _write_json(lab_dir / "lab.json", lab)
+            hosts.append(host)
+        (lab_dir / "ssh" / "known_hosts").write_text(
+            "".join(sshhost.known_hosts_line(h) + "\n" for h in hosts), encoding="utf-8")
+        nfs_server = first_data_lif(lab["ontap"])
+        write_inventory(lab_dir, hosts, inventory_vars(lab_dir, lab["ontap"], nfs_server, repo))
+        template = REPO_ROOT / "templates" / "experiment.sim.yaml"
+        if template.exists():
+            shutil.copyfile(template, lab_dir / "experiment.yaml")
+            lab["experiment"] = str(lab_dir / "experiment.yaml")
+        lab["nfs_server"] = nfs_server
+        lab["known_hosts"] = str(lab_dir / "ssh" / "known_hosts")
+        lab["ssh_key"] = str(key)
+        lab["llmstudio_repo"] = str(repo)
+        _write_json(lab_dir / "lab.json", lab)
+    except BaseException:
+        sim_down(lab_dir)
+        raise
+    return lab
+
+
+def sim_down(lab_dir: Path) -> list[str]:
+    """Stop everything `sim_up` started in `lab_dir` (idempotent); returns what was stopped."""
+    lab = read_lab(lab_dir.resolve())
+    if lab is None:
+        return []
+    stopped = []
+    for host in lab.get("hosts", []):
+        if sshhost.stop_host(host):
+            stopped.append(host["name"])
+    pid = lab.get("ontap", {}).get("pid")
+    if pid and "sim" in _pid_cmdline(pid) and sshhost.stop_pid(pid):
+        stopped.append("ontap")
+    return stopped

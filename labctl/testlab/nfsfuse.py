@@ -1,0 +1,294 @@
+"""The simulated NFS client's data path: a FUSE passthrough filesystem over the simulator's volume directory.
+
+`python -m labctl.testlab.nfsfuse STATE_DIR` mounts `request.json`'s `directory` at its `mountpoint` (type
+`fuse.labctlnfs`) and counts what really crosses it the way the kernel NFS client would account it:
+every read/write is split into rsize/wsize READ/WRITE RPCs (bytes include approximate RPC header sizes),
+metadata calls map to their NFSv4 ops (GETATTR, OPEN, CLOSE, CREATE, REMOVE, RENAME, SETATTR, READDIR,
+STATFS, ACCESS, COMMIT), RPCs are spread round-robin over `nconnect` transports, and with pNFS granted every
+READ/WRITE also counts a pNFS dispatch (one LAYOUTGET per open). `counters.json` and the host's views are
+rewritten at least every 0.5 s and once more at unmount.
+
+Approximations (documented, not hidden): RTT/execute times are the time the passthrough call took on local
+disk; there is no page cache accounting beyond what FUSE forwards; with pNFS the data RPCs stay on the
+mount's own per-op lines (a real pNFS files layout sends them to data-server clients that mountstats omits).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from labctl.testlab import nfsviews
+
+RPC_HEADER_SEND = 132
+RPC_HEADER_RECV = 112
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+
+
+class Counters:
+    """Thread-safe NFS client counters for one mount."""
+
+    def __init__(self, granted: dict[str, Any]) -> None:
+        self.rsize = int(granted["rsize"])
+        self.wsize = int(granted["wsize"])
+        self.pnfs = bool(granted.get("pnfs"))
+        self.data = nfsviews.empty_counters(int(granted.get("nconnect", 1) or 1))
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def rpc(self, op: str, count: int = 1, sent: int = 0, recv: int = 0, seconds: float = 0.0,
+            error: bool = False) -> None:
+        ms = int(seconds * 1000)
+        with self._lock:
+            c = self.data["ops"][op]
+            c["ops"] += count
+            c["ntrans"] += count
+            c["bytes_sent"] += sent + RPC_HEADER_SEND * count
+            c["bytes_recv"] += recv + RPC_HEADER_RECV * count
+            c["rtt"] += ms
+            c["execute"] += ms
+            c["errors"] += count if error else 0
+            xprts = self.data["xprt"]
+            now = time.time()
+            for _ in range(count):
+                x = xprts[self._next % len(xprts)]
+                self._next += 1
+                x["sends"] += 1
+                x["recvs"] += 1
+                x["req_u"] += 1
+                x["last"] = now
+
+    def event(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.data["events"][name] += n
+
+    def io(self, kind: str, nbytes: int, seconds: float) -> None:
+        size = self.rsize if kind == "read" else self.wsize
+        rpcs = max(1, -(-nbytes // size))
+        if kind == "read":
+            self.rpc("READ", rpcs, recv=nbytes, seconds=seconds)
+        else:
+            self.rpc("WRITE", rpcs, sent=nbytes, seconds=seconds)
+        with self._lock:
+            b = self.data["bytes"]
+            b[f"normal{kind}bytes"] += nbytes
+            b[f"server{kind}bytes"] += nbytes
+            b[f"{kind}pages"] += -(-nbytes // 4096)
+            if self.pnfs:
+                self.data["events"][f"pnfs_{kind}"] += rpcs
+
+    def snapshot(self) -> str:
+        with self._lock:
+            return json.dumps(self.data)
+
+
+def _passthrough_class():
+    import mfusepy as fuse
+
+    class Passthrough(fuse.Operations):
+        """Passthrough to `source`, counting like an NFS client."""
+
+        use_ns = True
+
+        def __init__(self, source: str, counters: Counters) -> None:
+            self.source = source
+            self.c = counters
+            self.dirty: set[int] = set()
+
+        def _p(self, path: str) -> str:
+            return os.path.join(self.source, path.lstrip("/"))
+
+        def _call(self, op: str, func, *args, **kwargs):
+            start = time.monotonic()
+            try:
+                result = func(*args, **kwargs)
+            except OSError as exc:
+                self.c.rpc(op, seconds=time.monotonic() - start, error=True)
+                raise fuse.FuseOSError(exc.errno or errno.EIO) from exc
+            self.c.rpc(op, seconds=time.monotonic() - start)
+            return result
+
+        def getattr(self, path, fh=None):
+            self.c.event("inoderevalidates")
+            st = self._call("GETATTR", os.lstat, self._p(path))
+            attrs = {k: getattr(st, k) for k in ("st_mode", "st_nlink", "st_uid", "st_gid", "st_size",
+                                                 "st_ino", "st_blocks")}
+            attrs.update(st_atime=st.st_atime_ns, st_mtime=st.st_mtime_ns, st_ctime=st.st_ctime_ns)
+            return attrs
+
+        def access(self, path, amode):
+            self.c.event("vfsaccess")
+            if not self._call("ACCESS", os.access, self._p(path), amode):
+                raise fuse.FuseOSError(errno.EACCES)
+            return 0
+
+        def readdir(self, path, fh):
+            self.c.event("vfsgetdents")
+            return [".", "..", *self._call("READDIR", os.listdir, self._p(path))]
+
+        def readlink(self, path):
+            return self._call("READLINK", os.readlink, self._p(path))
+
+        def mkdir(self, path, mode):
+            return self._call("CREATE", os.mkdir, self._p(path), mode)
+
+        def rmdir(self, path):
+            return self._call("REMOVE", os.rmdir, self._p(path))
+
+        def unlink(self, path):
+            return self._call("REMOVE", os.unlink, self._p(path))
+
+        def symlink(self, target, source):
+            return self._call("SYMLINK", os.symlink, source, self._p(target))
+
+        def link(self, target, source):
+            return self._call("LINK", os.link, self._p(source), self._p(target))
+
+        def rename(self, old, new):
+            return self._call("RENAME", os.rename, self._p(old), self._p(new))
+
+        def chmod(self, path, mode):
+            self.c.event("vfssetattr")
+            return self._call("SETATTR", os.chmod, self._p(path), mode)
+
+        def chown(self, path, uid, gid):
+            self.c.event("vfssetattr")
+            return self._call("SETATTR", os.lchown, self._p(path), uid, gid)
+
+        def truncate(self, path, length, fh=None):
+            self.c.event("vfssetattr")
+            self.c.event("setattrtrunc")
+            if fh is not None:
+                return self._call("SETATTR", os.ftruncate, fh, length)
+            return self._call("SETATTR", os.truncate, self._p(path), length)
+
+        def utimens(self, path, times=None):
+            self.c.event("vfssetattr")
+            if times is None:
+                return self._call("SETATTR", os.utime, self._p(path), follow_symlinks=False)
+            st = os.lstat(self._p(path))
+            now = time.time_ns()
+            ns = tuple(now if t == UTIME_NOW else cur if t == UTIME_OMIT else t
+                       for t, cur in zip(times, (st.st_atime_ns, st.st_mtime_ns), strict=True))
+            return self._call("SETATTR", os.utime, self._p(path), ns=ns, follow_symlinks=False)
+
+        def statfs(self, path):
+            st = self._call("STATFS", os.statvfs, self._p(path))
+            return {k: getattr(st, k) for k in ("f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail",
+                                                "f_ffree", "f_files", "f_flag", "f_frsize", "f_namemax")}
+
+        def _opened(self):
+            self.c.event("vfsopen")
+            if self.c.pnfs:
+                self.c.rpc("LAYOUTGET")
+
+        def open(self, path, flags):
+            self.c.event("vfslookup")
+            fh = self._call("OPEN", os.open, self._p(path), flags)
+            self._opened()
+            return fh
+
+        def create(self, path, mode, fi=None):
+            self.c.event("vfslookup")
+            fh = self._call("OPEN", os.open, self._p(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            self._opened()
+            return fh
+
+        def read(self, path, size, offset, fh):
+            start = time.monotonic()
+            data = os.pread(fh, size, offset)
+            self.c.io("read", len(data), time.monotonic() - start)
+            self.c.event("vfsreadpages")
+            if len(data) < size:
+                self.c.event("shortreads")
+            return data
+
+        def write(self, path, data, offset, fh):
+            start = time.monotonic()
+            written = os.pwrite(fh, data, offset)
+            self.c.io("write", written, time.monotonic() - start)
+            self.c.event("vfswritepages")
+            self.dirty.add(fh)
+            return written
+
+        def flush(self, path, fh):
+            self.c.event("vfsflush")
+            return 0
+
+        def fsync(self, path, datasync, fh):
+            self.c.event("vfsfsync")
+            self._commit(fh)
+            return 0
+
+        def _commit(self, fh: int) -> None:
+            if fh in self.dirty:
+                self.dirty.discard(fh)
+                self._call("COMMIT", os.fsync, fh)
+                if self.c.pnfs:
+                    self.c.rpc("LAYOUTCOMMIT")
+
+        def release(self, path, fh):
+            self.c.event("vfsrelease")
+            self._commit(fh)
+            if self.c.pnfs:
+                self.c.rpc("LAYOUTRETURN")
+            return self._call("CLOSE", os.close, fh)
+
+    return Passthrough, fuse
+
+
+def serve(state_dir: Path) -> int:
+    """Mount and serve until unmounted; returns the exit status."""
+    request = json.loads((state_dir / "request.json").read_text(encoding="utf-8"))
+    host_root = Path(request["host_root"])
+    counters = Counters(request["granted"])
+    passthrough, fuse = _passthrough_class()
+    ops = passthrough(request["directory"], counters)
+    stop = threading.Event()
+    mountpoint = request["mountpoint"]
+
+    def writer() -> None:
+        while not stop.is_set():
+            _write_counters(state_dir, counters)
+            if nfsviews.is_fuse_mounted(mountpoint):
+                nfsviews.refresh(host_root)
+            stop.wait(0.5)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    (state_dir / "daemon.pid").write_text(f"{os.getpid()}\n", encoding="utf-8")
+    try:
+        fuse.FUSE(ops, mountpoint, foreground=True, nothreads=False, allow_other=True,
+                  fsname=request["spec"], subtype="labctlnfs", default_permissions=True)
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        _write_counters(state_dir, counters)
+        nfsviews.forget(state_dir)
+        nfsviews.refresh(host_root)
+    return 0
+
+
+def _write_counters(state_dir: Path, counters: Counters) -> None:
+    tmp = state_dir / ".counters.json.tmp"
+    tmp.write_text(counters.snapshot(), encoding="utf-8")
+    os.replace(tmp, state_dir / "counters.json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m labctl.testlab.nfsfuse STATE_DIR", file=sys.stderr)
+        return 2
+    return serve(Path(args[0]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Shared fixtures for every test directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+
+# --- simulated lab (see README "The simulated lab") -------------------------------------------------------
+@pytest.fixture(scope="session")
+def sim_lab(tmp_path_factory) -> Iterator[dict]:
+    """`labctl sim up --hosts 2` into a temp dir; `sim down` at the end (root only, else skipped).
+
+    Yields DIR/lab.json's data: {"version", "dir", "ontap": {url, host, port, ca_file, username,
+    password_file, pid, state_file, data_dir}, "hosts": [{name, address, port, pid, root, namespace,
+    mount_ns}], "inventory", "experiment", "nfs_server", "known_hosts", "ssh_key", "llmstudio_repo"}.
+    Not provisioned.
+    """
+    from tests.hosts.simlab import start_lab
+
+    yield from start_lab(tmp_path_factory.mktemp("simlab"), hosts=2)

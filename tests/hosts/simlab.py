@@ -1,0 +1,50 @@
+"""Starting and stopping a simulated lab for tests (behind the `sim_lab` fixture in tests/conftest.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def skip_reason() -> str | None:
+    """Why a simulated lab cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "the simulated lab needs root (mount namespaces, FUSE)"
+    if not Path("/usr/sbin/sshd").exists():
+        return "sshd missing (apt-get install openssh-server; scripts/setup.sh does it)"
+    if not shutil.which("unshare") or not shutil.which("ssh-keygen"):
+        return "unshare or ssh-keygen missing"
+    return None
+
+
+def fuse_reason() -> str | None:
+    """Why simulated NFS mounts cannot work here (mfusepy + libfuse3 + /dev/fuse), or None."""
+    if not Path("/dev/fuse").exists():
+        return "/dev/fuse missing"
+    if importlib.util.find_spec("mfusepy") is None:
+        return "mfusepy not installed (scripts/setup.sh installs it)"
+    try:
+        import mfusepy  # noqa: F401
+    except OSError as exc:
+        return f"libfuse missing ({exc}); apt-get install fuse3"
+    return None
+
+
+def start_lab(base: Path, hosts: int = 2) -> Iterator[dict[str, Any]]:
+    """`sim up --hosts N` into `base`; yields lab.json's data; `sim down` afterwards."""
+    from labctl.testlab.lab import sim_down, sim_up
+
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    lab = sim_up(base, hosts)
+    try:
+        yield lab
+    finally:
+        sim_down(base)

@@ -1,0 +1,56 @@
+"""The simulated lab's hosts: real sshd, pinned host keys, private mount namespaces, shims on the path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+
+def ssh(lab: dict, host: dict, command: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["ssh", "-i", lab["ssh_key"], "-o", f"UserKnownHostsFile={lab['known_hosts']}",
+         "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-p", str(host["port"]),
+         f"root@{host['address']}", command], capture_output=True, text=True, timeout=timeout)
+
+
+def test_lab_json_and_inventory(sim_lab):
+    lab_dir = Path(sim_lab["dir"])
+    assert json.loads((lab_dir / "lab.json").read_text())["hosts"] == sim_lab["hosts"]
+    assert [h["address"] for h in sim_lab["hosts"]] == ["127.0.0.11", "127.0.0.12"]
+    inventory = (lab_dir / "inventory" / "group_vars" / "all.yml").read_text()
+    password = Path(sim_lab["ontap"]["password_file"]).read_text().strip()
+    assert password not in inventory and "StrictHostKeyChecking=yes" in inventory
+    assert "StrictHostKeyChecking=no" not in inventory
+    hosts_yml = (lab_dir / "inventory" / "hosts.yml").read_text()
+    assert "labctl_proc_mountstats" in hosts_yml and "gpu_hosts" in hosts_yml
+
+
+def test_each_host_has_its_env_namespace_and_shims(sim_lab):
+    seen_ns = set()
+    for host in sim_lab["hosts"]:
+        out = ssh(sim_lab, host, "echo $LABCTL_SIM_HOST_ROOT; readlink /proc/self/ns/mnt; command -v "
+                                 "nvidia-smi nfsiostat; ls /usr/sbin/mount.nfs4; nvidia-smi -L | wc -l")
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.split()
+        assert lines[0] == host["root"]
+        seen_ns.add(lines[1])
+        assert "/usr/sbin/mount.nfs4" in lines and lines[-1] == "8"
+    assert len(seen_ns) == 2
+    # the real machine is untouched: no NFS helper outside the hosts' namespaces
+    assert not Path("/usr/sbin/mount.nfs4").exists()
+
+
+def test_host_key_is_verified(sim_lab, tmp_path):
+    host = sim_lab["hosts"][0]
+    other = sim_lab["hosts"][1]
+    wrong = tmp_path / "known_hosts"
+    # gpu2's key claimed for gpu1's address: ssh must refuse (no StrictHostKeyChecking=no anywhere)
+    line = next(x for x in Path(sim_lab["known_hosts"]).read_text().splitlines() if str(other["port"]) in x)
+    wrong.write_text(line.replace(f"[{other['address']}]:{other['port']}",
+                                  f"[{host['address']}]:{host['port']}") + "\n")
+    out = subprocess.run(["ssh", "-i", sim_lab["ssh_key"], "-o", f"UserKnownHostsFile={wrong}",
+                          "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-p", str(host["port"]),
+                          f"root@{host['address']}", "true"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 255
+    assert "HOST IDENTIFICATION HAS CHANGED" in out.stderr or "verification failed" in out.stderr
