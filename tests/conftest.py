@@ -7,6 +7,28 @@ from collections.abc import Iterator
 import pytest
 
 
+# --- ONTAP simulator (see README "The ONTAP simulator") ---------------------------------------------------
+@pytest.fixture(scope="session")
+def _ontap_sim_server() -> Iterator[object]:
+    from labctl.sim import OntapSimulator
+
+    with OntapSimulator(password="sim-Passw0rd") as sim:
+        yield sim
+
+
+@pytest.fixture
+def ontap_sim(_ontap_sim_server):
+    """A running ONTAP simulator (HTTPS, seeded 2-node cluster), reset to its seed for each test.
+
+    Attributes: url, host, port, ca_file (str), username, password, data_dir (Path); methods: reset(),
+    requests() (the /api call log), state() (dump without jobs), set_job_mode(mode, **params),
+    add_fault(**spec).
+    """
+    _ontap_sim_server.reset()
+    yield _ontap_sim_server
+    _ontap_sim_server.reset()
+
+
 # --- simulated lab (see README "The simulated lab") -------------------------------------------------------
 @pytest.fixture(scope="session")
 def sim_lab(tmp_path_factory) -> Iterator[dict]:
