@@ -15,9 +15,11 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from labctl import __version__
 from labctl.errors import LabctlError, UsageError
+from labctl.paths import private_dir
 from labctl.redact import RedactingFilter, redact
 
 err_console = Console(stderr=True, highlight=False)
@@ -63,18 +65,63 @@ def _register() -> None:
             cli.add_command(command)
 
 
+_log_dir: Path | None = None
+
+
+def set_log_dir(path: Path) -> None:
+    """Send this run's log (DEBUG, secrets masked) and any traceback to `path`/labctl.log (the state dir)."""
+    global _log_dir
+    try:
+        private_dir(path)
+        handler = logging.FileHandler(path / "labctl.log", encoding="utf-8")
+    except OSError:
+        return
+    _log_dir = path
+    handler.addFilter(RedactingFilter())
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("labctl")
+    for old in [h for h in root.handlers if getattr(h, "_labctl_file", False)]:
+        root.removeHandler(old)
+        old.close()
+    handler._labctl_file = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    for console_handler in root.handlers:
+        if console_handler.level == logging.NOTSET:
+            console_handler.setLevel(root.level)
+    root.setLevel(logging.DEBUG)
+
+
 def _log_file() -> Path:
-    path = Path(tempfile.gettempdir()) / "labctl-errors.log"
-    return path
+    if _log_dir is not None:
+        return _log_dir / "labctl.log"
+    return Path(tempfile.gettempdir()) / "labctl-errors.log"
 
 
 def _setup_logging(verbose: int) -> None:
+    global _log_dir
+    _log_dir = None
+    root = logging.getLogger("labctl")
+    for old in list(root.handlers):  # main() may run several times in one process (tests)
+        root.removeHandler(old)
+        old.close()
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("labctl")
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    handler.setLevel(level)
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    root.setLevel(level)
+
+
+def _write_log(text: str) -> Path:
+    path = _log_file()
+    try:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(redact(text) + "\n")
+    except OSError:
+        pass
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,15 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except LabctlError as exc:
-        err_console.print(f"[bold red]error:[/] {redact(str(exc))}", markup=True, soft_wrap=True)
+        _write_log(f"error: {exc}\n{traceback.format_exc()}")
+        err_console.print(Text.assemble(("error: ", "bold red"), redact(str(exc))), soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
     except Exception:  # noqa: BLE001 - the single place where unexpected errors are reported
-        path = _log_file()
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write(redact(traceback.format_exc()) + "\n")
+        path = _write_log(traceback.format_exc())
         err_console.print(f"[bold red]internal error[/] ({redact(str(sys.exc_info()[1]))}); "
                           f"traceback in {path}", soft_wrap=True)
         return 1

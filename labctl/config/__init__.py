@@ -1,0 +1,1 @@
+"""Validated settings: the lab (from the Ansible inventory), its secrets, and experiments."""

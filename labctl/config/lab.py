@@ -1,0 +1,454 @@
+"""The lab's settings: the `labctl_*` keys of the inventory's `all` group, validated before anything is
+touched.
+
+    from labctl.config.lab import load_lab_config
+    cfg = load_lab_config(inventory_dir)          # raises ConfigError naming the file, the key and the fix
+    cfg.mount.path, cfg.mount.options, cfg.hosts, cfg.flexgroup.size, cfg.ontap.password.get_secret_value()
+
+Keys and defaults are the inventory contract of docs/design.md; inventories/sample documents each one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from labctl.config.inventory import LAB_GROUP, InventoryData, InventoryHost, read_inventory
+from labctl.config.secrets import PasswordSource, resolve_password
+from labctl.errors import ConfigError
+
+DEFAULT_MOUNT_OPTIONS = "vers=4.1,proto=tcp,rsize=1048576,wsize=1048576,hard,nconnect=16"
+SECURITY_FLAVORS = ("any", "none", "never", "krb5", "krb5i", "krb5p", "ntlm", "sys")
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1024,
+    "KB": 1024,
+    "KIB": 1024,
+    "M": 1024**2,
+    "MB": 1024**2,
+    "MIB": 1024**2,
+    "G": 1024**3,
+    "GB": 1024**3,
+    "GIB": 1024**3,
+    "T": 1024**4,
+    "TB": 1024**4,
+    "TIB": 1024**4,
+    "P": 1024**5,
+    "PB": 1024**5,
+    "PIB": 1024**5,
+}
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from an int or a string such as `10TB` / `640 GiB` (powers of 1024, as ONTAP counts)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a size such as 10TB")
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(value))
+    if not match or match.group(2).upper() not in _UNITS:
+        raise ValueError(f"{value!r} is not a size; write e.g. 10TB, 500GB or a number of bytes")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+def format_size(value: int) -> str:
+    """`10995116277760` → `10 TiB` (exact when possible)."""
+    for unit, factor in (
+        ("PiB", 1024**5),
+        ("TiB", 1024**4),
+        ("GiB", 1024**3),
+        ("MiB", 1024**2),
+        ("KiB", 1024),
+    ):
+        if value >= factor and value % factor == 0:
+            return f"{value // factor} {unit}"
+    return f"{value} B"
+
+
+class LifSpec(BaseModel):
+    """A data LIF labctl creates (or reuses when one of that name exists) in the SVM."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    node: str = Field(min_length=1)
+    address: str
+    netmask: str = "24"
+    home_port: str = "e0d"
+    service_policy: str = "default-data-files"
+
+    @field_validator("address")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        ipaddress.ip_address(value)
+        return value
+
+
+class _LabVars(BaseModel):
+    """The raw keys, named exactly as in the inventory (validation errors point at these names)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    labctl_ontap_host: str = Field(min_length=1)
+    labctl_ontap_port: int = Field(443, ge=1, le=65535)
+    labctl_ontap_username: str = Field("admin", min_length=1)
+    labctl_ontap_password_env: str | None = None
+    labctl_ontap_password_file: str | None = None
+    labctl_ontap_password: str | None = None
+    labctl_allow_plaintext_password: bool = False
+    labctl_ontap_ca_file: str | None = None
+    labctl_ontap_insecure_skip_verify: bool = False
+    labctl_ontap_timeout: float = Field(45.0, gt=0)
+    labctl_ontap_job_timeout: int = Field(900, gt=0)
+    labctl_ontap_retries: int = Field(5, ge=0, le=20)
+    labctl_ontap_retry_backoff: float = Field(1.0, ge=0)
+    labctl_svm: str = Field("llm-lab", min_length=1)
+    labctl_nfs_v41: bool = True
+    labctl_nfs_pnfs: bool = True
+    labctl_nfs_tcp_max_xfer_size: int = Field(1048576, ge=8192, le=1048576)
+    labctl_export_policy: str = Field("labctl_fg_llm", min_length=1)
+    labctl_export_clients: list[str] | None = None
+    labctl_export_allow_any: bool = False
+    labctl_export_rw_rule: list[str] = ["sys"]
+    labctl_export_ro_rule: list[str] = ["sys"]
+    labctl_export_superuser: list[str] = ["sys"]
+    labctl_flexgroup_name: str = Field("fg_llm", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,196}$")
+    labctl_flexgroup_size: int | str = "10TB"
+    labctl_flexgroup_aggregates: list[str] | None = None
+    labctl_flexgroup_constituents_per_aggregate: int = Field(8, ge=1, le=1000)
+    labctl_flexgroup_junction: str = Field("/fg_llm", pattern=r"^/\S*$")
+    labctl_data_lifs: list[LifSpec] | None = None
+    labctl_nfs_server: str | None = None
+    labctl_mount_path: str = Field("/mnt/fg_llm", pattern=r"^/\S*$")
+    labctl_mount_options: str = DEFAULT_MOUNT_OPTIONS
+    labctl_mount_fstab: bool = False
+    labctl_proc_mounts: str = "/proc/mounts"
+    labctl_proc_mountstats: str = "/proc/self/mountstats"
+    labctl_llmstudio_repo: str = "https://github.com/h2oai/h2o-llmstudio.git"
+    labctl_llmstudio_version: str = "v1.14.9"
+    labctl_llmstudio_dir: str = "/opt/labctl/h2o-llmstudio"
+    labctl_llmstudio_venv: str = "/opt/labctl/h2o-llmstudio/.venv"
+    labctl_model_cache: str = "/var/tmp/labctl/hf-cache"
+    labctl_dataset_dir: str | None = None
+    labctl_host_workdir: str = "/var/tmp/labctl"
+
+    @field_validator("labctl_export_rw_rule", "labctl_export_ro_rule", "labctl_export_superuser")
+    @classmethod
+    def _flavors(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if v not in SECURITY_FLAVORS]
+        if bad or not value:
+            raise ValueError(f"each entry must be one of {', '.join(SECURITY_FLAVORS)} (got {bad or value})")
+        return value
+
+    @field_validator("labctl_flexgroup_size")
+    @classmethod
+    def _size(cls, value: int | str) -> int | str:
+        if parse_size(value) < 1024**3:
+            raise ValueError("must be at least 1GB")
+        return value
+
+    @field_validator("labctl_mount_options")
+    @classmethod
+    def _options(cls, value: str) -> str:
+        if not value or " " in value.strip():
+            raise ValueError("must be one comma-separated option string, e.g. " + DEFAULT_MOUNT_OPTIONS)
+        return value.strip()
+
+
+_KNOWN = set(_LabVars.model_fields)
+
+
+class OntapSettings(BaseModel):
+    """How to reach the cluster (the password is a SecretStr: it never prints)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    port: int
+    username: str
+    password: SecretStr | None
+    password_source: PasswordSource
+    ca_file: Path | None
+    insecure_skip_verify: bool
+    timeout: float
+    job_timeout: int
+    retries: int
+    retry_backoff: float
+
+    @property
+    def endpoint(self) -> str:
+        """`host:port` for messages."""
+        return f"{self.host}:{self.port}"
+
+
+class NfsSettings(BaseModel):
+    """The SVM's NFS service settings labctl ensures."""
+
+    model_config = ConfigDict(frozen=True)
+
+    v41: bool
+    pnfs: bool
+    tcp_max_xfer_size: int
+
+
+class ExportSettings(BaseModel):
+    """The export policy and its one rule."""
+
+    model_config = ConfigDict(frozen=True)
+
+    policy: str
+    clients: list[str]
+    rw_rule: list[str]
+    ro_rule: list[str]
+    superuser: list[str]
+
+
+class FlexGroupSettings(BaseModel):
+    """The FlexGroup volume; `aggregates` None means one per node, discovered on the cluster."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    size: int
+    aggregates: list[str] | None
+    constituents_per_aggregate: int
+    junction: str
+
+
+class MountSettings(BaseModel):
+    """How the GPU hosts mount the FlexGroup."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    options: str
+    fstab: bool
+    proc_mounts: str
+    proc_mountstats: str
+
+
+class LabConfig(BaseModel):
+    """Everything labctl knows about one lab, validated. `vars` keeps every `labctl_*` key as resolved."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    inventory: Path
+    ontap: OntapSettings
+    svm: str
+    nfs: NfsSettings
+    export: ExportSettings
+    flexgroup: FlexGroupSettings
+    data_lifs: list[LifSpec] | None
+    nfs_server: str | None
+    mount: MountSettings
+    hosts: list[InventoryHost]
+    dataset_dir: str
+    host_workdir: str
+    vars: dict[str, Any]
+    origins: dict[str, str]
+
+    def where(self, key: str) -> str:
+        """`<file>: <key>` for error messages about a setting."""
+        return f"{self.origins.get(key, self.inventory / 'group_vars' / 'all.yml')}: {key}"
+
+
+_FIXES: dict[str, str] = {
+    "labctl_ontap_host": "set it to the cluster management address, e.g. `labctl_ontap_host: 10.0.0.10`",
+    "labctl_flexgroup_size": "write a size such as 10TB",
+    "labctl_export_clients": "list client addresses or subnets, e.g. [10.0.0.11, 10.0.0.0/24]",
+    "labctl_data_lifs": "each entry needs name, node and address (netmask, home_port optional)",
+}
+
+
+def _format_errors(exc: ValidationError, inv: InventoryData) -> ConfigError:
+    lines: list[tuple[str, str, str]] = []
+    for err in exc.errors():
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        sub = ".".join(str(p) for p in err["loc"][1:])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            msg = "is required"
+        fix = _FIXES.get(key, "see inventories/sample/group_vars/all.yml for the expected form")
+        lines.append((f"{inv.where(key)}: {key}{'.' + sub if sub else ''}", msg, fix))
+    if len(lines) == 1:
+        where, msg, fix = lines[0]
+        return ConfigError(msg, where=where, fix=fix)
+    body = "invalid lab settings:\n" + "\n".join(f"  {w}: {m}" for w, m, _ in lines)
+    return ConfigError(body, fix="; ".join(dict.fromkeys(f for _, _, f in lines)))
+
+
+def _check_unknown(inv: InventoryData) -> None:
+    for key in inv.lab_vars:
+        if key.startswith("labctl_") and key not in _KNOWN:
+            close = difflib.get_close_matches(key, _KNOWN, n=1, cutoff=0.85)
+            if close:
+                raise ConfigError(
+                    f"unknown key (did you mean {close[0]}?)",
+                    where=f"{inv.where(key)}: {key}",
+                    fix=f"rename it to {close[0]}",
+                )
+
+
+def _password_source(v: _LabVars, inv: InventoryData) -> PasswordSource:
+    given = [
+        k
+        for k in ("labctl_ontap_password_env", "labctl_ontap_password_file", "labctl_ontap_password")
+        if getattr(v, k) is not None
+    ]
+    if not given:
+        raise ConfigError(
+            "no ONTAP password source",
+            where=f"{inv.where('labctl_ontap_password_file')}",
+            fix="set labctl_ontap_password_file (a 0600 file), labctl_ontap_password_env (a variable "
+            "name), or a vault-encrypted labctl_ontap_password",
+        )
+    if len(given) > 1:
+        raise ConfigError(
+            f"more than one password source: {', '.join(given)}",
+            where=inv.where(given[0]),
+            fix="keep exactly one of them",
+        )
+    key = given[0]
+    where = inv.where(key)
+    if key == "labctl_ontap_password_env":
+        return PasswordSource("env", key, where, env=v.labctl_ontap_password_env)
+    if key == "labctl_ontap_password_file":
+        path = Path(v.labctl_ontap_password_file or "").expanduser()
+        return PasswordSource("file", key, where, path=path if path.is_absolute() else inv.path / path)
+    if key in inv.vaulted:
+        return PasswordSource("vault", key, where, value=v.labctl_ontap_password)
+    if not v.labctl_allow_plaintext_password:
+        raise ConfigError(
+            "a plain-text password in the inventory is refused",
+            where=f"{where}: {key}",
+            fix="encrypt it (ansible-vault encrypt_string), or use labctl_ontap_password_file / "
+            "_env; only if you must, set labctl_allow_plaintext_password: true",
+        )
+    return PasswordSource("plaintext", key, where, value=v.labctl_ontap_password)
+
+
+def _ca_file(v: _LabVars, inv: InventoryData) -> Path | None:
+    if v.labctl_ontap_ca_file:
+        path = Path(v.labctl_ontap_ca_file).expanduser()
+        path = path if path.is_absolute() else inv.path / path
+        if not path.is_file():
+            raise ConfigError(
+                f"CA file {path} does not exist",
+                where=f"{inv.where('labctl_ontap_ca_file')}: labctl_ontap_ca_file",
+                fix="point it at the PEM bundle that signed the cluster's "
+                "certificate (e.g. fetched with `openssl s_client -showcerts`)",
+            )
+        return path
+    if not v.labctl_ontap_insecure_skip_verify:
+        raise ConfigError(
+            "no CA file: TLS to ONTAP is always verified",
+            where=f"{inv.where('labctl_ontap_ca_file')}: labctl_ontap_ca_file",
+            fix="set labctl_ontap_ca_file to the cluster's CA bundle (opt out only with "
+            "labctl_ontap_insecure_skip_verify: true)",
+        )
+    return None
+
+
+def _clients(v: _LabVars, hosts: list[InventoryHost], inv: InventoryData) -> list[str]:
+    where = f"{inv.where('labctl_export_clients')}: labctl_export_clients"
+    clients = v.labctl_export_clients if v.labctl_export_clients is not None else [h.address for h in hosts]
+    if not clients:
+        raise ConfigError(
+            f"no export clients: the {LAB_GROUP} group is empty and labctl_export_clients is unset",
+            where=where,
+            fix=f"add hosts to {LAB_GROUP} in hosts.yml or list labctl_export_clients",
+        )
+    anywhere = {"0.0.0.0/0", "0/0", "0.0.0.0", "::/0"}
+    if anywhere & set(clients) and not v.labctl_export_allow_any:
+        raise ConfigError(
+            "exporting to every address (0.0.0.0/0) is refused",
+            where=where,
+            fix="list the GPU hosts' addresses, or set labctl_export_allow_any: true",
+        )
+    return list(dict.fromkeys(clients))
+
+
+def build_lab_config(inv: InventoryData, *, resolve_secrets: bool = True) -> LabConfig:
+    """Validate the inventory's lab vars into a LabConfig.
+
+    Raises:
+        ConfigError: naming the file, the key and the fix.
+    """
+    _check_unknown(inv)
+    try:
+        v = _LabVars.model_validate(inv.lab_vars)
+    except ValidationError as exc:
+        raise _format_errors(exc, inv) from None
+    hosts = inv.groups.get(LAB_GROUP, [])
+    source = _password_source(v, inv)
+    password = resolve_password(source) if resolve_secrets else None
+    ontap = OntapSettings(
+        host=v.labctl_ontap_host,
+        port=v.labctl_ontap_port,
+        username=v.labctl_ontap_username,
+        password=password,
+        password_source=source,
+        ca_file=_ca_file(v, inv),
+        insecure_skip_verify=v.labctl_ontap_insecure_skip_verify,
+        timeout=v.labctl_ontap_timeout,
+        job_timeout=v.labctl_ontap_job_timeout,
+        retries=v.labctl_ontap_retries,
+        retry_backoff=v.labctl_ontap_retry_backoff,
+    )
+    resolved = v.model_dump()
+    resolved.pop("labctl_ontap_password", None)
+    dataset_dir = v.labctl_dataset_dir or f"{v.labctl_mount_path.rstrip('/')}/data/oasst"
+    resolved["labctl_dataset_dir"] = dataset_dir
+    return LabConfig(
+        inventory=inv.path,
+        ontap=ontap,
+        svm=v.labctl_svm,
+        nfs=NfsSettings(
+            v41=v.labctl_nfs_v41, pnfs=v.labctl_nfs_pnfs, tcp_max_xfer_size=v.labctl_nfs_tcp_max_xfer_size
+        ),
+        export=ExportSettings(
+            policy=v.labctl_export_policy,
+            clients=_clients(v, hosts, inv),
+            rw_rule=v.labctl_export_rw_rule,
+            ro_rule=v.labctl_export_ro_rule,
+            superuser=v.labctl_export_superuser,
+        ),
+        flexgroup=FlexGroupSettings(
+            name=v.labctl_flexgroup_name,
+            size=parse_size(v.labctl_flexgroup_size),
+            aggregates=v.labctl_flexgroup_aggregates,
+            constituents_per_aggregate=v.labctl_flexgroup_constituents_per_aggregate,
+            junction=v.labctl_flexgroup_junction,
+        ),
+        data_lifs=v.labctl_data_lifs,
+        nfs_server=v.labctl_nfs_server,
+        mount=MountSettings(
+            path=v.labctl_mount_path,
+            options=v.labctl_mount_options,
+            fstab=v.labctl_mount_fstab,
+            proc_mounts=v.labctl_proc_mounts,
+            proc_mountstats=v.labctl_proc_mountstats,
+        ),
+        hosts=hosts,
+        dataset_dir=dataset_dir,
+        host_workdir=v.labctl_host_workdir,
+        vars=resolved,
+        origins=dict(inv.origins),
+    )
+
+
+def load_lab_config(inventory: Path, *, resolve_secrets: bool = True) -> LabConfig:
+    """Read and validate an inventory directory (see the module docstring).
+
+    `resolve_secrets=False` skips reading the ONTAP password (for host-only commands).
+
+    Raises:
+        ConfigError: the inventory is missing or invalid (message names the file, the key and the fix).
+    """
+    return build_lab_config(read_inventory(Path(inventory)), resolve_secrets=resolve_secrets)

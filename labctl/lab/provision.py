@@ -1,0 +1,123 @@
+"""`labctl provision`: the storage phase (NFS service → export policy → data LIFs → FlexGroup → verify),
+then the hosts phase. With `plan=True` it reads only and reports what it would change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from labctl.config.lab import LabConfig
+from labctl.errors import LabctlError
+from labctl.lab import hosts_phase_module
+from labctl.ontap import export_policy, flexgroup, interfaces, nfs
+from labctl.ontap.changes import Change
+from labctl.ontap.session import ontap_session
+from labctl.state import Ledger
+
+HOSTS_MISSING = "hosts phase not available (labctl.lab.hosts_phase is not installed)"
+
+
+@dataclass
+class ProvisionResult:
+    """What provision found or did."""
+
+    changes: list[Change] = field(default_factory=list)
+    verified: dict[str, Any] | None = None
+    nfs_server: str | None = None
+    hosts: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+def provision_storage(cfg: LabConfig, state_dir: Path, *, plan: bool, console: Console) -> ProvisionResult:
+    """Ensure (or, with `plan`, only compare) every ONTAP object, then verify the FlexGroup.
+
+    Raises:
+        LabctlError: the cluster is unsupported, a REST call fails, or the result does not verify.
+    """
+    result = ProvisionResult()
+    with Ledger.open(state_dir) as ledger, ontap_session(cfg, console) as ontap:
+        if plan:
+            result.changes.append(nfs.plan_nfs(ontap))
+            result.changes += export_policy.plan_export(ontap, ledger)[0]
+            lif_changes, addresses = interfaces.plan_interfaces(ontap, ledger)
+            result.changes += lif_changes
+            result.changes.append(flexgroup.plan_flexgroup(ontap, ledger)[0])
+        else:
+            result.changes.append(nfs.ensure_nfs(ontap, ledger))
+            result.changes += export_policy.ensure_export(ontap, ledger)
+            lif_changes, addresses = interfaces.ensure_interfaces(ontap, ledger)
+            result.changes += lif_changes
+            result.changes.append(flexgroup.ensure_flexgroup(ontap, ledger))
+            result.verified = flexgroup.verify_flexgroup(ontap)
+        result.nfs_server = cfg.nfs_server or (addresses[0] if addresses else None)
+        if not plan and result.nfs_server != ledger.meta.get("nfs_server"):
+            ledger.set_meta(nfs_server=result.nfs_server, data_addresses=addresses)
+    return result
+
+
+def nfs_server_for_hosts(cfg: LabConfig, state_dir: Path, console: Console) -> str:
+    """The address the hosts mount from: labctl_nfs_server, else the one provision recorded, else asked.
+
+    Raises:
+        LabctlError: none can be found.
+    """
+    if cfg.nfs_server:
+        return cfg.nfs_server
+    from labctl.state import read_ledger
+
+    recorded = read_ledger(state_dir).get("meta", {}).get("nfs_server")
+    if recorded:
+        return str(recorded)
+    with Ledger.open(state_dir) as ledger, ontap_session(cfg, console) as ontap:
+        addresses = interfaces.plan_interfaces(ontap, ledger)[1]
+    if not addresses:
+        raise LabctlError(
+            "no data LIF address to mount from",
+            where=cfg.where("labctl_nfs_server"),
+            fix="run `labctl provision --only storage` first or set labctl_nfs_server",
+        )
+    return addresses[0]
+
+
+def provision_hosts(
+    cfg: LabConfig, state_dir: Path, nfs_server: str | None, *, plan: bool, console: Console
+) -> Any:
+    """Hand over to the hosts phase: Ansible on the GPU hosts (mount, verify, LLM Studio).
+
+    Raises:
+        LabctlError: "hosts phase not available" when that module is not installed.
+    """
+    module = hosts_phase_module()
+    if module is None:
+        raise LabctlError(
+            HOSTS_MISSING, fix="install a labctl that includes the hosts phase, or use --only storage"
+        )
+    # The agreed call: hosts_phase.provision_hosts(inventory=Path, state_dir=Path, extra_vars=dict,
+    # plan=bool, console=rich Console) -> a JSON-able summary (or None). extra_vars carries at least
+    # labctl_nfs_server (the data LIF address the hosts mount from).
+    return module.provision_hosts(
+        inventory=cfg.inventory,
+        state_dir=state_dir,
+        extra_vars={"labctl_nfs_server": nfs_server},
+        plan=plan,
+        console=console,
+    )
+
+
+def provision(
+    cfg: LabConfig, state_dir: Path, *, only: str | None, plan: bool, console: Console
+) -> ProvisionResult:
+    """The whole `labctl provision`: storage, then hosts (either alone with `only`)."""
+    if only == "hosts":
+        result = ProvisionResult(nfs_server=nfs_server_for_hosts(cfg, state_dir, console))
+    else:
+        result = provision_storage(cfg, state_dir, plan=plan, console=console)
+    if only != "storage":
+        if only is None and hosts_phase_module() is None:
+            result.notes.append(HOSTS_MISSING + "; the storage part is done")
+        else:
+            result.hosts = provision_hosts(cfg, state_dir, result.nfs_server, plan=plan, console=console)
+    return result

@@ -1,0 +1,105 @@
+"""`labctl teardown`: undo exactly what the ledger records, in reverse order (hosts, FlexGroup, export
+rule/policy, LIFs, NFS settings), and report what is left."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from labctl.config.lab import LabConfig
+from labctl.errors import ConfigError, LabctlError
+from labctl.lab import hosts_phase_module
+from labctl.lab.provision import HOSTS_MISSING
+from labctl.ontap import export_policy, flexgroup, interfaces, nfs
+from labctl.ontap.changes import Change
+from labctl.ontap.session import Ontap, ontap_session
+from labctl.state import Ledger
+
+
+@dataclass
+class TeardownResult:
+    """What teardown did and what it could not do."""
+
+    changes: list[Change] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)
+    recovery_queue: list[str] | None = None
+    hosts: Any = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        """True when nothing labctl owns is left behind and nothing was refused."""
+        return not self.leftovers
+
+
+def _names(ledger: Ledger, kind: str) -> list[str]:
+    return sorted({e["name"] for e in ledger.entries().values() if e.get("kind") == kind})
+
+
+def _step(result: TeardownResult, what: str, fn: Any) -> None:
+    """Run one removal; a failure becomes a leftover so the other steps still run (credentials abort)."""
+    try:
+        out = fn()
+    except ConfigError:
+        raise
+    except LabctlError as exc:
+        result.leftovers.append(f"{what}: {exc.message}")
+        return
+    result.changes += out if isinstance(out, list) else [out]
+
+
+def teardown_storage(cfg: LabConfig, state_dir: Path, *, console: Console) -> TeardownResult:
+    """Remove the ONTAP objects the ledger owns and restore the NFS settings it changed."""
+    result = TeardownResult()
+    with Ledger.open(state_dir) as ledger, ontap_session(cfg, console) as ontap:
+        volumes = sorted(set(_names(ledger, "volume")) | {cfg.flexgroup.name})
+        for name in volumes:
+            _step(result, f"FlexGroup {name}", lambda n=name: flexgroup.remove_flexgroup(ontap, ledger, n))
+        policies = _names(ledger, "export_policy") + _names(ledger, "export_rule")
+        for name in sorted(set(policies)):
+            _step(
+                result, f"export policy {name}", lambda n=name: export_policy.remove_export(ontap, ledger, n)
+            )
+        _step(result, "data LIFs", lambda: interfaces.remove_interfaces(ontap, ledger))
+        _step(result, "NFS settings", lambda: nfs.remove_nfs(ontap, ledger))
+        _report_leftovers(ontap, ledger, result)
+    return result
+
+
+def _report_leftovers(ontap: Ontap, ledger: Ledger, result: TeardownResult) -> None:
+    for change in result.changes:
+        if change.action == flexgroup.REFUSED:
+            result.leftovers.append(f"{change.kind} {change.name}: refused: {change.note}")
+    for key, entry in sorted(ledger.entries().items()):
+        text = f"{entry.get('kind')} {entry.get('name')} ({key}) is still recorded in the ledger"
+        if not any(entry.get("name", "?") in item for item in result.leftovers):
+            result.leftovers.append(text)
+    result.recovery_queue = flexgroup.recovery_queue(ontap)
+
+
+def teardown(cfg: LabConfig, state_dir: Path, *, only: str | None, console: Console) -> TeardownResult:
+    """The whole `labctl teardown`: hosts first, then storage (either alone with `only`)."""
+    hosts_result = None
+    notes: list[str] = []
+    if only != "storage":
+        module = hosts_phase_module()
+        if module is None:
+            if only == "hosts":
+                raise LabctlError(HOSTS_MISSING, fix="use --only storage")
+            notes.append(HOSTS_MISSING + "; only the storage part was torn down")
+        else:
+            # The agreed call: hosts_phase.teardown_hosts(inventory=Path, state_dir=Path, extra_vars=dict,
+            # console=rich Console) -> a JSON-able summary (or None). It unmounts and cleans the hosts.
+            hosts_result = module.teardown_hosts(
+                inventory=cfg.inventory,
+                state_dir=state_dir,
+                extra_vars={"labctl_nfs_server": cfg.nfs_server},
+                console=console,
+            )
+    result = teardown_storage(cfg, state_dir, console=console) if only != "hosts" else TeardownResult()
+    result.hosts = hosts_result
+    result.notes += notes
+    return result

@@ -1,0 +1,198 @@
+"""The export policy and its one rule: the GPU hosts (only) may mount, with the configured flavors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netapp_ontap.resources import ExportPolicy, ExportRule
+
+from labctl.ontap.changes import ABSENT, CREATE, DELETE, KEEP, MODIFY, UNCHANGED, Change
+from labctl.ontap.rest import changed
+from labctl.ontap.session import Ontap
+from labctl.state import Ledger
+
+POLICY, RULE = "export policy", "export rule"
+RULE_FIELDS = "index,clients,ro_rule,rw_rule,superuser,protocols"
+
+
+def policy_key(svm: str, name: str) -> str:
+    """Ledger key of an export policy."""
+    return f"export_policy:{svm}/{name}"
+
+
+def rule_key(svm: str, name: str) -> str:
+    """Ledger key of labctl's rule in an export policy."""
+    return f"export_rule:{svm}/{name}"
+
+
+def find_policy(ontap: Ontap, name: str | None = None) -> int | None:
+    """The id of the named policy in the SVM, or None."""
+    svm, name = ontap.cfg.svm, name or ontap.cfg.export.policy
+    found = ontap.call(
+        f"look up export policy {name}",
+        lambda: list(ExportPolicy.get_collection(name=name, fields="id,name", **{"svm.name": svm})),
+    )
+    return int(found[0].id) if found else None
+
+
+def desired_rule(ontap: Ontap) -> dict[str, Any]:
+    """The rule labctl wants, in a comparable form."""
+    e = ontap.cfg.export
+    return {
+        "clients": sorted(e.clients),
+        "ro_rule": sorted(e.ro_rule),
+        "rw_rule": sorted(e.rw_rule),
+        "superuser": sorted(e.superuser),
+        "protocols": ["nfs"],
+    }
+
+
+def _rule_form(rule: Any) -> dict[str, Any]:
+    d = rule.to_dict()
+    return {
+        "clients": sorted(c.get("match", "") for c in d.get("clients", [])),
+        "ro_rule": sorted(d.get("ro_rule", [])),
+        "rw_rule": sorted(d.get("rw_rule", [])),
+        "superuser": sorted(d.get("superuser", [])),
+        "protocols": sorted(d.get("protocols", [])),
+    }
+
+
+def _rules(ontap: Ontap, policy_id: int) -> dict[int, dict[str, Any]]:
+    found = ontap.call(
+        "read export rules", lambda: list(ExportRule.get_collection(policy_id, fields=RULE_FIELDS))
+    )
+    return {int(r.index): _rule_form(r) for r in found}
+
+
+def _body(rule: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "clients": [{"match": c} for c in rule["clients"]],
+        "ro_rule": rule["ro_rule"],
+        "rw_rule": rule["rw_rule"],
+        "superuser": rule["superuser"],
+        "protocols": rule["protocols"],
+    }
+
+
+def plan_export(ontap: Ontap, ledger: Ledger) -> tuple[list[Change], int | None, int | None]:
+    """Changes for the policy and its rule, plus the policy id and the index of the rule to modify."""
+    svm, name = ontap.cfg.svm, ontap.cfg.export.policy
+    want = desired_rule(ontap)
+    policy_id = find_policy(ontap)
+    if policy_id is None:
+        return (
+            [
+                Change(POLICY, name, CREATE),
+                Change(RULE, f"{name}#new", CREATE, {k: (None, v) for k, v in want.items()}),
+            ],
+            None,
+            None,
+        )
+    rules = _rules(ontap, policy_id)
+    owned = ledger.get(rule_key(svm, name))
+    policy_change = Change(POLICY, name, UNCHANGED)
+    for index, rule in rules.items():
+        if rule == want:
+            return [policy_change, Change(RULE, f"{name}#{index}", UNCHANGED)], policy_id, None
+    if owned and int(owned.get("index", -1)) in rules:
+        index = int(owned["index"])
+        fields = {k: (rules[index].get(k), v) for k, v in want.items() if rules[index].get(k) != v}
+        return [policy_change, Change(RULE, f"{name}#{index}", MODIFY, fields)], policy_id, index
+    return (
+        [policy_change, Change(RULE, f"{name}#new", CREATE, {k: (None, v) for k, v in want.items()})],
+        policy_id,
+        None,
+    )
+
+
+def ensure_export(ontap: Ontap, ledger: Ledger) -> list[Change]:
+    """Create the policy and rule, or fix labctl's rule, so that exactly the configured clients match."""
+    svm, name = ontap.cfg.svm, ontap.cfg.export.policy
+    changes, policy_id, index = plan_export(ontap, ledger)
+    if changes[0].action == CREATE:
+        ledger.intent(policy_key(svm, name), kind="export_policy", action="create", name=name)
+        ontap.call(
+            f"create export policy {name}",
+            lambda: ExportPolicy.from_dict({"name": name, "svm": {"name": svm}}).post(poll=True),
+            recover=lambda: find_policy(ontap) is not None,
+        )
+        policy_id = find_policy(ontap)
+        ledger.done(policy_key(svm, name), id=policy_id)
+    assert policy_id is not None
+    want = desired_rule(ontap)
+    rule = changes[1]
+    if rule.action == CREATE:
+        ledger.intent(
+            rule_key(svm, name),
+            kind="export_rule",
+            action="create",
+            name=name,
+            desired=want,
+            policy_id=policy_id,
+        )
+        ontap.call(
+            f"add the export rule to {name}",
+            lambda: ExportRule(policy_id, **_body(want)).post(poll=True),
+            recover=lambda: _matching_index(ontap, policy_id, want) is not None,
+        )
+        ledger.done(rule_key(svm, name), index=_matching_index(ontap, policy_id, want), policy_id=policy_id)
+        changes[1] = Change(
+            RULE, f"{name}#{ledger.get(rule_key(svm, name)).get('index')}", CREATE, rule.fields
+        )
+    elif rule.action == MODIFY and index is not None:
+        ledger.intent(rule_key(svm, name), kind="export_rule", action="modify", name=name, desired=want)
+        ontap.call(
+            f"update the export rule of {name}",
+            lambda: changed(ExportRule(policy_id, index=index), **_body(want)).patch(poll=True),
+        )
+        ledger.done(rule_key(svm, name))
+    return changes
+
+
+def _matching_index(ontap: Ontap, policy_id: int, want: dict[str, Any]) -> int | None:
+    for index, rule in _rules(ontap, policy_id).items():
+        if rule == want:
+            return index
+    return None
+
+
+def remove_export(
+    ontap: Ontap, ledger: Ledger, name: str | None = None, *, plan: bool = False
+) -> list[Change]:
+    """Delete labctl's rule and, if labctl created it, the policy `name` (default: the configured one)."""
+    svm, name = ontap.cfg.svm, name or ontap.cfg.export.policy
+    out: list[Change] = []
+    pkey, rkey = policy_key(svm, name), rule_key(svm, name)
+    policy_entry, rule_entry = ledger.get(pkey), ledger.get(rkey)
+    policy_id = find_policy(ontap, name)
+    if rule_entry is not None:
+        index = rule_entry.get("index")
+        if policy_id is None or index is None or int(index) not in _rules(ontap, policy_id):
+            out.append(Change(RULE, f"{name}#{index}", ABSENT))
+        elif policy_entry is not None and policy_entry.get("created"):
+            out.append(Change(RULE, f"{name}#{index}", DELETE, note="with its policy"))
+        else:
+            out.append(Change(RULE, f"{name}#{index}", DELETE))
+            if not plan:
+                ontap.call(
+                    f"delete export rule {index} of {name}",
+                    lambda: ExportRule(policy_id, index=int(index)).delete(poll=True),
+                )
+        if not plan:
+            ledger.forget(rkey)
+    if policy_entry is not None and policy_entry.get("created"):
+        if policy_id is None:
+            out.append(Change(POLICY, name, ABSENT))
+        else:
+            out.append(Change(POLICY, name, DELETE))
+            if not plan:
+                ledger.update(pkey, state="removing")
+                ontap.call(
+                    f"delete export policy {name}", lambda: ExportPolicy(id=policy_id).delete(poll=True)
+                )
+        if not plan:
+            ledger.forget(pkey)
+    elif policy_id is not None and rule_entry is None:
+        out.append(Change(POLICY, name, KEEP, note="not created by labctl"))
+    return out

@@ -1,0 +1,345 @@
+"""The FlexGroup: aggregates × constituents per aggregate, sized, junctioned, exported, tagged as labctl's in
+its comment; verified after every provision; deleted only when the ledger owns exactly that volume."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from netapp_ontap.resources import CLI, Aggregate, Volume
+
+from labctl.config.lab import format_size
+from labctl.errors import LabctlError, OntapError
+from labctl.ontap.changes import ABSENT, CREATE, DELETE, MODIFY, UNCHANGED, Change
+from labctl.ontap.interfaces import nodes
+from labctl.ontap.rest import changed
+from labctl.ontap.session import Ontap
+from labctl.state import INTENT, Ledger
+
+KIND = "FlexGroup"
+REFUSED = "refused"
+VOLUME_FIELDS = "uuid,name,style,size,comment,state,aggregates,nas.path,nas.export_policy.name,svm"
+SIZE_TOLERANCE = 0.01  # ONTAP rounds constituent sizes; a 1 % difference is not drift
+
+
+@dataclass(frozen=True)
+class VolumeState:
+    """The FlexGroup as labctl compares it."""
+
+    uuid: str
+    comment: str
+    size: int
+    junction: str
+    policy: str
+    style: str
+
+
+def ledger_key(svm: str, name: str) -> str:
+    """Ledger key of a volume."""
+    return f"volume:{svm}/{name}"
+
+
+def owner_tag(lab_id: str) -> str:
+    """The comment labctl writes on volumes it creates (the ownership marker on the array)."""
+    return f"managed by labctl (lab {lab_id}); removed by `labctl teardown`"
+
+
+def find_volume(ontap: Ontap, name: str | None = None) -> VolumeState | None:
+    """The named volume of the SVM, or None."""
+    svm, name = ontap.cfg.svm, name or ontap.cfg.flexgroup.name
+    found = ontap.call(
+        f"look up volume {name}",
+        lambda: list(Volume.get_collection(name=name, fields=VOLUME_FIELDS, **{"svm.name": svm})),
+    )
+    if not found:
+        return None
+    d = found[0].to_dict()
+    nas = d.get("nas", {})
+    return VolumeState(
+        uuid=str(d["uuid"]),
+        comment=str(d.get("comment") or ""),
+        size=int(d.get("size") or 0),
+        junction=str(nas.get("path") or ""),
+        policy=str(nas.get("export_policy", {}).get("name", "")),
+        style=str(d.get("style") or ""),
+    )
+
+
+def aggregates(ontap: Ontap) -> list[str]:
+    """The configured aggregates, else one per node (the online one with the most free space).
+
+    Raises:
+        OntapError: a node has no usable data aggregate.
+    """
+    if ontap.cfg.flexgroup.aggregates:
+        return list(ontap.cfg.flexgroup.aggregates)
+    found = ontap.call(
+        "list the aggregates",
+        lambda: list(Aggregate.get_collection(fields="name,node,state,space.block_storage.available")),
+    )
+    best: dict[str, tuple[int, str]] = {}
+    for aggr in found:
+        d = aggr.to_dict()
+        if d.get("state", "online") != "online":
+            continue
+        node = d.get("node", {}).get("name", "?")
+        free = int(d.get("space", {}).get("block_storage", {}).get("available") or 0)
+        if node not in best or free > best[node][0]:
+            best[node] = (free, str(d["name"]))
+    missing = [n for n in nodes(ontap) if n not in best]
+    if missing:
+        raise OntapError(
+            f"node(s) {', '.join(missing)} have no online data aggregate for the FlexGroup",
+            where=ontap.cfg.where("labctl_flexgroup_aggregates"),
+            fix="create an aggregate on each node, or list labctl_flexgroup_aggregates explicitly",
+        )
+    return [best[n][1] for n in sorted(best)]
+
+
+def _owned(ontap: Ontap, ledger: Ledger, vol: VolumeState, name: str) -> bool:
+    entry = ledger.get(ledger_key(ontap.cfg.svm, name))
+    if entry is None:
+        return False
+    if entry.get("uuid") == vol.uuid:
+        return True
+    # a create whose answer was lost: ours if it carries this lab's tag
+    return entry.get("state") == INTENT and owner_tag(ledger.lab_id) in vol.comment and not entry.get("uuid")
+
+
+def _refusal(ontap: Ontap, vol: VolumeState, name: str) -> OntapError:
+    return OntapError(
+        f"volume {name} exists in SVM {ontap.cfg.svm} (uuid {vol.uuid}) but labctl did not create "
+        "it: labctl never modifies or deletes volumes it does not own",
+        where=ontap.cfg.where("labctl_flexgroup_name"),
+        fix="choose another labctl_flexgroup_name, or remove that volume yourself if it is unused",
+    )
+
+
+def plan_flexgroup(ontap: Ontap, ledger: Ledger) -> tuple[Change, VolumeState | None]:
+    """What `ensure_flexgroup` would do.
+
+    Raises:
+        OntapError: a same-named volume that labctl does not own exists, or its layout cannot be changed.
+    """
+    fg, policy = ontap.cfg.flexgroup, ontap.cfg.export.policy
+    vol = find_volume(ontap)
+    if vol is None:
+        aggrs = aggregates(ontap)
+        return Change(
+            KIND,
+            fg.name,
+            CREATE,
+            {
+                "size": (None, format_size(fg.size)),
+                "aggregates": (None, aggrs),
+                "constituents": (None, len(aggrs) * fg.constituents_per_aggregate),
+                "junction": (None, fg.junction),
+                "export_policy": (None, policy),
+            },
+        ), None
+    if not _owned(ontap, ledger, vol, fg.name):
+        raise _refusal(ontap, vol, fg.name)
+    fields: dict[str, tuple[Any, Any]] = {}
+    if abs(vol.size - fg.size) > SIZE_TOLERANCE * fg.size:
+        fields["size"] = (format_size(vol.size), format_size(fg.size))
+    if vol.junction != fg.junction:
+        fields["junction"] = (vol.junction or None, fg.junction)
+    if vol.policy != policy:
+        fields["export_policy"] = (vol.policy or None, policy)
+    return Change(KIND, fg.name, MODIFY if fields else UNCHANGED, fields), vol
+
+
+def ensure_flexgroup(ontap: Ontap, ledger: Ledger) -> Change:
+    """Create the FlexGroup (job followed with progress) or fix its size, junction and policy."""
+    fg, svm = ontap.cfg.flexgroup, ontap.cfg.svm
+    key = ledger_key(svm, fg.name)
+    change, vol = plan_flexgroup(ontap, ledger)
+    if change.action == CREATE:
+        aggrs = aggregates(ontap)
+        body = {
+            "name": fg.name,
+            "svm": {"name": svm},
+            "style": "flexgroup",
+            "aggregates": [{"name": a} for a in aggrs],
+            "constituents_per_aggregate": fg.constituents_per_aggregate,
+            "size": fg.size,
+            "guarantee": {"type": "none"},
+            "comment": owner_tag(ledger.lab_id),
+            "nas": {
+                "path": fg.junction,
+                "security_style": "unix",
+                "export_policy": {"name": ontap.cfg.export.policy},
+            },
+        }
+        ledger.intent(
+            key,
+            kind="volume",
+            action="create",
+            name=fg.name,
+            desired={
+                "size": fg.size,
+                "aggregates": aggrs,
+                "junction": fg.junction,
+                "constituents_per_aggregate": fg.constituents_per_aggregate,
+            },
+        )
+        what = f"create FlexGroup {fg.name} ({len(aggrs) * fg.constituents_per_aggregate} constituents)"
+        with ontap.progress(what) as tick:
+            response = ontap.call(
+                what, lambda: Volume.from_dict(body).post(poll=False), recover=lambda: find_volume(ontap)
+            )
+            ontap.wait_job(response, what, tick)
+        vol = find_volume(ontap)
+        if vol is None:
+            raise OntapError(
+                f"{what}: the job succeeded but the volume is not listed",
+                fix="check `volume show` on the cluster, then rerun provision",
+            )
+        ledger.done(key, uuid=vol.uuid)
+    elif change.action == MODIFY and vol is not None:
+        patch: dict[str, Any] = {}
+        if "size" in change.fields:
+            patch["size"] = fg.size
+        if "junction" in change.fields or "export_policy" in change.fields:
+            patch["nas"] = {"path": fg.junction, "export_policy": {"name": ontap.cfg.export.policy}}
+        ledger.intent(
+            key,
+            kind="volume",
+            action="modify",
+            name=fg.name,
+            uuid=vol.uuid,
+            desired={"size": fg.size, "junction": fg.junction},
+        )
+        what = f"update FlexGroup {fg.name}"
+        with ontap.progress(what) as tick:
+            response = ontap.call(what, lambda: changed(Volume(uuid=vol.uuid), **patch).patch(poll=False))
+            ontap.wait_job(response, what, tick)
+        ledger.done(key)
+    return change
+
+
+def constituents(ontap: Ontap) -> list[dict[str, Any]]:
+    """The FlexGroup's constituents: name, aggregate, size."""
+    fg, svm = ontap.cfg.flexgroup, ontap.cfg.svm
+    found = ontap.call(
+        f"list the constituents of {fg.name}",
+        lambda: list(
+            Volume.get_collection(
+                is_constituent=True,
+                fields="name,aggregates,size,state",
+                **{"flexgroup.name": fg.name, "svm.name": svm},
+            )
+        ),
+    )
+    out = []
+    for rec in found:
+        d = rec.to_dict()
+        aggrs = d.get("aggregates") or [{}]
+        out.append(
+            {
+                "name": d.get("name"),
+                "aggregate": aggrs[0].get("name"),
+                "size": int(d.get("size") or 0),
+                "state": d.get("state"),
+            }
+        )
+    return out
+
+
+def verify_flexgroup(ontap: Ontap) -> dict[str, Any]:
+    """Check the FlexGroup is exactly as configured; returns a summary.
+
+    Raises:
+        OntapError: any mismatch (constituent count or spread, size, junction, export policy).
+    """
+    fg = ontap.cfg.flexgroup
+    vol = find_volume(ontap)
+    if vol is None:
+        raise OntapError(f"FlexGroup {fg.name} is missing after provisioning", fix="rerun labctl provision")
+    parts = constituents(ontap)
+    aggrs = aggregates(ontap)
+    per = Counter(p["aggregate"] for p in parts)
+    problems = []
+    if vol.style and vol.style != "flexgroup":
+        problems.append(f"style is {vol.style}, not flexgroup")
+    if len(parts) != len(aggrs) * fg.constituents_per_aggregate:
+        problems.append(f"{len(parts)} constituents, expected {len(aggrs) * fg.constituents_per_aggregate}")
+    if dict(per) != {a: fg.constituents_per_aggregate for a in aggrs}:
+        problems.append(
+            f"constituents per aggregate {dict(per)}, expected {fg.constituents_per_aggregate} on each "
+            f"of {', '.join(aggrs)}"
+        )
+    if abs(vol.size - fg.size) > SIZE_TOLERANCE * fg.size:
+        problems.append(f"size {format_size(vol.size)}, expected {format_size(fg.size)}")
+    if vol.junction != fg.junction:
+        problems.append(f"junction {vol.junction or '(none)'}, expected {fg.junction}")
+    if vol.policy != ontap.cfg.export.policy:
+        problems.append(f"export policy {vol.policy or '(none)'}, expected {ontap.cfg.export.policy}")
+    if problems:
+        raise OntapError(
+            f"FlexGroup {fg.name} does not match the configuration: " + "; ".join(problems),
+            fix="run `labctl teardown` and provision again (a FlexGroup's layout cannot be changed in place)",
+        )
+    return {
+        "name": fg.name,
+        "uuid": vol.uuid,
+        "size": vol.size,
+        "junction": vol.junction,
+        "policy": vol.policy,
+        "constituents": len(parts),
+        "per_aggregate": dict(per),
+    }
+
+
+def remove_flexgroup(ontap: Ontap, ledger: Ledger, name: str | None = None, *, plan: bool = False) -> Change:
+    """Unmount and delete the FlexGroup `name` if (and only if) the ledger owns exactly this volume."""
+    svm, name = ontap.cfg.svm, name or ontap.cfg.flexgroup.name
+    key = ledger_key(svm, name)
+    entry = ledger.get(key)
+    vol = find_volume(ontap, name)
+    if vol is None:
+        if entry is not None and not plan:
+            ledger.forget(key)
+        return Change(KIND, name, ABSENT)
+    if entry is None or not _owned(ontap, ledger, vol, name):
+        return Change(KIND, name, REFUSED, note=str(_refusal(ontap, vol, name).message))
+    if plan:
+        return Change(KIND, name, DELETE, {"junction": (vol.junction or None, None)} if vol.junction else {})
+    ledger.update(key, state="removing", uuid=vol.uuid)
+    if vol.junction:
+        what = f"unmount FlexGroup {name} from {vol.junction}"
+        with ontap.progress(what) as tick:
+            response = ontap.call(
+                what, lambda: changed(Volume(uuid=vol.uuid), nas={"path": ""}).patch(poll=False)
+            )
+            ontap.wait_job(response, what, tick)
+    what = f"delete FlexGroup {name}"
+    with ontap.progress(what) as tick:
+        response = ontap.call(
+            what,
+            lambda: Volume(uuid=vol.uuid).delete(poll=False),
+            recover=lambda: find_volume(ontap, name) is None,
+        )
+        if response is not True:
+            ontap.wait_job(response, what, tick)
+    ledger.forget(key)
+    return Change(KIND, name, DELETE)
+
+
+def recovery_queue(ontap: Ontap) -> list[str] | None:
+    """Volumes of the SVM in ONTAP's recovery queue (deleted, still holding space), or None if unknown."""
+    try:
+        response = ontap.call(
+            "read the volume recovery queue",
+            lambda: CLI().execute(
+                "volume recovery-queue show",
+                privilege_level="advanced",
+                vserver=ontap.cfg.svm,
+                fields="volume",
+            ),
+        )
+    except LabctlError:
+        return None
+    body = response.http_response.json() if response.http_response.content else {}
+    return [str(r.get("volume")) for r in body.get("records", [])]
