@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.analysis.bundle import RunData, load_run
-from labctl.analysis.metrics import summarize
+from labctl.analysis.metrics import RunArrays, run_arrays, summarize
 from labctl.analysis.series import SeriesKey
 from labctl.analysis.timeline import Binned, bin_store, write_timeline
 
@@ -19,6 +19,7 @@ class Analysis:
 
     run: RunData
     binned: dict[SeriesKey, Binned]
+    arrays: RunArrays
     summary: dict[str, Any]
 
 
@@ -31,11 +32,12 @@ def analyse(run_dir: Path, *, write: bool = True) -> Analysis:
     run = load_run(run_dir)
     binned = bin_store(run.store)
     run.store.series.clear()  # the raw samples are no longer needed
-    summary = summarize(run, binned)
+    arrays = run_arrays(run, binned)
+    summary = summarize(run, binned, arrays)
     if write:
         summary["timeline_rows"] = write_timeline(binned, run_dir / "timeline.parquet")
         write_json(run_dir / "summary.json", summary)
-    return Analysis(run, binned, summary)
+    return Analysis(run, binned, arrays, summary)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -6,6 +6,7 @@ Every formula is in docs/report.md; aggregations are total/total (never a mean o
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -56,12 +57,32 @@ class _Ctx:
         return int(min(max(math.floor(t) - self.grid.t0, 0), self.grid.n - 1))
 
 
-def summarize(run: RunData, binned: dict[SeriesKey, Binned]) -> dict[str, Any]:
-    """The summary.json document for a parsed run."""
+@dataclass
+class RunArrays:
+    """Per-second arrays on the run's grid: GPU utilisation (mean of GPUs and per GPU), NFS rates (B/s)."""
+
+    grid: Grid
+    u: np.ndarray
+    gpu_rows: dict[tuple[str, int], np.ndarray]
+    read: np.ndarray
+    write: np.ndarray
+    nfs_source: dict[str, str]
+    per_host: list[dict[str, Any]]
+    totals: dict[str, float]
+
+
+def run_arrays(run: RunData, binned: dict[SeriesKey, Binned]) -> RunArrays:
+    """GPU `gpu.sm` per second (mean over every GPU of every host) and run-level NFS read/write rates,
+    each host's rates taken from its best NFS source (mountstats > bpftrace > nfsiostat)."""
     c = _Ctx(run, binned)
     g = c.grid
     gpu_rows = {(k[0], k[1]): g.dense(b) for k, b in binned.items() if k[2] == "dmon" and k[3] == "gpu.sm"}
-    u = np.nanmean(np.vstack(list(gpu_rows.values())), axis=0) if gpu_rows else np.full(g.n, np.nan)
+    if gpu_rows:
+        stack = np.vstack(list(gpu_rows.values()))
+        cnt = np.sum(~np.isnan(stack), axis=0)
+        u = np.where(cnt > 0, np.nansum(stack, axis=0) / np.maximum(cnt, 1), np.nan)
+    else:
+        u = np.full(g.n, np.nan)
     nfs_src: dict[str, str] = {}
     rates: dict[str, list[np.ndarray]] = {"read": [], "write": []}
     totals = {"read": 0.0, "write": 0.0}
@@ -79,8 +100,18 @@ def summarize(run: RunData, binned: dict[SeriesKey, Binned]) -> dict[str, Any]:
                     totals[d] += entry[f"{d}_bytes"]
                 per_host.append(entry)
                 break
-    r = nansum_rows(rates["read"], g.n)
-    w = nansum_rows(rates["write"], g.n)
+    return RunArrays(g, u, gpu_rows, nansum_rows(rates["read"], g.n), nansum_rows(rates["write"], g.n),
+                     nfs_src, per_host, totals)
+
+
+def summarize(run: RunData, binned: dict[SeriesKey, Binned],
+              arrays: RunArrays | None = None) -> dict[str, Any]:
+    """The summary.json document for a parsed run."""
+    a = arrays or run_arrays(run, binned)
+    c = _Ctx(run, binned)
+    g = c.grid
+    u, r, w, gpu_rows = a.u, a.read, a.write, a.gpu_rows
+    nfs_src, per_host, totals = a.nfs_source, a.per_host, a.totals
     train, train_src = _training_window(c, u)
     wall = float(train.stop - train.start)
     warnings = list(run.warnings)
