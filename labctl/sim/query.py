@@ -132,10 +132,18 @@ def values_at(record: Any, path: list[str]) -> list[Any]:
     return values_at(record[path[0]], path[1:])
 
 
+def _number(text: str) -> float:
+    """A query number: `12`, `1.5` or a size such as `2GB`; raises ValueError."""
+    match = _SIZE.match(text)
+    if match and match.group(2):
+        return float(match.group(1)) * _UNITS[match.group(2).upper()[:1]]
+    return float(text)
+
+
 def _compare(actual: Any, op: str, wanted: str) -> bool:
     try:
         a: Any = float(actual) if not isinstance(actual, bool) else str(actual).lower()
-        w: Any = float(wanted)
+        w: Any = _number(wanted)
     except (TypeError, ValueError):
         a, w = str(actual), wanted
     if type(a) is not type(w):

@@ -36,6 +36,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "libzapid-httpd"
     sys_version = ""
     timeout = 120
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature

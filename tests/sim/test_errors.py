@@ -10,7 +10,8 @@ from netapp_ontap.resources import ExportPolicy, Volume
 from tests.sim.util import error_of
 
 FG = {"name": "fg_llm", "svm.name": "llm-lab", "aggregates": [{"name": "aggr1"}, {"name": "aggr2"}],
-      "constituents_per_aggregate": 8, "size": 10995116277760, "guarantee.type": "none", "nas.path": "/fg_llm"}
+      "constituents_per_aggregate": 8, "size": 10995116277760, "guarantee.type": "none",
+      "nas.path": "/fg_llm"}
 
 
 def sdk_error(call) -> tuple[int, str, str]:
@@ -21,7 +22,8 @@ def sdk_error(call) -> tuple[int, str, str]:
 
 
 def test_wrong_password_is_401_with_ontap_body(sim):
-    answer = requests.get(sim.url + "/api/cluster", auth=(sim.username, "wrong"), verify=sim.ca_file, timeout=5)
+    answer = requests.get(sim.url + "/api/cluster", auth=(sim.username, "wrong"), verify=sim.ca_file,
+                          timeout=5)
     assert error_of(answer) == (401, "6691623", "User is not authorized.")
     assert requests.get(sim.url + "/_sim/state", verify=sim.ca_file, timeout=5).status_code == 401
 

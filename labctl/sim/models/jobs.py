@@ -23,6 +23,7 @@ class JobRuntime:
     polls: int = 0
     fail_with: OntapApiError | None = None
     finished: float | None = None
+    cleanup: Callable[[], None] | None = None
 
 
 class JobsMixin(BackendBase):
@@ -51,8 +52,8 @@ class JobsMixin(BackendBase):
         return self.job_mode
 
     def submit_job(self, description: str, action: Callable[[], None], *, svm: dict[str, Any] | None = None,
-                   fail_with: OntapApiError | None = None) -> str:
-        """Record a queued job that runs `action` when it completes; returns its uuid."""
+                   fail_with: OntapApiError | None = None, cleanup: Callable[[], None] | None = None) -> str:
+        """Record a queued job that runs `action` when it completes (then `cleanup`, even on failure)."""
         if fail_with is None:
             fail_with, self.pending_job_failure = self.pending_job_failure, None
         job_uuid = self.new_uuid("job", description)
@@ -62,7 +63,7 @@ class JobsMixin(BackendBase):
         if svm:
             record["svm"] = svm
         self.state["jobs"][job_uuid] = record
-        self._jobs[job_uuid] = JobRuntime(action, fail_with=fail_with)
+        self._jobs[job_uuid] = JobRuntime(action, fail_with=fail_with, cleanup=cleanup)
         if self.job_mode["mode"] == "immediate":
             self._finish(job_uuid)
         return job_uuid
@@ -78,6 +79,9 @@ class JobsMixin(BackendBase):
             record.update(state="failure", message=exc.message, code=int(exc.code), error=exc.body()["error"])
         else:
             record.update(state="success", message="success", code=0)
+        finally:
+            if runtime.cleanup is not None:
+                runtime.cleanup()
         record["end_time"] = now_iso()
         runtime.finished = time.monotonic()
 

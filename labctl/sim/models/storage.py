@@ -241,11 +241,9 @@ class StorageMixin(JobsMixin):
         record = self._new_volume_record(svm, name, style, body, nas, policy, placement, size)
         self._pending_names.add((svm["uuid"], name))
 
-        def action() -> None:
-            self._pending_names.discard((svm["uuid"], name))
-            self._place_volume(record, placement)
-
-        job = self.submit_job(f"POST /api/storage/volumes/{record['uuid']}", action, svm=self.svm_ref(svm))
+        job = self.submit_job(f"POST /api/storage/volumes/{record['uuid']}",
+                              lambda: self._place_volume(record, placement), svm=self.svm_ref(svm),
+                              cleanup=lambda: self._pending_names.discard((svm["uuid"], name)))
         return job, f"/api/storage/volumes/?name={name}"
 
     def _new_volume_record(self, svm: Record, name: str, style: str, body: dict[str, Any],
