@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Host-side samplers started by the agent (stdlib only).
+
+  hostmon.py mountstats PROC_FILE MOUNT INTERVAL OUT RATE_JSON
+      every INTERVAL s: a line "#ts <epoch> <monotonic>" then the mount's block of PROC_FILE verbatim
+      (`device … mounted on MOUNT with fstype nfs4 statvers=1.1` up to the next device line; every
+      `xprt:` line of an nconnect mount is kept), and the latest read/write bytes/s to RATE_JSON.
+  hostmon.py nfsiostat INTERVAL MOUNT OUT
+      runs `nfsiostat INTERVAL MOUNT` and writes its output verbatim, each block preceded by "#ts <epoch>".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+_stop = False
+
+
+def _on_term(signum, frame):  # noqa: ARG001
+    global _stop
+    _stop = True
+
+
+def escape_mount(path: str) -> str:
+    """The kernel's octal escaping of mount paths in /proc (space, tab, newline, backslash)."""
+    return (path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011").replace("\n", "\\012"))
+
+
+def find_block(text: str, mount: str) -> str | None:
+    """The mountstats entry of `mount` (device line through its terminating blank line), or None."""
+    needle = f" mounted on {escape_mount(mount)} with fstype "
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.startswith("device ") and needle in line:
+            end = i + 1
+            while end < len(lines) and not lines[end].startswith("device "):
+                end += 1
+            return "".join(lines[i:end])
+    return None
+
+
+def server_bytes(block: str) -> tuple[int, int] | None:
+    """(serverreadbytes, serverwritebytes) of a mountstats entry."""
+    for line in block.splitlines():
+        parts = line.split()
+        if parts and parts[0] == "bytes:" and len(parts) >= 7:
+            return int(parts[5]), int(parts[6])
+    return None
+
+
+def sample_mountstats(proc_file: str, mount: str, interval: float, out: str, rate_path: str) -> int:
+    """The 1 s mountstats sampler; runs until SIGTERM/SIGINT."""
+    prev: tuple[float, tuple[int, int]] | None = None
+    missing = 0
+    start = time.monotonic()
+    k = 0
+    with open(out, "a", encoding="utf-8") as fh:
+        while not _stop:
+            try:
+                with open(proc_file, encoding="utf-8", errors="replace") as src:
+                    text = src.read()
+            except OSError as exc:
+                text = ""
+                print(f"cannot read {proc_file}: {exc}", file=sys.stderr, flush=True)
+            wall, mono = time.time(), time.monotonic()
+            block = find_block(text, mount)
+            if block is None:
+                missing += 1
+                if missing in (1, 10, 100) or missing % 1000 == 0:
+                    print(f"{mount} not in {proc_file} ({missing} samples)", file=sys.stderr, flush=True)
+            else:
+                if not block.endswith("\n"):
+                    block += "\n"
+                fh.write(f"#ts {wall:.6f} {mono:.6f}\n{block}")
+                fh.flush()
+                counters = server_bytes(block)
+                if counters is not None:
+                    if prev is not None and mono > prev[0]:
+                        dt = mono - prev[0]
+                        rate = {"t": wall, "read_Bps": max(0, counters[0] - prev[1][0]) / dt,
+                                "write_Bps": max(0, counters[1] - prev[1][1]) / dt}
+                        _write_json(rate_path, rate)
+                    prev = (mono, counters)
+            k += 1
+            delay = start + k * interval - time.monotonic()
+            if delay < 0:  # fell behind: skip to the next slot rather than burst
+                k = int((time.monotonic() - start) / interval) + 1
+                delay = start + k * interval - time.monotonic()
+            _sleep(delay)
+    return 0
+
+
+def _sleep(seconds: float) -> None:
+    end = time.monotonic() + max(0.0, seconds)
+    while not _stop:
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.2))
+
+
+def _write_json(path: str, doc: dict) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh)
+    os.replace(tmp, path)
+
+
+def run_nfsiostat(interval: int, mount: str, out: str) -> int:
+    """nfsiostat with a "#ts <epoch>" line before every block (its own output has no timestamps)."""
+    try:
+        proc = subprocess.Popen(["nfsiostat", str(interval), mount], stdout=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True, bufsize=1)
+    except FileNotFoundError:
+        print("nfsiostat not found (install nfs-common / nfs-utils)", file=sys.stderr, flush=True)
+        return 127
+
+    def forward(signum, frame):  # noqa: ARG001
+        _on_term(signum, frame)
+        if proc.poll() is None:
+            proc.terminate()
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    held: list[str] = []
+    with open(out, "a", encoding="utf-8") as fh:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if not line.strip():
+                held.append(line)
+                continue
+            if line.rstrip().endswith(":") and " mounted on " in line:
+                fh.write(f"#ts {time.time():.6f}\n")
+            fh.write("".join(held) + line)
+            held.clear()
+            fh.flush()
+        if held:
+            fh.write("".join(held))
+    rc = proc.wait()
+    return 0 if _stop else rc
+
+
+def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGINT, _on_term)
+    if len(argv) == 6 and argv[0] == "mountstats":
+        return sample_mountstats(argv[1], argv[2], float(argv[3]), argv[4], argv[5])
+    if len(argv) == 4 and argv[0] == "nfsiostat":
+        return run_nfsiostat(int(argv[1]), argv[2], argv[3])
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,159 @@
+"""Follow a running experiment: live progress per host; Ctrl-C asks whether to stop training or detach.
+
+The controller only polls each agent's status.json over SSH, so losing the connection loses nothing:
+the agents and trainers run detached, and `labctl attach RUN` follows again.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from labctl.errors import HostError, RunError
+from labctl.experiment.bundle import load_manifest, save_manifest
+from labctl.experiment.hosts import Target
+from labctl.experiment.remote import SSH_ERRORS, Remote
+
+FINAL = ("finished", "failed", "stopped", "lost")
+
+
+def target_of(rec: dict[str, Any]) -> Target:
+    """A manifest host record back as an SSH target."""
+    keys = ("name", "address", "port", "user", "key_file", "known_hosts", "python")
+    return Target(**{k: rec[k] for k in keys if rec.get(k) is not None})
+
+
+def agent_cmd(rec: dict[str, Any], cmd: str) -> str:
+    args = (rec.get("python") or "python3", f"{rec['rundir']}/agent/agent.py", cmd, rec["rundir"])
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def poll(remote: Remote, rec: dict[str, Any]) -> dict[str, Any]:
+    """The agent's status on one host."""
+    rc, out, err = remote.run(agent_cmd(rec, "status"), timeout=30)
+    if rc != 0:
+        raise HostError(f"agent status failed: {(err or out).strip()[-300:]}", where=rec["name"])
+    return json.loads(out)
+
+
+def describe(st: dict[str, Any]) -> tuple[str, float | None, float]:
+    """(text, total, completed) for the progress bar of one host."""
+    p = st.get("progress") or {}
+    parts = [st.get("state", "?")]
+    if "epoch" in p:
+        parts.append(f"epoch {p['epoch']}/{p['epochs']}")
+    if "step" in p:
+        parts.append(f"step {p['step']}/{p['total']}")
+    if "loss" in p:
+        parts.append(f"loss {p['loss']:.2f}")
+    if p.get("phase") in ("validation", "checkpoint"):
+        parts.append(p["phase"])
+    if st.get("gpu_pct") is not None:
+        parts.append(f"GPU {st['gpu_pct']:.0f}%")
+    nfs = st.get("nfs_mbps")
+    if nfs:
+        parts.append(f"NFS r {nfs.get('read', 0):.1f} w {nfs.get('write', 0):.1f} MB/s")
+    total = completed = None
+    if "epochs" in p and "total" in p:
+        total = float(p["epochs"] * p["total"])
+        completed = float((p.get("epoch", 1) - 1) * p["total"] + p.get("step", 0))
+    if st.get("state") == "finished" and total:
+        completed = total
+    return "  ".join(parts), total, completed or 0.0
+
+
+def follow(bundle: Path, console: Console, *, poll_s: float = 2.0, lost_after_s: float = 600.0,
+           interactive: bool | None = None) -> str:
+    """Follow until every host is done; returns "done" or "detached"."""
+    manifest = load_manifest(bundle)
+    hosts = manifest["hosts"]
+    remotes = {h["name"]: Remote(target_of(h)) for h in hosts}
+    status: dict[str, dict[str, Any]] = {}
+    unreachable: dict[str, float] = {}
+    interactive = sys.stdin.isatty() if interactive is None else interactive
+    columns = (TextColumn("[bold]{task.fields[host]}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TimeElapsedColumn(), TextColumn("{task.fields[info]}"))
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            tasks = {h["name"]: progress.add_task("", host=h["name"], info="connecting", total=None) for h in hosts}
+            while True:
+                try:
+                    _poll_all(hosts, remotes, status, unreachable, lost_after_s)
+                    for name, task in tasks.items():
+                        st = status.get(name)
+                        if name in unreachable:
+                            progress.update(task, info=f"[yellow]unreachable for "
+                                            f"{time.time() - unreachable[name]:.0f} s (training continues)")
+                        elif st:
+                            text, total, done = describe(st)
+                            progress.update(task, info=text, total=total, completed=done)
+                    if hosts and all(status.get(h["name"], {}).get("state") in FINAL for h in hosts):
+                        break
+                    time.sleep(poll_s)
+                except KeyboardInterrupt:
+                    progress.stop()
+                    choice = _ask(console, interactive)
+                    if choice == "detach":
+                        _record(bundle, status, detached=True)
+                        console.print(f"detached; training continues. Follow again: labctl attach {bundle}")
+                        return "detached"
+                    if choice == "stop":
+                        for h in hosts:
+                            try:
+                                remotes[h["name"]].run(agent_cmd(h, "stop"), timeout=30)
+                            except (*SSH_ERRORS, HostError) as exc:
+                                console.print(f"[yellow]{h['name']}: could not ask to stop: {exc}")
+                        console.print("stopping training; waiting for the hosts to finish…")
+                    progress.start()
+    finally:
+        for r in remotes.values():
+            r.close()
+    _record(bundle, status, detached=False)
+    return "done"
+
+
+def _poll_all(hosts, remotes, status, unreachable, lost_after_s) -> None:
+    for h in hosts:
+        name = h["name"]
+        if status.get(name, {}).get("state") in FINAL:
+            continue
+        try:
+            status[name] = poll(remotes[name], h)
+            unreachable.pop(name, None)
+        except (*SSH_ERRORS, HostError, ValueError):
+            remotes[name].close()
+            since = unreachable.setdefault(name, time.time())
+            if time.time() - since > lost_after_s:
+                raise RunError(f"lost contact with {name} for {lost_after_s:.0f} s",
+                               fix="training continues on the host; run `labctl attach` when it is reachable")
+
+
+def _ask(console: Console, interactive: bool) -> str:
+    if not interactive:
+        return "detach"
+    console.print()
+    try:
+        return click.prompt("Stop training, or detach and let it run?", type=click.Choice(["stop", "detach",
+                                                                                           "continue"]),
+                            default="detach")
+    except (click.exceptions.Abort, KeyboardInterrupt, EOFError):
+        return "detach"
+
+
+def _record(bundle: Path, status: dict[str, dict[str, Any]], *, detached: bool) -> None:
+    manifest = load_manifest(bundle)
+    for h in manifest["hosts"]:
+        st = status.get(h["name"])
+        if st:
+            h["state"] = st.get("state")
+    if detached:
+        manifest["state"] = "detached"
+    save_manifest(bundle, manifest)

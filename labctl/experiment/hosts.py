@@ -1,0 +1,117 @@
+"""The run's target hosts: an inventory pattern resolved by Ansible's own inventory loader."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labctl.errors import ConfigError
+
+DEFAULTS: dict[str, Any] = {
+    "labctl_mount_path": "/mnt/fg_llm",
+    "labctl_host_workdir": "/var/tmp/labctl",
+    "labctl_proc_mounts": "/proc/mounts",
+    "labctl_proc_mountstats": "/proc/self/mountstats",
+    "labctl_llmstudio_dir": "/opt/h2o-llmstudio",
+    "labctl_llmstudio_venv": None,
+    "labctl_llmstudio_python": None,
+    "labctl_model_cache": None,
+    "labctl_llmstudio_version": None,
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One host to run on: how to reach it over SSH, and its `labctl_*` variables."""
+
+    name: str
+    address: str
+    port: int = 22
+    user: str | None = None
+    key_file: str | None = None
+    known_hosts: str | None = None
+    python: str = "python3"
+    vars: dict[str, Any] = field(default_factory=dict)
+
+    def var(self, key: str) -> Any:
+        """A lab variable of this host, else labctl's default."""
+        value = self.vars.get(key)
+        return DEFAULTS.get(key) if value is None else value
+
+    @property
+    def mount(self) -> str:
+        return str(self.var("labctl_mount_path"))
+
+    @property
+    def dataset_dir(self) -> str:
+        return str(self.vars.get("labctl_dataset_dir") or f"{self.mount.rstrip('/')}/data/oasst")
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "address": self.address, "port": self.port, "user": self.user,
+                "key_file": self.key_file, "known_hosts": self.known_hosts, "python": self.python}
+
+
+def known_hosts_from_args(args: str | None) -> str | None:
+    """The UserKnownHostsFile named in ansible_ssh_common_args / ansible_ssh_extra_args."""
+    if not args:
+        return None
+    tokens = shlex.split(str(args))
+    for i, tok in enumerate(tokens):
+        opt = tok[2:] if tok.startswith("-o") and len(tok) > 2 else (tokens[i + 1] if tok == "-o" and
+                                                                      i + 1 < len(tokens) else "")
+        key, _, value = opt.partition("=")
+        if key.strip().lower() == "userknownhostsfile" and value.strip():
+            return value.strip().split()[0]
+    return None
+
+
+def resolve_hosts(inventory: Path, pattern: str) -> list[Target]:
+    """Every host matching `pattern` in the inventory directory, with its variables (group_vars included).
+
+    Raises:
+        ConfigError: the inventory is missing, or the pattern matches no host.
+    """
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.manager import VariableManager
+
+    if not Path(inventory).exists():
+        raise ConfigError("inventory directory not found", where=str(inventory),
+                          fix="pass -i DIR (for the simulated lab: DIR/inventory of `labctl sim up`)")
+    loader = DataLoader()
+    manager = InventoryManager(loader=loader, sources=[str(inventory)])
+    variables = VariableManager(loader=loader, inventory=manager)
+    hosts = manager.get_hosts(pattern=pattern)
+    if not hosts:
+        raise ConfigError(f"the host pattern {pattern!r} matches no host of the inventory", where=str(inventory),
+                          fix="set `hosts:` in experiment.yaml to a group of the inventory (e.g. gpu_hosts)")
+    targets = []
+    for host in hosts:
+        hv = variables.get_vars(host=host, include_hostvars=False)
+        plain = {str(k): _plain(v) for k, v in hv.items() if str(k).startswith(("labctl_", "ansible_"))}
+        common = " ".join(str(plain.get(k) or "") for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args"))
+        targets.append(Target(
+            name=host.name, address=str(plain.get("ansible_host") or host.name),
+            port=int(plain.get("ansible_port") or 22), user=plain.get("ansible_user"),
+            key_file=plain.get("ansible_ssh_private_key_file"), known_hosts=known_hosts_from_args(common),
+            python=str(plain.get("ansible_python_interpreter") or "python3"),
+            vars={k: v for k, v in plain.items() if k.startswith("labctl_")}))
+    return targets
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return str(value)

@@ -1,0 +1,135 @@
+"""SSH to a run's hosts with paramiko: host keys verified against the inventory's known_hosts, never added."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import time
+from pathlib import Path
+
+import paramiko
+
+from labctl.errors import HostError
+from labctl.experiment.hosts import Target
+
+SSH_ERRORS = (paramiko.SSHException, OSError, EOFError, socket.timeout)
+
+
+class Remote:
+    """One SSH connection (reconnects on demand)."""
+
+    def __init__(self, target: Target, timeout: float = 15.0) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+
+    def connect(self) -> paramiko.SSHClient:
+        if self._client is not None and self._client.get_transport() and self._client.get_transport().is_active():
+            return self._client
+        self.close()
+        t = self.target
+        client = paramiko.SSHClient()
+        known = os.path.expanduser(t.known_hosts) if t.known_hosts else os.path.expanduser("~/.ssh/known_hosts")
+        try:
+            client.load_host_keys(known)
+        except OSError as exc:
+            raise HostError(f"cannot read known_hosts {known}: {exc.strerror}", where=t.name,
+                            fix="set UserKnownHostsFile in ansible_ssh_common_args to a file with the host's key") from exc
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        key = os.path.expanduser(t.key_file) if t.key_file else None
+        try:
+            client.connect(t.address, port=t.port, username=t.user, key_filename=key, timeout=self.timeout,
+                           banner_timeout=self.timeout, auth_timeout=self.timeout, look_for_keys=key is None,
+                           allow_agent=key is None)
+        except paramiko.BadHostKeyException as exc:
+            raise HostError(f"host key of {t.address}:{t.port} does not match {known}", where=t.name,
+                            fix="verify the host and update known_hosts") from exc
+        except paramiko.SSHException as exc:
+            if "not found in known_hosts" in str(exc):
+                raise HostError(f"{t.address}:{t.port} is not in {known}; labctl never adds host keys",
+                                where=t.name, fix="add the host's key to the inventory's known_hosts") from exc
+            raise HostError(f"SSH to {t.address}:{t.port} failed: {exc}", where=t.name) from exc
+        except OSError as exc:
+            raise HostError(f"cannot reach {t.address}:{t.port}: {exc}", where=t.name) from exc
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(5)
+        self._client = client
+        return client
+
+    def run(self, command: str, timeout: float = 60.0) -> tuple[int, str, str]:
+        """Run a command; (exit status, stdout, stderr)."""
+        client = self.connect()
+        _, stdout, stderr = client.exec_command(command, timeout=timeout)
+        out = stdout.read().decode("utf-8", errors="replace")
+        err = stderr.read().decode("utf-8", errors="replace")
+        return stdout.channel.recv_exit_status(), out, err
+
+    def check(self, command: str, timeout: float = 60.0) -> str:
+        """Run a command that must succeed; its stdout."""
+        rc, out, err = self.run(command, timeout)
+        if rc != 0:
+            raise HostError(f"`{command}` exited {rc}: {(err or out).strip()[-500:]}", where=self.target.name)
+        return out
+
+    def sftp(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            self._sftp = self.connect().open_sftp()
+        return self._sftp
+
+    def put(self, local: Path, remote: str, mode: int = 0o644) -> None:
+        sftp = self.sftp()
+        sftp.put(str(local), remote)
+        sftp.chmod(remote, mode)
+
+    def put_text(self, text: str, remote: str, mode: int = 0o644) -> None:
+        sftp = self.sftp()
+        with sftp.open(remote, "w") as fh:
+            fh.write(text.encode("utf-8"))
+        sftp.chmod(remote, mode)
+
+    def mkdir(self, path: str) -> None:
+        self.check(f"mkdir -p {shlex.quote(path)}")
+
+    def clock_offset(self, samples: int = 7) -> dict:
+        """Host clock − controller clock (NTP-style: the exchange with the smallest round trip wins).
+
+        One Python process on the host answers each line on stdin with its time.time(), so neither SSH
+        session setup nor interpreter start-up enters the round trip.
+        """
+        script = "import sys,time\nfor _ in sys.stdin:\n    sys.stdout.write(repr(time.time())+'\\n'); sys.stdout.flush()"
+        chan = self.connect().get_transport().open_session(timeout=self.timeout)
+        chan.settimeout(self.timeout)
+        chan.exec_command(f"{shlex.quote(self.target.python)} -u -c {shlex.quote(script)}")
+        best: tuple[float, float, float] | None = None
+        buf = b""
+        try:
+            for _ in range(samples):
+                t0 = time.time()
+                chan.sendall(b"t\n")
+                while b"\n" not in buf:
+                    data = chan.recv(256)
+                    if not data:
+                        raise HostError("the clock probe exited", where=self.target.name)
+                    buf += data
+                t1 = time.time()
+                line, buf = buf.split(b"\n", 1)
+                host = float(line)
+                if best is None or t1 - t0 < best[1]:
+                    best = (host - (t0 + t1) / 2, t1 - t0, t1)
+        finally:
+            chan.close()
+        assert best is not None
+        return {"offset_s": round(best[0], 6), "rtt_s": round(best[1], 6), "measured_at": round(best[2], 6),
+                "method": f"min-RTT of {samples} stdin/stdout exchanges over SSH"}
+
+    def close(self) -> None:
+        for obj in (self._sftp, self._client):
+            try:
+                if obj is not None:
+                    obj.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection
+                pass
+        self._sftp = self._client = None
