@@ -23,6 +23,7 @@ OPS = (b"READ", b"WRITE", b"COMMIT", b"GETATTR", b"LOOKUP", b"OPEN", b"CLOSE", b
        b"LAYOUTGET", b"LAYOUTCOMMIT", b"LAYOUTRETURN", b"READDIR", b"SETATTR")
 _DEVICE = re.compile(rb"^device (\S+) mounted on (\S+) with fstype (\S+)(?: statvers=(\S+))?")
 _OCTAL = re.compile(r"\\([0-7]{3})")
+_OP_NAME = re.compile(rb"^[A-Z][A-Z0-9_]*$")
 EV_FSYNC, EV_PNFS_READ, EV_PNFS_WRITE = 15, 25, 26
 
 
@@ -93,8 +94,8 @@ def parse_entries(lines: Iterable[bytes], stats: ParseStats) -> Iterator[MountEn
             cur, in_ops = None, False
             continue
         try:
-            if in_ops:
-                name, sep, rest = s.partition(b": ")
+            name, sep, rest = s.partition(b": ")
+            if in_ops or (sep and _OP_NAME.match(name)):  # op lines, with or without their marker line
                 if not sep:
                     stats.skip("bad_op_line")
                 elif name in OPS:

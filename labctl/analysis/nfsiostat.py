@@ -34,9 +34,10 @@ def _cell(text: str) -> float:
 
 
 def parse_nfsiostat(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
-                    nconnect: int = 1) -> ParseStats:
+                    nconnect: int = 1, skip_first: bool = True) -> ParseStats:
     """Parse one nfsiostat log into `nfsiostat.<op>.*` series (wire bytes incl. RPC headers).
 
+    `skip_first=False` keeps the first (since-mount) block, e.g. for a one-shot capture.
     The top `ops/s` line comes from one transport only, so it is dropped (and counted) when `nconnect` > 1.
     `nfsiostat.<op>.bytes` (B) is the rate times the measured time since the previous block of that mount.
     """
@@ -74,8 +75,9 @@ def parse_nfsiostat(path: Path, host: str, store: SeriesStore, clock: HostClock,
             mount = m["mount"]
             blocks[mount] = blocks.get(mount, 0) + 1
             pending = None
-            emit = blocks[mount] > 1 and ts is not None
-            if blocks[mount] == 1:
+            first = blocks[mount] == 1 and skip_first
+            emit = not first and ts is not None
+            if first:
                 stats.skip("first_block_since_mount")
             elif ts is None:
                 stats.skip("no_timestamp")
