@@ -178,6 +178,7 @@ def remove_export(
                 ontap.call(
                     f"delete export rule {index} of {name}",
                     lambda: ExportRule(policy_id, index=int(index)).delete(poll=True),
+                    gone_ok=True,
                 )
         if not plan:
             ledger.forget(rkey)
@@ -189,7 +190,9 @@ def remove_export(
             if not plan:
                 ledger.update(pkey, state="removing")
                 ontap.call(
-                    f"delete export policy {name}", lambda: ExportPolicy(id=policy_id).delete(poll=True)
+                    f"delete export policy {name}",
+                    lambda: ExportPolicy(id=policy_id).delete(poll=True),
+                    gone_ok=True,
                 )
         if not plan:
             ledger.forget(pkey)

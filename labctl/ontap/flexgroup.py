@@ -74,9 +74,12 @@ def aggregates(ontap: Ontap) -> list[str]:
     """
     if ontap.cfg.flexgroup.aggregates:
         return list(ontap.cfg.flexgroup.aggregates)
-    found = ontap.call(
-        "list the aggregates",
-        lambda: list(Aggregate.get_collection(fields="name,node,state,space.block_storage.available")),
+    found = ontap.memo(
+        "aggregates",
+        lambda: ontap.call(
+            "list the aggregates",
+            lambda: list(Aggregate.get_collection(fields="name,node,state,space.block_storage.available")),
+        ),
     )
     best: dict[str, tuple[int, str]] = {}
     for aggr in found:
@@ -320,8 +323,9 @@ def remove_flexgroup(ontap: Ontap, ledger: Ledger, name: str | None = None, *, p
             what,
             lambda: Volume(uuid=vol.uuid).delete(poll=False),
             recover=lambda: find_volume(ontap, name) is None,
+            gone_ok=True,
         )
-        if response is not True:
+        if response not in (True, None):
             ontap.wait_job(response, what, tick)
     ledger.forget(key)
     return Change(KIND, name, DELETE)

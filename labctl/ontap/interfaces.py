@@ -37,10 +37,11 @@ def ledger_key(svm: str, name: str) -> str:
 
 def nodes(ontap: Ontap) -> list[str]:
     """The cluster's node names, sorted."""
-    return sorted(
-        str(n.name)
-        for n in ontap.call("list the cluster nodes", lambda: list(Node.get_collection(fields="name,uuid")))
+    found = ontap.memo(
+        "nodes",
+        lambda: ontap.call("list the cluster nodes", lambda: list(Node.get_collection(fields="name"))),
     )
+    return sorted(str(n.name) for n in found)
 
 
 def _lif(record: Any) -> Lif:
@@ -190,7 +191,9 @@ def remove_interfaces(ontap: Ontap, ledger: Ledger, *, plan: bool = False) -> li
             out.append(Change(KIND, name, DELETE))
             if not plan:
                 ledger.update(key, state="removing")
-                ontap.call(f"delete LIF {name}", lambda u=uuid: IpInterface(uuid=u).delete(poll=True))
+                ontap.call(
+                    f"delete LIF {name}", lambda u=uuid: IpInterface(uuid=u).delete(poll=True), gone_ok=True
+                )
         if not plan:
             ledger.forget(key)
     return out

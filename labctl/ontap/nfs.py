@@ -120,6 +120,7 @@ def remove_nfs(ontap: Ontap, ledger: Ledger, *, plan: bool = False) -> Change:
             ontap.call(
                 f"delete the NFS service of SVM {svm}",
                 lambda: NfsService.from_dict({"svm": {"uuid": uuid}}).delete(poll=True),
+                gone_ok=True,
             )
             ledger.forget(key)
         return Change(KIND, svm, "delete")

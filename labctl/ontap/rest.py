@@ -148,9 +148,11 @@ def call(
     policy: RetryPolicy,
     target: Target,
     recover: Callable[[], Any] | None = None,
+    gone_ok: bool = False,
 ) -> T:
     """Run `fn`, retrying transient failures; before each retry `recover()` may show that the change already
     happened (a POST whose answer was lost) — then its truthy result is returned instead of retrying.
+    With `gone_ok` (deletes), a 404 answer means the object is already gone and returns None.
 
     Raises:
         OntapError / ConfigError: a non-transient failure, or transient ones beyond the retry budget.
@@ -160,7 +162,13 @@ def call(
         try:
             return fn()
         except (NetAppRestError, requests.exceptions.RequestException) as exc:
+            if gone_ok and isinstance(exc, NetAppRestError) and exc.status_code == 404:
+                log.info("%s: already gone", what)
+                return None  # type: ignore[return-value]
             if not is_transient(exc) or attempt >= policy.retries:
+                # a retried create that now clashes ("already exists") may be the first attempt landing late
+                if attempt and recover is not None and (found := recover()):
+                    return found
                 raise to_labctl_error(exc, what, target) from exc
             attempt += 1
             log.warning(

@@ -49,11 +49,24 @@ class Ontap:
     policy: RetryPolicy
     target: Target
     cluster: ClusterInfo | None = None
-    mutations: list[str] = field(default_factory=list)
+    _memo: dict[str, Any] = field(default_factory=dict)
 
-    def call(self, what: str, fn: Callable[[], T], *, recover: Callable[[], Any] | None = None) -> T:
+    def memo(self, key: str, fn: Callable[[], T]) -> T:
+        """`fn()` once per session: for facts that do not change while labctl runs (nodes, aggregates)."""
+        if key not in self._memo:
+            self._memo[key] = fn()
+        return self._memo[key]
+
+    def call(
+        self,
+        what: str,
+        fn: Callable[[], T],
+        *,
+        recover: Callable[[], Any] | None = None,
+        gone_ok: bool = False,
+    ) -> T:
         """Run one SDK call with retries and error mapping (see `labctl.ontap.rest.call`)."""
-        return call(what, fn, policy=self.policy, target=self.target, recover=recover)
+        return call(what, fn, policy=self.policy, target=self.target, recover=recover, gone_ok=gone_ok)
 
     def progress(self, what: str) -> contextlib.AbstractContextManager[Callable[[str], None]]:
         """A progress display (spinner, job state, elapsed time) on a terminal; silent otherwise."""

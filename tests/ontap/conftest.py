@@ -26,7 +26,9 @@ def write_inventory(root: Path, sim: Any, **overrides: Any) -> Path:
     secret.parent.mkdir(exist_ok=True)
     secret.write_text(sim.password + "\n", encoding="utf-8")
     secret.chmod(0o600)
-    hosts = {"all": {"children": {"gpu_hosts": {"hosts": {n: {"ansible_host": a} for n, a in GPU_HOSTS.items()}}}}}
+    hosts = {
+        "all": {"children": {"gpu_hosts": {"hosts": {n: {"ansible_host": a} for n, a in GPU_HOSTS.items()}}}}
+    }
     (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts), encoding="utf-8")
     settings: dict[str, Any] = {
         "labctl_ontap_host": sim.host,
@@ -74,8 +76,13 @@ class Lab:
     @contextlib.contextmanager
     def sdk(self) -> Iterator[HostConnection]:
         """An SDK connection to the simulator (for checking state independently of labctl)."""
-        conn = HostConnection(self.sim.host, port=self.sim.port, username=self.sim.username,
-                              password=self.sim.password, verify=str(self.sim.ca_file))
+        conn = HostConnection(
+            self.sim.host,
+            port=self.sim.port,
+            username=self.sim.username,
+            password=self.sim.password,
+            verify=str(self.sim.ca_file),
+        )
         conn.session.trust_env = False
         with conn:
             yield conn

@@ -27,26 +27,45 @@ def test_fresh_provision_builds_the_lab_and_verifies_it(lab):
         rules = _policy_rules("labctl_fg_llm")
         assert len(rules) == 1
         assert sorted(c["match"] for c in rules[0]["clients"]) == ["127.0.0.11", "127.0.0.12"]
-        assert rules[0]["rw_rule"] == ["sys"] and rules[0]["ro_rule"] == ["sys"] and rules[0]["superuser"] == ["sys"]
-        vols = list(Volume.get_collection(name="fg_llm", fields="*,nas.path,nas.export_policy.name,comment",
-                                          **{"svm.name": "llm-lab"}))
+        assert (
+            rules[0]["rw_rule"] == ["sys"]
+            and rules[0]["ro_rule"] == ["sys"]
+            and rules[0]["superuser"] == ["sys"]
+        )
+        vols = list(
+            Volume.get_collection(
+                name="fg_llm", fields="*,nas.path,nas.export_policy.name,comment", **{"svm.name": "llm-lab"}
+            )
+        )
         assert len(vols) == 1
         vol = vols[0].to_dict()
         assert vol["style"] == "flexgroup" and vol["size"] == 10 * TIB
         assert vol["nas"]["path"] == "/fg_llm" and vol["nas"]["export_policy"]["name"] == "labctl_fg_llm"
         assert "managed by labctl" in vol["comment"]
-        parts = [p.to_dict() for p in Volume.get_collection(is_constituent=True, fields="aggregates,size",
-                                                           **{"flexgroup.name": "fg_llm"})]
+        parts = [
+            p.to_dict()
+            for p in Volume.get_collection(
+                is_constituent=True, fields="aggregates,size", **{"flexgroup.name": "fg_llm"}
+            )
+        ]
         assert len(parts) == 16
         assert sorted(p["aggregates"][0]["name"] for p in parts) == ["aggr1"] * 8 + ["aggr2"] * 8
-        assert len(list(IpInterface.get_collection(**{"svm.name": "llm-lab"}))) == 2  # the existing LIFs reused
+        assert (
+            len(list(IpInterface.get_collection(**{"svm.name": "llm-lab"}))) == 2
+        )  # the existing LIFs reused
     ledger = json.loads((lab.root / "state" / "ledger.json").read_text())
     assert ledger["version"] == 1 and ledger["meta"]["nfs_server"] == "127.0.0.1"
-    assert {e["kind"] for e in ledger["objects"].values()} == {"nfs_service", "export_policy", "export_rule",
-                                                                "volume"}
+    assert {e["kind"] for e in ledger["objects"].values()} == {
+        "nfs_service",
+        "export_policy",
+        "export_rule",
+        "volume",
+    }
     assert ledger["objects"]["nfs_service:llm-lab"]["prior"] == {
-        "protocol.v41_enabled": False, "protocol.v41_features.pnfs_enabled": False,
-        "transport.tcp_max_transfer_size": 65536}
+        "protocol.v41_enabled": False,
+        "protocol.v41_features.pnfs_enabled": False,
+        "transport.tcp_max_transfer_size": 65536,
+    }
     assert (lab.root / "state" / "ledger.json").stat().st_mode & 0o777 == 0o600
 
 
@@ -73,8 +92,11 @@ def test_plan_on_a_fresh_cluster_changes_nothing(lab):
 
 def test_plan_after_a_config_change_shows_the_diff(lab):
     assert lab.run("provision", "--only", "storage")[0] == 0
-    lab.configure(labctl_flexgroup_size="12TB", labctl_export_clients=["127.0.0.11", "127.0.0.12", "10.1.0.0/24"],
-                  labctl_nfs_tcp_max_xfer_size=262144)
+    lab.configure(
+        labctl_flexgroup_size="12TB",
+        labctl_export_clients=["127.0.0.11", "127.0.0.12", "10.1.0.0/24"],
+        labctl_nfs_tcp_max_xfer_size=262144,
+    )
     mark, before = lab.mark(), lab.sim.state()
     rc, out, _ = lab.run("provision", "--plan", "--only", "storage")
     assert rc == 0
@@ -128,8 +150,9 @@ def test_teardown_without_yes_and_no_terminal_refuses(lab):
 
 def test_a_foreign_volume_of_the_same_name_is_refused(lab):
     with lab.sdk():
-        Volume.from_dict({"name": "fg_llm", "svm": {"name": "llm-lab"}, "aggregates": [{"name": "aggr1"}],
-                          "size": 1 << 30}).post(poll=True)
+        Volume.from_dict(
+            {"name": "fg_llm", "svm": {"name": "llm-lab"}, "aggregates": [{"name": "aggr1"}], "size": 1 << 30}
+        ).post(poll=True)
     mark = lab.mark()
     rc, _, err = lab.run("provision", "--only", "storage")
     assert rc == 1
@@ -147,8 +170,10 @@ def test_a_foreign_volume_of_the_same_name_is_refused(lab):
 
 def test_configured_data_lifs_are_created_and_removed(lab):
     seed = lab.sim.state()
-    lifs = [{"name": "labctl_n1", "node": "cluster1-01", "address": "127.0.0.21"},
-            {"name": "labctl_n2", "node": "cluster1-02", "address": "127.0.0.22"}]
+    lifs = [
+        {"name": "labctl_n1", "node": "cluster1-01", "address": "127.0.0.21"},
+        {"name": "labctl_n2", "node": "cluster1-02", "address": "127.0.0.22"},
+    ]
     lab.configure(labctl_data_lifs=lifs)
     rc, out, err = lab.run("provision", "--only", "storage")
     assert rc == 0, err
@@ -174,8 +199,10 @@ def test_status_reports_ownership_and_drift(lab):
     by_kind = {o["kind"]: o for o in report["objects"]}
     assert by_kind["volume"]["status"] == "ok" and by_kind["volume"]["created"] is True
     assert by_kind["nfs_service"]["status"] == "drift"
-    assert by_kind["nfs_service"]["drift"]["transport.tcp_max_transfer_size"] == {"recorded": 1048576,
-                                                                                 "now": 65536}
+    assert by_kind["nfs_service"]["drift"]["transport.tcp_max_transfer_size"] == {
+        "recorded": 1048576,
+        "now": 65536,
+    }
     assert [p["kind"] for p in report["pending"]] == ["NFS service"]
     assert report["cluster"]["svm"] == "llm-lab"
     rc, out, _ = lab.run("status")
