@@ -8,6 +8,7 @@ S+1 … S+D carry its bytes and idle GPUs (blocking D s), then `suppression_s` s
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import time
@@ -56,7 +57,8 @@ class SynthSpec:
     epochs: int = 3
     background_write: int = 20_000
     nconnect: int = 4
-    utc_offset_s: int = 0
+    utc_offset_s: int = 0  # host local time − UTC (dmon and the trainer log print local time)
+    declare_utc_offset: bool = True  # write it into clock.json (else the analysis must infer it)
     seed: int = 7
     bpftrace_seconds: int | None = None  # None: the run's length
     sources: tuple[str, ...] = ("dmon", "mountstats", "nfsiostat", "bpftrace", "train")
@@ -85,11 +87,12 @@ class _Plan:
         self.t0 = spec.start_epoch
         self.util = [0.0] * n
         self.write = [0] * n
+        self.other_write = [0] * n  # hosts other than the first: no checkpoint writes (rank 0 saves)
         self.read = [0] * n
         ts0 = spec.train_start - self.t0
         for i in range(ts0 + 1, ts0 + spec.train_s + 1):
             self.util[i] = min(100.0, spec.baseline_util + rng.uniform(-spec.noise, spec.noise))
-            self.write[i] = spec.background_write
+            self.write[i] = self.other_write[i] = spec.background_write
         per_s = spec.dataset_bytes // spec.dataset_read_s
         for i in range(ts0 + 1, ts0 + spec.dataset_read_s + 1):
             self.read[i] = per_s
@@ -106,6 +109,14 @@ class _Plan:
                 self.util[s + k] = spec.suppression_util + rng.uniform(-spec.noise, spec.noise)
 
 
+    def for_other_host(self) -> _Plan:
+        """The same run seen from a host that does not write checkpoints (its GPUs still wait)."""
+        other = copy.copy(self)
+        other.write = self.other_write
+        other.ckpt_at = {}
+        return other
+
+
 def write_run(run_dir: Path, spec: SynthSpec | None = None) -> SynthSpec:
     """Write a complete bundle (manifest, raw/<host>/*, events/) into `run_dir`; returns the spec used."""
     spec = spec or SynthSpec()
@@ -118,23 +129,26 @@ def write_run(run_dir: Path, spec: SynthSpec | None = None) -> SynthSpec:
                 "mount": {"path": mount, "options": opts}, "dataset": {"size_bytes": spec.dataset_bytes},
                 "times": {"start": spec.start_epoch, "end": spec.end_epoch}}
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    for host in spec.hosts:
+    for rank, host in enumerate(spec.hosts):
+        view = plan if rank == 0 else plan.for_other_host()
         d = run_dir / "raw" / host
         d.mkdir(parents=True, exist_ok=True)
-        (d / "clock.json").write_text(json.dumps({"offset_s": 0.0, "utc_offset_s": spec.utc_offset_s,
-                                                  "measured_at": spec.start_epoch}))
+        clock = {"offset_s": 0.0, "measured_at": spec.start_epoch}
+        if spec.declare_utc_offset:
+            clock["utc_offset_s"] = spec.utc_offset_s
+        (d / "clock.json").write_text(json.dumps(clock))
         (d / "monitors.json").write_text(json.dumps({"dmon": {"command": "nvidia-smi dmon -s pucvmet -o DT -d 1",
                                                               "start": spec.start_epoch, "exit": 0}}))
         if "dmon" in spec.sources:
-            _dmon(d / "dmon.log", plan, spec)
+            _dmon(d / "dmon.log", view, spec)
         if "mountstats" in spec.sources:
-            _mountstats(d / "mountstats.log", plan, spec, mount, opts)
+            _mountstats(d / "mountstats.log", view, spec, mount, opts)
         if "nfsiostat" in spec.sources:
-            _nfsiostat(d / "nfsiostat.log", plan, mount)
+            _nfsiostat(d / "nfsiostat.log", view, mount)
         if "bpftrace" in spec.sources:
-            _bpftrace(d, plan, spec, mount)
-        if "train" in spec.sources:
-            _trainlog(d / "train.log", plan, spec, mount)
+            _bpftrace(d, view, spec, mount)
+        if "train" in spec.sources and rank == 0:
+            _trainlog(d / "train.log", view, spec, mount)
     ev = run_dir / "events" / "provision" / "artifacts" / "1" / "job_events"
     ev.mkdir(parents=True, exist_ok=True)
     for i, (kind, host) in enumerate([("playbook_on_start", None), ("runner_on_ok", spec.hosts[0])], 1):
@@ -271,6 +285,8 @@ def _trainlog(path: Path, plan: _Plan, spec: SynthSpec, mount: str) -> None:
         lines.append((t - 0.5, f"Evaluation step: {k + 1}"))
         lines.append((t - 0.2, f"Saving last model checkpoint to {mount}/output"))
         lines.append((t + c.duration_s + 0.3, "Starting validation inference"))
+    busy = [(plan.t0 + s - 0.5, plan.t0 + s + c.duration_s + 0.5) for s, c in plan.ckpt_at.items()]
+    lines = [(t, m) for t, m in lines if not (m.startswith("train loss") and any(a < t < b for a, b in busy))]
     lines.sort(key=lambda x: x[0])
     with path.open("w") as fh:
         for t, msg in lines:
