@@ -54,7 +54,7 @@ def _register() -> None:
     for module in (commands_sim, commands_lab):
         for command in module.COMMANDS:
             cli.add_command(command)
-    for optional in ("commands_run", "commands_report", "commands_demo"):
+    for optional in ("commands_run", "commands_report", "commands_demo", "commands_hosts"):
         try:
             module = __import__(f"labctl.cli.{optional}", fromlist=["COMMANDS"])
         except ModuleNotFoundError as exc:
