@@ -59,7 +59,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _handle
 
     def _send(self, response: Response) -> None:
-        data = b"" if response.body is None else json.dumps(response.body).encode()
+        data = b"" if response.body is None else json.dumps(response.body, sort_keys=True).encode()
         self.send_response(response.status)
         for key, value in {**BASE_HEADERS, **response.headers}.items():
             self.send_header(key, value)
