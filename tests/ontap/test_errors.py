@@ -1,0 +1,114 @@
+"""Bad credentials, TLS trust, reachability, unsupported clusters: clear errors, right exit codes, no traceback,
+no secret in any output."""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from labctl.sim import OntapSimulator
+from tests.ontap.conftest import write_inventory
+
+
+def _no_traceback(out: str, err: str) -> None:
+    assert "Traceback" not in out + err
+
+
+def test_bad_credentials_are_a_config_error_naming_the_password_source(lab):
+    (lab.root / "secrets" / "ontap_password").write_text("not-the-password\n")
+    rc, out, err = lab.run("-vv", "provision", "--only", "storage")
+    assert rc == 2
+    assert "rejected the credentials of user 'admin'" in err
+    assert "labctl_ontap_password_file" in err
+    _no_traceback(out, err)
+    assert lab.mutations() == []
+    assert "not-the-password" not in out + err
+    assert "not-the-password" not in (lab.root / "state" / "labctl.log").read_text()
+
+
+def test_an_untrusted_certificate_is_a_config_error(lab):
+    other = lab.root / "other-ca.pem"
+    other.write_text(_self_signed_pem())
+    lab.configure(labctl_ontap_ca_file=str(other))
+    rc, out, err = lab.run("provision", "--only", "storage")
+    assert rc == 2
+    assert "TLS verification" in err and "labctl_ontap_ca_file" in err
+    _no_traceback(out, err)
+
+
+def _self_signed_pem() -> str:
+    """A CA that did not sign the simulator's certificate."""
+    from labctl.sim.tls import make_certificates
+
+    ca, _, _ = make_certificates(Path(tempfile.mkdtemp()), "127.0.0.1")
+    return Path(ca).read_text()
+
+
+def test_an_unreachable_cluster_is_an_operational_error(lab):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    lab.configure(labctl_ontap_port=port, labctl_ontap_retries=1)
+    rc, out, err = lab.run("status")
+    assert rc == 1
+    assert f"cannot reach ONTAP at 127.0.0.1:{port}" in err and "labctl_ontap_port" in err
+    _no_traceback(out, err)
+
+
+def test_a_missing_svm_fails_closed(lab):
+    lab.configure(labctl_svm="no-such-svm")
+    rc, out, err = lab.run("provision", "--only", "storage")
+    assert rc == 1
+    assert "SVM 'no-such-svm' does not exist" in err and "labctl_svm" in err
+    assert lab.mutations() == []
+
+
+@pytest.mark.parametrize(
+    "cluster, message",
+    [
+        ({"version": "9.10.1", "version_full": "NetApp Release 9.10.1"}, "ONTAP 9.10.1 is not supported"),
+    ],
+)
+def test_an_unsupported_cluster_fails_closed(tmp_path, monkeypatch, capsys, cluster, message):
+    from labctl.cli import main
+
+    monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path / "state"))
+    with OntapSimulator(
+        password="sim-Passw0rd", seed={**_seed(), "cluster": {**_seed()["cluster"], **cluster}}
+    ) as sim:
+        inventory = write_inventory(tmp_path, sim)
+        rc = main(["-i", str(inventory), "provision", "--only", "storage"])
+        out, err = capsys.readouterr()
+        assert rc == 1 and message in err
+        assert not [r for r in sim.requests() if r["method"] != "GET"]
+    _no_traceback(out, err)
+
+
+def _seed() -> dict:
+    from labctl.sim.seed import load_seed
+
+    return load_seed()
+
+
+def test_config_errors_exit_2_before_any_request(lab):
+    lab.configure(labctl_ontap_password_file=None, labctl_ontap_password="hunter22")
+    rc, out, err = lab.run("provision")
+    assert rc == 2
+    assert "all.yml: labctl_ontap_password: a plain-text password in the inventory is refused" in err
+    assert "fix:" in err and "ansible-vault" in err
+    lab.configure(labctl_flexgroup_size="lots")
+    rc, out, err = lab.run("provision", "--plan")
+    assert rc == 2 and "labctl_flexgroup_size" in err and "'lots' is not a size" in err
+    _no_traceback(out, err)
+    assert lab.sim.requests() == []
+
+
+def test_a_missing_inventory_is_a_usage_error(lab, tmp_path):
+    from labctl.cli import main
+
+    rc = main(["-i", str(tmp_path / "nope"), "status"])
+    err = lab.capsys.readouterr().err
+    assert rc == 2 and "inventory directory" in err and "does not exist" in err
