@@ -60,11 +60,20 @@ def load_json(path: Path, warnings: list[str]) -> Any:
         return None
 
 
-def _nconnect(opts: str | dict[str, str] | None) -> int:
-    if isinstance(opts, dict):
-        opts = ",".join(f"{k}={v}" for k, v in opts.items())
-    m = re.search(r"nconnect=(\d+)", opts or "")
+def _nconnect(opts: Any) -> int:
+    """nconnect from mount options in any shape (string, dict, nested manifest record); 1 when absent."""
+    if isinstance(opts, dict) and "nconnect" in opts:
+        return int(opts["nconnect"]) if str(opts["nconnect"]).isdigit() else 1
+    m = re.search(r"nconnect[=': ]+(\d+)", str(opts or ""))
     return int(m[1]) if m else 1
+
+
+def host_entry(manifest: dict[str, Any], host: str) -> dict[str, Any]:
+    """The manifest's record of one host (`hosts: [{"name": …}]`), or {}."""
+    hosts = manifest.get("hosts")
+    if isinstance(hosts, list):
+        return next((h for h in hosts if isinstance(h, dict) and h.get("name") == host), {})
+    return {}
 
 
 def _dmon_start(monitors: Any) -> tuple[float | None, float]:
@@ -96,13 +105,14 @@ def load_run(run_dir: Path) -> RunData:
     if manifest is None:
         run.warnings.append("manifest.json missing or unreadable: versions and mount options unknown")
     run.manifest = manifest if isinstance(manifest, dict) else {}
-    mount_path = dig(run.manifest, "mount.path", "mount_path", "mount.mount_path")
-    manifest_opts = dig(run.manifest, "mount.options", "mount_options")
     for host_dir in sorted(p for p in raw.iterdir() if p.is_dir()):
         host = host_dir.name
         run.hosts.append(host)
         clock = load_clock(host_dir / "clock.json", run.warnings)
-        _load_host(run, host, host_dir, clock, mount_path, manifest_opts)
+        mount_path = host_entry(run.manifest, host).get("mount")
+        mount_path = mount_path or dig(run.manifest, "mount.path", "mount_path")
+        opts = dig(run.manifest, f"mount_options.{host}", "mount.options", "mount_options")
+        _load_host(run, host, host_dir, clock, mount_path if isinstance(mount_path, str) else None, opts)
     if not run.hosts:
         run.warnings.append(f"{raw}: no host directories")
     phases, stats = parse_runner_events(run_dir / "events")

@@ -258,8 +258,10 @@ def _sizing(cks: list[dict[str, Any]], wall: float) -> dict[str, Any]:
 
 def _dataset(run: RunData, read_bytes: float) -> dict[str, Any]:
     size = dig(run.manifest, "dataset.size_bytes", "dataset.bytes", "dataset_bytes")
+    if size is None and dig(run.manifest, "experiment.trainer") == "emulate":
+        size = dig(run.manifest, "experiment.emulate.dataset_bytes")
     epochs = next((t.epochs for t in run.train.values() if t.epochs), None)
-    epochs = epochs or dig(run.manifest, "experiment.epochs")
+    epochs = epochs or dig(run.manifest, "experiment.training.epochs", "experiment.epochs")
     hosts = max(len(run.hosts), 1)
     out: dict[str, Any] = {"size_bytes": size, "epochs": epochs, "read_bytes": read_bytes,
                            "read_to_dataset_ratio": None, "expected_read_bytes_uncached": None,

@@ -142,12 +142,22 @@ def _io(s: dict[str, Any], png: str | None) -> list[str]:
     return out
 
 
+def _flat(data: Any, prefix: str = "") -> list[list[str]]:
+    """Nested manifest values as (dotted key, value) rows."""
+    if isinstance(data, dict):
+        return [row for k, v in data.items() for row in _flat(v, f"{prefix}{k}.")]
+    return [[prefix.rstrip("."), "—" if data is None else str(data)]]
+
+
 def _environment(s: dict[str, Any]) -> list[str]:
-    versions = s["manifest"].get("versions")
+    versions, opts = s["manifest"].get("versions"), s["manifest"].get("mount_options")
     out = ["<h2>Environment</h2>",
-           _table(["component", "version"], [[k, v] for k, v in versions.items()])
-           if isinstance(versions, dict) else '<p class="muted">versions: not in manifest.json</p>',
-           f"<p>Mount options requested: <code>{_e(s['manifest'].get('mount_options') or '—')}</code></p>"]
+           _table(["component", "version"], _flat(versions))
+           if isinstance(versions, dict) else '<p class="muted">versions: not in manifest.json</p>']
+    if isinstance(opts, dict):
+        out.append("<h3>Mount options (manifest)</h3>" + _table(["key", "value"], _flat(opts)))
+    else:
+        out.append(f"<p>Mount options (manifest): <code>{_e(opts or '—')}</code></p>")
     for host, m in s["nfs"]["mounts"].items():
         opts = ",".join(f"{k}={v}" if v else k for k, v in m["opts"].items())
         out.append(f"<p>{_e(host)} effective (mountstats): <code>{_e(m['device'])} on {_e(m['mount'])} "
