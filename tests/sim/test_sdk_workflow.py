@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import pytest
@@ -120,3 +121,13 @@ def test_volume_location_and_required_query(ontap, sim):
     calls = [(c["method"], c["path"], c["query"], c["status"]) for c in sim.requests()]
     assert calls[0][:2] == ("POST", "/api/storage/volumes") and calls[0][3] == 202
     assert ("GET", "/api/storage/volumes/", "name=fg_llm", 200) in calls
+
+
+def test_files_written_to_a_thin_volume_count_as_used(ontap, sim):
+    volume = make_flexgroup()
+    (sim.data_dir / "llm-lab" / "fg_llm" / "blob").write_bytes(b"x" * 160_000)
+    time.sleep(0.3)  # the simulator re-measures a volume's directory at most every 0.25 s
+    volume.get(fields="space")
+    assert volume.space.used == 160_000 and volume.space.available == TEN_TIB - 160_000
+    free = {a.name: a.space.block_storage.used for a in Aggregate.get_collection(fields="space")}
+    assert free == {"aggr1": 80_000, "aggr2": 80_000}

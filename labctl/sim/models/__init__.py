@@ -26,6 +26,7 @@ class OntapBackend(SvmMixin, MountMixin):
         self._saved: str | None = None
         self.init_jobs()
         self._pending_names: set[tuple[str, str]] = set()
+        self._du_cache = {}
         if state_file is not None and state_file.exists():
             self.load(json.loads(state_file.read_text(encoding="utf-8")))
         else:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import time
+from pathlib import Path
 from typing import Any
 
 from labctl.sim.exceptions import (
@@ -51,16 +54,49 @@ def mounted_error(volume: Record) -> OntapApiError:
 class StorageMixin(JobsMixin):
     """Aggregate space and the volume lifecycle; every change to a volume runs as a job."""
 
+    _du_cache: dict[str, tuple[float, int]] = {}
+
     # aggregates -------------------------------------------------------------------------------------------
     def aggregate_used(self, aggr: Record) -> int:
-        """Bytes used: the seeded base plus the full size of every thick volume (or constituent) on it."""
+        """Bytes used: the seeded base, the full size of every thick volume (or constituent) on it, and the
+        bytes really stored in thin ones (spread evenly over their constituents)."""
         used = aggr["_base_used"]
         for vol in self.state["volumes"].values():
-            if vol["style"] == "flexgroup" or vol["guarantee"]["type"] != "volume":
+            if vol["style"] == "flexgroup_constituent":
                 continue
-            if any(a["uuid"] == aggr["uuid"] for a in vol["aggregates"]):
-                used += vol["size"]
+            members = self.constituents(vol) if vol["style"] == "flexgroup" else [vol]
+            here = [m for m in members if any(a["uuid"] == aggr["uuid"] for a in m["aggregates"])]
+            if not here:
+                continue
+            if vol["guarantee"]["type"] == "volume":
+                used += sum(m["size"] for m in here)
+            else:
+                used += self.volume_used(vol) * len(here) // len(members)
         return used
+
+    def volume_used(self, volume: Record) -> int:
+        """Bytes stored in the volume's directory (re-measured at most every 0.25 s)."""
+        now = time.monotonic()
+        cached = self._du_cache.get(volume["uuid"])
+        if cached and now - cached[0] < 0.25:
+            return cached[1]
+        total = 0
+        stack = [self.volume_dir(volume)]
+        while stack:
+            try:
+                entries = list(os.scandir(stack.pop()))
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(Path(entry.path))
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+                except OSError:
+                    continue
+        self._du_cache[volume["uuid"]] = (now, total)
+        return total
 
     def render_aggregate(self, aggr: Record) -> Record:
         out = public(aggr)
@@ -92,7 +128,7 @@ class StorageMixin(JobsMixin):
         return aggr
 
     # volumes: reading -------------------------------------------------------------------------------------
-    def volume_dir(self, volume: Record):
+    def volume_dir(self, volume: Record) -> Path:
         return self.data_dir / volume["svm"]["name"] / volume["name"]
 
     def find_volume(self, vol_uuid: str, is_constituent: bool = False) -> Record:
@@ -109,7 +145,7 @@ class StorageMixin(JobsMixin):
     def render_volume(self, volume: Record) -> Record:
         out = public(volume)
         size = volume["size"]
-        used = volume.get("_used", 0)
+        used = self.volume_used(volume) if volume["style"] != "flexgroup_constituent" else 0
         space = out.setdefault("space", {})
         space.update(size=size, used=used, available=max(0, size - used),
                      percent_used=int(used * 100 / size) if size else 0)
@@ -117,10 +153,11 @@ class StorageMixin(JobsMixin):
             out.get("nas", {}).pop("path", None)
         if volume["style"] == "flexgroup":
             members = self.constituents(volume)
+            share = used // max(1, len(members))
             out["constituent_count"] = len(members)
             out["constituents"] = [
                 {"name": m["name"], "aggregates": m["aggregates"][0], "node": m["nodes"][0],
-                 "space": {"size": m["size"], "used": m.get("_used", 0), "available": m["size"]}}
+                 "space": {"size": m["size"], "used": share, "available": max(0, m["size"] - share)}}
                 for m in members]
         return out
 

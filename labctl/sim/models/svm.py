@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
 from typing import Any
 
 from labctl.sim.exceptions import Duplicate, FieldNotSettable, InvalidValue, OntapApiError, UnexpectedArgument
@@ -139,6 +140,7 @@ class SvmMixin(StorageMixin, NfsMixin):
                     del self.state["export_policies"][key]
             self.state["nfs_services"].pop(svm_uuid, None)
             del self.state["svms"][svm_uuid]
+            shutil.rmtree(self.data_dir / svm["name"], ignore_errors=True)
 
         return self.submit_job(f"DELETE /api/svm/svms/{svm_uuid}", action)
 
