@@ -293,6 +293,11 @@ class OntapResponses:
     def get_fc_interface(self, req: Request, uuid: str) -> Response:
         raise EntryNotFound("uuid")
 
+    # private CLI ------------------------------------------------------------------------------------------
+    def list_recovery_queue(self, req: Request) -> Response:
+        """`volume recovery-queue show`: always empty (deleted volumes are purged at once)."""
+        return Response(200, {"records": [], "num_records": 0})
+
 
 def job_link(job: str) -> dict[str, Any]:
     return {"job": {"uuid": job, "_links": link(f"/api/cluster/jobs/{job}")}}

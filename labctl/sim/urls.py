@@ -33,6 +33,7 @@ API_ROUTES: list[tuple[str, dict[str, str]]] = [
      {"GET": "get_interface", "PATCH": "patch_interface", "DELETE": "delete_interface"}),
     ("/api/network/fc/interfaces", {"GET": "list_fc_interfaces"}),
     ("/api/network/fc/interfaces/{uuid}", {"GET": "get_fc_interface"}),
+    ("/api/private/cli/volume/recovery-queue", {"GET": "list_recovery_queue"}),
 ]
 
 CONTROL_ROUTES: list[tuple[str, dict[str, str]]] = [

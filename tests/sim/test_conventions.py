@@ -105,3 +105,11 @@ def test_jobs_are_kept_and_listed(raw):
     one = raw("GET", f"/api/cluster/jobs/{job}").json()
     assert one["state"] == "success" and one["code"] == 0 and one["description"].startswith("POST /api/")
     assert job in [r["uuid"] for r in raw("GET", "/api/cluster/jobs?state=success").json()["records"]]
+
+
+def test_private_cli_recovery_queue_is_empty(ontap):
+    from netapp_ontap.resources import CLI
+
+    response = CLI().execute("volume recovery-queue show", privilege_level="advanced", vserver="llm-lab",
+                             fields="volume")
+    assert response.http_response.json() == {"num_records": 0, "records": []}
