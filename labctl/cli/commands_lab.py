@@ -59,13 +59,6 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def _print_hosts(console: Console, summary: Any) -> None:
-    if summary is not None:
-        console.print(
-            "[bold]hosts:[/]", summary if isinstance(summary, str) else json.dumps(summary, default=str)
-        )
-
-
 @click.command("provision")
 @click.option("--only", type=ONLY, help="Only the ONTAP side (storage) or only the GPU hosts (hosts).")
 @click.option("--plan", is_flag=True, help="Show what would be created or changed; change nothing.")
@@ -91,7 +84,6 @@ def provision(ctx: click.Context, only: str | None, plan: bool) -> None:
             f"hosts mount {result.nfs_server}:{cfg.flexgroup.junction} on {cfg.mount.path} "
             f"with {cfg.mount.options}"
         )
-    _print_hosts(console, result.hosts)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}")
     if plan:
@@ -118,7 +110,6 @@ def teardown(ctx: click.Context, only: str | None, yes: bool) -> None:
     result = run(cfg, state_dir, only=only, console=console)
     if result.changes:
         console.print(_changes_table("teardown", result.changes))
-    _print_hosts(console, result.hosts)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}")
     if only != "hosts":
@@ -144,18 +135,26 @@ def teardown(ctx: click.Context, only: str | None, yes: bool) -> None:
 
 
 @click.command("status")
+@click.option("--only", type=ONLY, help="Only the ONTAP side (storage) or only the GPU hosts (hosts).")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_context
-def status(ctx: click.Context, output: str) -> None:
+def status(ctx: click.Context, only: str | None, output: str) -> None:
     """Compare the ledger with what the cluster shows now (drift), and what provision would change."""
     from labctl.lab.status import lab_status
 
     cfg, state_dir = _lab(ctx)
     console = Console()
-    report = lab_status(cfg, state_dir, console=Console(stderr=True))
+    report = lab_status(cfg, state_dir, console=Console(stderr=True), only=only)
     if output == "json":
         click.echo(json.dumps(report, indent=2, sort_keys=True, default=str))
         return
+    if only != "hosts":
+        _print_storage_status(console, report, state_dir)
+    if only != "storage":
+        _print_host_status(console, report.get("hosts"))
+
+
+def _print_storage_status(console: Console, report: dict[str, Any], state_dir: Path) -> None:
     cluster = report.get("cluster") or {}
     console.print(
         f"cluster {cluster.get('name')} (ONTAP {cluster.get('version')}), SVM {cluster.get('svm')}; "
@@ -167,24 +166,36 @@ def status(ctx: click.Context, output: str) -> None:
     for obj in report["objects"]:
         drift = "; ".join(f"{k}: {_show(d['recorded'])} → {_show(d['now'])}" for k, d in obj["drift"].items())
         style = {"ok": "green", "drift": "yellow", "missing": "red"}.get(obj["status"], "")
-        table.add_row(
-            obj["kind"],
-            obj["name"],
-            "created" if obj["created"] else "changed",
-            f"[{style}]{obj['status']}[/]",
-            drift,
-        )
-    console.print(
-        table if report["objects"] else "the ledger records nothing: labctl owns nothing on this lab"
-    )
+        owned = "created" if obj["created"] else "changed"
+        table.add_row(obj["kind"], obj["name"], owned, f"[{style}]{obj['status']}[/]", drift)
+    console.print(table if report["objects"] else "the ledger records nothing: labctl owns nothing here")
     pending = report.get("pending")
     if isinstance(pending, dict):
         console.print(f"pending: cannot plan: {pending.get('error')}")
     elif pending:
-        console.print(f"pending: {len(pending)} change(s) — run `labctl provision --plan` for details")
+        console.print(f"pending: {len(pending)} change(s); `labctl provision --plan` shows them")
     else:
         console.print("pending: nothing (the cluster matches the configuration)")
-    _print_hosts(console, report.get("hosts"))
+
+
+def _print_host_status(console: Console, hosts: Any) -> None:
+    if not isinstance(hosts, dict):
+        console.print("hosts: hosts phase not available")
+        return
+    table = Table(title="GPU hosts", title_justify="left", show_edge=False, pad_edge=False)
+    for col in ("host", "address", "reachable", "mounted", "problems"):
+        table.add_column(col, overflow="fold")
+    for name, h in sorted(hosts.items()):
+        h = h if isinstance(h, dict) else {}
+        problems = "; ".join(str(p) for p in h.get("problems") or []) or (h.get("error") or "")
+        table.add_row(
+            name,
+            str(h.get("address", "")),
+            str(h.get("reachable", "?")),
+            str(h.get("mounted", "?")),
+            problems,
+        )
+    console.print(table)
 
 
 COMMANDS: list[click.Command] = [provision, teardown, status]

@@ -46,14 +46,20 @@ def _check(ontap: Ontap, entry: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         vol = flexgroup.find_volume(ontap, name)
         if vol is None or (entry.get("uuid") and vol.uuid != entry["uuid"]):
             return "missing", {}
-        now = {"size": vol.size, "junction": vol.junction}
-        drift = {k: {"recorded": want[k], "now": v} for k, v in now.items() if k in want and want[k] != v}
+        drift = {}
+        if "size" in want and abs(vol.size - want["size"]) > flexgroup.SIZE_TOLERANCE * want["size"]:
+            drift["size"] = {"recorded": want["size"], "now": vol.size}
+        if "junction" in want and want["junction"] != vol.junction:
+            drift["junction"] = {"recorded": want["junction"], "now": vol.junction}
         return ("drift" if drift else "ok"), drift
     return "unknown", {}
 
 
-def lab_status(cfg: LabConfig, state_dir: Path, *, console: Console) -> dict[str, Any]:
-    """A JSON-ready report: cluster, each ledger object with its drift, pending changes, hosts."""
+def lab_status(
+    cfg: LabConfig, state_dir: Path, *, console: Console, only: str | None = None
+) -> dict[str, Any]:
+    """A JSON-ready report: cluster, each ledger object with its drift, pending changes, hosts
+    (`only="storage"` / `"hosts"` limits it to one side)."""
     data = read_ledger(state_dir)
     report: dict[str, Any] = {
         "inventory": str(cfg.inventory),
@@ -62,6 +68,26 @@ def lab_status(cfg: LabConfig, state_dir: Path, *, console: Console) -> dict[str
         "meta": data.get("meta", {}),
         "objects": [],
     }
+    report["hosts"] = None
+    if only != "hosts":
+        _storage_status(cfg, state_dir, data, report, console)
+    module = hosts_phase_module()
+    if module is not None and only != "storage":
+        # The agreed call: hosts_phase.host_status(inventory=Path, state_dir=Path, extra_vars=dict,
+        # console=Console) -> a JSON-able summary per host.
+        report["hosts"] = module.host_status(
+            inventory=cfg.inventory, state_dir=state_dir, extra_vars=_host_vars(cfg, data), console=console
+        )
+    return report
+
+
+def _host_vars(cfg: LabConfig, data: dict[str, Any]) -> dict[str, Any]:
+    return {"labctl_nfs_server": cfg.nfs_server or data.get("meta", {}).get("nfs_server")}
+
+
+def _storage_status(
+    cfg: LabConfig, state_dir: Path, data: dict[str, Any], report: dict[str, Any], console: Console
+) -> None:
     with ontap_session(cfg, console) as ontap:
         info = ontap.cluster
         report["cluster"] = {"name": info.name, "version": info.version, "svm": cfg.svm} if info else None
@@ -79,14 +105,6 @@ def lab_status(cfg: LabConfig, state_dir: Path, *, console: Console) -> dict[str
                 }
             )
         report["pending"] = _pending(cfg, state_dir, ontap)
-    module = hosts_phase_module()
-    if module is not None:
-        # The agreed call: hosts_phase.host_status(inventory=Path, state_dir=Path, console=Console)
-        # -> a JSON-able summary.
-        report["hosts"] = module.host_status(inventory=cfg.inventory, state_dir=state_dir, console=console)
-    else:
-        report["hosts"] = None
-    return report
 
 
 def _pending(cfg: LabConfig, state_dir: Path, ontap: Ontap) -> list[dict[str, Any]] | dict[str, str]:

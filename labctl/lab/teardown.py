@@ -16,7 +16,7 @@ from labctl.lab.provision import HOSTS_MISSING
 from labctl.ontap import export_policy, flexgroup, interfaces, nfs
 from labctl.ontap.changes import Change
 from labctl.ontap.session import Ontap, ontap_session
-from labctl.state import Ledger
+from labctl.state import Ledger, read_ledger
 
 
 @dataclass
@@ -92,11 +92,13 @@ def teardown(cfg: LabConfig, state_dir: Path, *, only: str | None, console: Cons
             notes.append(HOSTS_MISSING + "; only the storage part was torn down")
         else:
             # The agreed call: hosts_phase.teardown_hosts(inventory=Path, state_dir=Path, extra_vars=dict,
-            # console=rich Console) -> a JSON-able summary (or None). It unmounts and cleans the hosts.
+            # console=rich Console) -> a JSON-able summary; it raises a HostError when a host fails, and
+            # then the storage is left alone (hosts may still use it; `--only storage` goes ahead anyway).
+            server = cfg.nfs_server or read_ledger(state_dir).get("meta", {}).get("nfs_server")
             hosts_result = module.teardown_hosts(
                 inventory=cfg.inventory,
                 state_dir=state_dir,
-                extra_vars={"labctl_nfs_server": cfg.nfs_server},
+                extra_vars={"labctl_nfs_server": server},
                 console=console,
             )
     result = teardown_storage(cfg, state_dir, console=console) if only != "hosts" else TeardownResult()

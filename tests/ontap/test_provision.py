@@ -109,7 +109,7 @@ def test_plan_after_a_config_change_shows_the_diff(lab):
     assert lab.run("provision", "--only", "storage")[0] == 0
     mark = lab.mark()
     assert lab.run("provision", "--only", "storage")[0] == 0 and lab.mutations(mark) == []
-    assert lab.run("teardown", "--yes")[0] == 0
+    assert lab.run("teardown", "--yes", "--only", "storage")[0] == 0
     with lab.sdk():
         nfs = list(NfsService.get_collection(fields="*", **{"svm.name": "llm-lab"}))[0].to_dict()
     assert nfs["transport"]["tcp_max_transfer_size"] == 65536
@@ -124,7 +124,7 @@ def test_teardown_returns_the_seeded_state_and_is_idempotent(lab):
     assert "leftovers: none" in out
     assert "recovery queue" in out
     mark = lab.mark()
-    rc, out, _ = lab.run("teardown", "--yes")
+    rc, out, _ = lab.run("teardown", "--yes", "--only", "storage")
     assert rc == 0 and lab.mutations(mark) == []
     assert "leftovers: none" in out
 
@@ -132,7 +132,7 @@ def test_teardown_returns_the_seeded_state_and_is_idempotent(lab):
 def test_teardown_unmounts_before_deleting(lab):
     assert lab.run("provision", "--only", "storage")[0] == 0
     mark = lab.mark()
-    assert lab.run("teardown", "--yes")[0] == 0
+    assert lab.run("teardown", "--yes", "--only", "storage")[0] == 0
     calls = lab.mutations(mark)
     volume_calls = [m for m, p in calls if p.startswith("/api/storage/volumes/")]
     assert volume_calls == ["PATCH", "DELETE"]
@@ -160,7 +160,7 @@ def test_a_foreign_volume_of_the_same_name_is_refused(lab):
     assert "Traceback" not in err
     assert not [c for c in lab.mutations(mark) if "volumes" in c[1]]
     mark = lab.mark()
-    rc, out, err = lab.run("teardown", "--yes")
+    rc, out, err = lab.run("teardown", "--yes", "--only", "storage")
     assert rc == 1
     assert "refused" in out and "fg_llm" in out
     assert not [c for c in lab.mutations(mark) if "volumes" in c[1]]
@@ -183,7 +183,7 @@ def test_configured_data_lifs_are_created_and_removed(lab):
     assert {"labctl_n1", "labctl_n2", "lif_n1", "lif_n2"} <= names
     mark = lab.mark()
     assert lab.run("provision", "--only", "storage")[0] == 0 and lab.mutations(mark) == []
-    assert lab.run("teardown", "--yes")[0] == 0
+    assert lab.run("teardown", "--yes", "--only", "storage")[0] == 0
     assert lab.sim.state() == seed
 
 
@@ -193,7 +193,7 @@ def test_status_reports_ownership_and_drift(lab):
         svc = list(NfsService.get_collection(**{"svm.name": "llm-lab"}))[0]
         svc.transport = {"tcp_max_transfer_size": 65536}
         svc.patch()
-    rc, out, err = lab.run("status", "--output", "json")
+    rc, out, err = lab.run("status", "--only", "storage", "--output", "json")
     assert rc == 0, err
     report = json.loads(out)
     by_kind = {o["kind"]: o for o in report["objects"]}
@@ -205,7 +205,7 @@ def test_status_reports_ownership_and_drift(lab):
     }
     assert [p["kind"] for p in report["pending"]] == ["NFS service"]
     assert report["cluster"]["svm"] == "llm-lab"
-    rc, out, _ = lab.run("status")
+    rc, out, _ = lab.run("status", "--only", "storage")
     assert rc == 0 and "drift" in out
 
 
