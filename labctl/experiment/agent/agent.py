@@ -101,7 +101,11 @@ def last_gpu_pct(dmon_log: Path, gpus: int | None = None) -> float | None:
     """Mean `sm` % over the trainer's GPUs (index < gpus) of the last complete dmon sample."""
     cols: list[str] = []
     rows: list[list[str]] = []
-    for line in tail(dmon_log, 16384).splitlines():
+    text = tail(dmon_log, 16384)
+    lines = text.splitlines()
+    if lines and not text.endswith("\n"):  # a partial last line (still being written, or cut by ^C)
+        lines.pop()
+    for line in lines:
         if line.startswith("#"):
             names = line.lstrip("#").split()
             if "sm" in names:
@@ -116,7 +120,8 @@ def last_gpu_pct(dmon_log: Path, gpus: int | None = None) -> float | None:
     last = [r for r in rows if [r[i] for i in key] == [rows[-1][i] for i in key]] if key else rows[-1:]
     if gpus and "gpu" in cols:
         last = [r for r in last if r[cols.index("gpu")].isdigit() and int(r[cols.index("gpu")]) < gpus]
-    values = [float(r[cols.index("sm")]) for r in last if r[cols.index("sm")] not in ("-",)]
+    sm = cols.index("sm")
+    values = [float(r[sm]) for r in last if r[sm].replace(".", "", 1).isdigit()]
     return round(sum(values) / len(values), 1) if values else None
 
 
@@ -423,6 +428,11 @@ class Agent:
         return 0
 
 
+def unescape(field: str) -> str:
+    """/proc's octal escapes (\\040 for a space …) undone."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+
+
 def systemd_available() -> bool:
     """systemd-run works only where systemd is PID 1."""
     return bool(shutil.which("systemd-run")) and os.path.isdir("/run/systemd/system")
@@ -535,7 +545,7 @@ def cmd_facts(spec_path: str) -> int:
     try:
         for line in Path(spec.get("proc_mounts", "/proc/mounts")).read_text().splitlines():
             parts = line.split()
-            if len(parts) >= 4 and parts[1] == mount:
+            if len(parts) >= 4 and unescape(parts[1]) == mount:
                 mounts.append({"device": parts[0], "fstype": parts[2], "options": parts[3]})
     except OSError as exc:
         facts["mount_error"] = str(exc)

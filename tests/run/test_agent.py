@@ -1,0 +1,194 @@
+"""The host agent, run locally: monitors around a detached trainer, raw formats, failures, stop."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from labctl.experiment.agent import agent as agent_mod
+
+AGENT_DIR = Path(agent_mod.__file__).parent
+DMON = """#!/bin/sh
+[ "$1" = dmon ] || exit 1
+echo "#Date       Time        gpu   pwr gtemp mtemp    sm   mem"
+echo "#YYYYMMDD   HH:MM:SS    Idx     W     C     C     %     %"
+while true; do
+  d=$(date +%Y%m%d); t=$(date +%H:%M:%S)
+  echo " $d   $t      0    37    19     -    80     0"; echo " $d   $t      1    37    19     -     0     0"
+  sleep 1
+done
+"""
+MOUNTSTATS = """device proc mounted on /proc with fstype proc
+device srv:/fg_llm mounted on {mount} with fstype nfs4 statvers=1.1
+\topts:\trw,vers=4.1,rsize=1048576,wsize=1048576,hard,proto=tcp,nconnect=2
+\tage:\t10
+\tbytes:\t0 0 0 0 {read} {write} 0 0 
+\tRPC iostats version: 1.1  p/v: 100003/4 (nfs)
+\txprt:\ttcp 1 1 1 0 0 5 5 0 5 0 64 0 0
+\txprt:\ttcp 2 1 1 0 0 7 7 0 7 0 64 0 0
+\tper-op statistics
+\t        READ: 1 1 0 100 1100 0 1 1 0
+
+device x mounted on /other with fstype ext4
+"""
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch):
+    """A fake host: bin/ with nvidia-smi and a failing nfsiostat, a mount dir and a mountstats view."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "nvidia-smi").write_text(DMON)
+    (bin_ / "nfsiostat").write_text("#!/bin/sh\necho 'nfsiostat: no NFS mount' >&2\nexit 1\n")
+    for f in bin_.iterdir():
+        f.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_}:{os.environ['PATH']}")
+    mount = tmp_path / "mnt" / "fg llm"  # a space: escaped \040 in mountstats
+    mount.mkdir(parents=True)
+    esc = str(mount).replace(" ", "\\040")
+    (tmp_path / "mountstats").write_text(MOUNTSTATS.format(mount=esc, read=0, write=0))
+    (tmp_path / "mounts").write_text(f"srv:/fg_llm {esc} nfs4 rw,vers=4.1,nconnect=2 0 0\n")
+    return tmp_path, mount
+
+
+def spec_for(tmp_path: Path, mount: Path, *, steps: int = 6, epochs: int = 2, compute: float = 0.15) -> Path:
+    rundir = tmp_path / "run"
+    (rundir / "agent").mkdir(parents=True)
+    for name in ("agent.py", "hostmon.py", "emulator.py"):
+        (rundir / "agent" / name).write_bytes((AGENT_DIR / name).read_bytes())
+    out = mount / "out"
+    emu = {"output_dir": str(out), "dataset_path": str(mount / "data" / "train_full.pq"), "epochs": epochs,
+           "steps_per_epoch": steps, "step_compute_s": compute, "startup_s": 0.2, "validation_s": 0.2,
+           "checkpoint_bytes": 2_000_000, "dataset_bytes": 1_000_000, "activity_path": str(tmp_path / "act.json")}
+    (rundir / "emulator.json").write_text(json.dumps(emu))
+    spec = {"run_id": "r1", "host": "h1", "rundir": str(rundir), "mount": str(mount), "gpus": 1,
+            "proc_mountstats": str(tmp_path / "mountstats"), "proc_mounts": str(tmp_path / "mounts"),
+            "monitors": {"dmon": True, "dmon_interval_s": 1, "nfsiostat": True, "nfsiostat_interval_s": 1,
+                         "mountstats": True, "mountstats_interval_s": 0.5, "bpftrace": False,
+                         "lead_s": 1.5, "tail_s": 1.5},
+            "trainer": {"kind": "emulate", "argv": [sys.executable, str(rundir / "agent" / "emulator.py"),
+                                                    str(rundir / "emulator.json")],
+                        "cwd": str(rundir), "output_dir": str(out), "flags_path": str(out / "flags.json")}}
+    (rundir / "spec.json").write_text(json.dumps(spec))
+    return rundir
+
+
+def agent(rundir: Path, cmd: str, arg: str | None = None) -> dict | list:
+    out = subprocess.run([sys.executable, str(rundir / "agent" / "agent.py"), cmd, arg or str(rundir)],
+                         capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(out.stdout)
+
+
+def wait_final(rundir: Path, timeout: float = 60) -> dict:
+    end = time.time() + timeout
+    while time.time() < end:
+        st = agent(rundir, "status")
+        if st["state"] in ("finished", "failed", "stopped", "lost"):
+            return st
+        time.sleep(0.3)
+    raise AssertionError(f"agent did not finish: {st}")
+
+
+def test_monitors_bracket_training_and_a_failing_monitor_is_recorded(host):
+    tmp_path, mount = host
+    rundir = spec_for(tmp_path, mount)
+    agent(rundir, "start", str(rundir / "spec.json"))
+    seen_training = None
+    for _ in range(100):
+        st = agent(rundir, "status")
+        if st["state"] == "training" and st["progress"].get("step"):
+            seen_training = st
+            break
+        time.sleep(0.1)
+    assert seen_training and seen_training["gpu_pct"] in (80.0, None)
+    st = wait_final(rundir)
+    assert st["state"] == "finished" and st["trainer"]["finished_flag"] is True
+    assert st["trainer"]["detach"] == "setsid" and st["trainer"]["exit_status"] == 0
+    assert st["progress"]["epoch"] == 2 and st["progress"]["step"] == 6
+
+    raw = rundir / "raw"
+    names = sorted(p.name for p in raw.iterdir())
+    assert names == ["dmon.log", "monitors.json", "mountstats.log", "nfsiostat.log", "train.log"]
+    mon = {m["name"]: m for m in json.loads((raw / "monitors.json").read_text())["monitors"]}
+    assert mon["nfsiostat"]["status"] == "failed" and mon["nfsiostat"]["exit_status"] == 1
+    assert mon["nfsiostat"]["errors"] and "no NFS mount" in mon["nfsiostat"].get("stderr_tail", "")
+    assert mon["bpftrace"]["status"] == "skipped"
+    trainer = st["trainer"]
+    for name in ("dmon", "mountstats"):
+        assert mon[name]["status"] == "stopped"
+        assert mon[name]["started_at"] < trainer["started_at"] and mon[name]["stopped_at"] > trainer["ended_at"]
+
+    dmon = (raw / "dmon.log").read_text().splitlines()
+    assert dmon[0].startswith("#Date") and dmon[2].split()[2] == "0"
+    ms = (raw / "mountstats.log").read_text()
+    blocks = ms.split("#ts ")[1:]
+    assert len(blocks) >= 6
+    for block in blocks:
+        head, _, body = block.partition("\n")
+        wall, mono = map(float, head.split())
+        assert abs(wall - time.time()) < 120 and mono > 0
+        assert body.startswith("device srv:/fg_llm mounted on ") and body.count("\txprt:\t") == 2
+        assert "/other" not in body
+    train = (raw / "train.log").read_text()
+    assert "Training Epoch: 2 / 2" in train and "Saving best model checkpoint" in train
+
+    files = {f["path"]: f for f in agent(rundir, "files")}
+    assert set(files) == set(names)
+    digest = hashlib.sha256((raw / "train.log").read_bytes()).hexdigest()
+    assert files["train.log"]["sha256"] == digest
+    facts = agent(rundir, "facts", str(rundir / "spec.json"))
+    assert facts["mounts"][0]["options"] == "rw,vers=4.1,nconnect=2" and facts["nconnect_xprts"] == 2
+
+
+def test_stop_request_stops_training(host):
+    tmp_path, mount = host
+    rundir = spec_for(tmp_path, mount, steps=200, compute=0.2)
+    agent(rundir, "start", str(rundir / "spec.json"))
+    for _ in range(100):
+        if agent(rundir, "status")["state"] == "training":
+            break
+        time.sleep(0.1)
+    time.sleep(1.0)
+    agent(rundir, "stop")
+    st = wait_final(rundir, 60)
+    assert st["state"] == "stopped"
+    assert st["trainer"]["finished_flag"] is False
+    assert not agent_mod.pid_alive(st["trainer"]["pid"])
+    assert not (mount / "out" / "flags.json").exists()
+    mon = json.loads((rundir / "raw" / "monitors.json").read_text())["monitors"]
+    assert all(m["status"] in ("stopped", "skipped", "failed") for m in mon)
+
+
+def test_status_of_a_dead_agent_is_lost(host, tmp_path):
+    _, mount = host
+    rundir = tmp_path / "dead"
+    rundir.mkdir()
+    (rundir / "status.json").write_text(json.dumps({"state": "training", "agent_pid": 2**22 + 12345,
+                                                    "trainer": {"pid": 2**22 + 12346}}))
+    out = subprocess.run([sys.executable, str(AGENT_DIR / "agent.py"), "status", str(rundir)],
+                         capture_output=True, text=True, check=True)
+    st = json.loads(out.stdout)
+    assert st["state"] == "lost" and st["trainer_alive"] is False
+
+
+def test_log_parsers():
+    text_lines = ["2024-01-01 12:00:00,123 - INFO: Training Epoch: 2 / 3",
+                  "2024-01-01 12:00:01,123 - INFO: train loss: 1.23:  14%|#3        | 6/43 [00:00<00:00, 97.47it/s]"]
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        log = Path(d) / "train.log"
+        log.write_text("\n".join(text_lines) + "\n")
+        p = agent_mod.progress(log)
+        assert p == {"epoch": 2, "epochs": 3, "step": 6, "total": 43, "loss": 1.23, "phase": "train"}
+        dmon = Path(d) / "dmon.log"
+        dmon.write_text("#Date Time gpu sm\n#YYYYMMDD HH:MM:SS Idx %\n 20260101 10:00:00 0 10\n"
+                        " 20260101 10:00:01 0 90\n 20260101 10:00:01 1 30\n 20260101 10:00:02 0 ^C")
+        assert agent_mod.last_gpu_pct(dmon) == 60.0
+        assert agent_mod.last_gpu_pct(dmon, gpus=1) == 90.0
