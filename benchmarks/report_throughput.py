@@ -1,0 +1,127 @@
+# ruff: noqa: E501  (raw-format templates read best on one line)
+"""Analysis throughput and memory of `labctl report` on a large synthetic bundle.
+
+    python -m benchmarks.report_throughput [--scale 1.0] [--dir DIR] [--keep]
+
+At scale 1 the bundle holds a 1 GB bpftrace event trace (ticks every ~0.1 s) plus 24 h of 1 s
+mountstats and nfsiostat logs; --scale shrinks both (0.01 for a smoke test). It prints, measured in this run:
+the time `wc -l` takes to read the same files (best of 2, warm cache), the time and peak RSS of the analysis
+(timeline.parquet + summary.json, in a child process), and their ratio against the targets (≤ 5× wc -l, ≤ 1 GB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from labctl.analysis.synth import SynthCheckpoint, SynthSpec, _Plan, write_run
+
+DAY = 86_400
+TRACE_BYTES = 1_000_000_000
+COMMS = ("python", "pt_data_worker", "pt_autograd_0", "pt_autograd_1", "tokenizers", "torch_shm_mgr")
+TARGET_RATIO, TARGET_RSS_MB = 5.0, 1024.0
+
+
+def _bpftrace(d: Path, plan: _Plan, seconds: int, target_bytes: int) -> None:
+    """A dense trace of io_by_second.bt records: ticks spread evenly over the run, ~1.2 kB each."""
+    boot = 1_000_000_000_000
+    (d / "bpftrace.meta.json").write_text(json.dumps({"realtime_minus_boottime": plan.t0 - boot / 1e9}))
+    ticks = max(int(target_bytes / 1200), 1)
+    step_ns = seconds * 1_000_000_000 // ticks
+    hist = ", ".join(f'{{"min": {1 << k}, "max": {(1 << (k + 1)) - 1}, "count": {k * 3 + 1}}}' for k in range(12, 21))
+    hist_r = f'{{"type": "hist", "data": {{"@read_size": [{hist}]}}}}\n'
+    hist_w = '{"type": "hist", "data": {"@write_size": [{"min": 1024, "max": 2047, "count": 1}, {"min": 1048576, "max": 2097151, "count": 4}]}}\n'
+    with (d / "bpftrace.jsonl").open("w") as fh:
+        fh.write('{"type": "attached_probes", "data": {"probes": 26}}\n')
+        fh.write(f'{{"type": "printf", "data": "start {boot}\\n"}}\n')
+        for k in range(1, ticks + 1):
+            ns = boot + k * step_ns
+            sec = min(int(k * step_ns / 1e9), len(plan.write) - 1)
+            frac = step_ns / 1e9
+            r, w = int(plan.read[sec] * frac) + 4096, int(plan.write[sec] * frac)
+            per = r // len(COMMS)
+            rb = ", ".join(f'"{c}": {per + i}' for i, c in enumerate(COMMS))
+            rc = ", ".join(f'"{c}": {i + 1}' for i, c in enumerate(COMMS))
+            fh.write(f'{{"type": "printf", "data": "tick {ns}\\n"}}\n'
+                     f'{{"type": "map", "data": {{"@read_bytes": {{{rb}}}}}}}\n'
+                     f'{{"type": "map", "data": {{"@read_calls": {{{rc}}}}}}}\n' + hist_r)
+            if w:
+                fh.write(f'{{"type": "map", "data": {{"@write_bytes": {{"python": {w}}}}}}}\n'
+                         f'{{"type": "map", "data": {{"@write_calls": {{"python": {max(w >> 20, 1)}}}}}}}\n' + hist_w)
+
+
+def build(run: Path, scale: float) -> list[Path]:
+    """Write the benchmark bundle; returns the raw files the analysis reads."""
+    seconds = max(int(DAY * scale), 600)
+    every = max(seconds // 24, 120)
+    spec = SynthSpec(warmup_s=0, train_s=seconds - 10, cooldown_s=10, dataset_read_s=min(600, seconds // 4),
+                     checkpoints=[SynthCheckpoint(o, 20, 2_000_000_000) for o in range(every, seconds - 60, every)],
+                     sources=("mountstats", "nfsiostat"))
+    write_run(run, spec)
+    host = run / "raw" / spec.hosts[0]
+    _bpftrace(host, _Plan(spec), seconds, int(TRACE_BYTES * scale))
+    return [host / "bpftrace.jsonl", host / "mountstats.log", host / "nfsiostat.log"]
+
+
+def time_wc(files: list[Path]) -> float:
+    best = float("inf")
+    for _ in range(2):
+        t = time.perf_counter()
+        subprocess.run(["wc", "-l", *map(str, files)], check=True, capture_output=True)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def time_analysis(run: Path) -> tuple[float, float, dict]:
+    """Seconds and peak RSS (MB) of a child process running the analysis, and its summary."""
+    code = ("import sys, json; from pathlib import Path; from labctl.analysis.analyse import analyse;"
+            "s = analyse(Path(sys.argv[1])).summary; print(json.dumps({'checkpoints': len(s['checkpoints']),"
+            "'rows': s['timeline_rows']}))")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code, str(run)], check=True, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, max(rss, before) / 1024.0, json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.report_throughput", description=__doc__.split("\n")[0])
+    ap.add_argument("--scale", type=float, default=1.0, help="1.0 = 1 GB trace + 24 h logs (default)")
+    ap.add_argument("--dir", type=Path, help="where to build the bundle (default: a temporary directory)")
+    ap.add_argument("--keep", action="store_true", help="keep the generated bundle")
+    ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = ap.parse_args(argv)
+    root = args.dir or Path(tempfile.mkdtemp(prefix="labctl-bench-"))
+    run = root / "bench-run"
+    try:
+        t = time.perf_counter()
+        files = build(run, args.scale)
+        gen = time.perf_counter() - t
+        size = sum(f.stat().st_size for f in files)
+        wc = time_wc(files)
+        took, rss, result = time_analysis(run)
+        ratio = took / wc
+        print(f"scale {args.scale}: {size / 1e6:,.1f} MB in {len(files)} files (generated in {gen:.1f} s)")
+        print(f"wc -l:    {wc:8.3f} s")
+        print(f"analysis: {took:8.3f} s  ({size / 1e6 / took:,.1f} MB/s), {result['rows']:,} timeline rows, "
+              f"{result['checkpoints']} checkpoints")
+        print(f"ratio analysis / wc -l: {ratio:.1f}x (target ≤ {TARGET_RATIO:g}x)")
+        print(f"peak RSS: {rss:,.0f} MB (target ≤ {TARGET_RSS_MB:,.0f} MB)")
+        ok = ratio <= TARGET_RATIO and rss <= TARGET_RSS_MB
+        print("targets: " + ("met" if ok else "NOT met"))
+        return 1 if args.check and not ok else 0
+    finally:
+        if not args.keep and args.dir is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
