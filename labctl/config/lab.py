@@ -131,7 +131,7 @@ class _LabVars(BaseModel):
     labctl_proc_mounts: str = "/proc/mounts"
     labctl_proc_mountstats: str = "/proc/self/mountstats"
     labctl_llmstudio_repo: str = "https://github.com/h2oai/h2o-llmstudio.git"
-    labctl_llmstudio_version: str = "v1.14.9"
+    labctl_llmstudio_version: str = "v1.2.0"
     labctl_llmstudio_dir: str = "/opt/labctl/h2o-llmstudio"
     labctl_llmstudio_venv: str = "/opt/labctl/h2o-llmstudio/.venv"
     labctl_model_cache: str = "/var/tmp/labctl/hf-cache"
@@ -161,7 +161,18 @@ class _LabVars(BaseModel):
         return value.strip()
 
 
-_KNOWN = set(_LabVars.model_fields)
+# Keys the host playbooks read (playbooks/roles/labctl/defaults/main.yml); passed through unvalidated here.
+HOST_PHASE_KEYS = {
+    "labctl_nfs_client_install",
+    "labctl_llmstudio_base_python",
+    "labctl_llmstudio_system_site_packages",
+    "labctl_prechecks_min_kernel",
+    "labctl_prechecks_min_gpus",
+    "labctl_prechecks_warn_only",
+    "labctl_teardown_force",
+    "labctl_teardown_remove_install",
+}
+_KNOWN = set(_LabVars.model_fields) | HOST_PHASE_KEYS
 
 
 class OntapSettings(BaseModel):
