@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,36 @@ def split_key(key: str, arity: int) -> list[str]:
     return key.split(",", arity - 1)
 
 
+_TICK = b'{"type": "printf", "data": "tick '
+_MAP = b'{"type": "map", "data": {"@'
+_HIST = b'{"type": "hist", "data": {"@'
+_PAIR = re.compile(rb'"([^"\\]*)": (\d+)[,}]')
+_BUCKET = re.compile(rb'\{"min": (-?\d+), "max": (-?\d+), "count": (\d+)\}')
+
+
+def _fast(raw: bytes) -> tuple[str, object] | None:
+    """(map name, value) of a plain map/hist record of labctl's program without a JSON decode, else None."""
+    if raw.startswith(_MAP) and raw.endswith(b"}}}"):
+        q = raw.find(b'": {', len(_MAP))
+        inner = raw[q + 4:-3]
+        if q < 0 or b"{" in inner or b"\\" in inner:
+            return None
+        pairs = _PAIR.findall(inner + b"}")
+        if len(pairs) != inner.count(b'": '):
+            return None
+        name = raw[len(_MAP):q].decode("utf-8", "replace")
+        return name, {k.decode("utf-8", "replace"): int(v) for k, v in pairs}
+    if raw.startswith(_HIST) and raw.endswith(b"]}}"):
+        q = raw.find(b'": [', len(_HIST))
+        inner = raw[q + 4:-3]
+        buckets = _BUCKET.findall(inner)
+        if q < 0 or len(buckets) != inner.count(b"{"):
+            return None
+        name = raw[len(_HIST):q].decode("utf-8", "replace")
+        return name, [{"min": int(a), "max": int(b), "count": int(c)} for a, b, c in buckets]
+    return None
+
+
 def parse_bpftrace(path: Path, host: str, store: SeriesStore, clock: HostClock,
                    realtime_minus_boottime: float) -> BpfResult:
     """Parse one bpftrace JSON-lines file into `io.*` series (one record set per tick)."""
@@ -55,24 +86,38 @@ def parse_bpftrace(path: Path, host: str, store: SeriesStore, clock: HostClock,
     res = BpfResult(stats, {m: Counter() for m in SUM_MAPS}, {m: Counter() for m in HIST_MAPS})
     prev_ns: int | None = None
     tick_ts: float | None = None
-    tick_dt = 1.0
-    sums: dict[str, float] = {}
     ended = False
+    ticks, dts = array("d"), array("d")
+    cols: dict[str, array] = {m: array("d") for m in SUM_MAPS}
+    sums: dict[str, float] = {}
+
+    def tick(ns: int) -> None:
+        nonlocal prev_ns, tick_ts
+        if tick_ts is not None:
+            flush()
+        dts.append((ns - prev_ns) / 1e9 if prev_ns is not None and ns > prev_ns else 1.0)
+        tick_ts = clock.host(ns / 1e9 + realtime_minus_boottime)
+        ticks.append(tick_ts)
+        prev_ns = ns
 
     def flush() -> None:
-        if tick_ts is None:
-            return
         for name in SUM_MAPS:
-            kind, what = name.split("_")
-            value = sums.get(name, 0.0)
-            unit = "B" if what == "bytes" else "count"
-            store.add(host, -1, SOURCE, f"io.{kind}.{what}", unit, tick_ts, value)
-            if what == "bytes":
-                store.add(host, -1, SOURCE, f"io.{kind}.bytes_rate", "B/s", tick_ts, value / tick_dt)
-        stats.records += len(SUM_MAPS)
+            cols[name].append(sums.get(name, 0.0))
         sums.clear()
 
     for raw in iter_lines(path, stats):
+        if raw.startswith(_TICK) and raw.endswith(b'\\n"}') and raw[len(_TICK):-4].isdigit():
+            tick(int(raw[len(_TICK):-4]))
+            continue
+        fast = _fast(raw)
+        if fast is not None:
+            if ended:
+                stats.skip("exit_dump")
+            elif tick_ts is None:
+                stats.skip("before_first_tick")
+            else:
+                _map(res, sums, fast[0], fast[1], tick_ts, stats)
+            continue
         if not raw.strip():
             stats.skip("blank")
             continue
@@ -92,12 +137,10 @@ def parse_bpftrace(path: Path, host: str, store: SeriesStore, clock: HostClock,
                     stats.skip("bad_marker")
                     continue
                 if word == "tick":
-                    flush()
-                    tick_dt = (ns - prev_ns) / 1e9 if prev_ns is not None and ns > prev_ns else 1.0
-                    tick_ts = clock.host(ns / 1e9 + realtime_minus_boottime)
-                elif word == "end":
-                    ended = True
-                prev_ns = ns
+                    tick(ns)
+                else:
+                    ended = ended or word == "end"
+                    prev_ns = ns
             continue
         if kind in ("map", "hist", "stats") and isinstance(data, dict):
             if ended:
@@ -114,8 +157,23 @@ def parse_bpftrace(path: Path, host: str, store: SeriesStore, clock: HostClock,
             res.probes = int(data.get("probes", 0) or 0)
         else:
             stats.skip("other_record")
-    flush()
+    if tick_ts is not None:
+        flush()
+    _emit(store, host, ticks, dts, cols)
+    stats.records += len(ticks) * len(SUM_MAPS)
     return res
+
+
+def _emit(store: SeriesStore, host: str, ticks: array, dts: array, cols: dict[str, array]) -> None:
+    """Per-tick sums as series: `io.<kind>.bytes|calls` (per interval) and `io.<kind>.bytes_rate` (B/s)."""
+    if not ticks:
+        return
+    for name, col in cols.items():
+        kind, what = name.split("_")
+        store.extend(host, -1, SOURCE, f"io.{kind}.{what}", "B" if what == "bytes" else "count", ticks, col)
+        if what == "bytes":
+            rate = array("d", (v / d for v, d in zip(col, dts, strict=True)))
+            store.extend(host, -1, SOURCE, f"io.{kind}.bytes_rate", "B/s", ticks, rate)
 
 
 def _num(value: object) -> float:

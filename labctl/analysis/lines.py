@@ -20,7 +20,8 @@ class ParseStats:
 
     def skip(self, reason: str, n: int = 1) -> None:
         """Count `n` skipped lines (or snapshots, blocks) for `reason`."""
-        self.skipped[reason] += n
+        if n > 0:
+            self.skipped[reason] += n
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (summary.json `parse`)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labctl.analysis.clock import HostClock
-from labctl.analysis.lines import ParseStats, iter_lines
+from labctl.analysis.lines import ParseStats
 from labctl.analysis.series import SeriesStore
 
 SOURCE = "mountstats"
@@ -225,27 +225,87 @@ def _pick(entries: list[MountEntry], mount: str | None) -> MountEntry | None:
     return nfs[0] if nfs else None
 
 
-def _snapshots(path: Path, stats: ParseStats) -> Iterator[tuple[float, float, list[bytes]]]:
-    head: tuple[float, float] | None = None
-    body: list[bytes] = []
-    for line in iter_lines(path, stats):
-        if line.startswith(b"#ts "):
-            if head is not None:
-                yield head[0], head[1], body
-            body = []
-            parts = line.split()
-            try:
-                epoch = float(parts[1])
-                head = (epoch, float(parts[2]) if len(parts) > 2 else epoch)
-            except (ValueError, IndexError):
-                stats.skip("bad_ts_line")
-                head = None
-        elif head is not None:
-            body.append(line)
-        else:
-            stats.skip("outside_snapshot")
-    if head is not None:
-        yield head[0], head[1], body
+CHUNK = 16 << 20
+_OPS_RE = re.compile(rb"[ \t](" + b"|".join(OPS) + rb"): ([0-9 ]+)\n")
+_XPRT_RE = re.compile(rb"\n\txprt:\t(\w+) ([0-9 ]+)(?=\n)")
+
+
+def _snapshots(path: Path, stats: ParseStats) -> Iterator[tuple[float, float, bytes]]:
+    """(epoch, monotonic, body) per `#ts` snapshot, read in large blocks (bodies are raw bytes)."""
+    carry = b""
+    first = True
+    with path.open("rb") as fh:
+        while True:
+            block = fh.read(CHUNK)
+            eof = not block
+            buf = carry + block
+            if eof and buf and not buf.endswith(b"\n"):
+                stats.skip("truncated_last_line")
+                buf = buf[: buf.rfind(b"\n") + 1]
+            stats.lines += block.count(b"\n") + (1 if eof and carry and not carry.endswith(b"\n") else 0)
+            parts = buf.split(b"\n#ts ")
+            carry = b"" if eof else parts.pop()
+            for k, part in enumerate(parts):
+                if first and k == 0:  # the file's start: a snapshot only if it begins with "#ts "
+                    first = False
+                    if not part.startswith(b"#ts "):
+                        stats.skip("outside_snapshot", part.count(b"\n") + 1 if part else 0)
+                        continue
+                    part = part[4:]
+                snap = _head(part, stats)
+                if snap is not None:
+                    yield snap
+            if eof:
+                return
+
+
+def _head(part: bytes, stats: ParseStats) -> tuple[float, float, bytes] | None:
+    line, _, body = part.partition(b"\n")
+    fields = line.split()
+    try:
+        epoch = float(fields[0])
+        mono = float(fields[1]) if len(fields) > 1 else epoch
+    except (ValueError, IndexError):
+        stats.skip("bad_ts_line")
+        stats.skip("outside_snapshot", body.count(b"\n"))
+        return None
+    return epoch, mono, body
+
+
+def _fast_entry(body: bytes) -> MountEntry | None:
+    """The single tab-formatted entry of a bundle snapshot without a line-by-line parse; None to fall back."""
+    nl = body.find(b"\n")
+    m = _DEVICE.match(body[:nl])
+    ops_at = body.find(b"per-op statistics")
+    if m is None or ops_at < 0:
+        return None
+
+    def field(key: bytes) -> bytes:
+        i = body.index(key) + len(key)
+        return body[i:body.index(b"\n", i)]
+
+    try:
+        dev, mnt = (unescape(x.decode("utf-8", "replace")) for x in (m[1], m[2]))
+        e = MountEntry(dev, mnt, m[3].decode(), (m[4] or b"").decode())
+        e.opts = _kv(field(b"\n\topts:\t").decode("utf-8", "replace"))
+        e.age = int(field(b"\n\tage:\t"))
+        e.events = _ints(field(b"\n\tevents:\t"))
+        e.bytes = _ints(field(b"\n\tbytes:\t"))
+        if b"\n\tnfsv4:\t" in body:
+            e.nfsv4 = _kv(field(b"\n\tnfsv4:\t").decode("utf-8", "replace"))
+        e.xprts = [(p.decode(), _ints(n)) for p, n in _XPRT_RE.findall(body, 0, ops_at)]
+        e.ops = {name.decode(): _ints(nums) for name, nums in _OPS_RE.findall(body, ops_at)}
+    except ValueError:
+        return None
+    return e
+
+
+def _entry(body: bytes, mount: str | None, stats: ParseStats) -> MountEntry | None:
+    if body.startswith(b"device ") and body.count(b"\ndevice ") == 0:
+        fast = _fast_entry(body)
+        if fast is not None and fast.complete() and fast.is_nfs:
+            return fast
+    return _pick(list(parse_entries(body.split(b"\n"), stats)), mount)
 
 
 def parse_mountstats_log(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
@@ -255,7 +315,7 @@ def parse_mountstats_log(path: Path, host: str, store: SeriesStore, clock: HostC
     prev: tuple[float, float, MountEntry] | None = None
     info: MountInfo | None = None
     for epoch, mono, body in _snapshots(path, stats):
-        entry = _pick(list(parse_entries(body, stats)), mount)
+        entry = _entry(body, mount, stats)
         if entry is None or not entry.complete():
             stats.skip("incomplete_snapshot")
             continue

@@ -32,6 +32,16 @@ class SeriesStore:
         s.ts.append(ts)
         s.values.append(value)
 
+    def extend(self, host: str, gpu: int, source: str, metric: str, unit: str, ts: array,
+               values: array) -> None:
+        """Record many samples at once (`ts` and `values` are `array("d")` of equal length)."""
+        key = (host, gpu, source, metric)
+        s = self.series.get(key)
+        if s is None:
+            s = self.series[key] = Series(unit)
+        s.ts.extend(ts)
+        s.values.extend(values)
+
     def get(self, host: str, gpu: int, source: str, metric: str) -> Series | None:
         """The series for that key, if any sample was recorded."""
         return self.series.get((host, gpu, source, metric))
