@@ -3,6 +3,7 @@ its comment; verified after every provision; deleted only when the ledger owns e
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from labctl.state import INTENT, Ledger
 
 KIND = "FlexGroup"
 REFUSED = "refused"
+CREATE_RUNNING = "13107405"  # "Another volume is currently being created with the name …"
 VOLUME_FIELDS = "uuid,name,style,size,comment,state,aggregates,nas.path,nas.export_policy.name,svm"
 SIZE_TOLERANCE = 0.01  # ONTAP rounds constituent sizes; a 1 % difference is not drift
 
@@ -101,13 +103,12 @@ def aggregates(ontap: Ontap) -> list[str]:
 
 
 def _owned(ontap: Ontap, ledger: Ledger, vol: VolumeState, name: str) -> bool:
-    entry = ledger.get(ledger_key(ontap.cfg.svm, name))
-    if entry is None:
-        return False
-    if entry.get("uuid") == vol.uuid:
-        return True
-    # a create whose answer was lost: ours if it carries this lab's tag
-    return entry.get("state") == INTENT and owner_tag(ledger.lab_id) in vol.comment and not entry.get("uuid")
+    """The ledger recorded this very volume, or it carries this lab's tag (a create whose answer or
+    record was lost: the tag holds the ledger's random lab id, so only this lab can have written it)."""
+    entry = ledger.get(ledger_key(ontap.cfg.svm, name)) or {}
+    if entry.get("uuid"):
+        return entry["uuid"] == vol.uuid
+    return owner_tag(ledger.lab_id) in vol.comment
 
 
 def _refusal(ontap: Ontap, vol: VolumeState, name: str) -> OntapError:
@@ -189,10 +190,15 @@ def ensure_flexgroup(ontap: Ontap, ledger: Ledger) -> Change:
         )
         what = f"create FlexGroup {fg.name} ({len(aggrs) * fg.constituents_per_aggregate} constituents)"
         with ontap.progress(what) as tick:
-            response = ontap.call(
-                what, lambda: Volume.from_dict(body).post(poll=False), recover=lambda: find_volume(ontap)
-            )
-            ontap.wait_job(response, what, tick)
+            try:
+                response = ontap.call(
+                    what, lambda: Volume.from_dict(body).post(poll=False), recover=lambda: find_volume(ontap)
+                )
+                ontap.wait_job(response, what, tick)
+            except OntapError as exc:
+                if exc.code != CREATE_RUNNING:
+                    raise
+                _await_volume(ontap, tick)  # an interrupted run's create is still running: wait for it
         vol = find_volume(ontap)
         if vol is None:
             raise OntapError(
@@ -220,6 +226,20 @@ def ensure_flexgroup(ontap: Ontap, ledger: Ledger) -> Change:
             ontap.wait_job(response, what, tick)
         ledger.done(key)
     return change
+
+
+def _await_volume(ontap: Ontap, tick: Any) -> None:
+    """Wait (up to labctl_ontap_job_timeout) for a create started by an earlier run to finish."""
+    deadline = time.monotonic() + ontap.cfg.ontap.job_timeout
+    while find_volume(ontap) is None:
+        tick("creating (started by an earlier run)")
+        if time.monotonic() >= deadline:
+            raise OntapError(
+                f"FlexGroup {ontap.cfg.flexgroup.name} is still being created by an earlier run",
+                where="labctl_ontap_job_timeout",
+                fix="rerun provision when that job has ended",
+            )
+        time.sleep(1.0)
 
 
 def constituents(ontap: Ontap) -> list[dict[str, Any]]:
@@ -302,10 +322,13 @@ def remove_flexgroup(ontap: Ontap, ledger: Ledger, name: str | None = None, *, p
     entry = ledger.get(key)
     vol = find_volume(ontap, name)
     if vol is None:
+        note = ""
+        if entry is not None and entry.get("state") == INTENT and entry.get("action") == "create":
+            note = "an interrupted create may still finish on ONTAP; if the volume appears, rerun teardown"
         if entry is not None and not plan:
             ledger.forget(key)
-        return Change(KIND, name, ABSENT)
-    if entry is None or not _owned(ontap, ledger, vol, name):
+        return Change(KIND, name, ABSENT, note=note)
+    if not _owned(ontap, ledger, vol, name):
         return Change(KIND, name, REFUSED, note=str(_refusal(ontap, vol, name).message))
     if plan:
         return Change(KIND, name, DELETE, {"junction": (vol.junction or None, None)} if vol.junction else {})

@@ -35,6 +35,7 @@ CODE_FIXES: dict[str, str] = {
     "1704070": "an identical export rule exists already in that policy",
     "1703945": "the export policy is still used by a volume; unmount/delete the volume first",
     "524546": "the volume is still mounted (junction); labctl unmounts before deleting, rerun teardown",
+    "13107405": "an earlier create of this volume is still running: wait for it, then rerun",
     "6": "give the ONTAP user a role that allows this call (see README: least privilege)",
 }
 
@@ -124,6 +125,12 @@ def to_labctl_error(exc: BaseException, what: str, target: Target) -> LabctlErro
             f"cannot reach ONTAP at {target.endpoint} while trying to {what}: {_short(cause)}",
             fix="check labctl_ontap_host / labctl_ontap_port and that the cluster management LIF "
             "is up; rerun when it answers",
+        )
+    if isinstance(exc, NetAppRestError) and status is None and "Polling timed out" in str(exc):
+        return OntapError(
+            f"cannot {what}: the ONTAP job did not finish in time ({_short(exc)})",
+            where="labctl_ontap_job_timeout",
+            fix="rerun later (labctl picks up the result) or raise labctl_ontap_job_timeout",
         )
     if isinstance(exc, NetAppRestError):
         code = error_code(exc)
