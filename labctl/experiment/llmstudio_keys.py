@@ -41,6 +41,8 @@ _V1_2_0: dict[str, tuple[str, ...]] = {
 
 # (tag, added, removed) in release order; keys are "section.key".
 _CHANGES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
+    ("v1.0.0", ("environment.use_fsdp",), ()),
+    ("v1.1.0", (), ("environment.use_fsdp",)),
     ("v1.5.0", ("environment.mixed_precision_dtype", "environment.deepspeed_method",
                 "environment.deepspeed_allgather_bucket_size", "prediction.max_time"),
      ("tokenizer.add_prefix_space",)),

@@ -1,0 +1,149 @@
+"""`labctl run` end to end on the simulated lab (2 hosts): bundle, checksums, manifest, bpftrace totals,
+and a controller that dies mid-run followed by `labctl attach`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labctl.experiment.manifest import verify
+from tests.hosts.simlab import fuse_reason, start_lab
+from tests.run.simprep import provision_and_mount
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+RAW = {"dmon.log", "nfsiostat.log", "mountstats.log", "train.log", "clock.json", "monitors.json"}
+CKPT = 12_000_000
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    reason = fuse_reason()
+    if reason:
+        pytest.skip(reason)
+    for data in start_lab(tmp_path_factory.mktemp("runlab"), hosts=2):
+        data["prepared_by"] = provision_and_mount(data)
+        yield data
+
+
+def experiment(tmp_path: Path, name: str, steps: int, compute: float) -> Path:
+    doc = {"name": name, "trainer": "emulate", "training": {"epochs": 2},
+           "monitors": {"dmon_interval_s": 1, "lead_s": 1.5, "tail_s": 1.5},
+           "emulate": {"steps_per_epoch": steps, "step_compute_s": compute, "startup_s": 1.0, "validation_s": 1.0,
+                       "checkpoint_bytes": CKPT, "dataset_bytes": 8_000_000, "read_bytes_per_step": 1 << 20}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def labctl(lab, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "labctl", "-i", lab["inventory"], *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def bundle_of(runs: Path) -> Path:
+    (bundle,) = [p for p in runs.iterdir() if (p / "manifest.json").exists()]
+    return bundle
+
+
+def check_bundle(bundle: Path, lab: dict) -> dict:
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert m["complete"] and m["success"] and m["state"] == "finished", m.get("errors")
+    assert verify(bundle, m) == []
+    for key in ("experiment", "rendered_config", "versions", "mount_options", "ontap", "times", "files"):
+        assert m[key], key
+    assert {"labctl", "llmstudio", "ontap", "hosts"} <= set(m["versions"])
+    assert "available" in m["ontap"]
+    assert m["times"]["started"] < m["times"]["ended"] <= m["times"]["collected"]
+    names = {h["name"] for h in lab["hosts"]}
+    assert set(m["rendered_config"]) == names and set(m["mount_options"]) == names
+    for host in names:
+        raw = bundle / "raw" / host
+        present = {p.name for p in raw.iterdir()}
+        assert RAW <= present, present
+        assert "nconnect=16" in m["mount_options"][host]["proc_mounts"][0]["options"]
+        assert m["mount_options"][host]["xprt_count"] == 16
+        hv = m["versions"]["hosts"][host]
+        assert hv["kernel"] and hv["gpu_driver"]
+        clock = json.loads((raw / "clock.json").read_text())
+        assert abs(clock["offset_s"]) < 0.5 and len(clock["checks"]) == 2
+        train = (raw / "train.log").read_text()
+        assert "Training Epoch: 2 / 2" in train
+        assert train.count("Saving best model checkpoint") == 2
+        out = Path(lab["ontap"]["data_dir"]) / "llm-lab" / "fg_llm" / "labctl" / m["run_id"] / host
+        assert (out / "checkpoint.pth").stat().st_size == CKPT  # the burst landed on the FlexGroup
+        assert json.loads((out / "flags.json").read_text())["status"] == "finished"
+        ms = (raw / "mountstats.log").read_text().split("#ts ")[1:]
+        written = [int(line.split()[6]) for snap in ms for line in snap.splitlines()
+                   if line.strip().startswith("bytes:")]
+        assert written[-1] - written[0] >= 2 * CKPT  # mountstats: the source of truth for bytes
+    return m
+
+
+def bpftrace_written(raw: Path) -> int:
+    total = 0
+    for line in (raw / "bpftrace.jsonl").read_text().splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            if rec.get("type") == "map" and "@write_bytes" in rec["data"]:
+                total += sum(rec["data"]["@write_bytes"].values())
+    return total
+
+
+def test_run_ends_with_a_complete_bundle(lab, tmp_path):
+    runs = tmp_path / "runs"
+    done = labctl(lab, "run", str(experiment(tmp_path, "tiny", steps=8, compute=0.35)), "--runs-dir", str(runs))
+    assert done.returncode == 0, done.stdout + done.stderr
+    bundle = bundle_of(runs)
+    check_bundle(bundle, lab)
+    for host in lab["hosts"]:
+        raw = bundle / "raw" / host["name"]
+        monitors = {x["name"]: x for x in json.loads((raw / "monitors.json").read_text())["monitors"]}
+        assert monitors["dmon"]["status"] == "stopped" and monitors["mountstats"]["status"] == "stopped"
+        dmon = [line.split() for line in (raw / "dmon.log").read_text().splitlines() if line and line[0] != "#"]
+        sm = [int(r[6]) for r in dmon if len(r) > 6 and r[2] == "0" and r[6].isdigit()]
+        assert max(sm) >= 50 and min(sm) == 0  # busy while computing, idle before training
+        bpf = monitors["bpftrace"]
+        if os.geteuid() == 0 and shutil.which("bpftrace") and Path("/sys/kernel/tracing/events/syscalls").exists():
+            assert bpf["status"] == "stopped", bpf
+            wrote = [ln for ln in (raw / "train.log").read_text().splitlines() if "labctl-emulator: wrote" in ln]
+            emulator_bytes = int(wrote[0].split("wrote ")[1].split()[0])
+            assert abs(bpftrace_written(raw) - emulator_bytes) <= 0.02 * emulator_bytes
+            assert json.loads((raw / "bpftrace.meta.json").read_text())["realtime_minus_boottime"] > 0
+        else:
+            assert bpf["status"] == "skipped" and bpf["reason"]
+
+
+def test_controller_lost_mid_run_then_attach_completes(lab, tmp_path):
+    runs = tmp_path / "runs"
+    exp = experiment(tmp_path, "cut", steps=12, compute=0.6)
+    proc = subprocess.Popen([sys.executable, "-m", "labctl", "-i", lab["inventory"], "run", str(exp),
+                             "--runs-dir", str(runs)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        manifests = list(runs.glob("*/manifest.json")) if runs.exists() else []
+        if manifests and json.loads(manifests[0].read_text())["state"] == "running":
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the run did not start")
+    time.sleep(4)
+    os.killpg(proc.pid, signal.SIGKILL)  # the controller and its SSH connections die mid-training
+    proc.wait()
+    bundle = bundle_of(runs)
+    assert not json.loads((bundle / "manifest.json").read_text())["complete"]
+    time.sleep(2)
+    done = labctl(lab, "attach", str(bundle))
+    assert done.returncode == 0, done.stdout + done.stderr
+    m = check_bundle(bundle, lab)
+    for host in m["hosts"]:
+        assert host["trainer"]["exit_status"] == 0 and host["state"] == "finished"
