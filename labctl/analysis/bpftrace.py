@@ -9,14 +9,17 @@ are handled.
 from __future__ import annotations
 
 import json
+import os
 import re
 from array import array
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from labctl.analysis.clock import HostClock
-from labctl.analysis.lines import ParseStats, iter_lines
+from labctl.analysis.lines import ParseStats
 from labctl.analysis.series import SeriesStore
 
 SOURCE = "bpftrace"
@@ -54,114 +57,208 @@ _MAP = b'{"type": "map", "data": {"@'
 _HIST = b'{"type": "hist", "data": {"@'
 _PAIR = re.compile(rb'"([^"\\]*)": (\d+)[,}]')
 _BUCKET = re.compile(rb'\{"min": (-?\d+), "max": (-?\d+), "count": (\d+)\}')
+CHUNK = 16 << 20
+PARALLEL_MIN = 64 << 20  # files above this are split at tick records and parsed by several processes
 
 
-def _fast(raw: bytes) -> tuple[str, object] | None:
-    """(map name, value) of a plain map/hist record of labctl's program without a JSON decode, else None."""
-    if raw.startswith(_MAP) and raw.endswith(b"}}}"):
-        q = raw.find(b'": {', len(_MAP))
-        inner = raw[q + 4:-3]
-        if q < 0 or b"{" in inner or b"\\" in inner:
-            return None
-        pairs = _PAIR.findall(inner + b"}")
-        if len(pairs) != inner.count(b'": '):
-            return None
-        name = raw[len(_MAP):q].decode("utf-8", "replace")
-        return name, {k.decode("utf-8", "replace"): int(v) for k, v in pairs}
-    if raw.startswith(_HIST) and raw.endswith(b"]}}"):
-        q = raw.find(b'": [', len(_HIST))
-        inner = raw[q + 4:-3]
-        buckets = _BUCKET.findall(inner)
-        if q < 0 or len(buckets) != inner.count(b"{"):
-            return None
-        name = raw[len(_HIST):q].decode("utf-8", "replace")
-        return name, [{"min": int(a), "max": int(b), "count": int(c)} for a, b, c in buckets]
-    return None
+@dataclass
+class _Part:
+    """What one byte range of the trace holds (ticks as boot-clock ns; merged by `parse_bpftrace`)."""
+
+    stats: ParseStats
+    ticks: array = field(default_factory=lambda: array("q"))
+    sums: dict[str, array] = field(default_factory=lambda: {m: array("d") for m in SUM_MAPS})
+    by_comm: dict[str, dict[bytes | str, int]] = field(default_factory=lambda: {m: {} for m in SUM_MAPS})
+    hists: dict[str, dict[tuple, int]] = field(default_factory=lambda: {m: {} for m in HIST_MAPS})
+    opens: list[tuple[int, str, str, int]] = field(default_factory=list)
+    lost_events: int = 0
+    probes: int | None = None
+    first_prev: int | None = None  # a start/end marker before this range's first tick
+    last_marker: int | None = None
+
+
+def _range_lines(path: Path, start: int, end: int, stats: ParseStats) -> Iterator[bytes]:
+    """Complete lines of bytes [start, end) of `path`; an unterminated final line is counted and dropped."""
+    with path.open("rb") as fh:
+        fh.seek(start)
+        left, carry = end - start, b""
+        while left > 0:
+            block = fh.read(min(CHUNK, left))
+            if not block:
+                break
+            left -= len(block)
+            lines = (carry + block).split(b"\n")
+            carry = lines.pop()
+            stats.lines += len(lines)
+            yield from lines
+    if carry:
+        stats.lines += 1
+        stats.skip("truncated_last_line")
+
+
+def _parse_range(path: Path, start: int, end: int) -> _Part:
+    """Parse one range; it begins at a tick record (or the file start)."""
+    part = _Part(ParseStats(SOURCE, str(path)))
+    stats, ticks, sums, by_comm = part.stats, part.ticks, part.sums, part.by_comm
+    cur: dict[str, float] = {}
+    ended = False
+    for raw in _range_lines(path, start, end, stats):
+        if raw.startswith(_TICK) and raw.endswith(b'\\n"}') and raw[len(_TICK):-4].isdigit():
+            if ticks:
+                for m in SUM_MAPS:
+                    sums[m].append(cur.get(m, 0.0))
+                cur.clear()
+            ticks.append(int(raw[len(_TICK):-4]))
+            part.last_marker = ticks[-1]
+            continue
+        if raw.startswith(_MAP) and raw.endswith(b"}}}") and not ended and ticks:
+            q = raw.find(b'": {', len(_MAP))
+            name = raw[len(_MAP):q].decode("utf-8", "replace") if q > 0 else ""
+            inner = raw[q + 4:-3]
+            if name in SUM_MAPS and b"{" not in inner and b"\\" not in inner:
+                pairs = _PAIR.findall(inner + b"}")
+                if len(pairs) == inner.count(b'": '):
+                    d, total = by_comm[name], 0
+                    for k, v in pairs:
+                        n = int(v)
+                        total += n
+                        d[k] = d.get(k, 0) + n
+                    cur[name] = cur.get(name, 0.0) + total
+                    continue
+        elif raw.startswith(_HIST) and raw.endswith(b"]}}") and not ended and ticks:
+            q = raw.find(b'": [', len(_HIST))
+            name = raw[len(_HIST):q].decode("utf-8", "replace") if q > 0 else ""
+            inner = raw[q + 4:-3]
+            buckets = _BUCKET.findall(inner)
+            if name in HIST_MAPS and len(buckets) == inner.count(b"{"):
+                h = part.hists[name]
+                for a, b, c in buckets:
+                    h[a, b] = h.get((a, b), 0) + int(c)
+                continue
+        ended = _slow(part, raw, cur, ended)
+    if ticks:
+        for m in SUM_MAPS:
+            sums[m].append(cur.get(m, 0.0))
+    return part
+
+
+def _slow(part: _Part, raw: bytes, cur: dict[str, float], ended: bool) -> bool:
+    """Any other line, through json; returns whether the `end` marker has been seen."""
+    stats = part.stats
+    if not raw.strip():
+        stats.skip("blank")
+        return ended
+    try:
+        rec = json.loads(fix_escapes(raw))
+        kind = rec["type"]
+        data = rec.get("data")
+    except (ValueError, KeyError, TypeError):
+        stats.skip("bad_json")
+        return ended
+    if kind == "printf" and isinstance(data, str):
+        word, _, rest = data.strip().partition(" ")
+        if word in ("tick", "start", "end"):
+            try:
+                ns = int(rest.split()[0])
+            except (ValueError, IndexError):
+                stats.skip("bad_marker")
+                return ended
+            if word == "tick":
+                if part.ticks:
+                    for m in SUM_MAPS:
+                        part.sums[m].append(cur.get(m, 0.0))
+                    cur.clear()
+                part.ticks.append(ns)
+            elif not part.ticks:
+                part.first_prev = ns
+            part.last_marker = ns
+            return ended or word == "end"
+        return ended
+    if kind in ("map", "hist", "stats") and isinstance(data, dict):
+        if ended:
+            stats.skip("exit_dump")
+        elif not part.ticks:
+            stats.skip("before_first_tick")
+        else:
+            for name, value in data.items():
+                _map(part, cur, name.lstrip("@"), value, stats)
+    elif kind == "lost_events" and isinstance(data, dict):
+        part.lost_events += int(data.get("events", 0) or 0)
+    elif kind == "attached_probes" and isinstance(data, dict):
+        part.probes = int(data.get("probes", 0) or 0)
+    else:
+        stats.skip("other_record")
+    return ended
+
+
+def _ranges(path: Path, workers: int) -> list[tuple[int, int]]:
+    """Byte ranges that each start at a tick record (the first at 0)."""
+    size = path.stat().st_size
+    if workers <= 1 or size < PARALLEL_MIN:
+        return [(0, size)]
+    cuts = [0]
+    with path.open("rb") as fh:
+        for k in range(1, workers):
+            fh.seek(size * k // workers)
+            window = fh.read(1 << 20)
+            i = window.find(b"\n" + _TICK)
+            if i >= 0 and size * k // workers + i + 1 > cuts[-1]:
+                cuts.append(size * k // workers + i + 1)
+    cuts.append(size)
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
 def parse_bpftrace(path: Path, host: str, store: SeriesStore, clock: HostClock,
-                   realtime_minus_boottime: float) -> BpfResult:
-    """Parse one bpftrace JSON-lines file into `io.*` series (one record set per tick)."""
+                   realtime_minus_boottime: float, *, workers: int | None = None) -> BpfResult:
+    """Parse one bpftrace JSON-lines file into `io.*` series (one record set per tick).
+
+    Files above 64 MiB are split at tick records and parsed by up to `workers` processes (default: CPUs).
+    """
+    ranges = _ranges(path, workers if workers is not None else min(os.cpu_count() or 1, 8))
+    if len(ranges) == 1:
+        parts = [_parse_range(path, *ranges[0])]
+    else:
+        with ProcessPoolExecutor(len(ranges)) as pool:
+            parts = list(pool.map(_parse_range, [path] * len(ranges), *zip(*ranges, strict=True)))
+    return _merge(parts, path, host, store, clock, realtime_minus_boottime)
+
+
+def _merge(parts: list[_Part], path: Path, host: str, store: SeriesStore, clock: HostClock,
+           offset: float) -> BpfResult:
     stats = ParseStats(SOURCE, str(path))
     res = BpfResult(stats, {m: Counter() for m in SUM_MAPS}, {m: Counter() for m in HIST_MAPS})
-    prev_ns: int | None = None
-    tick_ts: float | None = None
-    ended = False
     ticks, dts = array("d"), array("d")
     cols: dict[str, array] = {m: array("d") for m in SUM_MAPS}
-    sums: dict[str, float] = {}
-
-    def tick(ns: int) -> None:
-        nonlocal prev_ns, tick_ts
-        if tick_ts is not None:
-            flush()
-        dts.append((ns - prev_ns) / 1e9 if prev_ns is not None and ns > prev_ns else 1.0)
-        tick_ts = clock.host(ns / 1e9 + realtime_minus_boottime)
-        ticks.append(tick_ts)
-        prev_ns = ns
-
-    def flush() -> None:
-        for name in SUM_MAPS:
-            cols[name].append(sums.get(name, 0.0))
-        sums.clear()
-
-    for raw in iter_lines(path, stats):
-        if raw.startswith(_TICK) and raw.endswith(b'\\n"}') and raw[len(_TICK):-4].isdigit():
-            tick(int(raw[len(_TICK):-4]))
-            continue
-        fast = _fast(raw)
-        if fast is not None:
-            if ended:
-                stats.skip("exit_dump")
-            elif tick_ts is None:
-                stats.skip("before_first_tick")
-            else:
-                _map(res, sums, fast[0], fast[1], tick_ts, stats)
-            continue
-        if not raw.strip():
-            stats.skip("blank")
-            continue
-        try:
-            rec = json.loads(fix_escapes(raw))
-            kind = rec["type"]
-            data = rec.get("data")
-        except (ValueError, KeyError, TypeError):
-            stats.skip("bad_json")
-            continue
-        if kind == "printf" and isinstance(data, str):
-            word, _, rest = data.strip().partition(" ")
-            if word in ("tick", "start", "end"):
-                try:
-                    ns = int(rest.split()[0])
-                except (ValueError, IndexError):
-                    stats.skip("bad_marker")
-                    continue
-                if word == "tick":
-                    tick(ns)
-                else:
-                    ended = ended or word == "end"
-                    prev_ns = ns
-            continue
-        if kind in ("map", "hist", "stats") and isinstance(data, dict):
-            if ended:
-                stats.skip("exit_dump")
-                continue
-            if tick_ts is None:
-                stats.skip("before_first_tick")
-                continue
-            for name, value in data.items():
-                _map(res, sums, name.lstrip("@"), value, tick_ts, stats)
-        elif kind == "lost_events" and isinstance(data, dict):
-            res.lost_events += int(data.get("events", 0) or 0)
-        elif kind == "attached_probes" and isinstance(data, dict):
-            res.probes = int(data.get("probes", 0) or 0)
-        else:
-            stats.skip("other_record")
-    if tick_ts is not None:
-        flush()
+    prev: int | None = None
+    for part in parts:
+        stats.lines += part.stats.lines
+        stats.skipped.update(part.stats.skipped)
+        if part.first_prev is not None:
+            prev = part.first_prev
+        for ns in part.ticks:
+            dts.append((ns - prev) / 1e9 if prev is not None and ns > prev else 1.0)
+            ticks.append(clock.host(ns / 1e9 + offset))
+            prev = ns
+        if part.last_marker is not None:
+            prev = part.last_marker
+        for m in SUM_MAPS:
+            cols[m].extend(part.sums[m])
+            for k, v in part.by_comm[m].items():
+                res.by_comm[m][k.decode("utf-8", "replace") if isinstance(k, bytes) else k] += v
+        for m in HIST_MAPS:
+            for (lo, hi), n in part.hists[m].items():
+                res.hists[m][(_int(lo), _int(hi))] += n
+        res.opens += [{"ts": clock.host(ns / 1e9 + offset), "comm": c, "path": p, "count": n}
+                      for ns, c, p, n in part.opens]
+        res.lost_events += part.lost_events
+        res.probes = part.probes if part.probes is not None else res.probes
     _emit(store, host, ticks, dts, cols)
-    stats.records += len(ticks) * len(SUM_MAPS)
+    stats.records = len(ticks) * len(SUM_MAPS)
     return res
+
+
+def _int(x: bytes | int | None) -> int | None:
+    return int(x) if isinstance(x, (bytes, str)) else x
 
 
 def _emit(store: SeriesStore, host: str, ticks: array, dts: array, cols: dict[str, array]) -> None:
@@ -181,8 +278,7 @@ def _num(value: object) -> float:
     return float(value) if isinstance(value, (int, float, str)) else 0.0  # type: ignore[arg-type]
 
 
-def _map(res: BpfResult, sums: dict[str, float], name: str, value: object, ts: float,
-         stats: ParseStats) -> None:
+def _map(part: _Part, sums: dict[str, float], name: str, value: object, stats: ParseStats) -> None:
     try:
         if name in SUM_MAPS:
             if isinstance(value, dict):
@@ -190,18 +286,21 @@ def _map(res: BpfResult, sums: dict[str, float], name: str, value: object, ts: f
                 for comm, v in value.items():
                     n = _num(v)
                     total += n
-                    res.by_comm[name][comm] += int(n)
+                    d = part.by_comm[name]
+                    d[comm] = d.get(comm, 0) + int(n)
             else:
                 total = _num(value)
             sums[name] = sums.get(name, 0.0) + total
         elif name in HIST_MAPS and isinstance(value, list):
+            h = part.hists[name]
             for b in value:
-                res.hists[name][(b.get("min"), b.get("max"))] += int(b.get("count", 0))
+                key = (b.get("min"), b.get("max"))
+                h[key] = h.get(key, 0) + int(b.get("count", 0))
         elif name == "ckpt_open" and isinstance(value, dict):
             for key, v in value.items():
                 parts = split_key(key, 2)
                 comm, path = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
-                res.opens.append({"ts": ts, "comm": comm, "path": path, "count": int(_num(v))})
+                part.opens.append((part.ticks[-1], comm, path, int(_num(v))))
         else:
             stats.skip("unknown_map")
     except (ValueError, TypeError, AttributeError):

@@ -85,15 +85,18 @@ class Impact:
     util_during: float | None
 
 
-def impact(u: np.ndarray, burst: Burst, base: float, mad: float, limit: int) -> Impact:
+def impact(u: np.ndarray, burst: Burst, base: float, mad: float, limit: int, train: slice) -> Impact:
     """Blocking gap = the longest run of idle seconds (u < 50 % of baseline) meeting [first−2, last+2];
     suppression = seconds after it (or after the burst start when there is no gap) with u below
-    baseline − max(3, 2·MAD), up to `limit` (the next burst) or 600 s; loss = Σ (baseline − u)/baseline."""
+    baseline − max(3, 2·MAD), up to `limit` (the next burst) or 600 s; loss = Σ (baseline − u)/baseline.
+    Both count only seconds inside the training window `train` (idle time after training is not a stall)."""
     during = u[burst.first:burst.last + 1]
     util_during = float(np.nanmean(during)) if np.any(~np.isnan(during)) else None
     if np.isnan(base) or base <= 0:
         return Impact(0, None, 0, 0.0, util_during)
     idle = np.nan_to_num(u, nan=np.inf) < IDLE_REL * base
+    idle[: train.start] = False
+    idle[train.stop:] = False
     lo, hi = max(burst.first - 2, 0), min(burst.last + 2, u.size - 1)
     best: tuple[int, int] | None = None
     i = lo
@@ -111,7 +114,7 @@ def impact(u: np.ndarray, burst: Burst, base: float, mad: float, limit: int) -> 
             i += 1
     start = best[1] + 1 if best else burst.first
     thr = base - max(SUPPRESS_MARGIN, 2 * mad)
-    end = min(start + SUPPRESS_MAX_S, limit, u.size)
+    end = min(start + SUPPRESS_MAX_S, limit, u.size, train.stop)
     j, loss = start, 0.0
     while j < end and not np.isnan(u[j]) and u[j] < thr:
         loss += max(base - float(u[j]), 0.0) / base

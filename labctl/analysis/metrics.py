@@ -20,6 +20,7 @@ from labctl.analysis.timeline import Binned
 SCHEMA = "labctl.summary/1"
 MB = 1e6
 STALL_TARGETS = (0.01, 0.05)
+ACTIVE_PCT = 5.0
 # NFS byte sources per host, best first: (source, bytes metric, rate metric)
 NFS_SOURCES = (("mountstats", "nfs.{}.bytes", "nfs.{}.bytes_rate"),
                ("bpftrace", "io.{}.bytes", "io.{}.bytes_rate"),
@@ -69,6 +70,8 @@ class RunArrays:
     nfs_source: dict[str, str]
     per_host: list[dict[str, Any]]
     totals: dict[str, float]
+    idle_gpus: list[tuple[str, int]]
+    all_gpu_rows: dict[tuple[str, int], np.ndarray]
 
 
 def run_arrays(run: RunData, binned: dict[SeriesKey, Binned]) -> RunArrays:
@@ -76,7 +79,9 @@ def run_arrays(run: RunData, binned: dict[SeriesKey, Binned]) -> RunArrays:
     each host's rates taken from its best NFS source (mountstats > bpftrace > nfsiostat)."""
     c = _Ctx(run, binned)
     g = c.grid
-    gpu_rows = {(k[0], k[1]): g.dense(b) for k, b in binned.items() if k[2] == "dmon" and k[3] == "gpu.sm"}
+    all_rows = {(k[0], k[1]): g.dense(b) for k, b in binned.items() if k[2] == "dmon" and k[3] == "gpu.sm"}
+    active = {k: v for k, v in all_rows.items() if _active(v)}
+    gpu_rows = active or all_rows
     if gpu_rows:
         stack = np.vstack(list(gpu_rows.values()))
         cnt = np.sum(~np.isnan(stack), axis=0)
@@ -101,7 +106,13 @@ def run_arrays(run: RunData, binned: dict[SeriesKey, Binned]) -> RunArrays:
                 per_host.append(entry)
                 break
     return RunArrays(g, u, gpu_rows, nansum_rows(rates["read"], g.n), nansum_rows(rates["write"], g.n),
-                     nfs_src, per_host, totals)
+                     nfs_src, per_host, totals, sorted(set(all_rows) - set(gpu_rows)), all_rows)
+
+
+def _active(row: np.ndarray) -> bool:
+    """A GPU the run used: its `sm` p95 over the whole run is at least 5 %."""
+    v = row[~np.isnan(row)]
+    return bool(v.size) and float(np.percentile(v, 95)) >= ACTIVE_PCT
 
 
 def summarize(run: RunData, binned: dict[SeriesKey, Binned],
@@ -117,7 +128,7 @@ def summarize(run: RunData, binned: dict[SeriesKey, Binned],
     warnings = list(run.warnings)
     bursts = detect_bursts(w)
     base, mad = baseline(u, train, bursts)
-    checkpoints = _checkpoints(c, bursts, u, w, base, mad, warnings)
+    checkpoints = _checkpoints(c, bursts, u, w, base, mad, train, warnings)
     stall_s = sum(ck["blocking_s"] + ck["suppression_loss_s"] for ck in checkpoints)
     in_train = {d: float(np.nansum(x[train])) for d, x in (("read", r), ("write", w))}
     summary: dict[str, Any] = {
@@ -127,7 +138,7 @@ def summarize(run: RunData, binned: dict[SeriesKey, Binned],
                 "start": g.t0 if binned else None, "end": g.t0 + g.n if binned else None,
                 "training": {"start": g.t0 + train.start, "end": g.t0 + train.stop, "wall_s": wall,
                              "source": train_src}},
-        "gpu": _gpu(gpu_rows, train, base),
+        "gpu": _gpu(a, train, base),
         "nfs": {"source": nfs_src, "read_bytes": totals["read"], "write_bytes": totals["write"],
                 "read_bytes_training": in_train["read"], "write_bytes_training": in_train["write"],
                 "read_MBps": _stats_MBps(r[train], in_train["read"], wall),
@@ -176,40 +187,46 @@ def _dist(v: np.ndarray) -> dict[str, Any]:
             "p5_pct": _pct(v, 5), "p50_pct": _pct(v, 50)}
 
 
-def _gpu(rows: dict[tuple[str, int], np.ndarray], train: slice, base: float) -> dict[str, Any]:
+def _gpu(a: RunArrays, train: slice, base: float) -> dict[str, Any]:
+    """Utilisation over the GPUs the run used (idle ones are listed, not averaged in)."""
     per_gpu, per_host, allv = [], [], []
     hosts: dict[str, list[np.ndarray]] = {}
-    for (host, gpu), arr in sorted(rows.items()):
+    for (host, gpu), arr in sorted(a.all_gpu_rows.items()):
         v = arr[train]
         v = v[~np.isnan(v)]
-        allv.append(v)
-        hosts.setdefault(host, []).append(v)
-        per_gpu.append({"host": host, "gpu": gpu, **_dist(v)})
+        used = (host, gpu) in a.gpu_rows
+        if used:
+            allv.append(v)
+            hosts.setdefault(host, []).append(v)
+        per_gpu.append({"host": host, "gpu": gpu, "active": used, **_dist(v)})
     for host, vs in hosts.items():
         v = np.concatenate(vs)
         per_host.append({"host": host, "gpus": len(vs), **_dist(v)})
     v = np.concatenate(allv) if allv else np.zeros(0)
     return {"metric": "gpu.sm", "util_mean_pct": _r(v.mean()) if v.size else None, "samples": int(v.size),
             "baseline_pct": _r(base), "p5_pct": _pct(v, 5), "p50_pct": _pct(v, 50),
+            "gpus": len(a.gpu_rows), "idle_gpus": [f"{h}/{i}" for h, i in a.idle_gpus],
             "per_host": per_host, "per_gpu": per_gpu}
 
 
 def _checkpoints(c: _Ctx, bursts: list[Burst], u: np.ndarray, w: np.ndarray, base: float, mad: float,
-                 warnings: list[str]) -> list[dict[str, Any]]:
+                 train: slice, warnings: list[str]) -> list[dict[str, Any]]:
     t0 = c.grid.t0
     saves = sorted((s for t in c.run.train.values() for s in t.saves), key=lambda s: s["ts"])
     opens = [o for b in c.run.bpf.values() for o in b.opens]
     out: list[dict[str, Any]] = []
-    used: set[int] = set()
+    spans = [(t0 + b.first - 1, t0 + b.last) for b in bursts]
+    owner: dict[int, int] = {}  # save index -> burst index: the nearest burst whose window holds it
+    for i, sv in enumerate(saves):
+        near = [(abs(sv["ts"] - a), k) for k, (a, e) in enumerate(spans) if a - 30 <= sv["ts"] <= e + 5]
+        if near:
+            owner[i] = min(near)[1]
     for k, b in enumerate(bursts):
         limit = bursts[k + 1].first - 2 if k + 1 < len(bursts) else c.grid.n
-        im = impact(u, b, base, mad, limit)
+        im = impact(u, b, base, mad, limit, train)
         start, end = t0 + b.first - 1, t0 + b.last
         dur = b.last - b.first + 1
-        match = next((i for i, s in enumerate(saves)
-                      if i not in used and start - 30 <= s["ts"] <= end + 5), None)
-        if match is not None:
-            used.add(match)
+        mine = [saves[i]["ts"] for i, o in owner.items() if o == k]
         out.append({
             "index": k + 1, "start": start, "end": end, "duration_s": dur, "bytes": b.bytes,
             "write_MBps_mean": _r(b.bytes / dur / MB),
@@ -217,11 +234,12 @@ def _checkpoints(c: _Ctx, bursts: list[Burst], u: np.ndarray, w: np.ndarray, bas
             "gpu_util_during_pct": _r(im.util_during), "blocking_s": im.blocking_s,
             "suppression_s": im.suppression_s, "suppression_loss_s": _r(im.suppression_loss_s),
             "stall_s": _r(im.blocking_s + im.suppression_loss_s), "source": "nfs_write_burst",
-            "log_save_ts": saves[match]["ts"] if match is not None else None,
+            "in_training": train.start <= b.first < train.stop,
+            "log_save_ts": min(mine) if mine else None, "log_saves": len(mine),
             "paths": sorted({str(o["path"]) for o in opens if start - 5 <= float(o["ts"]) <= end + 5}),
         })
     for i, s in enumerate(saves):
-        if i in used:
+        if i in owner:
             continue
         if bursts:
             warnings.append(f"trainer logged a checkpoint save at {s['ts']:.0f} with no NFS write burst")
@@ -232,9 +250,9 @@ def _checkpoints(c: _Ctx, bursts: list[Burst], u: np.ndarray, w: np.ndarray, bas
                         "gpu_util_during_pct": None, "blocking_s": 0, "suppression_s": 0,
                         "suppression_loss_s": 0.0, "stall_s": 0.0, "source": "trainer_log",
                         "log_save_ts": s["ts"], "paths": []})
-    if saves and bursts and len(saves) != len(bursts):
-        warnings.append(f"{len(bursts)} NFS write bursts but {len(saves)} checkpoint saves in the "
-                        "trainer log")
+    unmatched = [k + 1 for k, ck in enumerate(out[:len(bursts)]) if not ck["log_saves"]]
+    if saves and unmatched:
+        warnings.append(f"NFS write burst(s) {unmatched} have no checkpoint save in the trainer log")
     return out
 
 

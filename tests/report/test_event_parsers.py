@@ -93,3 +93,20 @@ def test_runner_events_per_phase(tmp_path):
     assert p["failed_tasks"] == ["gpu2: mount"] and p["status"] == "failed"
     assert p["end"] - p["start"] == 9.0
     assert stats.skipped["bad_event"] == 1
+
+
+def test_bpftrace_split_parse_equals_sequential(tmp_path, monkeypatch, utc):
+    from labctl.analysis import bpftrace as bt
+    from labctl.analysis.series import SeriesStore
+    from labctl.analysis.synth import SynthSpec, write_run
+
+    write_run(tmp_path / "run", SynthSpec(sources=("bpftrace",), train_s=300, checkpoints=[]))
+    path = tmp_path / "run" / "raw" / "gpu1" / "bpftrace.jsonl"
+    one, three = SeriesStore(), SeriesStore()
+    a = bt.parse_bpftrace(path, "h", one, utc, 5.0, workers=1)
+    monkeypatch.setattr(bt, "PARALLEL_MIN", 1)
+    assert len(bt._ranges(path, 3)) == 3
+    b = bt.parse_bpftrace(path, "h", three, utc, 5.0, workers=3)
+    assert {k: (list(s.ts), list(s.values)) for k, s in one.series.items()} == \
+        {k: (list(s.ts), list(s.values)) for k, s in three.series.items()}
+    assert a.by_comm == b.by_comm and a.hists == b.hists and a.stats.lines == b.stats.lines

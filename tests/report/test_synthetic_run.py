@@ -90,3 +90,26 @@ def test_trainer_saves_without_nfs_data_become_log_checkpoints(tmp_path):
     s = analyse(tmp_path / "run").summary
     assert [c["source"] for c in s["checkpoints"]] == ["trainer_log"] * 3
     assert s["checkpoints"][0]["duration_s"] == pytest.approx(20.5)  # save line → next log line
+
+
+def test_bundle_written_by_the_run_side_in_the_simulated_lab(tmp_path):
+    """A bundle from `labctl run` (emulated trainer, 2 hosts × 8 GPUs, 1 used each, nconnect=16)."""
+    import shutil
+
+    from tests.report.conftest import FIXTURES
+
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURES / "simlab_run", run)
+    s = analyse(run).summary
+    assert s["nfs"]["source"] == {"gpu1": "mountstats", "gpu2": "mountstats"}
+    assert {m["opts"]["nconnect"] for m in s["nfs"]["mounts"].values()} == {"16"}
+    assert s["gpu"]["gpus"] == 2 and len(s["gpu"]["idle_gpus"]) == 14
+    assert s["gpu"]["util_mean_pct"] > 80
+    cks = s["checkpoints"]
+    assert len(cks) == 2 and all(c["log_saves"] == 2 for c in cks)  # each host saved once per evaluation
+    assert all(c["bytes"] == pytest.approx(24e6, rel=0.01) for c in cks)
+    assert any(p.endswith("/gpu1/checkpoint.pth") for p in cks[0]["paths"])
+    assert s["dataset"]["caching_warning"]  # reads came from the page cache
+    bad = {k: v for p in s["parse"] for k, v in p["skipped"].items()
+           if k not in ("first_block_since_mount", "top_line_nconnect")}
+    assert not bad
