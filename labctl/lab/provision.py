@@ -12,10 +12,10 @@ from rich.console import Console
 from labctl.config.lab import LabConfig
 from labctl.errors import LabctlError
 from labctl.lab import hosts_phase_module
-from labctl.ontap import export_policy, flexgroup, interfaces, nfs
+from labctl.ontap import export_policy, flexgroup, flexgroup_check, interfaces, nfs
 from labctl.ontap.changes import Change
 from labctl.ontap.session import ontap_session
-from labctl.state import Ledger
+from labctl.state import Ledger, read_ledger
 
 HOSTS_MISSING = "hosts phase not available (labctl.lab.hosts_phase is not installed)"
 
@@ -51,7 +51,7 @@ def provision_storage(cfg: LabConfig, state_dir: Path, *, plan: bool, console: C
             lif_changes, addresses = interfaces.ensure_interfaces(ontap, ledger)
             result.changes += lif_changes
             result.changes.append(flexgroup.ensure_flexgroup(ontap, ledger))
-            result.verified = flexgroup.verify_flexgroup(ontap)
+            result.verified = flexgroup_check.verify_flexgroup(ontap)
         result.nfs_server = cfg.nfs_server or (addresses[0] if addresses else None)
         if not plan and result.nfs_server != ledger.meta.get("nfs_server"):
             ledger.set_meta(nfs_server=result.nfs_server, data_addresses=addresses)
@@ -66,8 +66,6 @@ def nfs_server_for_hosts(cfg: LabConfig, state_dir: Path, console: Console) -> s
     """
     if cfg.nfs_server:
         return cfg.nfs_server
-    from labctl.state import read_ledger
-
     recorded = read_ledger(state_dir).get("meta", {}).get("nfs_server")
     if recorded:
         return str(recorded)

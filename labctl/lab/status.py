@@ -30,7 +30,7 @@ def _check(ontap: Ontap, entry: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         return ("ok" if export_policy.find_policy(ontap, name) is not None else "missing"), {}
     if kind == "export_rule":
         policy_id = export_policy.find_policy(ontap, name)
-        rules = export_policy._rules(ontap, policy_id) if policy_id is not None else {}
+        rules = export_policy.rules(ontap, policy_id) if policy_id is not None else {}
         rule = rules.get(int(entry.get("index", -1)))
         if rule is None:
             return "missing", {}

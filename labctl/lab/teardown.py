@@ -13,7 +13,7 @@ from labctl.config.lab import LabConfig
 from labctl.errors import ConfigError, LabctlError
 from labctl.lab import hosts_phase_module
 from labctl.lab.provision import HOSTS_MISSING
-from labctl.ontap import export_policy, flexgroup, interfaces, nfs
+from labctl.ontap import export_policy, flexgroup, flexgroup_check, interfaces, nfs
 from labctl.ontap.changes import Change
 from labctl.ontap.session import Ontap, ontap_session
 from labctl.state import Ledger, read_ledger
@@ -77,7 +77,7 @@ def _report_leftovers(ontap: Ontap, ledger: Ledger, result: TeardownResult) -> N
         text = f"{entry.get('kind')} {entry.get('name')} ({key}) is still recorded in the ledger"
         if not any(entry.get("name", "?") in item for item in result.leftovers):
             result.leftovers.append(text)
-    result.recovery_queue = flexgroup.recovery_queue(ontap)
+    result.recovery_queue = flexgroup_check.recovery_queue(ontap)
 
 
 def teardown(cfg: LabConfig, state_dir: Path, *, only: str | None, console: Console) -> TeardownResult:

@@ -58,7 +58,8 @@ def _rule_form(rule: Any) -> dict[str, Any]:
     }
 
 
-def _rules(ontap: Ontap, policy_id: int) -> dict[int, dict[str, Any]]:
+def rules(ontap: Ontap, policy_id: int) -> dict[int, dict[str, Any]]:
+    """The policy's rules by index, in the comparable form of `desired_rule`."""
     found = ontap.call(
         "read export rules", lambda: list(ExportRule.get_collection(policy_id, fields=RULE_FIELDS))
     )
@@ -89,15 +90,15 @@ def plan_export(ontap: Ontap, ledger: Ledger) -> tuple[list[Change], int | None,
             None,
             None,
         )
-    rules = _rules(ontap, policy_id)
+    present = rules(ontap, policy_id)
     owned = ledger.get(rule_key(svm, name))
     policy_change = Change(POLICY, name, UNCHANGED)
-    for index, rule in rules.items():
+    for index, rule in present.items():
         if rule == want:
             return [policy_change, Change(RULE, f"{name}#{index}", UNCHANGED)], policy_id, None
-    if owned and int(owned.get("index", -1)) in rules:
+    if owned and int(owned.get("index", -1)) in present:
         index = int(owned["index"])
-        fields = {k: (rules[index].get(k), v) for k, v in want.items() if rules[index].get(k) != v}
+        fields = {k: (present[index].get(k), v) for k, v in want.items() if present[index].get(k) != v}
         return [policy_change, Change(RULE, f"{name}#{index}", MODIFY, fields)], policy_id, index
     return (
         [policy_change, Change(RULE, f"{name}#new", CREATE, {k: (None, v) for k, v in want.items()})],
@@ -151,7 +152,7 @@ def ensure_export(ontap: Ontap, ledger: Ledger) -> list[Change]:
 
 
 def _matching_index(ontap: Ontap, policy_id: int, want: dict[str, Any]) -> int | None:
-    for index, rule in _rules(ontap, policy_id).items():
+    for index, rule in rules(ontap, policy_id).items():
         if rule == want:
             return index
     return None
@@ -168,7 +169,7 @@ def remove_export(
     policy_id = find_policy(ontap, name)
     if rule_entry is not None:
         index = rule_entry.get("index")
-        if policy_id is None or index is None or int(index) not in _rules(ontap, policy_id):
+        if policy_id is None or index is None or int(index) not in rules(ontap, policy_id):
             out.append(Change(RULE, f"{name}#{index}", ABSENT))
         elif policy_entry is not None and policy_entry.get("created"):
             out.append(Change(RULE, f"{name}#{index}", DELETE, note="with its policy"))

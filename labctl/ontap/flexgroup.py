@@ -4,14 +4,13 @@ its comment; verified after every provision; deleted only when the ledger owns e
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from netapp_ontap.resources import CLI, Aggregate, Volume
+from netapp_ontap.resources import Aggregate, Volume
 
-from labctl.config.lab import format_size
-from labctl.errors import LabctlError, OntapError
+from labctl.config.keys import format_size
+from labctl.errors import OntapError
 from labctl.ontap.changes import ABSENT, CREATE, DELETE, MODIFY, UNCHANGED, Change
 from labctl.ontap.interfaces import nodes
 from labctl.ontap.rest import changed
@@ -242,79 +241,6 @@ def _await_volume(ontap: Ontap, tick: Any) -> None:
         time.sleep(1.0)
 
 
-def constituents(ontap: Ontap) -> list[dict[str, Any]]:
-    """The FlexGroup's constituents: name, aggregate, size."""
-    fg, svm = ontap.cfg.flexgroup, ontap.cfg.svm
-    found = ontap.call(
-        f"list the constituents of {fg.name}",
-        lambda: list(
-            Volume.get_collection(
-                is_constituent=True,
-                fields="name,aggregates,size,state",
-                **{"flexgroup.name": fg.name, "svm.name": svm},
-            )
-        ),
-    )
-    out = []
-    for rec in found:
-        d = rec.to_dict()
-        aggrs = d.get("aggregates") or [{}]
-        out.append(
-            {
-                "name": d.get("name"),
-                "aggregate": aggrs[0].get("name"),
-                "size": int(d.get("size") or 0),
-                "state": d.get("state"),
-            }
-        )
-    return out
-
-
-def verify_flexgroup(ontap: Ontap) -> dict[str, Any]:
-    """Check the FlexGroup is exactly as configured; returns a summary.
-
-    Raises:
-        OntapError: any mismatch (constituent count or spread, size, junction, export policy).
-    """
-    fg = ontap.cfg.flexgroup
-    vol = find_volume(ontap)
-    if vol is None:
-        raise OntapError(f"FlexGroup {fg.name} is missing after provisioning", fix="rerun labctl provision")
-    parts = constituents(ontap)
-    aggrs = aggregates(ontap)
-    per = Counter(p["aggregate"] for p in parts)
-    problems = []
-    if vol.style and vol.style != "flexgroup":
-        problems.append(f"style is {vol.style}, not flexgroup")
-    if len(parts) != len(aggrs) * fg.constituents_per_aggregate:
-        problems.append(f"{len(parts)} constituents, expected {len(aggrs) * fg.constituents_per_aggregate}")
-    if dict(per) != {a: fg.constituents_per_aggregate for a in aggrs}:
-        problems.append(
-            f"constituents per aggregate {dict(per)}, expected {fg.constituents_per_aggregate} on each "
-            f"of {', '.join(aggrs)}"
-        )
-    if abs(vol.size - fg.size) > SIZE_TOLERANCE * fg.size:
-        problems.append(f"size {format_size(vol.size)}, expected {format_size(fg.size)}")
-    if vol.junction != fg.junction:
-        problems.append(f"junction {vol.junction or '(none)'}, expected {fg.junction}")
-    if vol.policy != ontap.cfg.export.policy:
-        problems.append(f"export policy {vol.policy or '(none)'}, expected {ontap.cfg.export.policy}")
-    if problems:
-        raise OntapError(
-            f"FlexGroup {fg.name} does not match the configuration: " + "; ".join(problems),
-            fix="run `labctl teardown` and provision again (a FlexGroup's layout cannot be changed in place)",
-        )
-    return {
-        "name": fg.name,
-        "uuid": vol.uuid,
-        "size": vol.size,
-        "junction": vol.junction,
-        "policy": vol.policy,
-        "constituents": len(parts),
-        "per_aggregate": dict(per),
-    }
-
-
 def remove_flexgroup(ontap: Ontap, ledger: Ledger, name: str | None = None, *, plan: bool = False) -> Change:
     """Unmount and delete the FlexGroup `name` if (and only if) the ledger owns exactly this volume."""
     svm, name = ontap.cfg.svm, name or ontap.cfg.flexgroup.name
@@ -352,21 +278,3 @@ def remove_flexgroup(ontap: Ontap, ledger: Ledger, name: str | None = None, *, p
             ontap.wait_job(response, what, tick)
     ledger.forget(key)
     return Change(KIND, name, DELETE)
-
-
-def recovery_queue(ontap: Ontap) -> list[str] | None:
-    """Volumes of the SVM in ONTAP's recovery queue (deleted, still holding space), or None if unknown."""
-    try:
-        response = ontap.call(
-            "read the volume recovery queue",
-            lambda: CLI().execute(
-                "volume recovery-queue show",
-                privilege_level="advanced",
-                vserver=ontap.cfg.svm,
-                fields="volume",
-            ),
-        )
-    except LabctlError:
-        return None
-    body = response.http_response.json() if response.http_response.content else {}
-    return [str(r.get("volume")) for r in body.get("records", [])]

@@ -8,7 +8,7 @@ from typing import Any
 
 from netapp_ontap.resources import IpInterface, Node
 
-from labctl.config.lab import LifSpec
+from labctl.config.keys import LifSpec
 from labctl.errors import OntapError
 from labctl.ontap.changes import ABSENT, CREATE, DELETE, MODIFY, UNCHANGED, Change
 from labctl.ontap.rest import changed

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from labctl.config.lab import load_lab_config, parse_size
+from labctl.config.keys import parse_size
+from labctl.config.lab import load_lab_config
 from labctl.errors import ConfigError
 from labctl.redact import redact
 
@@ -262,13 +263,11 @@ def test_sizes():
 
 
 def test_the_sample_inventory_documents_every_key_and_loads(monkeypatch):
-    from labctl.config.lab import _LabVars
+    from labctl.config.keys import HOST_PHASE_KEYS, LabVars
 
     root = Path(__file__).resolve().parents[2] / "inventories" / "sample"
     text = (root / "group_vars" / "all.yml").read_text()
-    from labctl.config.lab import HOST_PHASE_KEYS
-
-    missing = [k for k in [*_LabVars.model_fields, *HOST_PHASE_KEYS] if k not in text]
+    missing = [k for k in [*LabVars.model_fields, *HOST_PHASE_KEYS] if k not in text]
     assert missing == []
     monkeypatch.setenv("LABCTL_ONTAP_PASSWORD", "x-from-env")
     from labctl.config.inventory import read_inventory

@@ -1,0 +1,162 @@
+"""The inventory keys: every `labctl_*` setting with its type and default, exactly as the inventory names
+them (docs/design.md, "Inventory contract"), plus size parsing. `labctl.config.lab` turns them into a
+LabConfig."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEFAULT_MOUNT_OPTIONS = "vers=4.1,proto=tcp,rsize=1048576,wsize=1048576,hard,nconnect=16"
+SECURITY_FLAVORS = ("any", "none", "never", "krb5", "krb5i", "krb5p", "ntlm", "sys")
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1024,
+    "KB": 1024,
+    "KIB": 1024,
+    "M": 1024**2,
+    "MB": 1024**2,
+    "MIB": 1024**2,
+    "G": 1024**3,
+    "GB": 1024**3,
+    "GIB": 1024**3,
+    "T": 1024**4,
+    "TB": 1024**4,
+    "TIB": 1024**4,
+    "P": 1024**5,
+    "PB": 1024**5,
+    "PIB": 1024**5,
+}
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from an int or a string such as `10TB` / `640 GiB` (powers of 1024, as ONTAP counts)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a size such as 10TB")
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(value))
+    if not match or match.group(2).upper() not in _UNITS:
+        raise ValueError(f"{value!r} is not a size; write e.g. 10TB, 500GB or a number of bytes")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+def format_size(value: int) -> str:
+    """`10995116277760` → `10 TiB` (exact when possible)."""
+    for unit, factor in (
+        ("PiB", 1024**5),
+        ("TiB", 1024**4),
+        ("GiB", 1024**3),
+        ("MiB", 1024**2),
+        ("KiB", 1024),
+    ):
+        if value >= factor and value % factor == 0:
+            return f"{value // factor} {unit}"
+    return f"{value} B"
+
+
+class LifSpec(BaseModel):
+    """A data LIF labctl creates (or reuses when one of that name exists) in the SVM."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    node: str = Field(min_length=1)
+    address: str
+    netmask: str = "24"
+    home_port: str = "e0d"
+    service_policy: str = "default-data-files"
+
+    @field_validator("address")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        ipaddress.ip_address(value)
+        return value
+
+
+class LabVars(BaseModel):
+    """The raw keys, named exactly as in the inventory (validation errors point at these names)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    labctl_ontap_host: str = Field(min_length=1)
+    labctl_ontap_port: int = Field(443, ge=1, le=65535)
+    labctl_ontap_username: str = Field("admin", min_length=1)
+    labctl_ontap_password_env: str | None = None
+    labctl_ontap_password_file: str | None = None
+    labctl_ontap_password: str | None = None
+    labctl_allow_plaintext_password: bool = False
+    labctl_ontap_ca_file: str | None = None
+    labctl_ontap_insecure_skip_verify: bool = False
+    labctl_ontap_timeout: float = Field(45.0, gt=0)
+    labctl_ontap_job_timeout: int = Field(900, gt=0)
+    labctl_ontap_retries: int = Field(5, ge=0, le=20)
+    labctl_ontap_retry_backoff: float = Field(1.0, ge=0)
+    labctl_svm: str = Field("llm-lab", min_length=1)
+    labctl_nfs_v41: bool = True
+    labctl_nfs_pnfs: bool = True
+    labctl_nfs_tcp_max_xfer_size: int = Field(1048576, ge=8192, le=1048576)
+    labctl_export_policy: str = Field("labctl_fg_llm", min_length=1)
+    labctl_export_clients: list[str] | None = None
+    labctl_export_allow_any: bool = False
+    labctl_export_rw_rule: list[str] = ["sys"]
+    labctl_export_ro_rule: list[str] = ["sys"]
+    labctl_export_superuser: list[str] = ["sys"]
+    labctl_flexgroup_name: str = Field("fg_llm", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,196}$")
+    labctl_flexgroup_size: int | str = "10TB"
+    labctl_flexgroup_aggregates: list[str] | None = None
+    labctl_flexgroup_constituents_per_aggregate: int = Field(8, ge=1, le=1000)
+    labctl_flexgroup_junction: str = Field("/fg_llm", pattern=r"^/\S*$")
+    labctl_data_lifs: list[LifSpec] | None = None
+    labctl_nfs_server: str | None = None
+    labctl_mount_path: str = Field("/mnt/fg_llm", pattern=r"^/\S*$")
+    labctl_mount_options: str = DEFAULT_MOUNT_OPTIONS
+    labctl_mount_fstab: bool = False
+    labctl_proc_mounts: str = "/proc/mounts"
+    labctl_proc_mountstats: str = "/proc/self/mountstats"
+    labctl_llmstudio_repo: str = "https://github.com/h2oai/h2o-llmstudio.git"
+    labctl_llmstudio_version: str = "v1.2.0"
+    labctl_llmstudio_dir: str = "/opt/labctl/h2o-llmstudio"
+    labctl_llmstudio_venv: str = "/opt/labctl/h2o-llmstudio/.venv"
+    labctl_model_cache: str = "/var/tmp/labctl/hf-cache"
+    labctl_dataset_dir: str | None = None
+    labctl_host_workdir: str = "/var/tmp/labctl"
+
+    @field_validator("labctl_export_rw_rule", "labctl_export_ro_rule", "labctl_export_superuser")
+    @classmethod
+    def _flavors(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if v not in SECURITY_FLAVORS]
+        if bad or not value:
+            raise ValueError(f"each entry must be one of {', '.join(SECURITY_FLAVORS)} (got {bad or value})")
+        return value
+
+    @field_validator("labctl_flexgroup_size")
+    @classmethod
+    def _size(cls, value: int | str) -> int | str:
+        if parse_size(value) < 1024**3:
+            raise ValueError("must be at least 1GB")
+        return value
+
+    @field_validator("labctl_mount_options")
+    @classmethod
+    def _options(cls, value: str) -> str:
+        if not value or " " in value.strip():
+            raise ValueError("must be one comma-separated option string, e.g. " + DEFAULT_MOUNT_OPTIONS)
+        return value.strip()
+
+
+# Keys the host playbooks read (playbooks/roles/labctl/defaults/main.yml); passed through unvalidated here.
+HOST_PHASE_KEYS = {
+    "labctl_nfs_client_install",
+    "labctl_llmstudio_base_python",
+    "labctl_llmstudio_system_site_packages",
+    "labctl_prechecks_min_kernel",
+    "labctl_prechecks_min_gpus",
+    "labctl_prechecks_warn_only",
+    "labctl_teardown_force",
+    "labctl_teardown_remove_install",
+}
+KNOWN_KEYS = set(LabVars.model_fields) | HOST_PHASE_KEYS
