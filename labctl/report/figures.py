@@ -38,7 +38,8 @@ def _reduce(x: np.ndarray, y: np.ndarray, how: str) -> tuple[np.ndarray, np.ndar
 
 
 def _minutes(a: RunArrays, t_ref: float) -> np.ndarray:
-    return (a.grid.secs() - t_ref) / 60.0
+    """Bin b describes the interval (b−1, b]: plot it at its middle, so checkpoint spans line up."""
+    return (a.grid.secs() - 0.5 - t_ref) / 60.0
 
 
 def _mark_checkpoints(ax: Any, checkpoints: list[dict[str, Any]], t_ref: float, label: bool) -> None:

@@ -86,16 +86,17 @@ def _header(s: dict[str, Any]) -> list[str]:
 
 def _gpu(s: dict[str, Any], png: str | None) -> list[str]:
     g = s["gpu"]
-    rows = [[r["host"], r["gpu"], "yes" if r.get("active", True) else "idle", r["samples"],
-             num(r["mean_pct"]), num(r["p5_pct"]), num(r["p50_pct"])] for r in g["per_gpu"]]
-    rows.append([f"all used ({g.get('gpus', '—')})", "", "", g["samples"], num(g["util_mean_pct"]),
+    rows = [[r["host"], r["gpu"], r["samples"], num(r["mean_pct"]), num(r["p5_pct"]), num(r["p50_pct"])]
+            for r in g["per_gpu"] if r.get("active", True)]
+    rows.append([f"all used ({g.get('gpus', '—')})", "", g["samples"], num(g["util_mean_pct"]),
                  num(g["p5_pct"]), num(g["p50_pct"])])
+    idle = g.get("idle_gpus") or []
+    note = (f'<p class="muted">Averages cover the GPUs the run used (sm p95 ≥ 5 %); {len(idle)} idle GPU(s) '
+            f"left out: {_e(', '.join(idle))}.</p>") if idle else ""
     return ["<h2>GPU utilisation</h2>",
             _figure(png, "GPU utilisation over time", "Figure 1. nvidia-smi dmon sm % per GPU (thin) and "
                     "their mean (bold), 1 s bins; shaded: checkpoint write bursts."),
-            _table(["host", "GPU", "used", "samples", "mean %", "p5 %", "p50 %"], rows, left=3),
-            '<p class="muted">Averages cover the GPUs the run used (sm p95 ≥ 5 %); idle GPUs are only '
-            "listed.</p>"]
+            _table(["host", "GPU", "samples", "mean %", "p5 %", "p50 %"], rows), note]
 
 
 def _nfs(s: dict[str, Any], png: str | None) -> list[str]:
