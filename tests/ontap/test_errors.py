@@ -3,7 +3,10 @@ traceback, no secret in any output."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -112,3 +115,51 @@ def test_a_missing_inventory_is_a_usage_error(lab, tmp_path):
     rc = main(["-i", str(tmp_path / "nope"), "status", "--only", "storage"])
     err = lab.capsys.readouterr().err
     assert rc == 2 and "inventory directory" in err and "does not exist" in err
+
+
+@pytest.mark.parametrize(
+    "field, message",
+    [("san_optimized", "SAN-optimized (ASA personality)"), ("disaggregated", "AFX personality")],
+)
+def test_unsupported_personalities_fail_closed(lab, field, message):
+    with lab.sim.backend.lock:
+        lab.sim.backend.state["cluster"][field] = True  # reset to the seed after the test
+    rc, out, err = lab.run("provision", "--only", "storage")
+    assert rc == 1 and message in err
+    assert lab.mutations() == []
+    _no_traceback(out, err)
+
+
+def test_a_node_without_a_data_lif_is_named(lab):
+    from netapp_ontap.resources import IpInterface
+
+    with lab.sdk():
+        lif = list(IpInterface.get_collection(name="lif_n2", **{"svm.name": "llm-lab"}))[0]
+        IpInterface(uuid=lif.uuid).delete()
+    rc, _, err = lab.run("provision", "--only", "storage")
+    assert rc == 1
+    assert "node(s) cluster1-02 have no data LIF in SVM llm-lab" in err and "labctl_data_lifs" in err
+
+
+def test_a_layout_that_no_longer_matches_is_an_error(lab):
+    assert lab.run("provision", "--only", "storage")[0] == 0
+    lab.configure(labctl_flexgroup_constituents_per_aggregate=4)
+    rc, _, err = lab.run("provision", "--only", "storage")
+    assert rc == 1
+    assert "16 constituents, expected 8" in err and "labctl teardown" in err
+
+
+def test_the_console_script_reports_bad_credentials_cleanly(lab):
+    (lab.root / "secrets" / "ontap_password").write_text("wrong-password\n")
+    env = {**os.environ, "LABCTL_STATE_DIR": str(lab.root / "state")}
+    out = subprocess.run(
+        [sys.executable, "-m", "labctl", "-i", str(lab.inventory), "status", "--only", "storage"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "rejected the credentials" in out.stderr
+    _no_traceback(out.stdout, out.stderr)
+    assert "wrong-password" not in out.stdout + out.stderr
