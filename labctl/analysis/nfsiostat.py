@@ -62,7 +62,7 @@ def parse_nfsiostat(path: Path, host: str, store: SeriesStore, clock: HostClock,
                 stats.skip("bad_ts_line")
                 ts = None
             continue
-        pcp = _PCP_TS.match(line)
+        pcp = _PCP_TS.match(line) if line.startswith("Timestamp") else None
         if pcp:
             mo, d, y, hh, mi, ss = (int(x) for x in pcp.groups())
             ts = clock.local(naive_epoch(y, mo, d, hh, mi, ss))
@@ -70,7 +70,7 @@ def parse_nfsiostat(path: Path, host: str, store: SeriesStore, clock: HostClock,
         stripped = line.strip()
         if not stripped:
             continue
-        m = _MOUNT.match(stripped)
+        m = _MOUNT.match(stripped) if " mounted on " in stripped else None
         if m:
             mount = m["mount"]
             blocks[mount] = blocks.get(mount, 0) + 1
