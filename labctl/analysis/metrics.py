@@ -147,7 +147,7 @@ def summarize(run: RunData, binned: dict[SeriesKey, Binned],
         "dataset": _dataset(run, totals["read"]),
         "checkpoints": checkpoints,
         "stall_s": _r(stall_s),
-        "stall_fraction": _r(stall_s / wall, 5) if wall > 0 else None,
+        "stall_fraction": _r(stall_s / wall, 5) if wall > 0 and gpu_rows else None,
         "sizing": _sizing(checkpoints, wall),
         "io": _io(run),
         "trainer": {h: {"epochs": t.epochs, "saves": t.saves, "events": t.events[:50]}

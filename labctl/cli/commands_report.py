@@ -26,9 +26,9 @@ def report(run_dir: Path) -> None:
     result = analyse(run_dir)
     write_report(result, run_dir / "report.html")
     s = result.summary
-    stall = s["stall_fraction"]
-    console.print(f"GPU util {s['gpu']['util_mean_pct']} % · {len(s['checkpoints'])} checkpoint(s) · stall "
-                  f"{'—' if stall is None else f'{stall * 100:.2f} %'}")
+    util, stall = s["gpu"]["util_mean_pct"], s["stall_fraction"]
+    console.print(f"GPU util {'—' if util is None else f'{util:.1f} %'} · "
+                  f"{len(s['checkpoints'])} checkpoint(s) · stall {'—' if stall is None else f'{stall * 100:.2f} %'}")
     for w in s["warnings"]:
         console.print(f"[yellow]warning:[/] {w}", markup=True, soft_wrap=True)
     console.print(f"wrote {run_dir / 'report.html'}, summary.json, timeline.parquet")
