@@ -27,8 +27,9 @@ def report(run_dir: Path) -> None:
     write_report(result, run_dir / "report.html")
     s = result.summary
     util, stall = s["gpu"]["util_mean_pct"], s["stall_fraction"]
-    console.print(f"GPU util {'—' if util is None else f'{util:.1f} %'} · "
-                  f"{len(s['checkpoints'])} checkpoint(s) · stall {'—' if stall is None else f'{stall * 100:.2f} %'}")
+    util_txt = "—" if util is None else f"{util:.1f} %"
+    stall_txt = "—" if stall is None else f"{stall * 100:.2f} %"
+    console.print(f"GPU util {util_txt} · {len(s['checkpoints'])} checkpoint(s) · stall {stall_txt}")
     for w in s["warnings"]:
         console.print(f"[yellow]warning:[/] {w}", markup=True, soft_wrap=True)
     console.print(f"wrote {run_dir / 'report.html'}, summary.json, timeline.parquet")
