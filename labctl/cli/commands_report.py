@@ -40,7 +40,7 @@ def report(run_dir: Path) -> None:
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the comparison as a self-contained HTML page.")
 def compare(runs: tuple[Path, ...], html_file: Path | None) -> None:
-    """Set runs side by side (e.g. nconnect=1 vs 16): one column per RUN directory."""
+    """Set runs side by side, one column per RUN directory (for example nconnect=1 vs 16)."""
     from labctl.report.compare import compare_html, compare_table, load_summary
 
     if len(runs) < 1:
