@@ -11,9 +11,14 @@ from labctl.paths import inventory_dir
 
 console = Console(highlight=False)
 
-runs_dir_option = click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
-                               show_default=True, envvar="LABCTL_RUNS_DIR",
-                               help="Where run bundles (runs/<run-id>/) are written.")
+runs_dir_option = click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    envvar="LABCTL_RUNS_DIR",
+    help="Where run bundles (runs/<run-id>/) are written.",
+)
 
 
 def _finish(bundle: Path) -> None:
@@ -23,14 +28,19 @@ def _finish(bundle: Path) -> None:
     manifest = collect(bundle)
     n = len(manifest["files"])
     verdict = "[green]finished[/]" if manifest["success"] else f"[red]{manifest['state']}[/]"
-    console.print(f"run {manifest['run_id']}: {verdict}; {n} files collected into {bundle} "
-                  f"({'complete' if manifest['complete'] else 'INCOMPLETE'})")
+    console.print(
+        f"run {manifest['run_id']}: {verdict}; {n} files collected into {bundle} "
+        f"({'complete' if manifest['complete'] else 'INCOMPLETE'})"
+    )
     for err in manifest.get("errors", []):
         console.print(f"[yellow]  {err}")
     if not manifest["success"]:
-        raise RunError(f"training did not finish on every host (state: {manifest['state']}); "
-                       f"the bundle was collected anyway", where=str(bundle),
-                       fix="see raw/<host>/train.log and raw/<host>/monitors.json")
+        raise RunError(
+            f"training did not finish on every host (state: {manifest['state']}); "
+            f"the bundle was collected anyway",
+            where=str(bundle),
+            fix="see raw/<host>/train.log and raw/<host>/monitors.json",
+        )
 
 
 @click.command("run")
@@ -82,8 +92,10 @@ def collect_cmd(run_ref: str, runs_dir: Path, force: bool) -> None:
 
     bundle = find_run(run_ref, runs_dir)
     manifest = collect(bundle, force=force)
-    console.print(f"{len(manifest['files'])} files in {bundle}; state {manifest['state']}; "
-                  f"{'complete' if manifest['complete'] else 'INCOMPLETE'}")
+    console.print(
+        f"{len(manifest['files'])} files in {bundle}; state {manifest['state']}; "
+        f"{'complete' if manifest['complete'] else 'INCOMPLETE'}"
+    )
 
 
 COMMANDS = [run, attach, collect_cmd]

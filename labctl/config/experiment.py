@@ -41,7 +41,9 @@ class TrainingSpec(_Strict):
     epochs: int = Field(3, ge=0)
     evaluate_before_training: bool = False
     save_checkpoint: Literal["best", "last", "disable"] = "best"
-    evaluation_epochs: float = Field(1.0, gt=0, description="checkpoint cadence: one evaluation (+save) per N epochs")
+    evaluation_epochs: float = Field(
+        1.0, gt=0, description="checkpoint cadence: one evaluation (+save) per N epochs"
+    )
     lora: bool = True
     lora_r: int = Field(4, gt=0)
     lora_alpha: int = Field(16, gt=0)
@@ -66,7 +68,9 @@ class DatasetSpec(_Strict):
     """OASST as prepared by LLM Studio (`train_full.pq`); the default location comes from the inventory."""
 
     name: Literal["oasst"] = "oasst"
-    train_dataframe: str | None = Field(None, description="absolute path; default <labctl_dataset_dir>/train_full.pq")
+    train_dataframe: str | None = Field(
+        None, description="absolute path; default <labctl_dataset_dir>/train_full.pq"
+    )
 
 
 class MonitorSpec(_Strict):
@@ -161,5 +165,8 @@ def parse_experiment(raw: dict[str, Any], where: str = "experiment") -> Experime
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{loc}: {first['msg']}{more}", where=where,
-                          fix="see `labctl run --help` and templates/experiment.sim.yaml") from exc
+        raise ConfigError(
+            f"{loc}: {first['msg']}{more}",
+            where=where,
+            fix="see `labctl run --help` and templates/experiment.sim.yaml",
+        ) from exc

@@ -32,8 +32,10 @@ def find_run(ref: str, runs_root: Path) -> Path:
     for candidate in (Path(ref), runs_root / ref):
         if (candidate / MANIFEST).is_file():
             return candidate.resolve()
-    raise StateError(f"no run bundle {ref!r} (looked for {ref}/{MANIFEST} and {runs_root / ref}/{MANIFEST})",
-                     fix="pass the run directory printed by `labctl run`, or its run id with --runs-dir")
+    raise StateError(
+        f"no run bundle {ref!r} (looked for {ref}/{MANIFEST} and {runs_root / ref}/{MANIFEST})",
+        fix="pass the run directory printed by `labctl run`, or its run id with --runs-dir",
+    )
 
 
 def load_manifest(bundle: Path) -> dict[str, Any]:

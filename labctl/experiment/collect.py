@@ -98,7 +98,9 @@ def collect_host(bundle: Path, rec: dict[str, Any], *, force: bool) -> dict[str,
         st = poll(remote, rec)
         report["status"] = st
         if st.get("state") not in FINAL and not force:
-            raise RunError(f"{rec['name']} is still {st.get('state')}", fix="`labctl attach RUN` waits for the end")
+            raise RunError(
+                f"{rec['name']} is still {st.get('state')}", fix="`labctl attach RUN` waits for the end"
+            )
         if st.get("state") in FINAL:
             _update_clock(remote, rec)
         rc, out, err = remote.run(agent_cmd(rec, "files"), timeout=600)
@@ -107,8 +109,9 @@ def collect_host(bundle: Path, rec: dict[str, Any], *, force: bool) -> dict[str,
         for item in json.loads(out):
             local = bundle / "raw" / rec["name"] / item["path"]
             try:
-                result = fetch_file(remote, f"{rec['rundir']}/raw/{item['path']}", local, item["size"],
-                                    item["sha256"])
+                result = fetch_file(
+                    remote, f"{rec['rundir']}/raw/{item['path']}", local, item["size"], item["sha256"]
+                )
                 report["files"].append({**item, **result})
             except (*SSH_ERRORS, HostError) as exc:
                 report["errors"].append(f"{item['path']}: {exc}")

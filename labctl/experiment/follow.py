@@ -70,8 +70,14 @@ def describe(st: dict[str, Any]) -> tuple[str, float | None, float]:
     return "  ".join(parts), total, completed or 0.0
 
 
-def follow(bundle: Path, console: Console, *, poll_s: float = 2.0, lost_after_s: float = 600.0,
-           interactive: bool | None = None) -> str:
+def follow(
+    bundle: Path,
+    console: Console,
+    *,
+    poll_s: float = 2.0,
+    lost_after_s: float = 600.0,
+    interactive: bool | None = None,
+) -> str:
     """Follow until every host is done; returns "done" or "detached"."""
     manifest = load_manifest(bundle)
     hosts = manifest["hosts"]
@@ -79,19 +85,29 @@ def follow(bundle: Path, console: Console, *, poll_s: float = 2.0, lost_after_s:
     status: dict[str, dict[str, Any]] = {}
     unreachable: dict[str, float] = {}
     interactive = sys.stdin.isatty() if interactive is None else interactive
-    columns = (TextColumn("[bold]{task.fields[host]}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-               TimeElapsedColumn(), TextColumn("{task.fields[info]}"))
+    columns = (
+        TextColumn("[bold]{task.fields[host]}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
     try:
         with Progress(*columns, console=console, transient=False) as progress:
-            tasks = {h["name"]: progress.add_task("", host=h["name"], info="connecting", total=None) for h in hosts}
+            tasks = {
+                h["name"]: progress.add_task("", host=h["name"], info="connecting", total=None) for h in hosts
+            }
             while True:
                 try:
                     _poll_all(hosts, remotes, status, unreachable, lost_after_s)
                     for name, task in tasks.items():
                         st = status.get(name)
                         if name in unreachable:
-                            progress.update(task, info=f"[yellow]unreachable for "
-                                            f"{time.time() - unreachable[name]:.0f} s (training continues)")
+                            progress.update(
+                                task,
+                                info=f"[yellow]unreachable for "
+                                f"{time.time() - unreachable[name]:.0f} s (training continues)",
+                            )
                         elif st:
                             text, total, done = describe(st)
                             progress.update(task, info=text, total=total, completed=done)
@@ -128,12 +144,14 @@ def _poll_all(hosts, remotes, status, unreachable, lost_after_s) -> None:
         try:
             status[name] = poll(remotes[name], h)
             unreachable.pop(name, None)
-        except (*SSH_ERRORS, HostError, ValueError):
+        except (*SSH_ERRORS, HostError, ValueError) as exc:
             remotes[name].close()
             since = unreachable.setdefault(name, time.time())
             if time.time() - since > lost_after_s:
-                raise RunError(f"lost contact with {name} for {lost_after_s:.0f} s",
-                               fix="training continues on the host; run `labctl attach` when it is reachable")
+                raise RunError(
+                    f"lost contact with {name} for {lost_after_s:.0f} s",
+                    fix="training continues on the host; run `labctl attach` when it is reachable",
+                ) from exc
 
 
 def _ask(console: Console, interactive: bool) -> str:
@@ -141,9 +159,11 @@ def _ask(console: Console, interactive: bool) -> str:
         return "detach"
     console.print()
     try:
-        return click.prompt("Stop training, or detach and let it run?", type=click.Choice(["stop", "detach",
-                                                                                           "continue"]),
-                            default="detach")
+        return click.prompt(
+            "Stop training, or detach and let it run?",
+            type=click.Choice(["stop", "detach", "continue"]),
+            default="detach",
+        )
     except (click.exceptions.Abort, KeyboardInterrupt, EOFError):
         return "detach"
 

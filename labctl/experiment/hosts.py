@@ -49,8 +49,15 @@ class Target:
         return str(self.vars.get("labctl_dataset_dir") or f"{self.mount.rstrip('/')}/data/oasst")
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "address": self.address, "port": self.port, "user": self.user,
-                "key_file": self.key_file, "known_hosts": self.known_hosts, "python": self.python}
+        return {
+            "name": self.name,
+            "address": self.address,
+            "port": self.port,
+            "user": self.user,
+            "key_file": self.key_file,
+            "known_hosts": self.known_hosts,
+            "python": self.python,
+        }
 
 
 def known_hosts_from_args(args: str | None) -> str | None:
@@ -59,8 +66,11 @@ def known_hosts_from_args(args: str | None) -> str | None:
         return None
     tokens = shlex.split(str(args))
     for i, tok in enumerate(tokens):
-        opt = tok[2:] if tok.startswith("-o") and len(tok) > 2 else (tokens[i + 1] if tok == "-o" and
-                                                                      i + 1 < len(tokens) else "")
+        opt = (
+            tok[2:]
+            if tok.startswith("-o") and len(tok) > 2
+            else (tokens[i + 1] if tok == "-o" and i + 1 < len(tokens) else "")
+        )
         key, _, value = opt.partition("=")
         if key.strip().lower() == "userknownhostsfile" and value.strip():
             return value.strip().split()[0]
@@ -78,26 +88,40 @@ def resolve_hosts(inventory: Path, pattern: str) -> list[Target]:
     from ansible.vars.manager import VariableManager
 
     if not Path(inventory).exists():
-        raise ConfigError("inventory directory not found", where=str(inventory),
-                          fix="pass -i DIR (for the simulated lab: DIR/inventory of `labctl sim up`)")
+        raise ConfigError(
+            "inventory directory not found",
+            where=str(inventory),
+            fix="pass -i DIR (for the simulated lab: DIR/inventory of `labctl sim up`)",
+        )
     loader = DataLoader()
     manager = InventoryManager(loader=loader, sources=[str(inventory)])
     variables = VariableManager(loader=loader, inventory=manager)
     hosts = manager.get_hosts(pattern=pattern)
     if not hosts:
-        raise ConfigError(f"the host pattern {pattern!r} matches no host of the inventory", where=str(inventory),
-                          fix="set `hosts:` in experiment.yaml to a group of the inventory (e.g. gpu_hosts)")
+        raise ConfigError(
+            f"the host pattern {pattern!r} matches no host of the inventory",
+            where=str(inventory),
+            fix="set `hosts:` in experiment.yaml to a group of the inventory (e.g. gpu_hosts)",
+        )
     targets = []
     for host in hosts:
         hv = variables.get_vars(host=host, include_hostvars=False)
         plain = {str(k): _plain(v) for k, v in hv.items() if str(k).startswith(("labctl_", "ansible_"))}
-        common = " ".join(str(plain.get(k) or "") for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args"))
-        targets.append(Target(
-            name=host.name, address=str(plain.get("ansible_host") or host.name),
-            port=int(plain.get("ansible_port") or 22), user=plain.get("ansible_user"),
-            key_file=plain.get("ansible_ssh_private_key_file"), known_hosts=known_hosts_from_args(common),
-            python=str(plain.get("ansible_python_interpreter") or "python3"),
-            vars={k: v for k, v in plain.items() if k.startswith("labctl_")}))
+        common = " ".join(
+            str(plain.get(k) or "") for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args")
+        )
+        targets.append(
+            Target(
+                name=host.name,
+                address=str(plain.get("ansible_host") or host.name),
+                port=int(plain.get("ansible_port") or 22),
+                user=plain.get("ansible_user"),
+                key_file=plain.get("ansible_ssh_private_key_file"),
+                known_hosts=known_hosts_from_args(common),
+                python=str(plain.get("ansible_python_interpreter") or "python3"),
+                vars={k: v for k, v in plain.items() if k.startswith("labctl_")},
+            )
+        )
     return targets
 
 

@@ -28,8 +28,13 @@ def file_entries(bundle: Path) -> list[dict[str, Any]]:
                 with open(path, "rb") as fh:
                     for block in iter(lambda f=fh: f.read(1 << 20), b""):
                         h.update(block)
-                entries.append({"path": str(path.relative_to(bundle)), "size": path.stat().st_size,
-                                "sha256": h.hexdigest()})
+                entries.append(
+                    {
+                        "path": str(path.relative_to(bundle)),
+                        "size": path.stat().st_size,
+                        "sha256": h.hexdigest(),
+                    }
+                )
     return entries
 
 
@@ -44,6 +49,7 @@ def verify(bundle: Path, manifest: dict[str, Any]) -> list[str]:
         h = hashlib.sha256(path.read_bytes()).hexdigest() if entry["size"] < (64 << 20) else None
         if h is None:
             from labctl.experiment.collect import sha256_file
+
             h = sha256_file(path)
         if h != entry["sha256"] or path.stat().st_size != entry["size"]:
             problems.append(f"{entry['path']}: checksum or size differs")
@@ -56,8 +62,11 @@ def host_versions(facts: dict[str, Any]) -> dict[str, Any]:
 
 
 def mount_options(facts: dict[str, Any]) -> dict[str, Any]:
-    return {"proc_mounts": facts.get("mounts"), "mountstats_opts": facts.get("mountstats_opts"),
-            "xprt_count": facts.get("nconnect_xprts")}
+    return {
+        "proc_mounts": facts.get("mounts"),
+        "mountstats_opts": facts.get("mountstats_opts"),
+        "xprt_count": facts.get("nconnect_xprts"),
+    }
 
 
 def ontap_snapshot(inventory: str | Path) -> dict[str, Any]:
@@ -86,15 +95,31 @@ def ontap_snapshot(inventory: str | Path) -> dict[str, Any]:
                 "available": True,
                 "cluster": {"name": info.name, "version": info.version} if info else None,
                 "svm": svm,
-                "flexgroup": grab("read the FlexGroup", lambda: list(Volume.get_collection(
-                    name=fg_name, **{"svm.name": svm}, fields="uuid,name,style,size,state,nas,constituents_per_aggregate,"
-                    "aggregates,space"))),
-                "nfs": grab("read the NFS service", lambda: list(NfsService.get_collection(
-                    **{"svm.name": svm}, fields="*"))),
-                "export_policies": grab("read export policies", lambda: list(ExportPolicy.get_collection(
-                    **{"svm.name": svm}, fields="name,rules"))),
-                "data_lifs": grab("read data LIFs", lambda: list(IpInterface.get_collection(
-                    **{"svm.name": svm}, fields="name,ip,location,services"))),
+                "flexgroup": grab(
+                    "read the FlexGroup",
+                    lambda: list(
+                        Volume.get_collection(
+                            name=fg_name,
+                            **{"svm.name": svm},
+                            fields="uuid,name,style,size,state,nas,constituents_per_aggregate,"
+                            "aggregates,space",
+                        )
+                    ),
+                ),
+                "nfs": grab(
+                    "read the NFS service",
+                    lambda: list(NfsService.get_collection(**{"svm.name": svm}, fields="*")),
+                ),
+                "export_policies": grab(
+                    "read export policies",
+                    lambda: list(ExportPolicy.get_collection(**{"svm.name": svm}, fields="name,rules")),
+                ),
+                "data_lifs": grab(
+                    "read data LIFs",
+                    lambda: list(
+                        IpInterface.get_collection(**{"svm.name": svm}, fields="name,ip,location,services")
+                    ),
+                ),
             }
     except Exception as exc:  # noqa: BLE001 - recorded, never fatal to a run
         return {"available": False, "reason": f"{type(exc).__name__}: {exc}"}
@@ -133,9 +158,13 @@ def finalize(bundle: Path, manifest: dict[str, Any], reports: list[dict[str, Any
     manifest["files"] = file_entries(bundle)
     states = [h.get("state") for h in hosts]
     manifest["success"] = all(h["finished_flag"] for h in hosts)
-    manifest["state"] = "finished" if manifest["success"] else (
-        "stopped" if "stopped" in states else "failed")
+    manifest["state"] = (
+        "finished" if manifest["success"] else ("stopped" if "stopped" in states else "failed")
+    )
     manifest["errors"] = list(dict.fromkeys(manifest.get("errors", []) + errors))
-    manifest["complete"] = (all(s in ("finished", "failed", "stopped", "lost") for s in states) and not errors
-                            and not verify(bundle, manifest))
+    manifest["complete"] = (
+        all(s in ("finished", "failed", "stopped", "lost") for s in states)
+        and not errors
+        and not verify(bundle, manifest)
+    )
     return manifest

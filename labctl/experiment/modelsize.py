@@ -43,8 +43,11 @@ def shape_for(exp: Experiment) -> Shape:
         return Shape(m.layers, m.hidden, m.ffn, m.vocab, m.kv_heads_ratio or 1.0)
     if m.backbone in KNOWN:
         return KNOWN[m.backbone]
-    raise ConfigError(f"labctl does not know the shape of {m.backbone}", where="experiment: model",
-                      fix="give model.layers/hidden/ffn/vocab, or emulate.checkpoint_bytes")
+    raise ConfigError(
+        f"labctl does not know the shape of {m.backbone}",
+        where="experiment: model",
+        fix="give model.layers/hidden/ffn/vocab, or emulate.checkpoint_bytes",
+    )
 
 
 def linear_params(s: Shape) -> int:

@@ -26,30 +26,53 @@ class Remote:
         self._sftp: paramiko.SFTPClient | None = None
 
     def connect(self) -> paramiko.SSHClient:
-        if self._client is not None and self._client.get_transport() and self._client.get_transport().is_active():
+        if (
+            self._client is not None
+            and self._client.get_transport()
+            and self._client.get_transport().is_active()
+        ):
             return self._client
         self.close()
         t = self.target
         client = paramiko.SSHClient()
-        known = os.path.expanduser(t.known_hosts) if t.known_hosts else os.path.expanduser("~/.ssh/known_hosts")
+        known = (
+            os.path.expanduser(t.known_hosts) if t.known_hosts else os.path.expanduser("~/.ssh/known_hosts")
+        )
         try:
             client.load_host_keys(known)
         except OSError as exc:
-            raise HostError(f"cannot read known_hosts {known}: {exc.strerror}", where=t.name,
-                            fix="set UserKnownHostsFile in ansible_ssh_common_args to a file with the host's key") from exc
+            raise HostError(
+                f"cannot read known_hosts {known}: {exc.strerror}",
+                where=t.name,
+                fix="set UserKnownHostsFile in ansible_ssh_common_args to a file with the host's key",
+            ) from exc
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         key = os.path.expanduser(t.key_file) if t.key_file else None
         try:
-            client.connect(t.address, port=t.port, username=t.user, key_filename=key, timeout=self.timeout,
-                           banner_timeout=self.timeout, auth_timeout=self.timeout, look_for_keys=key is None,
-                           allow_agent=key is None)
+            client.connect(
+                t.address,
+                port=t.port,
+                username=t.user,
+                key_filename=key,
+                timeout=self.timeout,
+                banner_timeout=self.timeout,
+                auth_timeout=self.timeout,
+                look_for_keys=key is None,
+                allow_agent=key is None,
+            )
         except paramiko.BadHostKeyException as exc:
-            raise HostError(f"host key of {t.address}:{t.port} does not match {known}", where=t.name,
-                            fix="verify the host and update known_hosts") from exc
+            raise HostError(
+                f"host key of {t.address}:{t.port} does not match {known}",
+                where=t.name,
+                fix="verify the host and update known_hosts",
+            ) from exc
         except paramiko.SSHException as exc:
             if "not found in known_hosts" in str(exc):
-                raise HostError(f"{t.address}:{t.port} is not in {known}; labctl never adds host keys",
-                                where=t.name, fix="add the host's key to the inventory's known_hosts") from exc
+                raise HostError(
+                    f"{t.address}:{t.port} is not in {known}; labctl never adds host keys",
+                    where=t.name,
+                    fix="add the host's key to the inventory's known_hosts",
+                ) from exc
             raise HostError(f"SSH to {t.address}:{t.port} failed: {exc}", where=t.name) from exc
         except OSError as exc:
             raise HostError(f"cannot reach {t.address}:{t.port}: {exc}", where=t.name) from exc
@@ -99,7 +122,10 @@ class Remote:
         One Python process on the host answers each line on stdin with its time.time(), so neither SSH
         session setup nor interpreter start-up enters the round trip.
         """
-        script = "import sys,time\nfor _ in sys.stdin:\n    sys.stdout.write(repr(time.time())+'\\n'); sys.stdout.flush()"
+        script = (
+            "import sys,time\nfor _ in sys.stdin:\n"
+            "    sys.stdout.write(repr(time.time())+'\\n'); sys.stdout.flush()"
+        )
         chan = self.connect().get_transport().open_session(timeout=self.timeout)
         chan.settimeout(self.timeout)
         chan.exec_command(f"{shlex.quote(self.target.python)} -u -c {shlex.quote(script)}")
@@ -122,8 +148,12 @@ class Remote:
         finally:
             chan.close()
         assert best is not None
-        return {"offset_s": round(best[0], 6), "rtt_s": round(best[1], 6), "measured_at": round(best[2], 6),
-                "method": f"min-RTT of {samples} stdin/stdout exchanges over SSH"}
+        return {
+            "offset_s": round(best[0], 6),
+            "rtt_s": round(best[1], 6),
+            "measured_at": round(best[2], 6),
+            "method": f"min-RTT of {samples} stdin/stdout exchanges over SSH",
+        }
 
     def close(self) -> None:
         for obj in (self._sftp, self._client):

@@ -48,14 +48,24 @@ def agent_spec(exp: Experiment, target: Target, run_id: str) -> dict[str, Any]:
     """What the host agent runs (the trainer part is filled in by `trainer_spec`)."""
     m = exp.monitors
     return {
-        "run_id": run_id, "host": target.name, "rundir": host_rundir(target, run_id), "mount": target.mount,
+        "run_id": run_id,
+        "host": target.name,
+        "rundir": host_rundir(target, run_id),
+        "mount": target.mount,
         "proc_mountstats": str(target.var("labctl_proc_mountstats")),
         "proc_mounts": str(target.var("labctl_proc_mounts")),
         "llmstudio_dir": str(target.var("labctl_llmstudio_dir")) if exp.trainer == "llmstudio" else None,
-        "monitors": {"dmon": m.dmon, "dmon_interval_s": m.dmon_interval_s, "nfsiostat": m.nfsiostat,
-                     "nfsiostat_interval_s": m.nfsiostat_interval_s, "mountstats": m.mountstats,
-                     "mountstats_interval_s": m.mountstats_interval_s, "bpftrace": m.bpftrace and bool(bpf_program()),
-                     "lead_s": m.lead_s, "tail_s": m.tail_s},
+        "monitors": {
+            "dmon": m.dmon,
+            "dmon_interval_s": m.dmon_interval_s,
+            "nfsiostat": m.nfsiostat,
+            "nfsiostat_interval_s": m.nfsiostat_interval_s,
+            "mountstats": m.mountstats,
+            "mountstats_interval_s": m.mountstats_interval_s,
+            "bpftrace": m.bpftrace and bool(bpf_program()),
+            "lead_s": m.lead_s,
+            "tail_s": m.tail_s,
+        },
         "gpus": exp.gpus_per_host,
         "bpftrace": {"program": BPF_PROGRAM, "strlen": 128},
     }
@@ -65,14 +75,27 @@ def emulator_spec(exp: Experiment, target: Target, out: str, dataset: str) -> di
     e, t = exp.emulate, exp.training
     root = target.vars.get("labctl_sim_host_root")
     return {
-        "output_dir": out, "dataset_path": dataset, "experiment_name": exp.name, "backbone": exp.model.backbone,
-        "backbone_dtype": exp.model.backbone_dtype, "epochs": t.epochs, "steps_per_epoch": e.steps_per_epoch,
-        "step_compute_s": e.step_compute_s, "read_bytes_per_step": e.read_bytes_per_step, "startup_s": e.startup_s,
-        "validation_s": e.validation_s, "checkpoint_bytes": emulated_checkpoint_bytes(exp),
-        "write_chunk_bytes": e.write_chunk_bytes, "dataset_bytes": e.dataset_bytes,
-        "evaluation_epochs": t.evaluation_epochs, "save_checkpoint": t.save_checkpoint,
-        "evaluate_before_training": t.evaluate_before_training, "metric": t.metric, "gpus": exp.gpus_per_host,
-        "gpu_mem_mib": e.gpu_mem_mib, "seed": t.seed,
+        "output_dir": out,
+        "dataset_path": dataset,
+        "experiment_name": exp.name,
+        "backbone": exp.model.backbone,
+        "backbone_dtype": exp.model.backbone_dtype,
+        "epochs": t.epochs,
+        "steps_per_epoch": e.steps_per_epoch,
+        "step_compute_s": e.step_compute_s,
+        "read_bytes_per_step": e.read_bytes_per_step,
+        "startup_s": e.startup_s,
+        "validation_s": e.validation_s,
+        "checkpoint_bytes": emulated_checkpoint_bytes(exp),
+        "write_chunk_bytes": e.write_chunk_bytes,
+        "dataset_bytes": e.dataset_bytes,
+        "evaluation_epochs": t.evaluation_epochs,
+        "save_checkpoint": t.save_checkpoint,
+        "evaluate_before_training": t.evaluate_before_training,
+        "metric": t.metric,
+        "gpus": exp.gpus_per_host,
+        "gpu_mem_mib": e.gpu_mem_mib,
+        "seed": t.seed,
         "activity_path": f"{root}/gpu/activity.json" if root else None,
     }
 
@@ -81,9 +104,14 @@ def trainer_spec(exp: Experiment, target: Target, rundir: str, out: str, version
     """The trainer command: LLM Studio's CLI (torchrun for N GPUs) or the emulator."""
     gpus = ",".join(str(i) for i in range(exp.gpus_per_host))
     if exp.trainer == "emulate":
-        return {"kind": "emulate", "argv": [target.python, f"{rundir}/agent/emulator.py", f"{rundir}/emulator.json"],
-                "cwd": rundir, "output_dir": out, "flags_path": f"{out}/flags.json",
-                "env": {"CUDA_VISIBLE_DEVICES": gpus}}
+        return {
+            "kind": "emulate",
+            "argv": [target.python, f"{rundir}/agent/emulator.py", f"{rundir}/emulator.json"],
+            "cwd": rundir,
+            "output_dir": out,
+            "flags_path": f"{out}/flags.json",
+            "env": {"CUDA_VISIBLE_DEVICES": gpus},
+        }
     repo = str(target.var("labctl_llmstudio_dir"))
     venv = target.var("labctl_llmstudio_venv")
     python = target.var("labctl_llmstudio_python") or (f"{venv}/bin/python" if venv else "python3")
@@ -91,13 +119,26 @@ def trainer_spec(exp: Experiment, target: Target, rundir: str, out: str, version
     if exp.gpus_per_host == 1:
         argv = [python, script, "-Y", f"{rundir}/cfg.yaml"]
     else:
-        argv = [python, "-m", "torch.distributed.run", f"--nproc_per_node={exp.gpus_per_host}", script,
-                "-Y", f"{rundir}/cfg.yaml"]
+        argv = [
+            python,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={exp.gpus_per_host}",
+            script,
+            "-Y",
+            f"{rundir}/cfg.yaml",
+        ]
     env = {"CUDA_VISIBLE_DEVICES": gpus}
     if target.var("labctl_model_cache"):
         env["HF_HOME"] = str(target.var("labctl_model_cache"))
-    return {"kind": "llmstudio", "argv": argv, "cwd": repo, "output_dir": out, "flags_path": f"{out}/flags.json",
-            "env": env}
+    return {
+        "kind": "llmstudio",
+        "argv": argv,
+        "cwd": repo,
+        "output_dir": out,
+        "flags_path": f"{out}/flags.json",
+        "env": env,
+    }
 
 
 class HostRun:
@@ -110,8 +151,12 @@ class HostRun:
         self.out = output_dir(exp, target, run_id)
         self.spec = agent_spec(exp, target, run_id)
         self.facts: dict[str, Any] = {}
-        self.record: dict[str, Any] = {**target.as_json(), "rundir": self.rundir, "output_dir": self.out,
-                                       "mount": target.mount}
+        self.record: dict[str, Any] = {
+            **target.as_json(),
+            "rundir": self.rundir,
+            "output_dir": self.out,
+            "mount": target.mount,
+        }
 
     def prepare(self) -> None:
         """Connect, upload the agent, learn the host's facts, check the mount."""
@@ -129,20 +174,30 @@ class HostRun:
         self.facts = json.loads(out)
         self.record["facts"] = self.facts
         if not self.facts.get("mounts"):
-            raise HostError(f"nothing is mounted at {self.target.mount} (per {self.spec['proc_mounts']})",
-                            where=self.target.name, fix="run `labctl provision` first")
+            raise HostError(
+                f"nothing is mounted at {self.target.mount} (per {self.spec['proc_mounts']})",
+                where=self.target.name,
+                fix="run `labctl provision` first",
+            )
 
     def launch(self, version: str) -> None:
         """Render and upload the config and trainer, record the clock offset, start the agent."""
         r, exp = self.remote, self.exp
         dataset = exp.dataset.train_dataframe or f"{self.target.dataset_dir}/train_full.pq"
-        cfg = render_config(exp, version=version, output_directory=self.out, train_dataframe=dataset,
-                            experiment_name=f"{exp.name}-{self.run_id}-{self.target.name}")
+        cfg = render_config(
+            exp,
+            version=version,
+            output_directory=self.out,
+            train_dataframe=dataset,
+            experiment_name=f"{exp.name}-{self.run_id}-{self.target.name}",
+        )
         self.record["rendered_config"] = cfg
         r.put_text(cfg, f"{self.rundir}/cfg.yaml")
         if exp.trainer == "emulate":
-            r.put_text(json.dumps(emulator_spec(exp, self.target, self.out, dataset), indent=1),
-                       f"{self.rundir}/emulator.json")
+            r.put_text(
+                json.dumps(emulator_spec(exp, self.target, self.out, dataset), indent=1),
+                f"{self.rundir}/emulator.json",
+            )
         self.spec["trainer"] = trainer_spec(exp, self.target, self.rundir, self.out, version)
         r.put_text(json.dumps(self.spec, indent=1), f"{self.rundir}/spec.json")
         r.mkdir(self.out)
@@ -150,11 +205,14 @@ class HostRun:
         self.record["clock"] = clock
         r.put_text(json.dumps({**clock, "checks": [clock]}, indent=1), f"{self.rundir}/raw/clock.json")
         started = json.loads(r.check(self._agent("start", f"{self.rundir}/spec.json")))
-        self.record.update(agent_pid=started.get("pid"), started_at=round(time.time(), 6),
-                           trainer=self.spec["trainer"])
+        self.record.update(
+            agent_pid=started.get("pid"), started_at=round(time.time(), 6), trainer=self.spec["trainer"]
+        )
 
     def _agent(self, cmd: str, arg: str) -> str:
-        return " ".join(shlex.quote(a) for a in (self.target.python, f"{self.rundir}/agent/agent.py", cmd, arg))
+        return " ".join(
+            shlex.quote(a) for a in (self.target.python, f"{self.rundir}/agent/agent.py", cmd, arg)
+        )
 
 
 def choose_version(exp: Experiment, runs: list[HostRun]) -> str:
@@ -162,8 +220,10 @@ def choose_version(exp: Experiment, runs: list[HostRun]) -> str:
     if exp.trainer == "llmstudio":
         tags = {h.facts.get("llmstudio_tag") for h in runs} - {None}
         if len(tags) > 1:
-            raise RunError(f"the hosts run different LLM Studio releases: {', '.join(sorted(tags))}",
-                           fix="run `labctl provision` so every host has the pinned release")
+            raise RunError(
+                f"the hosts run different LLM Studio releases: {', '.join(sorted(tags))}",
+                fix="run `labctl provision` so every host has the pinned release",
+            )
         if tags:
             installed = tags.pop()
             try:
@@ -194,16 +254,26 @@ def start_run(experiment_file: Path, inventory: Path, runs_root: Path) -> Path:
     (bundle / "raw").mkdir(parents=True)
     runs = [HostRun(exp, t, run_id) for t in targets]
     manifest: dict[str, Any] = {
-        "version": 1, "run_id": run_id, "complete": False, "state": "preparing",
-        "experiment_file": str(Path(experiment_file).resolve()), "inventory": str(Path(inventory).resolve()),
-        "experiment": exp.model_dump(mode="json"), "trainer": exp.trainer,
-        "times": {"created": round(time.time(), 6)}, "hosts": [], "errors": []}
+        "version": 1,
+        "run_id": run_id,
+        "complete": False,
+        "state": "preparing",
+        "experiment_file": str(Path(experiment_file).resolve()),
+        "inventory": str(Path(inventory).resolve()),
+        "experiment": exp.model_dump(mode="json"),
+        "trainer": exp.trainer,
+        "times": {"created": round(time.time(), 6)},
+        "hosts": [],
+        "errors": [],
+    }
     save_manifest(bundle, manifest)
     try:
         _raise_first(_parallel(HostRun.prepare, runs), runs)
         version = choose_version(exp, runs)
-        manifest["llmstudio"] = {"version": version, "template": str(repo_data("templates", "llmstudio",
-                                                                                 "cfg.yaml.j2"))}
+        manifest["llmstudio"] = {
+            "version": version,
+            "template": str(repo_data("templates", "llmstudio", "cfg.yaml.j2")),
+        }
         if exp.trainer == "emulate":
             manifest["emulator"] = {"checkpoint_bytes": emulated_checkpoint_bytes(exp)}
         _raise_first(_parallel(lambda h: h.launch(version), runs), runs)

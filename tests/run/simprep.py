@@ -35,19 +35,46 @@ def _rest_provision(lab: dict[str, Any]) -> None:
     if call("GET", "/api/storage/volumes?name=fg_llm").json().get("num_records"):
         return
     svm = call("GET", "/api/svm/svms?name=llm-lab").json()["records"][0]["uuid"]
-    call("PATCH", f"/api/protocols/nfs/services/{svm}",
-         json={"protocol.v41_enabled": True, "protocol.v41_features.pnfs_enabled": True,
-               "transport.tcp_max_transfer_size": 1048576})
-    pid = call("POST", "/api/protocols/nfs/export-policies?return_records=true",
-               json={"name": "labctl_fg_llm", "svm.name": "llm-lab"}).json()["records"][0]["id"]
-    call("POST", f"/api/protocols/nfs/export-policies/{pid}/rules",
-         json={"clients": [{"match": "127.0.0.0/8"}], "ro_rule": ["sys"], "rw_rule": ["sys"],
-               "superuser": ["sys"], "protocols": ["nfs"]})
-    call("POST", "/api/storage/volumes",
-         json={"name": "fg_llm", "svm.name": "llm-lab", "aggregates": [{"name": "aggr1"}, {"name": "aggr2"}],
-               "constituents_per_aggregate": 8, "size": "10TB", "guarantee.type": "none",
-               "nas.path": "/fg_llm", "nas.export_policy.name": "labctl_fg_llm",
-               "nas.unix_permissions": 777})
+    call(
+        "PATCH",
+        f"/api/protocols/nfs/services/{svm}",
+        json={
+            "protocol.v41_enabled": True,
+            "protocol.v41_features.pnfs_enabled": True,
+            "transport.tcp_max_transfer_size": 1048576,
+        },
+    )
+    pid = call(
+        "POST",
+        "/api/protocols/nfs/export-policies?return_records=true",
+        json={"name": "labctl_fg_llm", "svm.name": "llm-lab"},
+    ).json()["records"][0]["id"]
+    call(
+        "POST",
+        f"/api/protocols/nfs/export-policies/{pid}/rules",
+        json={
+            "clients": [{"match": "127.0.0.0/8"}],
+            "ro_rule": ["sys"],
+            "rw_rule": ["sys"],
+            "superuser": ["sys"],
+            "protocols": ["nfs"],
+        },
+    )
+    call(
+        "POST",
+        "/api/storage/volumes",
+        json={
+            "name": "fg_llm",
+            "svm.name": "llm-lab",
+            "aggregates": [{"name": "aggr1"}, {"name": "aggr2"}],
+            "constituents_per_aggregate": 8,
+            "size": "10TB",
+            "guarantee.type": "none",
+            "nas.path": "/fg_llm",
+            "nas.export_policy.name": "labctl_fg_llm",
+            "nas.unix_permissions": 777,
+        },
+    )
 
 
 def provision_and_mount(lab: dict[str, Any]) -> str:
@@ -55,8 +82,12 @@ def provision_and_mount(lab: dict[str, Any]) -> str:
     inv = lab["inventory"]
     if _mounted(inv):
         return "already mounted"
-    done = subprocess.run([sys.executable, "-m", "labctl", "-i", inv, "provision", "--only", "storage"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "labctl", "-i", inv, "provision", "--only", "storage"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     how = "labctl provision --only storage + ssh mount"
     if done.returncode != 0:
         _rest_provision(lab)
@@ -64,8 +95,11 @@ def provision_and_mount(lab: dict[str, Any]) -> str:
     for target in resolve_hosts(Path(inv), "gpu_hosts"):
         r = Remote(target)
         try:
-            r.check(f"mkdir -p /mnt/fg_llm && mount -t nfs4 -o {MOUNT_OPTS} {lab['nfs_server']}:/fg_llm /mnt/fg_llm",
-                    timeout=120)
+            server = lab["nfs_server"]
+            r.check(
+                f"mkdir -p /mnt/fg_llm && mount -t nfs4 -o {MOUNT_OPTS} {server}:/fg_llm /mnt/fg_llm",
+                timeout=120,
+            )
         finally:
             r.close()
     assert _mounted(inv)

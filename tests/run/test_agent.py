@@ -29,7 +29,7 @@ MOUNTSTATS = """device proc mounted on /proc with fstype proc
 device srv:/fg_llm mounted on {mount} with fstype nfs4 statvers=1.1
 \topts:\trw,vers=4.1,rsize=1048576,wsize=1048576,hard,proto=tcp,nconnect=2
 \tage:\t10
-\tbytes:\t0 0 0 0 {read} {write} 0 0 
+\tbytes:\t0 0 0 0 {read} {write} 0 0
 \tRPC iostats version: 1.1  p/v: 100003/4 (nfs)
 \txprt:\ttcp 1 1 1 0 0 5 5 0 5 0 64 0 0
 \txprt:\ttcp 2 1 1 0 0 7 7 0 7 0 64 0 0
@@ -64,25 +64,58 @@ def spec_for(tmp_path: Path, mount: Path, *, steps: int = 6, epochs: int = 2, co
     for name in ("agent.py", "hostmon.py", "emulator.py"):
         (rundir / "agent" / name).write_bytes((AGENT_DIR / name).read_bytes())
     out = mount / "out"
-    emu = {"output_dir": str(out), "dataset_path": str(mount / "data" / "train_full.pq"), "epochs": epochs,
-           "steps_per_epoch": steps, "step_compute_s": compute, "startup_s": 0.2, "validation_s": 0.2,
-           "checkpoint_bytes": 2_000_000, "dataset_bytes": 1_000_000, "activity_path": str(tmp_path / "act.json")}
+    emu = {
+        "output_dir": str(out),
+        "dataset_path": str(mount / "data" / "train_full.pq"),
+        "epochs": epochs,
+        "steps_per_epoch": steps,
+        "step_compute_s": compute,
+        "startup_s": 0.2,
+        "validation_s": 0.2,
+        "checkpoint_bytes": 2_000_000,
+        "dataset_bytes": 1_000_000,
+        "activity_path": str(tmp_path / "act.json"),
+    }
     (rundir / "emulator.json").write_text(json.dumps(emu))
-    spec = {"run_id": "r1", "host": "h1", "rundir": str(rundir), "mount": str(mount), "gpus": 1,
-            "proc_mountstats": str(tmp_path / "mountstats"), "proc_mounts": str(tmp_path / "mounts"),
-            "monitors": {"dmon": True, "dmon_interval_s": 1, "nfsiostat": True, "nfsiostat_interval_s": 1,
-                         "mountstats": True, "mountstats_interval_s": 0.5, "bpftrace": False,
-                         "lead_s": 1.5, "tail_s": 1.5},
-            "trainer": {"kind": "emulate", "argv": [sys.executable, str(rundir / "agent" / "emulator.py"),
-                                                    str(rundir / "emulator.json")],
-                        "cwd": str(rundir), "output_dir": str(out), "flags_path": str(out / "flags.json")}}
+    spec = {
+        "run_id": "r1",
+        "host": "h1",
+        "rundir": str(rundir),
+        "mount": str(mount),
+        "gpus": 1,
+        "proc_mountstats": str(tmp_path / "mountstats"),
+        "proc_mounts": str(tmp_path / "mounts"),
+        "monitors": {
+            "dmon": True,
+            "dmon_interval_s": 1,
+            "nfsiostat": True,
+            "nfsiostat_interval_s": 1,
+            "mountstats": True,
+            "mountstats_interval_s": 0.5,
+            "bpftrace": False,
+            "lead_s": 1.5,
+            "tail_s": 1.5,
+        },
+        "trainer": {
+            "kind": "emulate",
+            "argv": [sys.executable, str(rundir / "agent" / "emulator.py"), str(rundir / "emulator.json")],
+            "cwd": str(rundir),
+            "output_dir": str(out),
+            "flags_path": str(out / "flags.json"),
+        },
+    }
     (rundir / "spec.json").write_text(json.dumps(spec))
     return rundir
 
 
 def agent(rundir: Path, cmd: str, arg: str | None = None) -> dict | list:
-    out = subprocess.run([sys.executable, str(rundir / "agent" / "agent.py"), cmd, arg or str(rundir)],
-                         capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, str(rundir / "agent" / "agent.py"), cmd, arg or str(rundir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -123,7 +156,9 @@ def test_monitors_bracket_training_and_a_failing_monitor_is_recorded(host):
     trainer = st["trainer"]
     for name in ("dmon", "mountstats"):
         assert mon[name]["status"] == "stopped"
-        assert mon[name]["started_at"] < trainer["started_at"] and mon[name]["stopped_at"] > trainer["ended_at"]
+        assert (
+            mon[name]["started_at"] < trainer["started_at"] and mon[name]["stopped_at"] > trainer["ended_at"]
+        )
 
     dmon = (raw / "dmon.log").read_text().splitlines()
     assert dmon[0].startswith("#Date") and dmon[2].split()[2] == "0"
@@ -170,25 +205,35 @@ def test_status_of_a_dead_agent_is_lost(host, tmp_path):
     _, mount = host
     rundir = tmp_path / "dead"
     rundir.mkdir()
-    (rundir / "status.json").write_text(json.dumps({"state": "training", "agent_pid": 2**22 + 12345,
-                                                    "trainer": {"pid": 2**22 + 12346}}))
-    out = subprocess.run([sys.executable, str(AGENT_DIR / "agent.py"), "status", str(rundir)],
-                         capture_output=True, text=True, check=True)
+    (rundir / "status.json").write_text(
+        json.dumps({"state": "training", "agent_pid": 2**22 + 12345, "trainer": {"pid": 2**22 + 12346}})
+    )
+    out = subprocess.run(
+        [sys.executable, str(AGENT_DIR / "agent.py"), "status", str(rundir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     st = json.loads(out.stdout)
     assert st["state"] == "lost" and st["trainer_alive"] is False
 
 
 def test_log_parsers():
-    text_lines = ["2024-01-01 12:00:00,123 - INFO: Training Epoch: 2 / 3",
-                  "2024-01-01 12:00:01,123 - INFO: train loss: 1.23:  14%|#3        | 6/43 [00:00<00:00, 97.47it/s]"]
+    text_lines = [
+        "2024-01-01 12:00:00,123 - INFO: Training Epoch: 2 / 3",
+        "2024-01-01 12:00:01,123 - INFO: train loss: 1.23:  14%|#3        | 6/43 [00:00<00:00, 97.47it/s]",
+    ]
     import tempfile
+
     with tempfile.TemporaryDirectory() as d:
         log = Path(d) / "train.log"
         log.write_text("\n".join(text_lines) + "\n")
         p = agent_mod.progress(log)
         assert p == {"epoch": 2, "epochs": 3, "step": 6, "total": 43, "loss": 1.23, "phase": "train"}
         dmon = Path(d) / "dmon.log"
-        dmon.write_text("#Date Time gpu sm\n#YYYYMMDD HH:MM:SS Idx %\n 20260101 10:00:00 0 10\n"
-                        " 20260101 10:00:01 0 90\n 20260101 10:00:01 1 30\n 20260101 10:00:02 0 ^C")
+        dmon.write_text(
+            "#Date Time gpu sm\n#YYYYMMDD HH:MM:SS Idx %\n 20260101 10:00:00 0 10\n"
+            " 20260101 10:00:01 0 90\n 20260101 10:00:01 1 30\n 20260101 10:00:02 0 ^C"
+        )
         assert agent_mod.last_gpu_pct(dmon) == 60.0
         assert agent_mod.last_gpu_pct(dmon, gpus=1) == 90.0

@@ -74,29 +74,55 @@ def make_bundle(tmp_path: Path) -> tuple[Path, dict]:
         d.mkdir(parents=True)
         (d / "train.log").write_text(f"log of {host}\n")
         (d / "dmon.log").write_text("#Date Time gpu sm\n")
-    facts = {"kernel": "6.1", "gpu_driver": "535", "bpftrace": "bpftrace v0.17.0", "nfs_utils": "2.6.2",
-             "python": "3.11", "mounts": [{"device": "s:/fg_llm", "fstype": "nfs4", "options": "rw,vers=4.1"}],
-             "mountstats_opts": "rw,vers=4.1,nconnect=16", "nconnect_xprts": 16}
-    manifest = {"run_id": "r", "experiment": {}, "inventory": str(tmp_path / "no-inventory"), "trainer": "emulate",
-                "llmstudio": {"version": "v1.2.0"}, "times": {"started": 1.0}, "errors": [],
-                "hosts": [{"name": h, "facts": facts, "rendered_config": "problem_type: x\n"}
-                          for h in ("gpu1", "gpu2")]}
+    facts = {
+        "kernel": "6.1",
+        "gpu_driver": "535",
+        "bpftrace": "bpftrace v0.17.0",
+        "nfs_utils": "2.6.2",
+        "python": "3.11",
+        "mounts": [{"device": "s:/fg_llm", "fstype": "nfs4", "options": "rw,vers=4.1"}],
+        "mountstats_opts": "rw,vers=4.1,nconnect=16",
+        "nconnect_xprts": 16,
+    }
+    manifest = {
+        "run_id": "r",
+        "experiment": {},
+        "inventory": str(tmp_path / "no-inventory"),
+        "trainer": "emulate",
+        "llmstudio": {"version": "v1.2.0"},
+        "times": {"started": 1.0},
+        "errors": [],
+        "hosts": [
+            {"name": h, "facts": facts, "rendered_config": "problem_type: x\n"} for h in ("gpu1", "gpu2")
+        ],
+    }
     return bundle, manifest
 
 
 def test_finalize_writes_a_complete_verifiable_manifest(tmp_path):
     bundle, manifest = make_bundle(tmp_path)
-    reports = [{"name": h, "errors": [], "status": {"state": "finished", "ended_at": 5.0,
-                                                     "trainer": {"finished_flag": True}, "monitors": {}}}
-               for h in ("gpu1", "gpu2")]
+    reports = [
+        {
+            "name": h,
+            "errors": [],
+            "status": {
+                "state": "finished",
+                "ended_at": 5.0,
+                "trainer": {"finished_flag": True},
+                "monitors": {},
+            },
+        }
+        for h in ("gpu1", "gpu2")
+    ]
     m = finalize(bundle, manifest, reports)
     assert m["complete"] and m["success"] and m["state"] == "finished"
     assert m["ontap"]["available"] is False and m["ontap"]["reason"]  # no lab config: recorded, not fatal
     assert m["versions"]["hosts"]["gpu1"]["bpftrace"] == "bpftrace v0.17.0"
     assert m["versions"]["llmstudio"] == "v1.2.0" and m["versions"]["labctl"]
     assert m["mount_options"]["gpu2"]["xprt_count"] == 16
-    assert {e["path"] for e in m["files"]} == {f"raw/{h}/{n}" for h in ("gpu1", "gpu2")
-                                              for n in ("train.log", "dmon.log")}
+    assert {e["path"] for e in m["files"]} == {
+        f"raw/{h}/{n}" for h in ("gpu1", "gpu2") for n in ("train.log", "dmon.log")
+    }
     assert m["rendered_config"]["gpu1"].startswith("problem_type")
     assert verify(bundle, m) == []
     (bundle / "raw" / "gpu2" / "train.log").write_text("tampered\n")
@@ -106,8 +132,10 @@ def test_finalize_writes_a_complete_verifiable_manifest(tmp_path):
 
 def test_failed_training_is_still_a_complete_bundle(tmp_path):
     bundle, manifest = make_bundle(tmp_path)
-    reports = [{"name": "gpu1", "errors": [], "status": {"state": "failed", "trainer": {"finished_flag": False}}},
-               {"name": "gpu2", "errors": [], "status": {"state": "finished", "trainer": {"finished_flag": True}}}]
+    reports = [
+        {"name": "gpu1", "errors": [], "status": {"state": "failed", "trainer": {"finished_flag": False}}},
+        {"name": "gpu2", "errors": [], "status": {"state": "finished", "trainer": {"finished_flag": True}}},
+    ]
     m = finalize(bundle, manifest, reports)
     assert m["complete"] and not m["success"] and m["state"] == "failed"
     assert len(file_entries(bundle)) == 4

@@ -1,4 +1,5 @@
-"""The emulated trainer: LLM Studio's log format and finished flag, checkpoint size and cadence, GPU activity."""
+"""The emulated trainer: LLM Studio's log format and finished flag, checkpoint size and cadence,
+GPU activity."""
 
 from __future__ import annotations
 
@@ -12,30 +13,50 @@ from labctl.experiment.agent import emulator
 
 EMULATOR = Path(emulator.__file__)
 # The regex suggested by the LLM Studio research notes (§5.4) for the tqdm lines.
-BAR = re.compile(r"(?P<desc>train loss(?:: (?P<loss>[0-9.]+|nan))?|validation progress):\s+(?P<pct>\d+)%\|[^|]*\|"
-                 r"\s*(?P<n>\d+)/(?P<total>\d+) \[(?P<elapsed>[0-9:]+)<(?P<eta>[0-9:?]+),\s*(?P<rate>[0-9.?]+)"
-                 r"(?P<unit>it/s|s/it)\]")
+BAR = re.compile(
+    r"(?P<desc>train loss(?:: (?P<loss>[0-9.]+|nan))?|validation progress):\s+(?P<pct>\d+)%\|[^|]*\|"
+    r"\s*(?P<n>\d+)/(?P<total>\d+) \[(?P<elapsed>[0-9:]+)<(?P<eta>[0-9:?]+),\s*(?P<rate>[0-9.?]+)"
+    r"(?P<unit>it/s|s/it)\]"
+)
 PREFIX = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - INFO: ")
 
 
 def test_bar_lines_match_tqdm():
     assert emulator.fmt_bar("train loss", 0, 43, 0) == "train loss:   0%|          | 0/43 [00:00<?, ?it/s]"
     assert emulator.fmt_bar("train loss: 1.23", 6, 43, 0.0616).startswith(
-        "train loss: 1.23:  14%|#3        | 6/43 [00:00<00:00, 97.")
-    assert emulator.fmt_bar("train loss: 1.23", 43, 43, 0.45).startswith("train loss: 1.23: 100%|##########| 43/43")
+        "train loss: 1.23:  14%|#3        | 6/43 [00:00<00:00, 97."
+    )
+    assert emulator.fmt_bar("train loss: 1.23", 43, 43, 0.45).startswith(
+        "train loss: 1.23: 100%|##########| 43/43"
+    )
     slow = emulator.fmt_bar("validation progress", 3, 7, 4000)
     assert "1:06:40<" in slow and slow.endswith("s/it]")
 
 
 def run_emulator(tmp_path: Path, **over) -> tuple[int, Path, dict]:
-    spec = {"output_dir": str(tmp_path / "fg" / "out"), "dataset_path": str(tmp_path / "fg" / "data" / "train.pq"),
-            "epochs": 3, "steps_per_epoch": 8, "step_compute_s": 0.05, "startup_s": 0.1, "validation_s": 0.1,
-            "checkpoint_bytes": 3_000_001, "write_chunk_bytes": 1 << 20, "dataset_bytes": 2_000_000,
-            "read_bytes_per_step": 300_000, "activity_path": str(tmp_path / "gpu" / "activity.json"), "gpus": 2}
+    spec = {
+        "output_dir": str(tmp_path / "fg" / "out"),
+        "dataset_path": str(tmp_path / "fg" / "data" / "train.pq"),
+        "epochs": 3,
+        "steps_per_epoch": 8,
+        "step_compute_s": 0.05,
+        "startup_s": 0.1,
+        "validation_s": 0.1,
+        "checkpoint_bytes": 3_000_001,
+        "write_chunk_bytes": 1 << 20,
+        "dataset_bytes": 2_000_000,
+        "read_bytes_per_step": 300_000,
+        "activity_path": str(tmp_path / "gpu" / "activity.json"),
+        "gpus": 2,
+    }
     spec.update(over)
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    done = subprocess.run([sys.executable, str(EMULATOR), str(tmp_path / "spec.json")], capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, str(EMULATOR), str(tmp_path / "spec.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return done.returncode, Path(spec["output_dir"]), {"stderr": done.stderr, **spec}
 
 

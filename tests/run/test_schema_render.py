@@ -12,13 +12,30 @@ from labctl.experiment.modelsize import checkpoint_bytes, emulated_checkpoint_by
 from labctl.experiment.render import flatten, render_config
 from labctl.paths import repo_data
 
-RELEASES = ["v1.0.0", "v1.2.0", "v1.4.1", "v1.5.0", "v1.6.0", "v1.7.0", "v1.9.0", "v1.10.0", "v1.11.0",
-            "v1.12.1", "v1.13.0", "v1.14.0", "v1.14.9"]
+RELEASES = [
+    "v1.0.0",
+    "v1.2.0",
+    "v1.4.1",
+    "v1.5.0",
+    "v1.6.0",
+    "v1.7.0",
+    "v1.9.0",
+    "v1.10.0",
+    "v1.11.0",
+    "v1.12.1",
+    "v1.13.0",
+    "v1.14.0",
+    "v1.14.9",
+]
 
 
 def render(exp: Experiment, version: str = K.PINNED_VERSION) -> dict:
-    text = render_config(exp, version=version, output_directory="/mnt/fg_llm/labctl/r/gpu1",
-                         train_dataframe="/mnt/fg_llm/data/oasst/train_full.pq")
+    text = render_config(
+        exp,
+        version=version,
+        output_directory="/mnt/fg_llm/labctl/r/gpu1",
+        train_dataframe="/mnt/fg_llm/data/oasst/train_full.pq",
+    )
     return yaml.safe_load(text)
 
 
@@ -68,8 +85,12 @@ def test_renamed_keys_are_mapped():
     assert render(Experiment(), "v1.5.0")["training"]["save_best_checkpoint"] is True
     new = render(Experiment(), "v1.14.9")
     assert new["training"]["save_checkpoint"] == "best" and "save_best_checkpoint" not in new["training"]
-    assert render(Experiment.model_validate({"training": {"save_checkpoint": "last"}}),
-                  "v1.2.0")["training"]["save_best_checkpoint"] is False
+    assert (
+        render(Experiment.model_validate({"training": {"save_checkpoint": "last"}}), "v1.2.0")["training"][
+            "save_best_checkpoint"
+        ]
+        is False
+    )
     fa = Experiment.model_validate({"llmstudio": {"attention_implementation": "flash_attention_2"}})
     assert render(fa, "v1.8.0")["training"]["use_flash_attention_2"] is True
     assert render(fa, "v1.9.0")["training"]["attention_implementation"] == "flash_attention_2"
@@ -104,7 +125,11 @@ def test_sim_experiment_is_the_reference_sized_for_two_minutes():
     ref = Experiment()
     assert e.trainer == "emulate"
     assert (e.model, e.training.learning_rate, e.training.batch_size, e.training.epochs) == (
-        ref.model, ref.training.learning_rate, ref.training.batch_size, ref.training.epochs)
+        ref.model,
+        ref.training.learning_rate,
+        ref.training.batch_size,
+        ref.training.epochs,
+    )
     assert e.training.save_checkpoint == "best" and not e.training.evaluate_before_training
     checkpoints = int(e.training.epochs / e.training.evaluation_epochs)
     assert checkpoints >= 3

@@ -35,18 +35,33 @@ def lab(tmp_path_factory):
 
 
 def experiment(tmp_path: Path, name: str, steps: int, compute: float) -> Path:
-    doc = {"name": name, "trainer": "emulate", "training": {"epochs": 2},
-           "monitors": {"dmon_interval_s": 1, "lead_s": 1.5, "tail_s": 1.5},
-           "emulate": {"steps_per_epoch": steps, "step_compute_s": compute, "startup_s": 1.0, "validation_s": 1.0,
-                       "checkpoint_bytes": CKPT, "dataset_bytes": 8_000_000, "read_bytes_per_step": 1 << 20}}
+    doc = {
+        "name": name,
+        "trainer": "emulate",
+        "training": {"epochs": 2},
+        "monitors": {"dmon_interval_s": 1, "lead_s": 1.5, "tail_s": 1.5},
+        "emulate": {
+            "steps_per_epoch": steps,
+            "step_compute_s": compute,
+            "startup_s": 1.0,
+            "validation_s": 1.0,
+            "checkpoint_bytes": CKPT,
+            "dataset_bytes": 8_000_000,
+            "read_bytes_per_step": 1 << 20,
+        },
+    }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
 
 
 def labctl(lab, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "labctl", "-i", lab["inventory"], *args], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "labctl", "-i", lab["inventory"], *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def bundle_of(runs: Path) -> Path:
@@ -68,7 +83,7 @@ def check_bundle(bundle: Path, lab: dict) -> dict:
     for host in names:
         raw = bundle / "raw" / host
         present = {p.name for p in raw.iterdir()}
-        assert RAW <= present, present
+        assert present >= RAW, present
         assert "nconnect=16" in m["mount_options"][host]["proc_mounts"][0]["options"]
         assert m["mount_options"][host]["xprt_count"] == 16
         hv = m["versions"]["hosts"][host]
@@ -82,8 +97,12 @@ def check_bundle(bundle: Path, lab: dict) -> dict:
         assert (out / "checkpoint.pth").stat().st_size == CKPT  # the burst landed on the FlexGroup
         assert json.loads((out / "flags.json").read_text())["status"] == "finished"
         ms = (raw / "mountstats.log").read_text().split("#ts ")[1:]
-        written = [int(line.split()[6]) for snap in ms for line in snap.splitlines()
-                   if line.strip().startswith("bytes:")]
+        written = [
+            int(line.split()[6])
+            for snap in ms
+            for line in snap.splitlines()
+            if line.strip().startswith("bytes:")
+        ]
         assert written[-1] - written[0] >= 2 * CKPT  # mountstats: the source of truth for bytes
     return m
 
@@ -100,7 +119,9 @@ def bpftrace_written(raw: Path) -> int:
 
 def test_run_ends_with_a_complete_bundle(lab, tmp_path):
     runs = tmp_path / "runs"
-    done = labctl(lab, "run", str(experiment(tmp_path, "tiny", steps=8, compute=0.35)), "--runs-dir", str(runs))
+    done = labctl(
+        lab, "run", str(experiment(tmp_path, "tiny", steps=8, compute=0.35)), "--runs-dir", str(runs)
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     bundle = bundle_of(runs)
     check_bundle(bundle, lab)
@@ -108,13 +129,21 @@ def test_run_ends_with_a_complete_bundle(lab, tmp_path):
         raw = bundle / "raw" / host["name"]
         monitors = {x["name"]: x for x in json.loads((raw / "monitors.json").read_text())["monitors"]}
         assert monitors["dmon"]["status"] == "stopped" and monitors["mountstats"]["status"] == "stopped"
-        dmon = [line.split() for line in (raw / "dmon.log").read_text().splitlines() if line and line[0] != "#"]
+        dmon = [
+            line.split() for line in (raw / "dmon.log").read_text().splitlines() if line and line[0] != "#"
+        ]
         sm = [int(r[6]) for r in dmon if len(r) > 6 and r[2] == "0" and r[6].isdigit()]
         assert max(sm) >= 50 and min(sm) == 0  # busy while computing, idle before training
         bpf = monitors["bpftrace"]
-        if os.geteuid() == 0 and shutil.which("bpftrace") and Path("/sys/kernel/tracing/events/syscalls").exists():
+        if (
+            os.geteuid() == 0
+            and shutil.which("bpftrace")
+            and Path("/sys/kernel/tracing/events/syscalls").exists()
+        ):
             assert bpf["status"] == "stopped", bpf
-            wrote = [ln for ln in (raw / "train.log").read_text().splitlines() if "labctl-emulator: wrote" in ln]
+            wrote = [
+                ln for ln in (raw / "train.log").read_text().splitlines() if "labctl-emulator: wrote" in ln
+            ]
             emulator_bytes = int(wrote[0].split("wrote ")[1].split()[0])
             assert abs(bpftrace_written(raw) - emulator_bytes) <= 0.02 * emulator_bytes
             assert json.loads((raw / "bpftrace.meta.json").read_text())["realtime_minus_boottime"] > 0
@@ -125,9 +154,12 @@ def test_run_ends_with_a_complete_bundle(lab, tmp_path):
 def test_controller_lost_mid_run_then_attach_completes(lab, tmp_path):
     runs = tmp_path / "runs"
     exp = experiment(tmp_path, "cut", steps=12, compute=0.6)
-    proc = subprocess.Popen([sys.executable, "-m", "labctl", "-i", lab["inventory"], "run", str(exp),
-                             "--runs-dir", str(runs)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labctl", "-i", lab["inventory"], "run", str(exp), "--runs-dir", str(runs)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         manifests = list(runs.glob("*/manifest.json")) if runs.exists() else []

@@ -14,6 +14,7 @@ trainer itself writes. A failing monitor never stops training; it is recorded in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -27,8 +28,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 FINAL = ("finished", "failed", "stopped")
-BAR = re.compile(r"(?P<desc>train loss(?:: (?P<loss>[0-9.]+|nan))?|validation progress):\s+(?P<pct>\d+)%\|[^|]*\|"
-                 r"\s*(?P<n>\d+)/(?P<total>\d+)")
+BAR = re.compile(
+    r"(?P<desc>train loss(?:: (?P<loss>[0-9.]+|nan))?|validation progress):\s+(?P<pct>\d+)%\|[^|]*\|"
+    r"\s*(?P<n>\d+)/(?P<total>\d+)"
+)
 EPOCH = re.compile(r"Training Epoch: (\d+) / (\d+)")
 
 
@@ -129,16 +132,30 @@ def last_gpu_pct(dmon_log: Path, gpus: int | None = None) -> float | None:
 class Monitor:
     """One monitor process: command, output file, start/stop, exit status, errors."""
 
-    def __init__(self, name: str, argv: list[str], output: str, rundir: Path, env: dict | None = None,
-                 stdout_to_output: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        output: str,
+        rundir: Path,
+        env: dict | None = None,
+        stdout_to_output: bool = True,
+    ) -> None:
         self.name, self.argv, self.output = name, argv, output
         self.rundir = rundir
         self.env = env
         self.stdout_to_output = stdout_to_output
         self.proc: subprocess.Popen | None = None
-        self.rec: dict = {"name": name, "command": argv, "output": f"raw/{output}" if output else None,
-                          "status": "not started", "started_at": None, "stopped_at": None, "exit_status": None,
-                          "errors": []}
+        self.rec: dict = {
+            "name": name,
+            "command": argv,
+            "output": f"raw/{output}" if output else None,
+            "status": "not started",
+            "started_at": None,
+            "stopped_at": None,
+            "exit_status": None,
+            "errors": [],
+        }
 
     @property
     def err_path(self) -> Path:
@@ -147,10 +164,21 @@ class Monitor:
     def start(self) -> None:
         env = dict(os.environ, TZ="UTC", **(self.env or {}))
         try:
-            out = open(self.rundir / "raw" / self.output, "ab") if self.stdout_to_output else subprocess.DEVNULL
-            err = open(self.err_path, "ab")
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
-                                         cwd=self.rundir, start_new_session=True)
+            out = (
+                open(self.rundir / "raw" / self.output, "ab")  # noqa: SIM115 - handed to the child
+                if self.stdout_to_output
+                else subprocess.DEVNULL
+            )
+            err = open(self.err_path, "ab")  # noqa: SIM115 - handed to the child
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.rundir,
+                start_new_session=True,
+            )
             self.rec.update(status="running", started_at=now(), pid=self.proc.pid)
         except OSError as exc:
             self.rec.update(status="failed", started_at=now(), stopped_at=now())
@@ -183,7 +211,9 @@ class Monitor:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
-                subprocess.run(["sudo", "-n", "pkill", "-KILL", "-s", str(self.proc.pid)], capture_output=True)
+                subprocess.run(
+                    ["sudo", "-n", "pkill", "-KILL", "-s", str(self.proc.pid)], capture_output=True
+                )
             rc = self.proc.wait()
             self.rec["errors"].append(f"did not stop within {grace} s of SIGTERM; killed")
         self.rec.update(status="stopped", stopped_at=now(), exit_status=rc)
@@ -204,8 +234,15 @@ class Agent:
         self.rundir = Path(spec["rundir"])
         self.raw = self.rundir / "raw"
         self.monitors: list[Monitor] = []
-        self.status: dict = {"run_id": spec.get("run_id"), "host": spec.get("host"), "state": "starting",
-                             "agent_pid": os.getpid(), "started_at": now(), "trainer": {}, "progress": {}}
+        self.status: dict = {
+            "run_id": spec.get("run_id"),
+            "host": spec.get("host"),
+            "state": "starting",
+            "agent_pid": os.getpid(),
+            "started_at": now(),
+            "trainer": {},
+            "progress": {},
+        }
         self.stop_requested = False
         self.trainer_proc: subprocess.Popen | None = None
         self.meta: dict = {}
@@ -217,30 +254,76 @@ class Agent:
         write_json(self.rundir / "status.json", self.status)
 
     def save_monitors(self) -> None:
-        write_json(self.raw / "monitors.json", {
-            "tz": "UTC", "host": self.spec.get("host"), "run_id": self.spec.get("run_id"),
-            "monitors": [m.rec for m in self.monitors], "trainer": self.status.get("trainer", {})})
+        write_json(
+            self.raw / "monitors.json",
+            {
+                "tz": "UTC",
+                "host": self.spec.get("host"),
+                "run_id": self.spec.get("run_id"),
+                "monitors": [m.rec for m in self.monitors],
+                "trainer": self.status.get("trainer", {}),
+            },
+        )
 
     # -- monitors
     def build_monitors(self) -> None:
         mon = self.spec["monitors"]
         mount = self.spec["mount"]
         py = sys.executable or "python3"
-        m = Monitor("dmon", ["nvidia-smi", "dmon", "-s", "pucvmet", "-o", "DT", "-d", str(mon["dmon_interval_s"])],
-                    "dmon.log", self.rundir)
+        m = Monitor(
+            "dmon",
+            ["nvidia-smi", "dmon", "-s", "pucvmet", "-o", "DT", "-d", str(mon["dmon_interval_s"])],
+            "dmon.log",
+            self.rundir,
+        )
         if shutil.which("stdbuf"):
             m.argv = ["stdbuf", "-oL", *m.argv]
         self._add(m, mon.get("dmon", True))
-        self._add(Monitor("nfsiostat", [py, str(HERE / "hostmon.py"), "nfsiostat", str(mon["nfsiostat_interval_s"]),
-                                        mount, str(self.raw / "nfsiostat.log")], "nfsiostat.log", self.rundir,
-                          stdout_to_output=False), mon.get("nfsiostat", True))
-        self._add(Monitor("mountstats", [py, str(HERE / "hostmon.py"), "mountstats", self.spec["proc_mountstats"],
-                                         mount, str(mon["mountstats_interval_s"]), str(self.raw / "mountstats.log"),
-                                         str(self.rundir / "nfsrate.json")], "mountstats.log", self.rundir,
-                          stdout_to_output=False), mon.get("mountstats", True))
+        self._add(
+            Monitor(
+                "nfsiostat",
+                [
+                    py,
+                    str(HERE / "hostmon.py"),
+                    "nfsiostat",
+                    str(mon["nfsiostat_interval_s"]),
+                    mount,
+                    str(self.raw / "nfsiostat.log"),
+                ],
+                "nfsiostat.log",
+                self.rundir,
+                stdout_to_output=False,
+            ),
+            mon.get("nfsiostat", True),
+        )
+        self._add(
+            Monitor(
+                "mountstats",
+                [
+                    py,
+                    str(HERE / "hostmon.py"),
+                    "mountstats",
+                    self.spec["proc_mountstats"],
+                    mount,
+                    str(mon["mountstats_interval_s"]),
+                    str(self.raw / "mountstats.log"),
+                    str(self.rundir / "nfsrate.json"),
+                ],
+                "mountstats.log",
+                self.rundir,
+                stdout_to_output=False,
+            ),
+            mon.get("mountstats", True),
+        )
         bpf = self.spec.get("bpftrace") or {}
-        bm = Monitor("bpftrace", [], "bpftrace.jsonl", self.rundir, stdout_to_output=False,
-                     env={"BPFTRACE_STRLEN": str(bpf.get("strlen", 128))})
+        bm = Monitor(
+            "bpftrace",
+            [],
+            "bpftrace.jsonl",
+            self.rundir,
+            stdout_to_output=False,
+            env={"BPFTRACE_STRLEN": str(bpf.get("strlen", 128))},
+        )
         if not mon.get("bpftrace", True):
             self._add(bm, False)
             return
@@ -249,8 +332,15 @@ class Agent:
             bm.skip(reason)
             self.monitors.append(bm)
             return
-        bm.argv = [*prefix, "bpftrace", "-f", "json", "-o", str(self.raw / "bpftrace.jsonl"),
-                   str(HERE / bpf.get("program", "io_by_second.bt"))]
+        bm.argv = [
+            *prefix,
+            "bpftrace",
+            "-f",
+            "json",
+            "-o",
+            str(self.raw / "bpftrace.jsonl"),
+            str(HERE / bpf.get("program", "io_by_second.bt")),
+        ]
         self.monitors.append(bm)
 
     def start_bpftrace(self) -> None:
@@ -260,8 +350,10 @@ class Agent:
             return
         bm.argv = [*bm.argv, str(self.status["trainer"].get("pid"))]
         bm.rec["command"] = bm.argv
-        write_json(self.raw / "bpftrace.meta.json", {**self.meta, "realtime_minus_boottime":
-                                                     self.meta["start"]["realtime_minus_boottime"]})
+        write_json(
+            self.raw / "bpftrace.meta.json",
+            {**self.meta, "realtime_minus_boottime": self.meta["start"]["realtime_minus_boottime"]},
+        )
         bm.start()
         out = self.raw / "bpftrace.jsonl"
         deadline = time.time() + float((self.spec.get("bpftrace") or {}).get("attach_timeout_s", 20))
@@ -289,26 +381,56 @@ class Agent:
         t = self.spec["trainer"]
         pidfile, rcfile = self.rundir / "trainer.pid", self.rundir / "trainer.rc"
         log = self.raw / "train.log"
-        script = ('echo $$ > "$0"; while [ ! -e "$LABCTL_TRAIN_GO" ]; do sleep 0.05; done; '
-                  '"$@" >> "$LABCTL_TRAIN_LOG" 2>&1; echo $? > "$LABCTL_TRAIN_RC"')
+        script = (
+            'echo $$ > "$0"; while [ ! -e "$LABCTL_TRAIN_GO" ]; do sleep 0.05; done; '
+            '"$@" >> "$LABCTL_TRAIN_LOG" 2>&1; echo $? > "$LABCTL_TRAIN_RC"'
+        )
         argv = ["sh", "-c", script, str(pidfile), *t["argv"]]
-        env = dict(os.environ, TZ="UTC", LABCTL_TRAIN_LOG=str(log), LABCTL_TRAIN_RC=str(rcfile),
-                   LABCTL_TRAIN_GO=str(self.rundir / "trainer.go"),
-                   **{k: str(v) for k, v in (t.get("env") or {}).items()})
+        env = dict(
+            os.environ,
+            TZ="UTC",
+            LABCTL_TRAIN_LOG=str(log),
+            LABCTL_TRAIN_RC=str(rcfile),
+            LABCTL_TRAIN_GO=str(self.rundir / "trainer.go"),
+            **{k: str(v) for k, v in (t.get("env") or {}).items()},
+        )
         cwd = t.get("cwd") or str(self.rundir)
-        rec = {"kind": t["kind"], "command": t["argv"], "cwd": cwd, "started_at": now(),
-               "output_dir": t.get("output_dir")}
+        rec = {
+            "kind": t["kind"],
+            "command": t["argv"],
+            "cwd": cwd,
+            "started_at": now(),
+            "output_dir": t.get("output_dir"),
+        }
         unit = f"labctl-{self.spec.get('run_id', 'run')}-{self.spec.get('host', 'host')}"
         if self.spec.get("use_systemd", "auto") != "never" and systemd_available():
-            sd = ["systemd-run", "--unit", unit, "--collect", "--quiet", f"--working-directory={cwd}",
-                  *[f"--setenv={k}={v}" for k, v in env.items() if k in (t.get("env") or {}) or k.startswith(
-                      ("LABCTL_", "TZ", "PATH", "HOME", "HF_", "CUDA_"))], *argv]
+            sd = [
+                "systemd-run",
+                "--unit",
+                unit,
+                "--collect",
+                "--quiet",
+                f"--working-directory={cwd}",
+                *[
+                    f"--setenv={k}={v}"
+                    for k, v in env.items()
+                    if k in (t.get("env") or {})
+                    or k.startswith(("LABCTL_", "TZ", "PATH", "HOME", "HF_", "CUDA_"))
+                ],
+                *argv,
+            ]
             subprocess.run(sd, check=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
             rec.update(detach="systemd-run", unit=unit)
         else:
-            self.trainer_proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                                 start_new_session=True)
+            self.trainer_proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             rec.update(detach="setsid", pgid=self.trainer_proc.pid)
         for _ in range(100):
             if pidfile.exists() and pidfile.read_text().strip():
@@ -355,8 +477,11 @@ class Agent:
         self.status["progress"] = progress(self.raw / "train.log")
         self.status["gpu_pct"] = last_gpu_pct(self.raw / "dmon.log", self.spec.get("gpus"))
         if rate:
-            self.status["nfs_mbps"] = {"read": round(rate.get("read_Bps", 0) / 1e6, 2),
-                                       "write": round(rate.get("write_Bps", 0) / 1e6, 2), "at": rate.get("t")}
+            self.status["nfs_mbps"] = {
+                "read": round(rate.get("read_Bps", 0) / 1e6, 2),
+                "write": round(rate.get("write_Bps", 0) / 1e6, 2),
+                "at": rate.get("t"),
+            }
         if (self.rundir / "stop.request").exists() and not self.stop_requested:
             self.stop_requested = True
             self.save_status(state="stopping")
@@ -420,8 +545,10 @@ class Agent:
                 m.rec["errors"].append(f"stop failed: {exc}")
         if (self.raw / "bpftrace.meta.json").exists():
             self.meta["checks"].append(self.clock_check())
-            write_json(self.raw / "bpftrace.meta.json", {
-                **self.meta, "realtime_minus_boottime": self.meta["start"]["realtime_minus_boottime"]})
+            write_json(
+                self.raw / "bpftrace.meta.json",
+                {**self.meta, "realtime_minus_boottime": self.meta["start"]["realtime_minus_boottime"]},
+            )
         self.save_monitors()
         self.tick()
         self.save_status(state=state, ended_at=now())
@@ -444,14 +571,22 @@ def bpftrace_privilege() -> tuple[list[str], str | None]:
         return [], "bpftrace is not installed"
     prefix: list[str] = []
     if os.geteuid() != 0:
-        ok = shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0
+        ok = (
+            shutil.which("sudo")
+            and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0
+        )
         if not ok:
             return [], "the SSH user is not root and has no passwordless sudo"
         prefix = ["sudo", "-n", "--preserve-env=BPFTRACE_STRLEN"]
-    if not os.path.isdir("/sys/kernel/tracing/events/syscalls") and \
-            not os.path.isdir("/sys/kernel/debug/tracing/events/syscalls"):
-        mounted = subprocess.run([*prefix, "mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"],
-                                 capture_output=True).returncode == 0
+    if not os.path.isdir("/sys/kernel/tracing/events/syscalls") and not os.path.isdir(
+        "/sys/kernel/debug/tracing/events/syscalls"
+    ):
+        mounted = (
+            subprocess.run(
+                [*prefix, "mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], capture_output=True
+            ).returncode
+            == 0
+        )
         if not mounted or not os.path.isdir("/sys/kernel/tracing/events/syscalls"):
             return [], "tracefs is not mounted (/sys/kernel/tracing/events/syscalls missing)"
     return prefix, None
@@ -464,9 +599,14 @@ def cmd_start(spec_path: str) -> int:
     rundir = Path(spec["rundir"])
     (rundir / "logs").mkdir(parents=True, exist_ok=True)
     with open(rundir / "logs" / "agent.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "run", spec_path],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                                cwd=rundir)
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "run", spec_path],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            cwd=rundir,
+        )
     for _ in range(100):
         if (rundir / "status.json").exists():
             break
@@ -493,10 +633,8 @@ def cmd_stop(rundir: str) -> int:
     if not pid_alive(status.get("agent_pid")):
         pgid = (status.get("trainer") or {}).get("pgid")
         if pgid:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
     print(json.dumps({"requested": True}))
     return 0
 
@@ -511,8 +649,11 @@ def sha256(path: Path) -> str:
 
 def cmd_files(rundir: str) -> int:
     raw = Path(rundir) / "raw"
-    out = [{"path": str(p.relative_to(raw)), "size": p.stat().st_size, "sha256": sha256(p)}
-           for p in sorted(raw.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+    out = [
+        {"path": str(p.relative_to(raw)), "size": p.stat().st_size, "sha256": sha256(p)}
+        for p in sorted(raw.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    ]
     print(json.dumps(out))
     return 0
 
@@ -529,8 +670,14 @@ def _run(argv: list[str]) -> str | None:
 def cmd_facts(spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text())
     mount = spec.get("mount", "")
-    facts: dict = {"time": now(), "kernel": os.uname().release, "hostname": os.uname().nodename,
-                   "python": sys.version.split()[0], "euid": os.geteuid(), "systemd": systemd_available()}
+    facts: dict = {
+        "time": now(),
+        "kernel": os.uname().release,
+        "hostname": os.uname().nodename,
+        "python": sys.version.split()[0],
+        "euid": os.geteuid(),
+        "systemd": systemd_available(),
+    }
     driver = _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])
     facts["gpu_driver"] = driver.splitlines()[0].strip() if driver else None
     facts["gpus"] = _run(["nvidia-smi", "-L"])
@@ -540,7 +687,9 @@ def cmd_facts(spec_path: str) -> int:
     repo = spec.get("llmstudio_dir")
     if repo:
         facts["llmstudio_tag"] = _run(["git", "-C", repo, "describe", "--tags", "--always"])
-    facts["bpftrace_skip_reason"] = bpftrace_privilege()[1] if spec.get("monitors", {}).get("bpftrace") else None
+    facts["bpftrace_skip_reason"] = (
+        bpftrace_privilege()[1] if spec.get("monitors", {}).get("bpftrace") else None
+    )
     mounts = []
     try:
         for line in Path(spec.get("proc_mounts", "/proc/mounts")).read_text().splitlines():
@@ -552,6 +701,7 @@ def cmd_facts(spec_path: str) -> int:
     facts["mounts"] = mounts
     try:
         from hostmon import find_block  # noqa: PLC0415 - sibling file shipped with the agent
+
         block = find_block(Path(spec.get("proc_mountstats", "/proc/self/mountstats")).read_text(), mount)
         if block:
             opts = [ln.split(None, 1)[1] for ln in block.splitlines() if ln.strip().startswith("opts:")]
@@ -571,7 +721,13 @@ def main(argv: list[str]) -> int:
     if cmd == "run":
         spec = json.loads(Path(arg).read_text())
         return Agent(spec).run()
-    handlers = {"start": cmd_start, "status": cmd_status, "stop": cmd_stop, "files": cmd_files, "facts": cmd_facts}
+    handlers = {
+        "start": cmd_start,
+        "status": cmd_status,
+        "stop": cmd_stop,
+        "files": cmd_files,
+        "facts": cmd_facts,
+    }
     if cmd not in handlers:
         print(__doc__, file=sys.stderr)
         return 2

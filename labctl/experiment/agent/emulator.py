@@ -106,8 +106,13 @@ class GpuActivity:
         if self.path is None:
             return
         busy = round(self.busy_seconds(), 3)
-        doc = {"t": round(time.time(), 3), "gpus": self.gpus, "busy_seconds": [busy] * self.gpus,
-               "mem_used_mib": [self.mem_mib] * self.gpus, "pid": os.getpid()}
+        doc = {
+            "t": round(time.time(), 3),
+            "gpus": self.gpus,
+            "busy_seconds": [busy] * self.gpus,
+            "mem_used_mib": [self.mem_mib] * self.gpus,
+            "pid": os.getpid(),
+        }
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             tmp.write_text(json.dumps(doc))
@@ -167,7 +172,9 @@ class Emulator:
     def prepare_data(self) -> None:
         path = Path(self.spec.dataset_path)
         if not path.exists():
-            log.info(f"{SUMMARY_TAG} no data set at {path}; generating {self.spec.dataset_bytes} synthetic bytes")
+            log.info(
+                f"{SUMMARY_TAG} no data set at {path}; generating {self.spec.dataset_bytes} synthetic bytes"
+            )
             path.parent.mkdir(parents=True, exist_ok=True)
             self._write_file(path, self.spec.dataset_bytes, fsync=True)
         self._data_fd = os.open(path, os.O_RDONLY)
@@ -180,7 +187,9 @@ class Emulator:
         while want > 0:
             if self._data_off >= self._data_size:
                 self._data_off = 0
-            chunk = os.pread(self._data_fd, min(want, 1 << 20, self._data_size - self._data_off), self._data_off)
+            chunk = os.pread(
+                self._data_fd, min(want, 1 << 20, self._data_size - self._data_off), self._data_off
+            )
             if not chunk:
                 self._data_off = 0
                 continue
@@ -214,8 +223,10 @@ class Emulator:
         took = time.monotonic() - start
         self.checkpoints += 1
         rate = self.spec.checkpoint_bytes / took / 1e6 if took > 0 else float("inf")
-        log.info(f"{SUMMARY_TAG} checkpoint {self.checkpoints} {self.spec.checkpoint_bytes} bytes "
-                 f"in {took:.3f} s ({rate:.1f} MB/s)")
+        log.info(
+            f"{SUMMARY_TAG} checkpoint {self.checkpoints} {self.spec.checkpoint_bytes} bytes "
+            f"in {took:.3f} s ({rate:.1f} MB/s)"
+        )
 
     # -- the run ----------------------------------------------------------------------------------
     def run(self) -> int:
@@ -235,8 +246,10 @@ class Emulator:
         self.gpu.publish()
         log.info(f"Loaded {s.backbone}.")
         free = _free_mb(self.out)
-        log.info(f"Enough space available for saving model weights.Required space: "
-                 f"{s.checkpoint_bytes * 1.03 / 2**20:.2f}MB, Available space: {free:.2f}MB.")
+        log.info(
+            f"Enough space available for saving model weights.Required space: "
+            f"{s.checkpoint_bytes * 1.03 / 2**20:.2f}MB, Available space: {free:.2f}MB."
+        )
         eval_step = max(int(s.steps_per_epoch * s.evaluation_epochs), 1)
         update_every = max(s.steps_per_epoch // 20, 1)
         best = math.inf
@@ -257,17 +270,24 @@ class Emulator:
                 losses.append(loss)
                 if n % update_every == 0 or n == s.steps_per_epoch:
                     mean = sum(losses[-10:]) / len(losses[-10:])
-                    log.info(fmt_bar(f"train loss: {mean:.2f}", n, s.steps_per_epoch, time.monotonic() - epoch_start))
+                    log.info(
+                        fmt_bar(
+                            f"train loss: {mean:.2f}", n, s.steps_per_epoch, time.monotonic() - epoch_start
+                        )
+                    )
                 if itr % eval_step == 0:
                     best = self.evaluate(loss, best, itr)
         os.close(self._data_fd)
-        log.info(f"{SUMMARY_TAG} wrote {self.bytes_written} bytes in {self.checkpoints} checkpoints, "
-                 f"read {self.bytes_read} bytes")
+        log.info(
+            f"{SUMMARY_TAG} wrote {self.bytes_written} bytes in {self.checkpoints} checkpoints, "
+            f"read {self.bytes_read} bytes"
+        )
         self.gpu.stop()
         runtime = time.monotonic() - t0
         h, rem = divmod(int(runtime), 3600)
-        (self.out / "flags.json").write_text(json.dumps(
-            {"status": "finished", "info": f"Runtime: {h:02d}:{rem // 60:02d}:{rem % 60:02d}"}))
+        (self.out / "flags.json").write_text(
+            json.dumps({"status": "finished", "info": f"Runtime: {h:02d}:{rem // 60:02d}:{rem % 60:02d}"})
+        )
         return 0
 
     def evaluate(self, loss: float, best: float, itr: int) -> float:

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Host-side samplers started by the agent (stdlib only).
 
-  hostmon.py mountstats PROC_FILE MOUNT INTERVAL OUT RATE_JSON
-      every INTERVAL s: a line "#ts <epoch> <monotonic>" then the mount's block of PROC_FILE verbatim
-      (`device … mounted on MOUNT with fstype nfs4 statvers=1.1` up to the next device line; every
-      `xprt:` line of an nconnect mount is kept), and the latest read/write bytes/s to RATE_JSON.
-  hostmon.py nfsiostat INTERVAL MOUNT OUT
-      runs `nfsiostat INTERVAL MOUNT` and writes its output verbatim, each block preceded by "#ts <epoch>".
+hostmon.py mountstats PROC_FILE MOUNT INTERVAL OUT RATE_JSON
+    every INTERVAL s: a line "#ts <epoch> <monotonic>" then the mount's block of PROC_FILE verbatim
+    (`device … mounted on MOUNT with fstype nfs4 statvers=1.1` up to the next device line; every
+    `xprt:` line of an nconnect mount is kept), and the latest read/write bytes/s to RATE_JSON.
+hostmon.py nfsiostat INTERVAL MOUNT OUT
+    runs `nfsiostat INTERVAL MOUNT` and writes its output verbatim, each block preceded by "#ts <epoch>".
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _on_term(signum, frame):  # noqa: ARG001
 
 def escape_mount(path: str) -> str:
     """The kernel's octal escaping of mount paths in /proc (space, tab, newline, backslash)."""
-    return (path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011").replace("\n", "\\012"))
+    return path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011").replace("\n", "\\012")
 
 
 def find_block(text: str, mount: str) -> str | None:
@@ -82,8 +82,11 @@ def sample_mountstats(proc_file: str, mount: str, interval: float, out: str, rat
                 if counters is not None:
                     if prev is not None and mono > prev[0]:
                         dt = mono - prev[0]
-                        rate = {"t": wall, "read_Bps": max(0, counters[0] - prev[1][0]) / dt,
-                                "write_Bps": max(0, counters[1] - prev[1][1]) / dt}
+                        rate = {
+                            "t": wall,
+                            "read_Bps": max(0, counters[0] - prev[1][0]) / dt,
+                            "write_Bps": max(0, counters[1] - prev[1][1]) / dt,
+                        }
                         _write_json(rate_path, rate)
                     prev = (mono, counters)
             k += 1
@@ -114,8 +117,13 @@ def _write_json(path: str, doc: dict) -> None:
 def run_nfsiostat(interval: int, mount: str, out: str) -> int:
     """nfsiostat with a "#ts <epoch>" line before every block (its own output has no timestamps)."""
     try:
-        proc = subprocess.Popen(["nfsiostat", str(interval), mount], stdout=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, text=True, bufsize=1)
+        proc = subprocess.Popen(
+            ["nfsiostat", str(interval), mount],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
     except FileNotFoundError:
         print("nfsiostat not found (install nfs-common / nfs-utils)", file=sys.stderr, flush=True)
         return 127
