@@ -4,6 +4,7 @@ its comment; verified after every provision; deleted only when the ledger owns e
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +144,16 @@ def plan_flexgroup(ontap: Ontap, ledger: Ledger) -> tuple[Change, VolumeState | 
         ), None
     if not _owned(ontap, ledger, vol, fg.name):
         raise _refusal(ontap, vol, fg.name)
+    layout = Counter(p["aggregate"] for p in constituents(ontap))
+    want = {a: fg.constituents_per_aggregate for a in aggregates(ontap)}
+    if dict(layout) != want:
+        return Change(
+            KIND,
+            fg.name,
+            REFUSED,
+            {"layout": (_layout(layout), _layout(want))},
+            note="a FlexGroup's layout cannot change in place: `labctl teardown`, then provision",
+        ), vol
     fields: dict[str, tuple[Any, Any]] = {}
     if abs(vol.size - fg.size) > SIZE_TOLERANCE * fg.size:
         fields["size"] = (format_size(vol.size), format_size(fg.size))
@@ -153,11 +164,20 @@ def plan_flexgroup(ontap: Ontap, ledger: Ledger) -> tuple[Change, VolumeState | 
     return Change(KIND, fg.name, MODIFY if fields else UNCHANGED, fields), vol
 
 
+def _layout(per_aggregate: dict[str, int]) -> str:
+    return ", ".join(f"{a}×{n}" for a, n in sorted(per_aggregate.items())) or "none"
+
+
 def ensure_flexgroup(ontap: Ontap, ledger: Ledger) -> Change:
     """Create the FlexGroup (job followed with progress) or fix its size, junction and policy."""
     fg, svm = ontap.cfg.flexgroup, ontap.cfg.svm
     key = ledger_key(svm, fg.name)
     change, vol = plan_flexgroup(ontap, ledger)
+    if change.action == REFUSED:
+        raise OntapError(
+            f"FlexGroup {fg.name} does not match the configuration: {change.describe()}",
+            fix="run `labctl teardown` and provision again (or restore the previous layout settings)",
+        )
     if change.action == CREATE:
         aggrs = aggregates(ontap)
         body = {
@@ -239,6 +259,34 @@ def _await_volume(ontap: Ontap, tick: Any) -> None:
                 fix="rerun provision when that job has ended",
             )
         time.sleep(1.0)
+
+
+def constituents(ontap: Ontap) -> list[dict[str, Any]]:
+    """The FlexGroup's constituents: name, aggregate, size."""
+    fg, svm = ontap.cfg.flexgroup, ontap.cfg.svm
+    found = ontap.call(
+        f"list the constituents of {fg.name}",
+        lambda: list(
+            Volume.get_collection(
+                is_constituent=True,
+                fields="name,aggregates,size,state",
+                **{"flexgroup.name": fg.name, "svm.name": svm},
+            )
+        ),
+    )
+    out = []
+    for rec in found:
+        d = rec.to_dict()
+        aggrs = d.get("aggregates") or [{}]
+        out.append(
+            {
+                "name": d.get("name"),
+                "aggregate": aggrs[0].get("name"),
+                "size": int(d.get("size") or 0),
+                "state": d.get("state"),
+            }
+        )
+    return out
 
 
 def remove_flexgroup(ontap: Ontap, ledger: Ledger, name: str | None = None, *, plan: bool = False) -> Change:

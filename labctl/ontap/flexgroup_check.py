@@ -6,40 +6,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from netapp_ontap.resources import CLI, Volume
+from netapp_ontap.resources import CLI
 
 from labctl.config.keys import format_size
 from labctl.errors import LabctlError, OntapError
-from labctl.ontap.flexgroup import SIZE_TOLERANCE, aggregates, find_volume
+from labctl.ontap.flexgroup import SIZE_TOLERANCE, aggregates, constituents, find_volume
 from labctl.ontap.session import Ontap
-
-
-def constituents(ontap: Ontap) -> list[dict[str, Any]]:
-    """The FlexGroup's constituents: name, aggregate, size."""
-    fg, svm = ontap.cfg.flexgroup, ontap.cfg.svm
-    found = ontap.call(
-        f"list the constituents of {fg.name}",
-        lambda: list(
-            Volume.get_collection(
-                is_constituent=True,
-                fields="name,aggregates,size,state",
-                **{"flexgroup.name": fg.name, "svm.name": svm},
-            )
-        ),
-    )
-    out = []
-    for rec in found:
-        d = rec.to_dict()
-        aggrs = d.get("aggregates") or [{}]
-        out.append(
-            {
-                "name": d.get("name"),
-                "aggregate": aggrs[0].get("name"),
-                "size": int(d.get("size") or 0),
-                "state": d.get("state"),
-            }
-        )
-    return out
 
 
 def verify_flexgroup(ontap: Ontap) -> dict[str, Any]:

@@ -144,9 +144,13 @@ def test_a_node_without_a_data_lif_is_named(lab):
 def test_a_layout_that_no_longer_matches_is_an_error(lab):
     assert lab.run("provision", "--only", "storage")[0] == 0
     lab.configure(labctl_flexgroup_constituents_per_aggregate=4)
+    mark = lab.mark()
+    rc, out, _ = lab.run("provision", "--only", "storage", "--plan")
+    assert rc == 0 and "refused" in out and "layout: aggr1×8, aggr2×8 → aggr1×4, aggr2×4" in out
     rc, _, err = lab.run("provision", "--only", "storage")
     assert rc == 1
-    assert "16 constituents, expected 8" in err and "labctl teardown" in err
+    assert "does not match the configuration" in err and "labctl teardown" in err
+    assert lab.mutations(mark) == []
 
 
 def test_the_console_script_reports_bad_credentials_cleanly(lab):
