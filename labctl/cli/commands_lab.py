@@ -89,6 +89,9 @@ def provision(ctx: click.Context, only: str | None, plan: bool) -> None:
     if plan:
         n = sum(c.mutates for c in result.changes)
         console.print(f"{n} change(s) planned" if n else "nothing to change")
+        refused = [c for c in result.changes if c.action == "refused"]
+        if refused:
+            console.print(f"[bold red]{len(refused)} object(s) refused:[/] provision would stop there")
 
 
 @click.command("teardown")
