@@ -35,6 +35,12 @@ def labctl(lab, *args, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def ssh(lab, host, command):
+    return subprocess.run(["ssh", "-i", lab["ssh_key"], "-o", f"UserKnownHostsFile={lab['known_hosts']}",
+                           "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-p", str(host["port"]),
+                           f"root@{host['address']}", command], capture_output=True, text=True, timeout=120)
+
+
 def rest(lab, method, path, body=None):
     o = lab["ontap"]
     token = base64.b64encode(f"admin:{Path(o['password_file']).read_text().strip()}".encode()).decode()
@@ -68,6 +74,30 @@ def test_provision_mounts_verifies_and_installs(lab):
                                "--tags"], capture_output=True, text=True).stdout.strip() == "v1.2.0"
     runs = Path(lab["inventory"]).parent / ".labctl" / "inventory" / "runs"
     assert len(list(runs.glob("*-provision-mount/artifacts/*/job_events/*.json"))) > 10
+
+
+def _counter(stats: str, key: str) -> list[int]:
+    line = next(x for x in stats.splitlines() if x.strip().startswith(key))
+    return [int(v) for v in line.split(":", 1)[1].split()]
+
+
+def test_mount_counts_the_real_bytes_moved(lab):
+    host = lab["hosts"][0]
+    before = view(host, "mountstats")
+    out = ssh(lab, host, "dd if=/dev/zero of=/mnt/fg_llm/probe bs=1M count=3 conv=fsync status=none && "
+                         "cat /mnt/fg_llm/probe > /dev/null && rm /mnt/fg_llm/probe && sleep 1.2 && "
+                         "nfsiostat /mnt/fg_llm && mount -t nfs4 -o vers=4.1 127.0.0.1:/nope /mnt; "
+                         "echo rc=$?")
+    after = view(host, "mountstats")
+    written = _counter(after, "bytes:")[5] - _counter(before, "bytes:")[5]
+    writes = _counter(after, "WRITE:")[0] - _counter(before, "WRITE:")[0]
+    assert written >= 3 << 20 and writes >= 3  # wsize=1048576: at least one WRITE RPC per MiB
+    assert sum(_counter(after, "REMOVE:")) > sum(_counter(before, "REMOVE:"))
+    assert "127.0.0.1:/fg_llm mounted on /mnt/fg_llm:" in out.stdout and "write:" in out.stdout
+    assert "rc=32" in out.stdout
+    assert "mount.nfs4: mounting 127.0.0.1:/nope failed, reason given by server: No such file or directory" \
+        in out.stderr
+    assert not (Path(lab["ontap"]["data_dir"]) / "llm-lab" / "fg_llm" / "probe").exists()
 
 
 def test_status_json_shows_effective_mounts(lab):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 
 def ssh(lab: dict, host: dict, command: str, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -54,3 +57,29 @@ def test_host_key_is_verified(sim_lab, tmp_path):
                           f"root@{host['address']}", "true"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 255
     assert "HOST IDENTIFICATION HAS CHANGED" in out.stderr or "verification failed" in out.stderr
+
+
+def test_prechecks_command_reports_every_host(sim_lab):
+    out = subprocess.run([sys.executable, "-m", "labctl", "-i", sim_lab["inventory"], "prechecks",
+                          "--output", "json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout)
+    for host in sim_lab["hosts"]:
+        checks = summary["hosts"][host["name"]]["prechecks"]
+        assert checks["gpus"]["value"] == 8 and checks["kernel"]["ok"] and checks["privilege"]["ok"]
+        assert checks["nfs_client"]["ok"] and set(checks) >= {"os_family", "bpftrace", "time_sync"}
+
+
+def test_ontap_only_lab_and_idempotent_down(tmp_path):
+    from labctl.testlab.lab import is_running, read_lab, sim_down, sim_up
+    from tests.hosts.simlab import skip_reason
+
+    if skip_reason():
+        pytest.skip(skip_reason())
+    lab = sim_up(tmp_path / "lab", 0)
+    try:
+        assert lab["hosts"] == [] and Path(lab["inventory"], "group_vars", "all.yml").exists()
+        assert is_running(read_lab(tmp_path / "lab"))
+    finally:
+        assert sim_down(tmp_path / "lab") == ["ontap"]
+    assert sim_down(tmp_path / "lab") == [] and not is_running(read_lab(tmp_path / "lab"))
