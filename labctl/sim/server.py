@@ -202,11 +202,12 @@ def serve(listen: str, tls_dir: str | Path, password_file: str | Path, *, userna
     """Run until SIGINT/SIGTERM, printing the base URL on a line of its own once ready."""
     host, port = parse_listen(listen)
     try:
-        password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        lines = Path(password_file).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise SimConfigError(f"cannot read the password file: {exc}") from exc
+    password = lines[0] if lines else ""
     if not password:
-        raise SimConfigError(f"{password_file}: the password file is empty")
+        raise SimConfigError(f"{password_file}: the first line of the password file is empty")
     try:
         sim = OntapSimulator(host, port, tls_dir=tls_dir, username=username, password=password, seed=seed,
                              state_file=state_file, data_dir=data_dir)

@@ -37,6 +37,7 @@ class OntapBackend(SvmMixin, MountMixin):
         with self.lock:
             self.init_jobs()
             self._pending_names = set()
+            self._du_cache = {}
             self.state = {name: {} for name in COLLECTIONS}
             if self.data_dir.exists():
                 for child in self.data_dir.iterdir():

@@ -54,7 +54,7 @@ def mounted_error(volume: Record) -> OntapApiError:
 class StorageMixin(JobsMixin):
     """Aggregate space and the volume lifecycle; every change to a volume runs as a job."""
 
-    _du_cache: dict[str, tuple[float, int]] = {}
+    _du_cache: dict[str, tuple[float, int]]
 
     # aggregates -------------------------------------------------------------------------------------------
     def aggregate_used(self, aggr: Record) -> int:
