@@ -12,7 +12,7 @@ from typing import Any
 
 from labctl import __version__
 from labctl.config.experiment import Experiment, load_experiment
-from labctl.errors import HostError, LabctlError, RunError
+from labctl.errors import ConfigError, HostError, LabctlError, RunError
 from labctl.experiment import llmstudio_keys as K
 from labctl.experiment.bundle import new_run_id, save_manifest
 from labctl.experiment.hosts import Target, resolve_hosts
@@ -161,6 +161,13 @@ class HostRun:
     def prepare(self) -> None:
         """Connect, upload the agent, learn the host's facts, check the mount."""
         r = self.remote
+        mount = self.target.mount.rstrip("/") + "/"
+        if (self.rundir.rstrip("/") + "/").startswith(mount):
+            raise ConfigError(
+                f"labctl_host_workdir ({self.target.var('labctl_host_workdir')}) is on the measured mount",
+                where=self.target.name,
+                fix="monitors write host-local files: point labctl_host_workdir at local disk (/var/tmp/labctl)",
+            )
         for sub in ("agent", "raw", "logs"):
             r.mkdir(f"{self.rundir}/{sub}")
         for name in AGENT_FILES:
