@@ -166,7 +166,7 @@ class HostRun:
             raise ConfigError(
                 f"labctl_host_workdir ({self.target.var('labctl_host_workdir')}) is on the measured mount",
                 where=self.target.name,
-                fix="monitors write host-local files: point labctl_host_workdir at local disk (/var/tmp/labctl)",
+                fix="monitors write host-local files: set labctl_host_workdir to local disk",
             )
         for sub in ("agent", "raw", "logs"):
             r.mkdir(f"{self.rundir}/{sub}")

@@ -34,8 +34,8 @@ def test_missing_inventory(tmp_path, capsys):
 
 
 def test_known_hosts_from_ansible_args():
-    assert known_hosts_from_args("-o UserKnownHostsFile=/lab/ssh/known_hosts -o StrictHostKeyChecking=yes") == (
-        "/lab/ssh/known_hosts")
+    args = "-o UserKnownHostsFile=/lab/ssh/known_hosts -o StrictHostKeyChecking=yes"
+    assert known_hosts_from_args(args) == "/lab/ssh/known_hosts"
     assert known_hosts_from_args("-oUserKnownHostsFile=/k -o IdentitiesOnly=yes") == "/k"
     assert known_hosts_from_args("-o IdentitiesOnly=yes") is None
 
