@@ -41,16 +41,23 @@ def test_known_hosts_from_ansible_args():
 
 
 def test_workdir_on_the_measured_mount_is_refused():
-    target = Target(name="gpu1", address="127.0.0.1",
-                    vars={"labctl_mount_path": "/mnt/fg_llm", "labctl_host_workdir": "/mnt/fg_llm/tmp"})
+    target = Target(
+        name="gpu1",
+        address="127.0.0.1",
+        vars={"labctl_mount_path": "/mnt/fg_llm", "labctl_host_workdir": "/mnt/fg_llm/tmp"},
+    )
     with pytest.raises(ConfigError, match="measured mount"):
         HostRun(Experiment(), target, "r1").prepare()
     assert output_dir(Experiment(), target, "r1") == "/mnt/fg_llm/labctl/r1/gpu1"
 
 
 def test_progress_description():
-    st = {"state": "training", "gpu_pct": 97.0, "nfs_mbps": {"read": 1.0, "write": 250.5},
-          "progress": {"epoch": 2, "epochs": 3, "step": 10, "total": 40, "loss": 1.234, "phase": "train"}}
+    st = {
+        "state": "training",
+        "gpu_pct": 97.0,
+        "nfs_mbps": {"read": 1.0, "write": 250.5},
+        "progress": {"epoch": 2, "epochs": 3, "step": 10, "total": 40, "loss": 1.234, "phase": "train"},
+    }
     text, total, done = describe(st)
     assert "epoch 2/3" in text and "step 10/40" in text and "loss 1.23" in text and "GPU 97%" in text
     assert "w 250.5 MB/s" in text and (total, done) == (120.0, 50.0)
