@@ -41,14 +41,17 @@ class SimApp:
 
     # log and reset ----------------------------------------------------------------------------------------
     def request_log(self) -> list[dict[str, Any]]:
+        """A copy of the `/api` call log, oldest first."""
         with self._log_lock:
             return [dict(e) for e in self._log]
 
     def clear_log(self) -> None:
+        """Forget the logged calls."""
         with self._log_lock:
             self._log.clear()
 
     def reset(self) -> None:
+        """Seeded state, no faults, empty log."""
         self.backend.reset()
         self.faults.clear()
         self.clear_log()
@@ -61,6 +64,7 @@ class SimApp:
 
     # dispatch ---------------------------------------------------------------------------------------------
     def authorized(self, header: str | None) -> bool:
+        """Whether an `Authorization: Basic …` header carries the right credentials."""
         if not header or not header.lower().startswith("basic "):
             return False
         try:
@@ -97,6 +101,7 @@ class SimApp:
 
     @staticmethod
     def error(exc: OntapApiError) -> Response:
+        """The HTTP answer for an ONTAP error (401s add a Basic challenge)."""
         headers = {"WWW-Authenticate": 'Basic realm="ONTAP"'} if exc.status == 401 else {}
         return Response(exc.status, exc.body(), headers)
 

@@ -34,6 +34,7 @@ class Fault:
     _rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def matches(self, method: str, path: str) -> bool:
+        """Whether this fault applies to `method` on `path`."""
         return (self.method in ("*", method)) and fnmatch.fnmatchcase(path, self.path)
 
     def roll(self) -> bool:
@@ -43,9 +44,11 @@ class Fault:
         return self.fraction is None or self._rng.random() < self.fraction
 
     def error(self) -> OntapApiError:
+        """The error an `error` fault answers with."""
         return OntapApiError(self.message, code=self.code, status=self.status)
 
     def public(self) -> dict[str, Any]:
+        """The fault as JSON (for `GET /_sim/faults`)."""
         return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
 
 
@@ -73,10 +76,12 @@ class Faults:
         return fault
 
     def clear(self) -> None:
+        """Remove every fault."""
         with self._lock:
             self._faults.clear()
 
     def list(self) -> list[dict[str, Any]]:
+        """Every fault as JSON, in matching order."""
         with self._lock:
             return [f.public() for f in self._faults]
 

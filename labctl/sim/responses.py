@@ -29,6 +29,7 @@ class Request:
 
 @dataclass
 class Response:
+    """An answer: status, JSON body, extra headers."""
     status: int
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -110,6 +111,7 @@ def collection(req: Request, records: list[Record], view: View) -> Response:
 
 
 def instance(req: Request, record: Record, view: View) -> Response:
+    """A single-record answer with `fields=` applied (default `*`)."""
     return Response(200, shape(record, view, parse_fields(req.query.get("fields")), [], instance=True))
 
 
@@ -300,4 +302,5 @@ class OntapResponses:
 
 
 def job_link(job: str) -> dict[str, Any]:
+    """The `{"job": {uuid, _links}}` body of an async answer."""
     return {"job": {"uuid": job, "_links": link(f"/api/cluster/jobs/{job}")}}

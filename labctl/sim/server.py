@@ -102,6 +102,7 @@ class _Server(ThreadingHTTPServer):
         log.debug("connection from %s ended with an error", client_address, exc_info=True)
 
     def close_connections(self) -> None:
+        """Shut down every open client connection (keep-alive included)."""
         with self._open_lock:
             for sock in list(self._open):
                 with contextlib.suppress(OSError):
@@ -142,6 +143,7 @@ class OntapSimulator:
 
     @property
     def url(self) -> str:
+        """The base URL, `https://HOST:PORT`."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         return f"https://[{host}]:{self.port}" if ":" in host else f"https://{host}:{self.port}"
 
@@ -171,20 +173,25 @@ class OntapSimulator:
 
     # control, in-process (same effect as the /_sim endpoints) ----------------------------------------------
     def reset(self) -> None:
+        """Back to the seed: state, jobs, job mode, faults, request log."""
         self.app.reset()
 
     def requests(self) -> list[dict[str, Any]]:
+        """The `/api` call log: method, path, query, status, body, time."""
         return self.app.request_log()
 
     def state(self, include_jobs: bool = False) -> dict[str, Any]:
+        """A deep copy of the cluster state (jobs only when asked)."""
         with self.backend.lock:
             return self.backend.dump(() if include_jobs else ("jobs",))
 
     def set_job_mode(self, mode: str, **params: Any) -> None:
+        """`immediate`, `polls` (polls=N) or `seconds` (seconds=T)."""
         with self.backend.lock:
             self.backend.set_job_mode({"mode": mode, **params})
 
     def add_fault(self, **spec: Any) -> None:
+        """Add a fault (see `labctl.sim.faults.Fault`)."""
         self.app.faults.add(spec)
 
 

@@ -79,9 +79,11 @@ class BackendBase:
         raise SvmNotFound(str(ref.get("name") or ref.get("uuid")))
 
     def svm_by_uuid(self, svm_uuid: str) -> Record | None:
+        """The SVM record with this uuid, or None."""
         return self.state["svms"].get(svm_uuid)
 
     def node_by_name(self, name: str | None) -> Record | None:
+        """The node record with this name, or None."""
         return next((n for n in self.state["nodes"].values() if n["name"] == name), None)
 
     def find_aggregate(self, ref: Any) -> Record:
@@ -107,6 +109,7 @@ class BackendBase:
         return {"name": record["name"], "uuid": record["uuid"]}
 
     def svm_ref(self, svm: Record) -> dict[str, Any]:
+        """A `{name, uuid, _links}` reference to an SVM."""
         return {**self.ref(svm), "_links": link(f"/api/svm/svms/{svm['uuid']}")}
 
     # dumps -------------------------------------------------------------------------------------------------

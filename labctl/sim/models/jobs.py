@@ -34,6 +34,7 @@ class JobsMixin(BackendBase):
     _jobs: dict[str, JobRuntime]
 
     def init_jobs(self) -> None:
+        """No jobs, immediate mode, no pending job failure."""
         self.job_mode = {"mode": "immediate"}
         self._jobs = {}
         self.pending_job_failure: OntapApiError | None = None
@@ -116,6 +117,7 @@ class JobsMixin(BackendBase):
             record.update(state="running", message="Job is running")
 
     def job_done(self, job_uuid: str) -> bool:
+        """Whether the job reached `success` or `failure`."""
         return self.state["jobs"].get(job_uuid, {}).get("state") in TERMINAL
 
     def job_wait_s(self, job_uuid: str) -> float | None:

@@ -20,6 +20,7 @@ class MountRefused(Exception):
         self.message = message
 
     def body(self) -> dict[str, Any]:
+        """The control API's error envelope for this refusal."""
         return {"error": {"message": self.message, "code": self.reason, "exit_status": MOUNT_FAILURE}}
 
 

@@ -92,6 +92,7 @@ class NfsMixin(BackendBase):
 
     # services ---------------------------------------------------------------------------------------------
     def render_nfs_service(self, service: Record) -> Record:
+        """The NFS service as REST shows it."""
         return public(service)
 
     def create_nfs_service(self, body: dict[str, Any]) -> Record:
@@ -125,6 +126,7 @@ class NfsMixin(BackendBase):
             svm["nfs"]["enabled"] = service["enabled"]
 
     def delete_nfs_service(self, svm_uuid: str) -> None:
+        """DELETE /protocols/nfs/services/{svm.uuid}; raises EntryNotFound."""
         self.get_record("nfs_services", svm_uuid, "svm.uuid")
         del self.state["nfs_services"][svm_uuid]
         svm = self.svm_by_uuid(svm_uuid)
@@ -133,9 +135,11 @@ class NfsMixin(BackendBase):
 
     # export policies --------------------------------------------------------------------------------------
     def render_export_policy(self, policy: Record) -> Record:
+        """The export policy as REST shows it (rules included)."""
         return public(policy)
 
     def find_policy(self, policy_id: str, status: int = 404) -> Record:
+        """The policy with this id; raises 404 code 4 (or 1703954 with another status)."""
         policy = self.state["export_policies"].get(str(policy_id))
         if policy is None:
             if status == 404:
@@ -155,6 +159,7 @@ class NfsMixin(BackendBase):
         return policy
 
     def create_export_policy(self, body: dict[str, Any]) -> Record:
+        """POST /protocols/nfs/export-policies; raises 2621462, 262197 or 409 code 1."""
         unknown = set(body) - {"name", "svm", "rules"}
         if unknown:
             raise UnexpectedArgument(sorted(unknown)[0])
@@ -173,6 +178,7 @@ class NfsMixin(BackendBase):
         return policy
 
     def patch_export_policy(self, policy_id: str, body: dict[str, Any]) -> None:
+        """PATCH …/export-policies/{id}: rename and/or replace the rules."""
         policy = self.find_policy(policy_id)
         unknown = set(body) - {"name", "rules"}
         if unknown:
@@ -196,6 +202,7 @@ class NfsMixin(BackendBase):
                 self._insert_rule(policy, rule)
 
     def delete_export_policy(self, policy_id: str) -> None:
+        """DELETE …/export-policies/{id}; raises 1703947 (default) or 1703945 (in use)."""
         policy = self.find_policy(policy_id)
         if policy["name"] == "default":
             raise OntapApiError("Cannot delete default ruleset.  This ruleset will be deleted when the "
@@ -208,6 +215,7 @@ class NfsMixin(BackendBase):
 
     # export rules -----------------------------------------------------------------------------------------
     def render_rule(self, policy: Record, rule: Record) -> Record:
+        """An export rule as REST shows it, with its policy and SVM."""
         out = public(rule)
         out["policy"] = {"id": policy["id"], "name": policy["name"]}
         out["svm"] = {"name": policy["svm"]["name"], "uuid": policy["svm"]["uuid"]}
@@ -215,6 +223,7 @@ class NfsMixin(BackendBase):
         return out
 
     def find_rule(self, policy: Record, index: str) -> Record:
+        """The rule at `index`; raises EntryNotFound (target `index`)."""
         for rule in policy["rules"]:
             if str(rule["index"]) == str(index):
                 return rule
@@ -313,6 +322,7 @@ class NfsMixin(BackendBase):
 
     def patch_export_rule(self, policy_id: str, index: str, body: dict[str, Any],
                           new_index: str | None) -> None:
+        """PATCH …/rules/{index}, re-indexing with `new_index`."""
         policy = self.find_policy(policy_id)
         rule = self.find_rule(policy, index)
         merged = {k: v for k, v in rule.items() if k != "index"}
@@ -329,6 +339,7 @@ class NfsMixin(BackendBase):
                 r["index"] = i
 
     def delete_export_rule(self, policy_id: str, index: str) -> None:
+        """DELETE …/rules/{index}; later rules move up."""
         policy = self.find_policy(policy_id)
         policy["rules"].remove(self.find_rule(policy, index))
         for i, r in enumerate(policy["rules"], start=1):

@@ -47,6 +47,7 @@ def _get(body: dict[str, Any], dotted: str) -> Any:
 
 
 def mounted_error(volume: Record) -> OntapApiError:
+    """524546: a mounted volume cannot go offline (or be deleted)."""
     return OntapApiError(f"Volume \"{volume['name']}\" on SVM \"{volume['svm']['name']}\" must be unmounted "
                          "before being taken offline or restricted.", code="524546")
 
@@ -99,6 +100,7 @@ class StorageMixin(JobsMixin):
         return total
 
     def render_aggregate(self, aggr: Record) -> Record:
+        """The aggregate as REST shows it, with live space figures."""
         out = public(aggr)
         size = aggr["_size"]
         used = self.aggregate_used(aggr)
@@ -111,6 +113,7 @@ class StorageMixin(JobsMixin):
         return out
 
     def aggregate_available(self, aggr: Record) -> int:
+        """Free bytes in the aggregate."""
         return aggr["_size"] - self.aggregate_used(aggr)
 
     def add_aggregate(self, name: str, node: Record, size: int, used: int = 0) -> Record:
@@ -129,6 +132,7 @@ class StorageMixin(JobsMixin):
 
     # volumes: reading -------------------------------------------------------------------------------------
     def volume_dir(self, volume: Record) -> Path:
+        """The volume's real directory: data_dir/<svm>/<volume>."""
         return self.data_dir / volume["svm"]["name"] / volume["name"]
 
     def find_volume(self, vol_uuid: str, is_constituent: bool = False) -> Record:
@@ -139,10 +143,12 @@ class StorageMixin(JobsMixin):
         return volume
 
     def constituents(self, volume: Record) -> list[Record]:
+        """A FlexGroup's constituents, by name."""
         return sorted((v for v in self.state["volumes"].values()
                        if v.get("flexgroup", {}).get("uuid") == volume["uuid"]), key=lambda v: v["name"])
 
     def render_volume(self, volume: Record) -> Record:
+        """The volume as REST shows it (space, constituents, no empty junction)."""
         out = public(volume)
         size = volume["size"]
         used = self.volume_used(volume) if volume["style"] != "flexgroup_constituent" else 0

@@ -33,6 +33,7 @@ class SvmMixin(StorageMixin, NfsMixin):
 
     # SVMs -------------------------------------------------------------------------------------------------
     def render_svm(self, svm: Record) -> Record:
+        """The SVM as REST shows it."""
         out = public(svm)
         out["aggregates"] = [self.ref(a) for a in self.state["aggregates"].values()
                              if a["uuid"] in svm["_aggregates"]]
@@ -97,6 +98,7 @@ class SvmMixin(StorageMixin, NfsMixin):
         return job, f"/api/svm/svms/{uuid}" if uuid else f"/api/svm/svms/?name={name}"
 
     def patch_svm(self, svm_uuid: str, body: dict[str, Any]) -> str:
+        """PATCH /svm/svms/{uuid}: validate, then a job applies it; returns the job uuid."""
         svm = self.get_record("svms", svm_uuid)
         for key in body:
             if key in ("uuid", "subtype", "ipspace"):
@@ -125,6 +127,7 @@ class SvmMixin(StorageMixin, NfsMixin):
         return self.submit_job(f"PATCH /api/svm/svms/{svm_uuid}", action, svm=self.svm_ref(svm))
 
     def delete_svm(self, svm_uuid: str) -> str:
+        """DELETE /svm/svms/{uuid}; refused while it holds volumes other than its root."""
         svm = self.get_record("svms", svm_uuid)
         if any(v["svm"]["uuid"] == svm_uuid and not v["is_svm_root"] for v in self.state["volumes"].values()):
             raise OntapApiError(f"Cannot delete Vserver \"{svm['name']}\" because it contains one or more "
@@ -146,6 +149,7 @@ class SvmMixin(StorageMixin, NfsMixin):
 
     # IP interfaces ----------------------------------------------------------------------------------------
     def render_interface(self, lif: Record) -> Record:
+        """The IP interface as REST shows it."""
         return public(lif)
 
     def _home(self, location: dict[str, Any]) -> tuple[Record, str]:
@@ -200,6 +204,7 @@ class SvmMixin(StorageMixin, NfsMixin):
 
     def add_interface(self, svm: Record, name: str, node: Record, port: str, ip: dict[str, Any], policy: str,
                       enabled: bool = True) -> Record:
+        """A data LIF homed (and current) on `node`/`port`."""
         lif_uuid = self.new_uuid("interface", f"{svm['name']}/{name}")
         where = {"node": self.ref(node), "port": {"name": port, "node": {"name": node["name"]}}}
         lif = {"uuid": lif_uuid, "name": name, "enabled": enabled, "state": "up" if enabled else "down",
@@ -213,6 +218,7 @@ class SvmMixin(StorageMixin, NfsMixin):
         return lif
 
     def patch_interface(self, lif_uuid: str, body: dict[str, Any]) -> None:
+        """PATCH /network/ip/interfaces/{uuid} (address, state, policy, home, name)."""
         lif = self.get_record("interfaces", lif_uuid)
         for key in body:
             if key in ("svm", "scope", "ipspace", "uuid"):
@@ -249,6 +255,7 @@ class SvmMixin(StorageMixin, NfsMixin):
                     lif["location"][key] = loc[key]
 
     def delete_interface(self, lif_uuid: str) -> None:
+        """DELETE /network/ip/interfaces/{uuid}; raises EntryNotFound."""
         self.get_record("interfaces", lif_uuid)
         del self.state["interfaces"][lif_uuid]
 
