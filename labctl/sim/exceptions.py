@@ -31,6 +31,7 @@ class OntapApiError(Exception):
 
 class NotAuthorized(OntapApiError):
     """Wrong or missing credentials (401, 6691623)."""
+
     status, code = 401, "6691623"
 
     def __init__(self) -> None:
@@ -39,6 +40,7 @@ class NotAuthorized(OntapApiError):
 
 class ApiNotFound(OntapApiError):
     """No such REST path (404, code 3)."""
+
     status, code = 404, "3"
 
     def __init__(self) -> None:
@@ -47,6 +49,7 @@ class ApiNotFound(OntapApiError):
 
 class MethodNotAllowed(OntapApiError):
     """The path exists but not for this method (405)."""
+
     status, code = 405, "3"
 
     def __init__(self, method: str) -> None:
@@ -64,6 +67,7 @@ class EntryNotFound(OntapApiError):
 
 class Duplicate(OntapApiError):
     """An object with that identity already exists (409)."""
+
     status = 409
 
 
@@ -96,6 +100,7 @@ class FieldNotSettable(OntapApiError):
 
 class SvmNotFound(OntapApiError):
     """The SVM named in a body does not exist (400, 2621462)."""
+
     code = "2621462"
 
     def __init__(self, name: str) -> None:
@@ -104,6 +109,7 @@ class SvmNotFound(OntapApiError):
 
 class SvmRequired(OntapApiError):
     """A body names no SVM (400, 2621707)."""
+
     code = "2621707"
 
     def __init__(self) -> None:

@@ -30,6 +30,7 @@ class Request:
 @dataclass
 class Response:
     """An answer: status, JSON body, extra headers."""
+
     status: int
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
