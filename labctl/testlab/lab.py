@@ -182,6 +182,10 @@ def write_inventory(lab_dir: Path, hosts: list[sshhost.SimHost], group_vars: dic
 def sim_up(lab_dir: Path, n_hosts: int, *, seed: Path | None = None, gpus: int = 8) -> dict[str, Any]:
     """Start the simulator and `n_hosts` hosts, write the inventory and lab.json; returns lab.json's data."""
     lab_dir = lab_dir.resolve()
+    if n_hosts and not sshhost.can_namespace():
+        raise LabError("simulated GPU hosts need root (each gets its own mount namespace, so their "
+                       "mounts, /mnt, /var/tmp and /etc/fstab never touch this machine); run as root or "
+                       "use --hosts 0")
     lab_dir.mkdir(parents=True, exist_ok=True)
     existing = read_lab(lab_dir)
     if existing and is_running(existing):
