@@ -60,3 +60,14 @@ def test_seed_file_overrides_lifs(tmp_path):
     bad.write_text('{"clusters": {}}')
     with pytest.raises(ValueError, match="unknown seed keys"):
         OntapSimulator(seed=bad)
+
+
+def test_reset_removes_only_volume_directories(tmp_path):
+    data = tmp_path / "data"
+    (data / "unrelated").mkdir(parents=True)
+    (data / "unrelated" / "keep.txt").write_text("mine")
+    with OntapSimulator(data_dir=data) as sim:
+        (data / "llm-lab" / "llm_lab_root" / "f").write_text("x")
+        sim.reset()
+        assert (data / "unrelated" / "keep.txt").read_text() == "mine"
+        assert list((data / "llm-lab" / "llm_lab_root").iterdir()) == []

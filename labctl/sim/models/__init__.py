@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -35,14 +37,11 @@ class OntapBackend(SvmMixin, MountMixin):
     def reset(self) -> None:
         """Back to the seeded cluster: state, jobs, job mode and volume directories."""
         with self.lock:
+            self._remove_volume_dirs()
             self.init_jobs()
             self._pending_names = set()
             self._du_cache = {}
             self.state = {name: {} for name in COLLECTIONS}
-            if self.data_dir.exists():
-                for child in self.data_dir.iterdir():
-                    if child.is_dir():
-                        _rmtree(child)
             self._seeding = True
             try:
                 self._build_seed(copy.deepcopy(self.seed_spec))
@@ -95,6 +94,15 @@ class OntapBackend(SvmMixin, MountMixin):
                                    self._ip({"address": lif["address"], "netmask": lif.get("netmask", "24")}),
                                    ref_name(lif.get("service_policy")) or "default-data-files")
 
+    def _remove_volume_dirs(self) -> None:
+        """Delete the directories of the volumes in the state (never anything else under data_dir)."""
+        for volume in self.state.get("volumes", {}).values():
+            if volume["style"] != "flexgroup_constituent":
+                shutil.rmtree(self.volume_dir(volume), ignore_errors=True)
+        for svm in self.state.get("svms", {}).values():
+            with contextlib.suppress(OSError):
+                (self.data_dir / svm["name"]).rmdir()
+
     # persistence ------------------------------------------------------------------------------------------
     def load(self, dump: dict[str, Any]) -> None:
         """Adopt a saved state (jobs are not kept across restarts)."""
@@ -117,8 +125,3 @@ class OntapBackend(SvmMixin, MountMixin):
             os.replace(tmp, self.state_file)
             self._saved = text
 
-
-def _rmtree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
