@@ -40,45 +40,6 @@ def sim_ontap(listen: str, tls_dir: str, password_file: str, user: str, seed: st
                          fix="check --listen, --password-file and --seed") from exc
 
 
-# --- simulated lab: `labctl sim up` / `sim down` (the code lives in labctl/testlab/) --------------------------
-@sim.command("up")
-@click.option("--dir", "lab_dir", required=True, type=click.Path(file_okay=False), help="Lab directory.")
-@click.option("--hosts", "n_hosts", default=2, show_default=True, type=click.IntRange(0, 40),
-              help="Number of simulated GPU hosts (0 = ONTAP only).")
-@click.option("--gpus", default=8, show_default=True, type=click.IntRange(1, 16), help="GPUs per host.")
-@click.option("--seed", type=click.Path(dir_okay=False, exists=True), help="Simulator seed file (JSON/YAML).")
-def sim_up_command(lab_dir: str, n_hosts: int, gpus: int, seed: str | None) -> None:
-    """Start the ONTAP simulator and N sshd GPU hosts; write DIR/inventory and DIR/lab.json."""
-    from pathlib import Path
-
-    from labctl.errors import LabctlError
-    from labctl.testlab.lab import LabError, sim_up
-
-    try:
-        lab = sim_up(Path(lab_dir), n_hosts, seed=Path(seed) if seed else None, gpus=gpus)
-    except (LabError, RuntimeError, OSError) as exc:
-        raise LabctlError(str(exc), where=f"sim up --dir {lab_dir}",
-                          fix=f"see the logs under {lab_dir}; `labctl sim down --dir {lab_dir}` cleans up"
-                          ) from exc
-    click.echo(f"ONTAP simulator: {lab['ontap']['url']} (pid {lab['ontap']['pid']})")
-    for host in lab["hosts"]:
-        click.echo(f"host {host['name']}: ssh {host['address']} port {host['port']} (pid {host['pid']})")
-    click.echo(f"inventory: {lab['inventory']}")
-    click.echo(f"next: labctl -i {lab['inventory']} provision")
-
-
-@sim.command("down")
-@click.option("--dir", "lab_dir", required=True, type=click.Path(file_okay=False), help="Lab directory.")
-def sim_down_command(lab_dir: str) -> None:
-    """Stop everything `sim up` started in DIR (idempotent)."""
-    from pathlib import Path
-
-    from labctl.testlab.lab import sim_down
-
-    stopped = sim_down(Path(lab_dir))
-    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
-
-
 # --- simulated lab: `labctl sim up` / `sim down` (the code lives in labctl/testlab/) ------------------------
 @sim.command("up")
 @click.option("--dir", "lab_dir", required=True, type=click.Path(file_okay=False), help="Lab directory.")
