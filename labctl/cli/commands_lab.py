@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -14,7 +14,10 @@ from rich.table import Table
 from labctl import paths
 from labctl.config.lab import LabConfig, load_lab_config
 from labctl.errors import LabctlError, UsageError
-from labctl.ontap.changes import Change
+
+if TYPE_CHECKING:
+    from labctl.lab.provision import ProvisionResult
+    from labctl.ontap.changes import Change
 
 ONLY = click.Choice(["storage", "hosts"])
 STYLE = {
@@ -69,29 +72,31 @@ def provision(ctx: click.Context, only: str | None, plan: bool) -> None:
 
     cfg, state_dir = _lab(ctx)
     console = Console()
-    result = run(cfg, state_dir, only=only, plan=plan, console=console)
-    if result.changes:
+
+    def show_storage(result: ProvisionResult) -> None:
         console.print(_changes_table("plan (nothing changed)" if plan else "storage", result.changes))
-    if result.verified:
-        v = result.verified
-        console.print(
-            f"verified: {v['name']}: {v['constituents']} constituents "
-            f"({', '.join(f'{a}: {n}' for a, n in sorted(v['per_aggregate'].items()))}), "
-            f"junction {v['junction']}, export policy {v['policy']}"
-        )
-    if result.nfs_server:
-        console.print(
-            f"hosts mount {result.nfs_server}:{cfg.flexgroup.junction} on {cfg.mount.path} "
-            f"with {cfg.mount.options}"
-        )
+        if result.verified:
+            v = result.verified
+            spread = ", ".join(f"{a}: {n}" for a, n in sorted(v["per_aggregate"].items()))
+            console.print(
+                f"verified: {v['name']}: {v['constituents']} constituents ({spread}), "
+                f"junction {v['junction']}, export policy {v['policy']}"
+            )
+        if result.nfs_server:
+            console.print(
+                f"hosts mount {result.nfs_server}:{cfg.flexgroup.junction} on {cfg.mount.path} "
+                f"with {cfg.mount.options}"
+            )
+        if plan:
+            n = sum(c.mutates for c in result.changes)
+            console.print(f"{n} change(s) planned" if n else "nothing to change")
+            refused = [c for c in result.changes if c.action == "refused"]
+            if refused:
+                console.print(f"[bold red]{len(refused)} object(s) refused:[/] provision would stop there")
+
+    result = run(cfg, state_dir, only=only, plan=plan, console=console, on_storage=show_storage)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}")
-    if plan:
-        n = sum(c.mutates for c in result.changes)
-        console.print(f"{n} change(s) planned" if n else "nothing to change")
-        refused = [c for c in result.changes if c.action == "refused"]
-        if refused:
-            console.print(f"[bold red]{len(refused)} object(s) refused:[/] provision would stop there")
 
 
 @click.command("teardown")

@@ -3,6 +3,7 @@ then the hosts phase. With `plan=True` it reads only and reports what it would c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,13 +107,22 @@ def provision_hosts(
 
 
 def provision(
-    cfg: LabConfig, state_dir: Path, *, only: str | None, plan: bool, console: Console
+    cfg: LabConfig,
+    state_dir: Path,
+    *,
+    only: str | None,
+    plan: bool,
+    console: Console,
+    on_storage: Callable[[ProvisionResult], None] | None = None,
 ) -> ProvisionResult:
-    """The whole `labctl provision`: storage, then hosts (either alone with `only`)."""
+    """The whole `labctl provision`: storage, then hosts (either alone with `only`). `on_storage` sees the
+    storage result before the hosts phase starts (to show it first)."""
     if only == "hosts":
         result = ProvisionResult(nfs_server=nfs_server_for_hosts(cfg, state_dir, console))
     else:
         result = provision_storage(cfg, state_dir, plan=plan, console=console)
+        if on_storage is not None:
+            on_storage(result)
     if only != "storage":
         if only is None and hosts_phase_module() is None:
             result.notes.append(HOSTS_MISSING + "; the storage part is done")
