@@ -176,6 +176,7 @@ def remove_export(
         else:
             out.append(Change(RULE, f"{name}#{index}", DELETE))
             if not plan:
+                ledger.update(rkey, state="removing")
                 ontap.call(
                     f"delete export rule {index} of {name}",
                     lambda: ExportRule(policy_id, index=int(index)).delete(poll=True),
