@@ -22,6 +22,23 @@ from labctl.sim.urls import API, CONTROL, resolve
 MAX_RETURN_TIMEOUT = 120
 
 
+def plain_json(accept: str) -> bool:
+    """`Accept: application/json` without HAL: ONTAP then sends no links but `_links.next`."""
+    return "application/json" in accept and "hal+json" not in accept
+
+
+def strip_links(body: Any, top: bool = True) -> Any:
+    """Drop every `_links` except the collection's `next` link and job links (clients poll those)."""
+    if isinstance(body, list):
+        return [strip_links(item, False) for item in body]
+    if not isinstance(body, dict):
+        return body
+    out = {k: v if k in ("job", "jobs") else strip_links(v, False) for k, v in body.items() if k != "_links"}
+    if top and "next" in body.get("_links", {}):
+        out["_links"] = {"next": body["_links"]["next"]}
+    return out
+
+
 class DropConnection(Exception):
     """Raised to make the server reset the connection without answering."""
 
@@ -97,6 +114,9 @@ class SimApp:
             raise
         if is_api:
             self._record(req, response.status, unquote(split.query), sent)
+            if plain_json(req.accept) and response.body:
+                response.body = strip_links(response.body)
+                response.headers["Content-Type"] = "application/json"
         return response
 
     @staticmethod

@@ -113,3 +113,15 @@ def test_private_cli_recovery_queue_is_empty(ontap):
     response = CLI().execute("volume recovery-queue show", privilege_level="advanced", vserver="llm-lab",
                              fields="volume")
     assert response.http_response.json() == {"num_records": 0, "records": []}
+
+
+def test_plain_json_accept_drops_hal_links_but_next(raw):
+    page = raw("GET", "/api/storage/aggregates?max_records=1", headers={"Accept": "application/json"})
+    assert page.headers["Content-Type"] == "application/json"
+    body = page.json()
+    assert set(body["_links"]) == {"next"} and "_links" not in body["records"][0]
+    hal = raw("GET", "/api/storage/aggregates", headers={"Accept": "application/hal+json, application/json"})
+    assert "_links" in hal.json()["records"][0]
+    job = raw("POST", "/api/storage/volumes", headers={"Accept": "application/json"},
+              json={"name": "v", "svm.name": "llm-lab", "size": "1GB"}).json()["job"]
+    assert job["_links"]["self"]["href"] == f"/api/cluster/jobs/{job['uuid']}"
