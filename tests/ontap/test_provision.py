@@ -219,3 +219,17 @@ def test_hosts_only_without_the_hosts_phase_says_so(lab, monkeypatch):
     assert rc == 1 and "hosts phase not available" in err
     rc, out, _ = lab.run("provision")
     assert rc == 0 and "hosts phase not available" in out
+
+
+def test_an_existing_policy_gets_only_labctls_rule_and_keeps_the_rest(lab):
+    seed = lab.sim.state()
+    lab.configure(labctl_export_policy="default")
+    rc, out, err = lab.run("provision", "--only", "storage")
+    assert rc == 0, err
+    with lab.sdk():
+        assert len(_policy_rules("default")) == 1
+    mark = lab.mark()
+    assert lab.run("provision", "--only", "storage")[0] == 0 and lab.mutations(mark) == []
+    rc, out, _ = lab.run("teardown", "--yes", "--only", "storage")
+    assert rc == 0
+    assert lab.sim.state() == seed  # the rule went, the policy stayed
