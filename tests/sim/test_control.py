@@ -93,17 +93,17 @@ def test_job_after_n_polls(raw, ontap):
 
 
 def test_job_after_seconds_honours_return_timeout(raw):
-    raw("POST", "/_sim/jobs", json={"mode": "seconds", "seconds": 0.4})
+    raw("POST", "/_sim/jobs", json={"mode": "seconds", "seconds": 1.5})
     quick = raw("POST", "/api/storage/volumes", json=FLEXVOL)
     assert quick.status_code == 202
     href = quick.json()["job"]["_links"]["self"]["href"]
     assert raw("GET", href).json()["state"] in ("queued", "running")
     assert raw("GET", "/api/storage/volumes?name=v1").json()["num_records"] == 0
-    time.sleep(0.45)
-    assert raw("GET", href).json()["state"] == "success"
     unmounted = {**FLEXVOL, "name": "v2", "nas.path": ""}
-    waited = raw("POST", "/api/storage/volumes?return_timeout=2", json=unmounted)
+    waited = raw("POST", "/api/storage/volumes?return_timeout=5", json=unmounted)
     assert waited.status_code == 201
+    assert raw("GET", href).json()["state"] == "success"
+    assert raw("GET", "/api/storage/volumes?name=v1").json()["num_records"] == 1
     raw("POST", "/_sim/jobs", json={"mode": "seconds", "seconds": 5})
     assert raw("POST", "/api/storage/volumes?return_timeout=1",
                json={**FLEXVOL, "name": "v3", "nas.path": ""}).status_code == 202
