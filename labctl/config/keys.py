@@ -133,6 +133,13 @@ class LabVars(BaseModel):
             raise ValueError(f"each entry must be one of {', '.join(SECURITY_FLAVORS)} (got {bad or value})")
         return value
 
+    @field_validator("labctl_nfs_tcp_max_xfer_size")
+    @classmethod
+    def _xfer(cls, value: int) -> int:
+        if value % 4096:
+            raise ValueError("must be a multiple of 4096 (ONTAP's rule), e.g. 1048576 or 262144")
+        return value
+
     @field_validator("labctl_flexgroup_size")
     @classmethod
     def _size(cls, value: int | str) -> int | str:

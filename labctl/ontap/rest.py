@@ -118,7 +118,12 @@ def to_labctl_error(exc: BaseException, what: str, target: Target) -> LabctlErro
         return ConfigError(
             f"TLS verification of {target.endpoint} failed: {_short(cause)}",
             where=target.tls_where,
-            fix="point labctl_ontap_ca_file at the CA that signed the cluster certificate",
+            fix=(
+                "use the name or address the cluster certificate carries (subject alternative name) as "
+                "labctl_ontap_host, or reissue the certificate with it"
+                if "match" in str(cause).lower()
+                else "point labctl_ontap_ca_file at the CA that signed the cluster certificate"
+            ),
         )
     if status is None and isinstance(cause, requests.exceptions.RequestException):
         return OntapError(
