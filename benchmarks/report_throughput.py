@@ -30,10 +30,10 @@ TARGET_RATIO, TARGET_RSS_MB = 5.0, 1024.0
 
 
 def _bpftrace(d: Path, plan: _Plan, seconds: int, target_bytes: int) -> None:
-    """A dense trace of io_by_second.bt records: ticks spread evenly over the run, ~1.2 kB each."""
+    """A dense trace of io_by_second.bt records: ticks spread evenly over the run, ~1.06 kB each."""
     boot = 1_000_000_000_000
     (d / "bpftrace.meta.json").write_text(json.dumps({"realtime_minus_boottime": plan.t0 - boot / 1e9}))
-    ticks = max(int(target_bytes / 1200), 1)
+    ticks = max(int(target_bytes / 1060), 1)
     step_ns = seconds * 1_000_000_000 // ticks
     hist = ", ".join(f'{{"min": {1 << k}, "max": {(1 << (k + 1)) - 1}, "count": {k * 3 + 1}}}' for k in range(12, 21))
     hist_r = f'{{"type": "hist", "data": {{"@read_size": [{hist}]}}}}\n'

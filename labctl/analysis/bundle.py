@@ -76,15 +76,31 @@ def host_entry(manifest: dict[str, Any], host: str) -> dict[str, Any]:
     return {}
 
 
-def _dmon_start(monitors: Any) -> tuple[float | None, float]:
+def _monitor_list(monitors: Any) -> list[dict[str, Any]]:
+    """monitors.json as a list of monitor records (`{"monitors": [...]}`, a bare list, or `{name: {...}}`)."""
+    if isinstance(monitors, dict) and isinstance(monitors.get("monitors"), list):
+        monitors = monitors["monitors"]
+    if isinstance(monitors, dict):
+        monitors = [dict(v, name=k) for k, v in monitors.items() if isinstance(v, dict)]
+    return [m for m in monitors if isinstance(m, dict)] if isinstance(monitors, list) else []
+
+
+def _dmon_start(monitors: list[dict[str, Any]]) -> tuple[float | None, float]:
     """Start time and `-d` interval of dmon from monitors.json (used only when dmon has no Date/Time)."""
-    entry = dig(monitors, "dmon", "monitors.dmon")
-    if isinstance(monitors, list):
-        entry = next((m for m in monitors if isinstance(m, dict) and m.get("name") == "dmon"), None)
-    start = dig(entry, "start", "started_at")
-    cmd = str(dig(entry, "command") or "")
-    m = re.search(r"-d\s+(\d+)", cmd)
+    entry = next((m for m in monitors if m.get("name") == "dmon"), {})
+    start = dig(entry, "started_at", "start")
+    cmd = entry.get("command") or ""
+    m = re.search(r"-d\s+(\d+)", " ".join(cmd) if isinstance(cmd, list) else str(cmd))
     return (float(start) if isinstance(start, (int, float)) else None), (float(m[1]) if m else 1.0)
+
+
+def _monitor_warnings(host: str, monitors: list[dict[str, Any]], warnings: list[str]) -> None:
+    for m in monitors:
+        errors = m.get("errors") or []
+        bad_exit = m.get("exit_status") not in (0, None) and m.get("status") != "stopped"
+        if errors or bad_exit:
+            detail = "; ".join(str(e) for e in errors)[:300] or f"exit status {m.get('exit_status')}"
+            warnings.append(f"{host}: monitor {m.get('name', '?')}: {detail}")
 
 
 def load_run(run_dir: Path) -> RunData:
@@ -149,8 +165,10 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
             run.parse.append(res.stats)
             if res.lost_events:
                 w.append(f"{host}: bpftrace lost {res.lost_events} events")
+    monitors = _monitor_list(load_json(d / "monitors.json", w))
+    _monitor_warnings(host, monitors, w)
     if (p := d / "dmon.log").exists():
-        start, interval = _dmon_start(load_json(d / "monitors.json", w))
+        start, interval = _dmon_start(monitors)
         run.parse.append(parse_dmon(p, host, store, clock, start_ts=start, interval_s=interval))
     if (p := d / "train.log").exists():
         tl = parse_trainlog(p, host, store, clock)

@@ -78,7 +78,10 @@ def test_local_time_offset_is_inferred_when_clock_json_lacks_it(tmp_path):
 def test_degrades_without_manifest_gpu_data_or_trainer_log(tmp_path):
     spec = write_run(tmp_path / "run", SynthSpec(sources=("mountstats",)))
     (tmp_path / "run" / "manifest.json").unlink()
+    (tmp_path / "run" / "raw" / "gpu1" / "monitors.json").write_text(json.dumps({"host": "gpu1", "monitors": [
+        {"name": "bpftrace", "exit_status": 1, "status": "failed", "errors": ["tracepoint not found"]}]}))
     s = analyse(tmp_path / "run").summary
+    assert "gpu1: monitor bpftrace: tracepoint not found" in s["warnings"]
     assert len(s["checkpoints"]) == 3 and s["gpu"]["util_mean_pct"] is None
     assert s["checkpoints"][0]["bytes"] == pytest.approx(spec.checkpoints[0].bytes, rel=0.01)
     assert any("manifest.json" in w for w in s["warnings"]) and any("GPU" in w for w in s["warnings"])
