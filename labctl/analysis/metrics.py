@@ -21,6 +21,7 @@ SCHEMA = "labctl.summary/1"
 MB = 1e6
 STALL_TARGETS = (0.01, 0.05)
 ACTIVE_PCT = 5.0
+MAX_SPAN_S = 60 * 86_400
 # NFS byte sources per host, best first: (source, bytes metric, rate metric)
 NFS_SOURCES = (("mountstats", "nfs.{}.bytes", "nfs.{}.bytes_rate"),
                ("bpftrace", "io.{}.bytes", "io.{}.bytes_rate"),
@@ -46,16 +47,32 @@ class _Ctx:
 
     def __init__(self, run: RunData, binned: dict[SeriesKey, Binned]) -> None:
         self.run, self.binned = run, binned
-        secs = [b.secs for b in binned.values() if b.secs.size]
-        t0 = int(min(s[0] for s in secs)) if secs else 0
-        t1 = int(max(s[-1] for s in secs)) if secs else 0
-        self.grid = Grid(t0, t1 - t0 + 1)
+        self.grid, self.outliers = run_grid(binned)
 
     def get(self, host: str, gpu: int, source: str, metric: str) -> Binned | None:
         return self.binned.get((host, gpu, source, metric))
 
     def idx(self, t: float) -> int:
         return int(min(max(math.floor(t) - self.grid.t0, 0), self.grid.n - 1))
+
+
+def run_grid(binned: dict[SeriesKey, Binned]) -> tuple[Grid, int]:
+    """The seconds the run covers, and how many samples lie far outside them.
+
+    A garbled timestamp that still parses (`#ts 17959…` cut short, a bad dmon date) must not stretch the grid
+    over decades: samples farther than max(1 h, the 1–99 % quantile span) from that span are left out, and
+    the grid is at most MAX_SPAN_S long.
+    """
+    secs = [b.secs for b in binned.values() if b.secs.size]
+    if not secs:
+        return Grid(0, 1), 0
+    allsecs = np.concatenate(secs)
+    lo, hi = np.quantile(allsecs, [0.01, 0.99])
+    margin = max(3600.0, hi - lo)
+    inside = allsecs[(allsecs >= lo - margin) & (allsecs <= hi + margin)]
+    t0 = int(inside.min())
+    t1 = int(min(inside.max(), t0 + MAX_SPAN_S))
+    return Grid(t0, t1 - t0 + 1), int(np.sum((allsecs < t0) | (allsecs > t1)))
 
 
 @dataclass
@@ -158,6 +175,8 @@ def summarize(run: RunData, binned: dict[SeriesKey, Binned],
                      "experiment": dig(run.manifest, "experiment.name", "experiment")},
         "parse": [p.to_dict() for p in run.parse],
     }
+    if c.outliers:
+        warnings.append(f"{c.outliers} sample(s) with timestamps far outside the run were left out")
     if not gpu_rows:
         warnings.append("no GPU utilisation data (dmon.log): GPU and stall metrics are empty")
     if not nfs_src:

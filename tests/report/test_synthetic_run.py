@@ -116,3 +116,15 @@ def test_bundle_written_by_the_run_side_in_the_simulated_lab(tmp_path):
     bad = {k: v for p in s["parse"] for k, v in p["skipped"].items()
            if k not in ("first_block_since_mount", "top_line_nconnect")}
     assert not bad
+
+
+def test_a_garbled_timestamp_does_not_stretch_the_run(tmp_path):
+    spec = write_run(tmp_path / "run", SynthSpec())
+    dmon = tmp_path / "run" / "raw" / "gpu1" / "dmon.log"
+    last = dmon.read_text().splitlines()[-1].split()
+    bad = " ".join(["19700101", "00:00:05"] + last[2:])  # a garbled date that still parses
+    dmon.write_text(dmon.read_text() + bad + "\n")
+    s = analyse(tmp_path / "run").summary
+    _check(s, spec)
+    assert any("far outside the run" in w for w in s["warnings"])
+    assert s["run"]["start"] > 1_700_000_000
