@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from labctl.analysis.lines import ParseStats
 from labctl.analysis.mountstats import MountInfo, parse_mountstats_log
 from labctl.analysis.nfsiostat import parse_nfsiostat
 from labctl.analysis.runner_events import parse_runner_events
-from labctl.analysis.series import SeriesStore
+from labctl.analysis.series import Series, SeriesStore
 from labctl.analysis.trainlog import TrainLog, parse_trainlog
 from labctl.errors import StateError
 
@@ -179,15 +180,18 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
 
 
 def _infer_utc_offset(run: RunData, host: str) -> None:
-    """dmon and the trainer print local time: if they sit a whole number of quarter hours away from the
-    epoch-stamped sources, shift them by that amount (clock.json had no utc_offset_s)."""
+    """dmon and the trainer print local time: if their median time sits a whole number of quarter hours away
+    from the epoch-stamped sources' median, shift them by that amount (clock.json had no utc_offset_s)."""
     store = run.store
     local = [s for k, s in store.series.items() if k[0] == host and k[2] in ("dmon", "trainer") and len(s.ts)]
     ref = [s for k, s in store.series.items()
            if k[0] == host and k[2] in ("mountstats", "nfsiostat", "bpftrace") and len(s.ts)]
     if not local or not ref:
         return
-    delta = min(s.ts[0] for s in local) - min(s.ts[0] for s in ref)
+    def median(group: list[Series]) -> float:  # robust to a few garbled timestamps
+        return statistics.median(t for s in group for t in s.ts[:: max(len(s.ts) // 500, 1)])
+
+    delta = median(local) - median(ref)
     quarter = round(delta / 900.0) * 900.0
     if abs(quarter) < 900 or abs(delta - quarter) > 300:
         return
