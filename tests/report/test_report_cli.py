@@ -94,3 +94,18 @@ def test_report_renders_in_headless_chromium(reported, tmp_path):
     px = mpimg.imread(shot)[..., :3]
     green = np.all(np.abs(px - np.array([0x2C, 0xA0, 0x2C]) / 255) < 0.08, axis=-1)  # Figure 1's mean line
     assert green.sum() > 200, "GPU utilisation figure not rendered"
+
+
+def test_partial_or_odd_manifest_still_renders(tmp_path):
+    run = tmp_path / "run"
+    _small(run)
+    (run / "manifest.json").write_text(json.dumps({"hosts": "gpu1", "mount_options": 5, "versions": [1, 2],
+                                                   "experiment": {"training": {"epochs": "x"}}}))
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "versions: not in manifest.json" in page and page.count("data:image/png;base64,") == 3
+    (run / "manifest.json").write_text("{not json")
+    assert main(["report", str(run)]) == 0
+    warnings = json.loads((run / "summary.json").read_text())["warnings"]
+    assert any("unreadable JSON" in w for w in warnings)
+    assert any("manifest.json missing" in w for w in warnings)
