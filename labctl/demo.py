@@ -64,8 +64,8 @@ def run_demo(lab_dir: Path, *, hosts: int = 2, keep: bool = False, experiment: P
             try:
                 lab = _phase(progress, task, result, "lab up", lambda: sim_up(lab_dir, hosts))
             except LabError as exc:
-                raise LabctlError(str(exc), where=str(lab_dir),
-                                  fix="run as root on a machine with openssh-server (./scripts/setup.sh)") from exc
+                fix = "run as root on a machine with openssh-server (./scripts/setup.sh)"
+                raise LabctlError(str(exc), where=str(lab_dir), fix=fix) from exc
             lab_up = True
             inventory = Path(lab["inventory"])
             exp_file = experiment or (Path(lab["experiment"]) if lab.get("experiment") else None)
