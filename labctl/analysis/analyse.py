@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labctl.analysis.arrays import RunArrays, run_arrays
 from labctl.analysis.bundle import RunData, load_run
-from labctl.analysis.metrics import RunArrays, run_arrays, summarize
+from labctl.analysis.metrics import summarize
 from labctl.analysis.series import SeriesKey
 from labctl.analysis.timeline import Binned, bin_store, write_timeline
 

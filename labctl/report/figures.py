@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from labctl.analysis.metrics import MB, RunArrays
+from labctl.analysis.arrays import RunArrays
+from labctl.analysis.metrics import MB
 
 MAX_POINTS = 2000
 READ_C, WRITE_C, GPU_C, CKPT_C = "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e"

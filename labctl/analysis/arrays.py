@@ -1,0 +1,95 @@
+"""Per-second arrays of a run: the grid, GPU utilisation of the GPUs it used, NFS read/write rates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from labctl.analysis.bundle import RunData
+from labctl.analysis.grid import Grid, nansum_rows
+from labctl.analysis.series import SeriesKey
+from labctl.analysis.timeline import Binned
+
+ACTIVE_PCT = 5.0
+MAX_SPAN_S = 60 * 86_400
+# NFS byte sources per host, best first: (source, bytes metric, rate metric)
+NFS_SOURCES = (("mountstats", "nfs.{}.bytes", "nfs.{}.bytes_rate"),
+               ("bpftrace", "io.{}.bytes", "io.{}.bytes_rate"),
+               ("nfsiostat", "nfsiostat.{}.bytes", "nfsiostat.{}.bytes_rate"))
+
+
+def run_grid(binned: dict[SeriesKey, Binned]) -> tuple[Grid, int]:
+    """The seconds the run covers, and how many samples lie far outside them.
+
+    A garbled timestamp that still parses (`#ts 17959…` cut short, a bad dmon date) must not stretch the grid
+    over decades: samples farther than max(1 h, the 1–99 % quantile span) from that span are left out, and
+    the grid is at most MAX_SPAN_S long.
+    """
+    secs = [b.secs for b in binned.values() if b.secs.size]
+    if not secs:
+        return Grid(0, 1), 0
+    allsecs = np.concatenate(secs)
+    lo, hi = np.quantile(allsecs, [0.01, 0.99])
+    margin = max(3600.0, hi - lo)
+    inside = allsecs[(allsecs >= lo - margin) & (allsecs <= hi + margin)]
+    t0 = int(inside.min())
+    t1 = int(min(inside.max(), t0 + MAX_SPAN_S))
+    return Grid(t0, t1 - t0 + 1), int(np.sum((allsecs < t0) | (allsecs > t1)))
+
+
+@dataclass
+class RunArrays:
+    """Per-second arrays on the run's grid: GPU utilisation (mean of GPUs and per GPU), NFS rates (B/s)."""
+
+    grid: Grid
+    u: np.ndarray
+    gpu_rows: dict[tuple[str, int], np.ndarray]
+    read: np.ndarray
+    write: np.ndarray
+    nfs_source: dict[str, str]
+    per_host: list[dict[str, Any]]
+    totals: dict[str, float]
+    idle_gpus: list[tuple[str, int]]
+    all_gpu_rows: dict[tuple[str, int], np.ndarray]
+
+
+def run_arrays(run: RunData, binned: dict[SeriesKey, Binned]) -> RunArrays:
+    """GPU `gpu.sm` per second (mean over every GPU of every host) and run-level NFS read/write rates,
+    each host's rates taken from its best NFS source (mountstats > bpftrace > nfsiostat)."""
+    g, _ = run_grid(binned)
+    all_rows = {(k[0], k[1]): g.dense(b) for k, b in binned.items() if k[2] == "dmon" and k[3] == "gpu.sm"}
+    active = {k: v for k, v in all_rows.items() if _active(v)}
+    gpu_rows = active or all_rows
+    if gpu_rows:
+        stack = np.vstack(list(gpu_rows.values()))
+        cnt = np.sum(~np.isnan(stack), axis=0)
+        u = np.where(cnt > 0, np.nansum(stack, axis=0) / np.maximum(cnt, 1), np.nan)
+    else:
+        u = np.full(g.n, np.nan)
+    nfs_src: dict[str, str] = {}
+    rates: dict[str, list[np.ndarray]] = {"read": [], "write": []}
+    totals = {"read": 0.0, "write": 0.0}
+    per_host: list[dict[str, Any]] = []
+    for host in run.hosts:
+        for source, bytes_m, rate_m in NFS_SOURCES:
+            if binned.get((host, -1, source, rate_m.format("write"))) is not None:
+                nfs_src[host] = source
+                entry: dict[str, Any] = {"host": host, "source": source}
+                for d in ("read", "write"):
+                    rb = binned.get((host, -1, source, rate_m.format(d)))
+                    bb = binned.get((host, -1, source, bytes_m.format(d)))
+                    rates[d].append(g.spread(rb) if rb is not None else np.full(g.n, np.nan))
+                    entry[f"{d}_bytes"] = float(bb.values.sum()) if bb is not None else 0.0
+                    totals[d] += entry[f"{d}_bytes"]
+                per_host.append(entry)
+                break
+    return RunArrays(g, u, gpu_rows, nansum_rows(rates["read"], g.n), nansum_rows(rates["write"], g.n),
+                     nfs_src, per_host, totals, sorted(set(all_rows) - set(gpu_rows)), all_rows)
+
+
+def _active(row: np.ndarray) -> bool:
+    """A GPU the run used: its `sm` p95 over the whole run is at least 5 %."""
+    v = row[~np.isnan(row)]
+    return bool(v.size) and float(np.percentile(v, 95)) >= ACTIVE_PCT
