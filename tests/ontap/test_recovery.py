@@ -52,7 +52,7 @@ def test_a_crash_before_the_create_leaves_nothing_to_undo(lab, monkeypatch):
     assert ledger["objects"] == {}
 
 
-@pytest.mark.parametrize("mode", [{"mode": "polls", "polls": 3}, {"mode": "seconds", "seconds": 0.3}])
+@pytest.mark.parametrize("mode", [{"mode": "polls", "polls": 2}, {"mode": "seconds", "seconds": 0.3}])
 def test_slow_jobs_are_followed_to_the_end(lab, mode):
     lab.sim.set_job_mode(**mode)
     rc, out, err = lab.run("provision", "--only", "storage")
