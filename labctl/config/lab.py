@@ -20,6 +20,7 @@ from labctl.config.inventory import LAB_GROUP, InventoryData, InventoryHost, rea
 from labctl.config.keys import KNOWN_KEYS, LabVars, LifSpec, parse_size
 from labctl.config.secrets import PasswordSource, resolve_password
 from labctl.errors import ConfigError
+from labctl.redact import register_secret
 
 
 class OntapSettings(BaseModel):
@@ -179,6 +180,7 @@ def _password_source(v: LabVars, inv: InventoryData) -> PasswordSource:
     if key == "labctl_ontap_password_file":
         path = Path(v.labctl_ontap_password_file or "").expanduser()
         return PasswordSource("file", key, where, path=path if path.is_absolute() else inv.path / path)
+    register_secret(v.labctl_ontap_password)  # masked from here on, even when refused
     if key in inv.vaulted:
         return PasswordSource("vault", key, where, value=v.labctl_ontap_password)
     if not v.labctl_allow_plaintext_password:
