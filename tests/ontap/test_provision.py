@@ -233,3 +233,20 @@ def test_an_existing_policy_gets_only_labctls_rule_and_keeps_the_rest(lab):
     rc, out, _ = lab.run("teardown", "--yes", "--only", "storage")
     assert rc == 0
     assert lab.sim.state() == seed  # the rule went, the policy stayed
+
+
+def test_an_svm_without_an_nfs_service_gets_one_and_loses_it_again(lab):
+    with lab.sdk():
+        svc = list(NfsService.get_collection(**{"svm.name": "llm-lab"}))[0]
+        NfsService(svm={"uuid": svc.svm.uuid}).delete()
+    before = lab.sim.state()
+    rc, out, err = lab.run("provision", "--only", "storage")
+    assert rc == 0, err
+    with lab.sdk():
+        nfs = list(NfsService.get_collection(fields="*", **{"svm.name": "llm-lab"}))[0].to_dict()
+    assert nfs["protocol"]["v41_enabled"] and nfs["protocol"]["v41_features"]["pnfs_enabled"]
+    assert nfs["transport"]["tcp_max_transfer_size"] == 1048576
+    mark = lab.mark()
+    assert lab.run("provision", "--only", "storage")[0] == 0 and lab.mutations(mark) == []
+    assert lab.run("teardown", "--yes", "--only", "storage")[0] == 0
+    assert lab.sim.state() == before
