@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from labctl.analysis.bpf import MAPS, render_program
 from labctl.analysis.bpftrace import parse_bpftrace
 from labctl.analysis.runner_events import parse_runner_events
@@ -59,6 +61,8 @@ def test_program_declares_every_map_the_parser_reads():
     code = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     assert "args." not in code.replace("args->", "")  # 0.14-0.18 reject args.field
     assert 'printf("tick %lld\\n", nsecs)' in text
+    with pytest.raises(ValueError, match="64 bytes"):
+        render_program("/" + "x" * 70)
 
 
 def test_trainer_log_epochs_loss_saves(store, utc):
