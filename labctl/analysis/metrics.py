@@ -77,7 +77,8 @@ def summarize(run: RunData, binned: dict[SeriesKey, Binned],
                 "read_bytes_training": in_train["read"], "write_bytes_training": in_train["write"],
                 "read_MBps": _stats_MBps(r[train], in_train["read"], wall),
                 "write_MBps": _stats_MBps(w[train], in_train["write"], wall),
-                "per_host": per_host, "mounts": {h: m.to_dict() for h, m in run.mounts.items()}},
+                "per_host": per_host, "mounts": {h: m.to_dict() for h, m in run.mounts.items()},
+                "latency_ms": _latency(c), "xprt_sends_per_s": _weighted(c, "nfs.xprt.sends_rate", None)},
         "dataset": _dataset(run, totals["read"]),
         "checkpoints": checkpoints,
         "stall_s": _r(stall_s),
@@ -103,6 +104,31 @@ def summarize(run: RunData, binned: dict[SeriesKey, Binned],
         warnings.append(summary["dataset"]["caching_warning"])
     summary["warnings"] = warnings
     return summary
+
+
+def _weighted(c: _Ctx, metric: str, weight: str | None) -> float | None:
+    """Mean of a mountstats metric over all hosts and intervals, weighted by `weight` (ops/s) if given."""
+    num = den = 0.0
+    for host in c.run.hosts:
+        m = c.get(host, -1, "mountstats", metric)
+        if m is None:
+            continue
+        if weight is None:
+            num, den = num + float(m.values.sum()), den + m.values.size
+            continue
+        wb = c.get(host, -1, "mountstats", weight)
+        if wb is None:
+            continue
+        ws = dict(zip(wb.secs.tolist(), wb.values.tolist(), strict=True))
+        for t, v in zip(m.secs.tolist(), m.values.tolist(), strict=True):
+            num, den = num + v * ws.get(t, 0.0), den + ws.get(t, 0.0)
+    return _r(num / den) if den else None
+
+
+def _latency(c: _Ctx) -> dict[str, float | None]:
+    """Per-op latency over the run: Σ(avg per interval × ops in it) ÷ Σ ops (total/total)."""
+    return {f"{op}_{kind}": _weighted(c, f"nfs.{op}.{kind}_ms", f"nfs.{op}.ops_rate")
+            for op in ("read", "write", "commit") for kind in ("rtt", "exe", "queue")}
 
 
 def _training_window(c: _Ctx, u: np.ndarray) -> tuple[slice, str]:

@@ -34,6 +34,8 @@ def test_three_checkpoints_all_sources(tmp_path):
     assert s["nfs"]["source"] == {"gpu1": "mountstats"}
     assert s["nfs"]["read_bytes"] == spec.dataset_bytes
     assert s["nfs"]["write_MBps"]["peak"] == pytest.approx(100.0)
+    lat = s["nfs"]["latency_ms"]  # the generator's per-op times: READ rtt 2 ms, WRITE exe 6 ms, COMMIT 50 ms
+    assert (lat["read_rtt"], lat["write_exe"], lat["commit_exe"]) == (2.0, 6.0, 50.0)
     assert s["gpu"]["baseline_pct"] == pytest.approx(97.0, abs=0.5)
     assert s["dataset"]["caching_warning"]  # read once, 3 epochs: served from cache
     t = {x["stall_pct"]: x["write_MBps"] for x in s["sizing"]["targets"]}
