@@ -103,12 +103,17 @@ def _nfs(s: dict[str, Any], png: str | None) -> list[str]:
     n, ds = s["nfs"], s["dataset"]
     rows = [[d, size(n[f"{d}_bytes"]), size(n[f"{d}_bytes_training"])]
             + [num(n[f"{d}_MBps"][k], 2) for k in ("mean", "p99", "peak")] for d in ("read", "write")]
+    lat = n.get("latency_ms") or {}
+    latency = [[op] + [num(lat.get(f"{op}_{k}"), 3) for k in ("rtt", "exe", "queue")]
+               for op in ("read", "write", "commit")]
     check = [[size(ds["size_bytes"]), ds["epochs"] or "—", size(ds["read_bytes"]),
               num(ds["read_to_dataset_ratio"], 2), size(ds["expected_read_bytes_uncached"])]]
     return ["<h2>NFS throughput</h2>",
             _figure(png, "NFS throughput over time", "Figure 2. NFS read and write MB/s (10^6 B/s), best "
                     "source per host, summed over hosts; long runs as bucket maxima; shaded: checkpoints."),
             _table(["", "bytes (run)", "bytes (training)", "mean MB/s", "p99 MB/s", "peak MB/s"], rows),
+            "<h3>Per-op latency (mountstats, ops-weighted over the run)</h3>",
+            _table(["op", "RTT ms", "exe ms", "queue ms"], latency),
             "<h3>Data set check</h3>",
             _table(["data set", "epochs", "NFS read", "read ÷ data set", "expected if uncached"], check, 0)]
 
