@@ -40,6 +40,7 @@ class Counters:
         self.wsize = int(granted["wsize"])
         self.pnfs = bool(granted.get("pnfs"))
         self.data = nfsviews.empty_counters(int(granted.get("nconnect", 1) or 1))
+        self._pending: dict[tuple[int, str], list] = {}  # (fh, kind) -> [next offset, bytes, seconds]
         self._next = 0
         self._lock = threading.Lock()
 
@@ -69,20 +70,49 @@ class Counters:
         with self._lock:
             self.data["events"][name] += n
 
-    def io(self, kind: str, nbytes: int, seconds: float) -> None:
+    def io(self, kind: str, nbytes: int, seconds: float, fh: int = -1, offset: int = -1) -> None:
+        """Count `nbytes` read or written at `offset` of `fh`.
+
+        FUSE hands over at most 128 KiB per request, the NFS client sends rsize/wsize RPCs: sequential
+        requests of one file handle are coalesced into RPCs of up to rsize/wsize bytes; a seek, an fsync or
+        the close sends what is pending as one shorter RPC.
+        """
         size = self.rsize if kind == "read" else self.wsize
-        rpcs = max(1, -(-nbytes // size))
-        if kind == "read":
-            self.rpc("READ", rpcs, recv=nbytes, seconds=seconds)
-        else:
-            self.rpc("WRITE", rpcs, sent=nbytes, seconds=seconds)
+        op = "READ" if kind == "read" else "WRITE"
         with self._lock:
             b = self.data["bytes"]
             b[f"normal{kind}bytes"] += nbytes
             b[f"server{kind}bytes"] += nbytes
             b[f"{kind}pages"] += -(-nbytes // 4096)
-            if self.pnfs:
-                self.data["events"][f"pnfs_{kind}"] += rpcs
+            c = self.data["ops"][op]
+            c["bytes_recv" if kind == "read" else "bytes_sent"] += nbytes
+            state = self._pending.get((fh, kind))
+            rpcs, spent = 0, 0.0
+            if state is None or offset != state[0]:
+                if state is not None and state[1] > 0:
+                    rpcs, spent = 1, state[2]
+                state = [offset, 0, 0.0]
+            state[0], state[1], state[2] = offset + nbytes, state[1] + nbytes, state[2] + seconds
+            while state[1] >= size:
+                rpcs += 1
+                state[1] -= size
+                spent, state[2] = spent + state[2], 0.0
+            self._pending[(fh, kind)] = state
+        if rpcs:
+            self._count_rpcs(op, kind, rpcs, spent)
+
+    def _count_rpcs(self, op: str, kind: str, rpcs: int, seconds: float) -> None:
+        self.rpc(op, rpcs, seconds=seconds)
+        if self.pnfs:
+            self.event(f"pnfs_{kind}", rpcs)
+
+    def settle(self, fh: int) -> None:
+        """Send what is pending on `fh` (fsync, close) as one RPC per direction."""
+        for kind, op in (("read", "READ"), ("write", "WRITE")):
+            with self._lock:
+                state = self._pending.pop((fh, kind), None)
+            if state is not None and state[1] > 0:
+                self._count_rpcs(op, kind, 1, state[2])
 
     def snapshot(self) -> str:
         with self._lock:
@@ -204,7 +234,7 @@ def _passthrough_class():
         def read(self, path, size, offset, fh):
             start = time.monotonic()
             data = os.pread(fh, size, offset)
-            self.c.io("read", len(data), time.monotonic() - start)
+            self.c.io("read", len(data), time.monotonic() - start, fh, offset)
             self.c.event("vfsreadpages")
             if len(data) < size:
                 self.c.event("shortreads")
@@ -213,7 +243,7 @@ def _passthrough_class():
         def write(self, path, data, offset, fh):
             start = time.monotonic()
             written = os.pwrite(fh, data, offset)
-            self.c.io("write", written, time.monotonic() - start)
+            self.c.io("write", written, time.monotonic() - start, fh, offset)
             self.c.event("vfswritepages")
             self.dirty.add(fh)
             return written
@@ -228,6 +258,7 @@ def _passthrough_class():
             return 0
 
         def _commit(self, fh: int) -> None:
+            self.c.settle(fh)
             if fh in self.dirty:
                 self.dirty.discard(fh)
                 self._call("COMMIT", os.fsync, fh)

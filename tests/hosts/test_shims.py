@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -68,7 +69,8 @@ def test_nvidia_smi_formats(tmp_path, monkeypatch, capsys):
     assert lines[1].startswith("#YYYYMMDD    HH:MM:SS     Idx      W      C      C      %      %")
     assert len(lines) == 4 and len(lines[2].split()) == len(lines[0].split())
     # the data columns line up under the header's right edges (as in real captures)
-    assert lines[2].index(lines[2].split()[3]) + len(lines[2].split()[3]) == lines[0].index("pwr") + 3
+    ends = [m.end() for m in re.finditer(r"\S+", lines[2])]
+    assert ends[3] == lines[0].index(" pwr") + 4 and ends[-1] == len(lines[0])
     query = ["--query-gpu=index,utilization.gpu,memory.used", "--format=csv,noheader,nounits"]
     assert nvidia_smi.main(query) == 0
     assert capsys.readouterr().out.splitlines() == ["0, 0, 0", "1, 0, 0"]
@@ -148,3 +150,22 @@ def test_verification_accepts_what_was_asked():
         mod.find_mount(f"127.0.0.1:/fg_llm /mnt/fg_llm nfs4 rw,{opts} 0 0\n", "/mnt/fg_llm"),
         mod.find_stats(stats, "/mnt/fg_llm"), mod.parse_options(ASKED), True, "llm-lab", "127.0.0.1:/fg_llm")
     assert problems == [] and effective["wsize"] == 1048576 and effective["nconnect"] == 16
+
+
+def test_fuse_requests_are_coalesced_into_wsize_rpcs():
+    from labctl.testlab.nfsfuse import Counters
+
+    c = Counters({"rsize": 1048576, "wsize": 1048576, "nconnect": 16, "pnfs": True})
+    for i in range(24):  # 3 MiB in FUSE's 128 KiB requests
+        c.io("write", 131072, 0.001, fh=5, offset=i * 131072)
+    c.io("write", 1000, 0.001, fh=5, offset=3 << 20)
+    assert c.data["ops"]["WRITE"]["ops"] == 3  # the 1000-byte tail waits for more, a seek, fsync or close
+    c.settle(5)
+    write = c.data["ops"]["WRITE"]
+    assert write["ops"] == 4 and write["bytes_sent"] == (3 << 20) + 1000 + 4 * 132
+    assert c.data["bytes"]["serverwritebytes"] == (3 << 20) + 1000 and c.data["events"]["pnfs_write"] == 4
+    assert sum(x["sends"] for x in c.data["xprt"]) == 4 and c.data["xprt"][3]["sends"] == 1
+    c.io("read", 4096, 0, fh=6, offset=0)
+    c.io("read", 4096, 0, fh=6, offset=1 << 20)  # a seek sends the pending 4 KiB
+    c.settle(6)
+    assert c.data["ops"]["READ"]["ops"] == 2
