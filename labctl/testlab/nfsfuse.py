@@ -2,7 +2,8 @@
 
 `python -m labctl.testlab.nfsfuse STATE_DIR` mounts `request.json`'s `directory` at its `mountpoint` (type
 `fuse.labctlnfs`) and counts what really crosses it the way the kernel NFS client would account it:
-every read/write is split into rsize/wsize READ/WRITE RPCs (bytes include approximate RPC header sizes),
+sequential reads/writes of a file handle become READ/WRITE RPCs of up to rsize/wsize bytes (a seek, fsync
+or close sends the rest; op bytes include approximate RPC header sizes),
 metadata calls map to their NFSv4 ops (GETATTR, OPEN, CLOSE, CREATE, REMOVE, RENAME, SETATTR, READDIR,
 STATFS, ACCESS, COMMIT), RPCs are spread round-robin over `nconnect` transports, and with pNFS granted every
 READ/WRITE also counts a pNFS dispatch (one LAYOUTGET per open). `counters.json` and the host's views are
