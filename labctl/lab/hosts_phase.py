@@ -46,15 +46,19 @@ def _address(hostvars: dict[str, Any], name: str) -> str:
     return f"{addr}:{port}" if port and int(port) != 22 else str(addr)
 
 
+def _size(value: Any) -> str:
+    if isinstance(value, int) and value % 1024 == 0:
+        return f"{value // 1048576}M" if value % 1048576 == 0 else f"{value // 1024}K"
+    return str(value)
+
+
 def describe_mount(effective: dict[str, Any] | None) -> str:
-    """One line: vers=4.1 rsize=… wsize=… nconnect=16 (16 xprt) pnfs=…"""
+    """One line: vers=4.1 rsize=1M wsize=1M nconnect=16 (16 xprt) pnfs=LAYOUT_NFSV4_1_FILES"""
     if not effective:
         return ""
-    return (
-        f"vers={effective.get('vers')} rsize={effective.get('rsize')} wsize={effective.get('wsize')} "
-        f"nconnect={effective.get('nconnect')} ({effective.get('transports')} xprt) "
-        f"pnfs={effective.get('pnfs')}"
-    )
+    return (f"vers={effective.get('vers')} rsize={_size(effective.get('rsize'))} "
+            f"wsize={_size(effective.get('wsize'))} nconnect={effective.get('nconnect')} "
+            f"({effective.get('transports')} xprt) pnfs={effective.get('pnfs')}")
 
 
 def _summarize(
