@@ -1,0 +1,63 @@
+"""ansible-runner events → per-host results and the phase summary (no Ansible needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from labctl.hosts.runner import PlaybookRun, _Tracker
+from labctl.lab import hosts_phase
+
+WSIZE_MSG = "/mnt/fg_llm: wsize=65536 granted, 1048576 asked"
+
+
+def _events(tracker, *events):
+    for kind, host, extra in events:
+        tracker({"event": kind, "event_data": {"host": host, **extra}})
+
+
+def _run(phase, *events):
+    run = PlaybookRun(phase=phase, playbook=f"{phase}.yml", private_data_dir=f"/state/runs/x-{phase}")
+    tracker = _Tracker(run, ["gpu1", "gpu2"], phase)
+    _events(tracker, *events)
+    return run
+
+
+def test_events_become_per_host_results_and_a_failing_host_hides_nothing():
+    effective = {"vers": "4.1", "rsize": 1048576, "wsize": 65536, "nconnect": 16, "transports": 16,
+                 "pnfs": "LAYOUT_NFSV4_1_FILES"}
+    pre = _run("prechecks",
+               ("runner_on_ok", "gpu1", {"task": "Run the prechecks", "task_action": "labctl_prechecks",
+                                         "res": {"changed": False, "checks": {"gpus": {"ok": True}}}}),
+               ("runner_on_ok", "gpu2", {"task": "Run the prechecks", "task_action": "labctl_prechecks",
+                                         "res": {"changed": False, "checks": {}}}),
+               ("playbook_on_stats", None, {}))
+    mount = _run("mount",
+                 ("runner_on_start", "gpu1", {"task": "Mount the FlexGroup"}),
+                 ("runner_on_ok", "gpu1", {"task": "Mount the FlexGroup", "res": {"changed": True}}),
+                 ("runner_on_failed", "gpu1", {"task": "Verify the effective mount",
+                                               "task_action": "labctl_nfs_verify",
+                                               "res": {"msg": WSIZE_MSG, "effective": effective,
+                                                       "problems": ["wsize"]}}),
+                 ("runner_on_unreachable", "gpu2", {"task": "Gathering Facts",
+                                                    "res": {"msg": "ssh: connect to host 127.0.0.12 port 22: "
+                                                                   "Connection refused"}}),
+                 ("playbook_on_stats", None, {}))
+    assert mount.hosts["gpu1"].status == "failed" and mount.hosts["gpu1"].changed == 1
+    assert mount.hosts["gpu1"].data["mount"]["effective"]["wsize"] == 65536
+    assert mount.hosts["gpu2"].status == "unreachable"
+    llm = PlaybookRun(phase="llmstudio", playbook="llmstudio.yml", private_data_dir="/state/runs/x-llm")
+    hostvars = {"gpu1": {"ansible_host": "127.0.0.11", "ansible_port": 2201},
+                "gpu2": {"ansible_host": "127.0.0.12"}}
+    steps = ("prechecks", "mount", "llmstudio")
+    summary = hosts_phase._summarize("provision", hostvars, [pre, mount, llm], steps)
+    assert summary["failed"] == ["gpu1", "gpu2"]
+    g1, g2 = summary["hosts"]["gpu1"], summary["hosts"]["gpu2"]
+    assert g1["steps"] == {"prechecks": "ok", "mount": "failed", "llmstudio": "not run"}
+    assert g1["address"] == "127.0.0.11:2201" and "wsize=65536 granted" in g1["error"]
+    assert g1["mount"]["wsize"] == 65536 and g1["prechecks"] == {"gpus": {"ok": True}}
+    assert g2["status"] == "unreachable" and "Connection refused" in g2["error"]
+    with pytest.raises(hosts_phase.HostsPhaseError) as err:
+        hosts_phase._raise_if_failed(summary)
+    assert "2 of 2 GPU host(s) failed in provision" in str(err.value)
+    assert "gpu1 (127.0.0.11:2201): Verify the effective mount: /mnt/fg_llm: wsize=65536" in str(err.value)
+    assert err.value.summary is summary
