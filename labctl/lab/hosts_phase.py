@@ -230,11 +230,11 @@ def teardown_hosts(
     Idempotent. Raises HostsPhaseError (after the summary) when a host fails.
     """
     console = console or Console(stderr=True)
-    extra = {
-        **_clean(extra_vars),
-        "labctl_teardown_force": force,
-        "labctl_teardown_remove_install": remove_install,
-    }
+    extra = _clean(extra_vars)
+    if force:  # only when asked: the inventory may also set these keys
+        extra["labctl_teardown_force"] = True
+    if remove_install:
+        extra["labctl_teardown_remove_install"] = True
     if plan:
         hostvars = _hosts(Path(inventory))
         return {
