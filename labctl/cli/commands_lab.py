@@ -102,8 +102,10 @@ def provision(ctx: click.Context, only: str | None, plan: bool) -> None:
 @click.command("teardown")
 @click.option("--only", type=ONLY, help="Only the ONTAP side (storage) or only the GPU hosts (hosts).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="Unmount lazily on hosts where the mount is busy.")
+@click.option("--remove-install", is_flag=True, help="Also remove LLM Studio from the hosts.")
 @click.pass_context
-def teardown(ctx: click.Context, only: str | None, yes: bool) -> None:
+def teardown(ctx: click.Context, only: str | None, yes: bool, force: bool, remove_install: bool) -> None:
     """Undo exactly what labctl did (per its ledger), in reverse order, and report what is left."""
     from labctl.lab.teardown import teardown as run
 
@@ -115,7 +117,7 @@ def teardown(ctx: click.Context, only: str | None, yes: bool) -> None:
             f"Tear down the lab of {cfg.inventory} (SVM {cfg.svm} on {cfg.ontap.endpoint})?", abort=True
         )
     console = Console()
-    result = run(cfg, state_dir, only=only, console=console)
+    result = run(cfg, state_dir, only=only, console=console, force=force, remove_install=remove_install)
     if result.changes:
         console.print(_changes_table("teardown", result.changes))
     for note in result.notes:

@@ -80,8 +80,18 @@ def _report_leftovers(ontap: Ontap, ledger: Ledger, result: TeardownResult) -> N
     result.recovery_queue = flexgroup_check.recovery_queue(ontap)
 
 
-def teardown(cfg: LabConfig, state_dir: Path, *, only: str | None, console: Console) -> TeardownResult:
-    """The whole `labctl teardown`: hosts first, then storage (either alone with `only`)."""
+def teardown(
+    cfg: LabConfig,
+    state_dir: Path,
+    *,
+    only: str | None,
+    console: Console,
+    force: bool = False,
+    remove_install: bool = False,
+) -> TeardownResult:
+    """The whole `labctl teardown`: hosts first, then storage (either alone with `only`).
+
+    `force` lets the hosts unmount lazily when the mount is busy; `remove_install` also removes LLM Studio."""
     hosts_result = None
     notes: list[str] = []
     if only != "storage":
@@ -100,6 +110,8 @@ def teardown(cfg: LabConfig, state_dir: Path, *, only: str | None, console: Cons
                 state_dir=state_dir,
                 extra_vars={"labctl_nfs_server": server},
                 console=console,
+                force=force,
+                remove_install=remove_install,
             )
     result = teardown_storage(cfg, state_dir, console=console) if only != "hosts" else TeardownResult()
     result.hosts = hosts_result

@@ -77,3 +77,12 @@ def test_status_includes_the_hosts(lab, fake_hosts):
     rc, out, _ = lab.run("status")
     assert rc == 0 and "GPU hosts" in out and "gpu1" in out
     assert fake_hosts.calls[-1][0] == "host_status"
+
+
+def test_teardown_passes_force_and_remove_install_to_the_hosts(lab, fake_hosts):
+    assert lab.run("provision")[0] == 0
+    assert lab.run("teardown", "--yes", "--only", "hosts")[0] == 0
+    assert fake_hosts.calls[-1][1]["force"] is False and fake_hosts.calls[-1][1]["remove_install"] is False
+    assert lab.run("teardown", "--yes", "--only", "hosts", "--force", "--remove-install")[0] == 0
+    name, kwargs, _ = fake_hosts.calls[-1]
+    assert name == "teardown_hosts" and kwargs["force"] is True and kwargs["remove_install"] is True
