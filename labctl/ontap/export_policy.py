@@ -9,7 +9,7 @@ from netapp_ontap.resources import ExportPolicy, ExportRule
 from labctl.ontap.changes import ABSENT, CREATE, DELETE, KEEP, MODIFY, UNCHANGED, Change
 from labctl.ontap.rest import changed
 from labctl.ontap.session import Ontap
-from labctl.state import Ledger
+from labctl.state import INTENT, Ledger
 
 POLICY, RULE = "export policy", "export rule"
 RULE_FIELDS = "index,clients,ro_rule,rw_rule,superuser,protocols"
@@ -120,6 +120,8 @@ def ensure_export(ontap: Ontap, ledger: Ledger) -> list[Change]:
         )
         policy_id = find_policy(ontap)
         ledger.done(policy_key(svm, name), id=policy_id)
+    elif _pending(ledger, policy_key(svm, name)):
+        ledger.done(policy_key(svm, name), id=policy_id)  # an interrupted run's create had landed
     assert policy_id is not None
     want = desired_rule(ontap)
     rule = changes[1]
@@ -148,7 +150,14 @@ def ensure_export(ontap: Ontap, ledger: Ledger) -> list[Change]:
             lambda: changed(ExportRule(policy_id, index=index), **_body(want)).patch(poll=True),
         )
         ledger.done(rule_key(svm, name))
+    elif _pending(ledger, rule_key(svm, name)):
+        # an interrupted run's rule had landed: record its index, or teardown could not find it again
+        ledger.done(rule_key(svm, name), index=_matching_index(ontap, policy_id, want), policy_id=policy_id)
     return changes
+
+
+def _pending(ledger: Ledger, key: str) -> bool:
+    return (ledger.get(key) or {}).get("state") == INTENT
 
 
 def _matching_index(ontap: Ontap, policy_id: int, want: dict[str, Any]) -> int | None:

@@ -244,6 +244,8 @@ def ensure_flexgroup(ontap: Ontap, ledger: Ledger) -> Change:
             response = ontap.call(what, lambda: changed(Volume(uuid=vol.uuid), **patch).patch(poll=False))
             ontap.wait_job(response, what, tick)
         ledger.done(key)
+    elif vol is not None and (ledger.get(key) or {}).get("state") == INTENT:
+        ledger.done(key, uuid=vol.uuid)  # an interrupted run's create had landed (adopted by its tag)
     return change
 
 
