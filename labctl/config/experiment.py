@@ -116,6 +116,7 @@ class EmulateSpec(_Strict):
     checkpoint_bytes: int | None = Field(None, gt=0, description="override the computed checkpoint size")
     checkpoint_scale: float = Field(1.0, gt=0, description="multiply the computed size (simulated lab)")
     write_chunk_bytes: int = Field(16 << 20, gt=0)
+    loader_workers: int = Field(2, ge=0, le=64, description="forked data-loader workers (pt_data_worker)")
     dataset_bytes: int = Field(64 << 20, gt=0, description="size of the synthetic data set when none exists")
     gpu_mem_mib: int = Field(20480, ge=0)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn
 
 from labctl.errors import HostError, RunError
 from labctl.experiment.bundle import load_manifest, save_manifest
@@ -87,9 +87,8 @@ def follow(
     interactive = sys.stdin.isatty() if interactive is None else interactive
     columns = (
         TextColumn("[bold]{task.fields[host]}"),
-        BarColumn(),
+        BarColumn(bar_width=16),
         TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
         TextColumn("{task.fields[info]}"),
     )
     try:

@@ -95,6 +95,7 @@ def emulator_spec(exp: Experiment, target: Target, out: str, dataset: str) -> di
         "metric": t.metric,
         "gpus": exp.gpus_per_host,
         "gpu_mem_mib": e.gpu_mem_mib,
+        "loader_workers": e.loader_workers,
         "seed": t.seed,
         "activity_path": f"{root}/gpu/activity.json" if root else None,
     }

@@ -40,6 +40,7 @@ def run_emulator(tmp_path: Path, **over) -> tuple[int, Path, dict]:
         "epochs": 3,
         "steps_per_epoch": 8,
         "step_compute_s": 0.05,
+        "loader_workers": 2,
         "startup_s": 0.1,
         "validation_s": 0.1,
         "checkpoint_bytes": 3_000_001,
@@ -83,12 +84,15 @@ def test_emulated_run_looks_like_llm_studio(tmp_path):
     assert 24 * 0.05 <= act["busy_seconds"][0] <= 24 * 0.05 + 0.3 + 1.0  # compute + validation only
 
 
-def test_last_mode_and_cadence(tmp_path):
-    rc, out, info = run_emulator(tmp_path, save_checkpoint="last", evaluation_epochs=0.5, epochs=2)
+def test_last_mode_and_cadence_without_workers(tmp_path):
+    rc, out, info = run_emulator(
+        tmp_path, save_checkpoint="last", evaluation_epochs=0.5, epochs=2, loader_workers=0
+    )
     assert rc == 0, info["stderr"]
     log = (out / "logs.log").read_text()
     assert log.count("Saving last model checkpoint to") == 4
     assert log.count("Evaluation step:") == 4
+    assert "read 4800000 bytes" in log
 
 
 def test_failure_leaves_no_finished_flag(tmp_path):

@@ -107,14 +107,16 @@ def check_bundle(bundle: Path, lab: dict) -> dict:
     return m
 
 
-def bpftrace_written(raw: Path) -> int:
-    total = 0
+def bpftrace_totals(raw: Path, name: str) -> dict[str, int]:
+    """Bytes per process name summed over every per-second record of map `name`."""
+    totals: dict[str, int] = {}
     for line in (raw / "bpftrace.jsonl").read_text().splitlines():
         if line.strip():
             rec = json.loads(line)
-            if rec.get("type") == "map" and "@write_bytes" in rec["data"]:
-                total += sum(rec["data"]["@write_bytes"].values())
-    return total
+            if rec.get("type") == "map" and name in rec["data"]:
+                for comm, value in rec["data"][name].items():
+                    totals[comm] = totals.get(comm, 0) + value
+    return totals
 
 
 def test_run_ends_with_a_complete_bundle(lab, tmp_path):
@@ -145,7 +147,11 @@ def test_run_ends_with_a_complete_bundle(lab, tmp_path):
                 ln for ln in (raw / "train.log").read_text().splitlines() if "labctl-emulator: wrote" in ln
             ]
             emulator_bytes = int(wrote[0].split("wrote ")[1].split()[0])
-            assert abs(bpftrace_written(raw) - emulator_bytes) <= 0.02 * emulator_bytes
+            assert (
+                abs(sum(bpftrace_totals(raw, "@write_bytes").values()) - emulator_bytes)
+                <= 0.02 * emulator_bytes
+            )
+            assert bpftrace_totals(raw, "@read_bytes").get("pt_data_worker", 0) > 0  # data-loader workers
             assert json.loads((raw / "bpftrace.meta.json").read_text())["realtime_minus_boottime"] > 0
         else:
             assert bpf["status"] == "skipped" and bpf["reason"]

@@ -51,6 +51,7 @@ class Spec:
     evaluate_before_training: bool = False
     metric: str = "Perplexity"
     gpus: int = 1
+    loader_workers: int = 0
     gpu_mem_mib: int = 20480
     seed: int = 42
     activity_path: str | None = None
@@ -61,6 +62,85 @@ class Spec:
         data = json.loads(Path(path).read_text())
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def _set_comm(name: bytes) -> None:
+    """Name this process like PyTorch names its DataLoader workers (best effort, Linux prctl)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name, 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
+
+class Loader:
+    """Forked data-loader worker processes (comm `pt_data_worker`) that read the data set for the trainer."""
+
+    def __init__(self, path: str, workers: int) -> None:
+        self.workers: list[tuple[int, int, int]] = []  # (pid, request fd, response fd)
+        for _ in range(workers):
+            req_r, req_w = os.pipe()
+            resp_r, resp_w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the worker: only os-level calls after fork
+                os.close(req_w)
+                os.close(resp_r)
+                for _, other_req, other_resp in self.workers:  # else earlier workers never see EOF
+                    os.close(other_req)
+                    os.close(other_resp)
+                _set_comm(b"pt_data_worker")
+                self._serve(path, req_r, resp_w)
+                os._exit(0)
+            os.close(req_r)
+            os.close(resp_w)
+            self.workers.append((pid, req_w, resp_r))
+
+    @staticmethod
+    def _serve(path: str, req: int, resp: int) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        size = os.fstat(fd).st_size
+        buf = b""
+        while True:
+            while b"\n" not in buf:
+                chunk = os.read(req, 64)
+                if not chunk:
+                    return
+                buf += chunk
+            line, buf = buf.split(b"\n", 1)
+            offset, want = (int(x) for x in line.split())
+            got = 0
+            while got < want and size:
+                off = (offset + got) % size
+                data = os.pread(fd, min(want - got, 1 << 20, size - off), off)
+                if not data:
+                    break
+                got += len(data)
+            os.write(resp, b"%d\n" % got)
+
+    def read(self, offset: int, want: int) -> int:
+        """Read `want` bytes from `offset` (wrapping), split across the workers; bytes read."""
+        n = len(self.workers)
+        share = -(-want // n)
+        for i, (_, req, _) in enumerate(self.workers):
+            os.write(req, b"%d %d\n" % (offset + i * share, max(0, min(share, want - i * share))))
+        total = 0
+        for _, _, resp in self.workers:
+            line = b""
+            while not line.endswith(b"\n"):
+                chunk = os.read(resp, 64)
+                if not chunk:
+                    raise RuntimeError("a data-loader worker died")
+                line += chunk
+            total += int(line)
+        return total
+
+    def close(self) -> None:
+        for pid, req, resp in self.workers:
+            os.close(req)
+            os.close(resp)
+            os.waitpid(pid, 0)
+        self.workers = []
 
 
 class GpuActivity:
@@ -167,6 +247,7 @@ class Emulator:
         self._data_fd = -1
         self._data_size = 0
         self._data_off = 0
+        self.loader: Loader | None = None
 
     # -- phases -----------------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -179,10 +260,17 @@ class Emulator:
             self._write_file(path, self.spec.dataset_bytes, fsync=True)
         self._data_fd = os.open(path, os.O_RDONLY)
         self._data_size = os.fstat(self._data_fd).st_size
+        if self.spec.loader_workers > 0 and self._data_size:
+            self.loader = Loader(str(path), self.spec.loader_workers)
 
     def read_step(self) -> None:
         want = self.spec.read_bytes_per_step
         if not want or not self._data_size:
+            return
+        if self.loader is not None:
+            got = self.loader.read(self._data_off, want)
+            self._data_off = (self._data_off + got) % self._data_size
+            self.bytes_read += got
             return
         while want > 0:
             if self._data_off >= self._data_size:
@@ -233,11 +321,11 @@ class Emulator:
         s = self.spec
         t0 = time.monotonic()
         self.out.mkdir(parents=True, exist_ok=True)
-        self.gpu.start()
         log.info("Problem Type: text_causal_language_modeling")
         log.info(f"Global random seed: {s.seed}")
         log.info("Preparing the data...")
-        self.prepare_data()
+        self.prepare_data()  # forks the loader workers: before any thread starts
+        self.gpu.start()
         log.info("Preparing train and validation data")
         log.info(f"Using {s.backbone_dtype} for backbone")
         log.info(f"Loading {s.backbone}. This may take a while.")
@@ -278,6 +366,8 @@ class Emulator:
                 if itr % eval_step == 0:
                     best = self.evaluate(loss, best, itr)
         os.close(self._data_fd)
+        if self.loader is not None:
+            self.loader.close()
         log.info(
             f"{SUMMARY_TAG} wrote {self.bytes_written} bytes in {self.checkpoints} checkpoints, "
             f"read {self.bytes_read} bytes"
