@@ -55,6 +55,7 @@ def agent_spec(exp: Experiment, target: Target, run_id: str) -> dict[str, Any]:
         "proc_mountstats": str(target.var("labctl_proc_mountstats")),
         "proc_mounts": str(target.var("labctl_proc_mounts")),
         "llmstudio_dir": str(target.var("labctl_llmstudio_dir")) if exp.trainer == "llmstudio" else None,
+        "dataset": exp.dataset.train_dataframe or f"{target.dataset_dir}/train_full.pq",
         "monitors": {
             "dmon": m.dmon,
             "dmon_interval_s": m.dmon_interval_s,
@@ -181,7 +182,32 @@ class HostRun:
         out = r.check(self._agent("facts", f"{self.rundir}/spec.json"))
         self.facts = json.loads(out)
         self.record["facts"] = self.facts
-        if not self.facts.get("mounts"):
+        self._check_facts()
+
+    def _check_facts(self) -> None:
+        """Fail before anything starts when the host cannot run this experiment."""
+        f, name = self.facts, self.target.name
+        gpus = len([ln for ln in (f.get("gpus") or "").splitlines() if ln.startswith("GPU ")])
+        if f.get("gpus") is not None and gpus < self.exp.gpus_per_host:
+            raise HostError(
+                f"gpus_per_host is {self.exp.gpus_per_host} but nvidia-smi -L lists {gpus} GPU(s)",
+                where=name,
+                fix="lower gpus_per_host in experiment.yaml",
+            )
+        if self.exp.trainer == "llmstudio":
+            if not f.get("llmstudio_tag"):
+                raise HostError(
+                    f"no LLM Studio checkout at {self.spec['llmstudio_dir']}",
+                    where=name,
+                    fix="run `labctl provision` (installs LLM Studio), or use trainer: emulate",
+                )
+            if not f.get("dataset_exists"):
+                raise HostError(
+                    f"the data set {self.spec['dataset']} does not exist",
+                    where=name,
+                    fix="run `labctl provision` (prepares OASST), or set dataset.train_dataframe",
+                )
+        if not f.get("mounts"):
             raise HostError(
                 f"nothing is mounted at {self.target.mount} (per {self.spec['proc_mounts']})",
                 where=self.target.name,

@@ -61,3 +61,32 @@ def test_progress_description():
     text, total, done = describe(st)
     assert "epoch 2/3" in text and "step 10/40" in text and "loss 1.23" in text and "GPU 97%" in text
     assert "w 250.5 MB/s" in text and (total, done) == (120.0, 50.0)
+
+
+def test_host_facts_are_checked_before_anything_starts():
+    from labctl.errors import HostError
+
+    target = Target(name="gpu1", address="127.0.0.1")
+    mounted = {"mounts": [{"device": "s:/fg_llm", "fstype": "nfs4", "options": "vers=4.1"}]}
+    run = HostRun(Experiment.model_validate({"gpus_per_host": 4}), target, "r1")
+    run.facts = {
+        **mounted,
+        "gpus": "GPU 0: H200 (UUID: x)\nGPU 1: H200 (UUID: y)",
+        "llmstudio_tag": "v1.2.0",
+        "dataset_exists": True,
+    }
+    with pytest.raises(HostError, match="lists 2 GPU"):
+        run._check_facts()
+    run = HostRun(Experiment(), target, "r1")
+    run.facts = {**mounted, "gpus": None, "llmstudio_tag": None}
+    with pytest.raises(HostError, match="no LLM Studio checkout"):
+        run._check_facts()
+    run.facts = {**mounted, "llmstudio_tag": "v1.2.0", "dataset_exists": False}
+    with pytest.raises(HostError, match="data set /mnt/fg_llm/data/oasst/train_full.pq"):
+        run._check_facts()
+    run = HostRun(Experiment(trainer="emulate"), target, "r1")
+    run.facts = {"mounts": []}
+    with pytest.raises(HostError, match="nothing is mounted at /mnt/fg_llm"):
+        run._check_facts()
+    run.facts = mounted
+    run._check_facts()
