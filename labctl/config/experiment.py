@@ -18,7 +18,7 @@ Dtype = Literal["float32", "bfloat16", "float16", "int8", "int4"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelSpec(_Strict):
@@ -151,8 +151,12 @@ def load_experiment(path: str | Path) -> Experiment:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise ConfigError(f"cannot read experiment file: {exc.strerror}", where=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.start})", where=str(path)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", where=str(path)) from exc
+    except RecursionError:
+        raise ConfigError("not valid YAML: nested too deeply", where=str(path)) from None
     if not isinstance(raw, dict):
         raise ConfigError("an experiment file is a YAML mapping", where=str(path))
     return parse_experiment(raw, where=str(path))

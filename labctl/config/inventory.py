@@ -58,11 +58,20 @@ def _scan(path: Path) -> Any:
     Raises:
         ConfigError: the file is not valid YAML (with its line number).
     """
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start})", where=str(path), fix="save the file as UTF-8"
+        ) from None
     if text.lstrip().startswith(VAULT_HEADER):
         return None
     try:
         return yaml.load(text, Loader=_TolerantLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise ConfigError(
+            "not valid YAML: nested too deeply", where=str(path), fix="fix the YAML structure"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark else ""

@@ -5,6 +5,7 @@ LabConfig."""
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -41,7 +42,10 @@ def parse_size(value: int | str) -> int:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(value))
     if not match or match.group(2).upper() not in _UNITS:
         raise ValueError(f"{value!r} is not a size; write e.g. 10TB, 500GB or a number of bytes")
-    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+    size = float(match.group(1)) * _UNITS[match.group(2).upper()]
+    if not math.isfinite(size) or size > 2**63:
+        raise ValueError(f"{value!r} is too large")
+    return int(size)
 
 
 def format_size(value: int) -> str:
@@ -80,7 +84,7 @@ class LifSpec(BaseModel):
 class LabVars(BaseModel):
     """The raw keys, named exactly as in the inventory (validation errors point at these names)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
     labctl_ontap_host: str = Field(min_length=1)
     labctl_ontap_port: int = Field(443, ge=1, le=65535)
