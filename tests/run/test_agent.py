@@ -237,3 +237,19 @@ def test_log_parsers():
         )
         assert agent_mod.last_gpu_pct(dmon) == 60.0
         assert agent_mod.last_gpu_pct(dmon, gpus=1) == 90.0
+
+
+def test_systemd_run_failure_falls_back_to_setsid(host):
+    tmp_path, mount = host
+    (tmp_path / "bin" / "systemd-run").write_text("#!/bin/sh\necho 'Failed to connect to bus' >&2\nexit 1\n")
+    (tmp_path / "bin" / "systemd-run").chmod(0o755)
+    rundir = spec_for(tmp_path, mount, steps=3, epochs=1)
+    spec = json.loads((rundir / "spec.json").read_text())
+    spec["use_systemd"] = "always"
+    (rundir / "spec.json").write_text(json.dumps(spec))
+    agent(rundir, "start", str(rundir / "spec.json"))
+    st = wait_final(rundir)
+    assert st["state"] == "finished"
+    assert (
+        st["trainer"]["detach"] == "setsid" and "Failed to connect to bus" in st["trainer"]["systemd_error"]
+    )

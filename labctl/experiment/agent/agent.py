@@ -403,9 +403,13 @@ class Agent:
             "output_dir": t.get("output_dir"),
         }
         unit = f"labctl-{self.spec.get('run_id', 'run')}-{self.spec.get('host', 'host')}"
-        if self.spec.get("use_systemd", "auto") != "never" and systemd_available():
+        started = False
+        mode = self.spec.get("use_systemd", "auto")  # auto | never | always (tests)
+        if mode == "always" or (mode == "auto" and systemd_available()):
+            scope = [] if os.geteuid() == 0 else ["--user"]  # a user unit needs lingering; else setsid
             sd = [
                 "systemd-run",
+                *scope,
                 "--unit",
                 unit,
                 "--collect",
@@ -419,9 +423,13 @@ class Agent:
                 ],
                 *argv,
             ]
-            subprocess.run(sd, check=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
-            rec.update(detach="systemd-run", unit=unit)
-        else:
+            done = subprocess.run(sd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+            if done.returncode == 0:
+                rec.update(detach="systemd-run", unit=unit, systemctl=["systemctl", *scope])
+                started = True
+            else:
+                rec["systemd_error"] = (done.stderr or done.stdout).strip()[-500:]
+        if not started:
             self.trainer_proc = subprocess.Popen(
                 argv,
                 cwd=cwd,
@@ -448,7 +456,8 @@ class Agent:
     def stop_trainer(self) -> None:
         rec = self.status["trainer"]
         if rec.get("detach") == "systemd-run":
-            subprocess.run(["systemctl", "stop", rec["unit"]], capture_output=True, timeout=120)
+            systemctl = rec.get("systemctl") or ["systemctl"]
+            subprocess.run([*systemctl, "stop", rec["unit"]], capture_output=True, timeout=120)
             return
         pgid = rec.get("pgid") or rec.get("pid")
         if not pgid:
