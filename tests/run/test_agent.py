@@ -253,3 +253,14 @@ def test_systemd_run_failure_falls_back_to_setsid(host):
     assert (
         st["trainer"]["detach"] == "setsid" and "Failed to connect to bus" in st["trainer"]["systemd_error"]
     )
+
+
+def test_bpftrace_is_skipped_without_root(monkeypatch):
+    monkeypatch.setattr(
+        agent_mod.shutil, "which", lambda name: None if name == "sudo" else f"/usr/bin/{name}"
+    )
+    monkeypatch.setattr(agent_mod.os, "geteuid", lambda: 1000)
+    prefix, reason = agent_mod.bpftrace_privilege()
+    assert prefix == [] and "not root" in reason
+    monkeypatch.setattr(agent_mod.shutil, "which", lambda name: None)
+    assert agent_mod.bpftrace_privilege()[1] == "bpftrace is not installed"
