@@ -295,6 +295,7 @@ def start_run(experiment_file: Path, inventory: Path, runs_root: Path) -> Path:
         "experiment_file": str(Path(experiment_file).resolve()),
         "inventory": str(Path(inventory).resolve()),
         "experiment": exp.model_dump(mode="json"),
+        "experiment_yaml": Path(experiment_file).read_text(encoding="utf-8"),
         "trainer": exp.trainer,
         "times": {"created": round(time.time(), 6)},
         "hosts": [],
