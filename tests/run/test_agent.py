@@ -237,6 +237,9 @@ def test_log_parsers():
         )
         assert agent_mod.last_gpu_pct(dmon) == 60.0
         assert agent_mod.last_gpu_pct(dmon, gpus=1) == 90.0
+        rows = "".join(f" 20260101 10:{i // 60:02d}:{i % 60:02d} 0 {i % 100}\n" for i in range(3000))
+        dmon.write_text("#Date Time gpu sm\n#YYYYMMDD HH:MM:SS Idx %\n" + rows)  # header far above the tail
+        assert agent_mod.last_gpu_pct(dmon) == 99.0
 
 
 def test_systemd_run_failure_falls_back_to_setsid(host):

@@ -106,6 +106,13 @@ def last_gpu_pct(dmon_log: Path, gpus: int | None = None) -> float | None:
     rows: list[list[str]] = []
     text = tail(dmon_log, 16384)
     lines = text.splitlines()
+    if not any(ln.startswith("#") for ln in lines):  # dmon prints its header once: take it from the top
+        try:
+            with open(dmon_log, encoding="utf-8", errors="replace") as fh:
+                head = [ln for ln in fh.read(4096).splitlines() if ln.startswith("#")]
+        except OSError:
+            head = []
+        lines = head + lines[1:]  # the first tail line may be cut
     if lines and not text.endswith("\n"):  # a partial last line (still being written, or cut by ^C)
         lines.pop()
     for line in lines:
