@@ -267,3 +267,27 @@ def test_bpftrace_is_skipped_without_root(monkeypatch):
     assert prefix == [] and "not root" in reason
     monkeypatch.setattr(agent_mod.shutil, "which", lambda name: None)
     assert agent_mod.bpftrace_privilege()[1] == "bpftrace is not installed"
+
+
+def test_stop_after_the_agent_died_stops_what_it_left(host):
+    tmp_path, mount = host
+    rundir = spec_for(tmp_path, mount, steps=200, compute=0.2)
+    agent(rundir, "start", str(rundir / "spec.json"))
+    for _ in range(100):
+        st = agent(rundir, "status")
+        if st["state"] == "training":
+            break
+        time.sleep(0.1)
+    os.kill(st["agent_pid"], 9)  # the agent dies; trainer and monitors run on (own sessions)
+    time.sleep(0.5)
+    st = agent(rundir, "status")
+    assert st["state"] == "lost" and st["trainer_alive"] is True
+    monitors = json.loads((rundir / "raw" / "monitors.json").read_text())["monitors"]
+    running = {m["name"]: m["pid"] for m in monitors if m["status"] == "running"}
+    pids = [st["trainer"]["pid"], running["dmon"], running["mountstats"]]
+    assert all(agent_mod.pid_alive(p) for p in pids)
+    agent(rundir, "stop")
+    deadline = time.time() + 15
+    while time.time() < deadline and any(agent_mod.pid_alive(p) for p in pids):
+        time.sleep(0.2)
+    assert not any(agent_mod.pid_alive(p) for p in pids)

@@ -646,10 +646,12 @@ def cmd_stop(rundir: str) -> int:
     rd = Path(rundir)
     (rd / "stop.request").touch()
     status = read_json(rd / "status.json") or {}
-    if not pid_alive(status.get("agent_pid")):
-        pgid = (status.get("trainer") or {}).get("pgid")
-        if pgid:
-            with contextlib.suppress(ProcessLookupError):
+    if status and not pid_alive(status.get("agent_pid")):  # the agent is gone: stop what it left running
+        monitors = (read_json(rd / "raw" / "monitors.json") or {}).get("monitors", [])
+        groups = [(status.get("trainer") or {}).get("pgid")]
+        groups += [m.get("pid") for m in monitors if m.get("status") == "running"]
+        for pgid in filter(None, groups):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signal.SIGTERM)
     print(json.dumps({"requested": True}))
     return 0
