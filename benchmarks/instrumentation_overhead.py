@@ -11,9 +11,11 @@ mountstats sampler at 1 s, and bpftrace on the trainer's process tree when this 
 (labctl/experiment/agent/emulator.py) with an I/O-heavy spec: large reads per step from a shared data set
 (page-cached after the first pass, so many read syscalls), short compute, checkpoints written with fsync.
 The time measured is the trainer process's own wall time (the agent's lead/tail around it is not
-training). Runs go in back-to-back on/off pairs whose order alternates; the ratio is the median of the
-per-pair ratios. Limits: the mountstats view is static (its counters do not move) and the I/O lands on
-local disk, not NFS, so this measures the monitors' cost to the host, not to the network path.
+training). Each round runs every variant back to back, the order rotating between rounds; a ratio is the
+median of the per-round ratios against "off". Full runs add two variants that say where the overhead comes
+from: bpftrace alone, and the three samplers alone (lead/tail 2 s as `labctl run`'s defaults).
+Limits: the mountstats view is static (its counters do not move) and the I/O lands on local disk, not NFS,
+so this measures the monitors' cost to the host, not to the network path.
 """
 
 from __future__ import annotations
@@ -32,6 +34,15 @@ NAME = "instrumentation_overhead"
 GOAL = 1.02
 REPO = Path(__file__).resolve().parents[1]
 AGENT_FILES = ("agent.py", "hostmon.py", "emulator.py")
+MONITORS = ("dmon", "nfsiostat", "mountstats", "bpftrace")
+# variant → the monitors it runs; "on" and "off" are the measurement, the others (full runs only) say where
+# the overhead comes from
+VARIANTS: dict[str, frozenset[str]] = {
+    "on": frozenset(MONITORS),
+    "off": frozenset(),
+    "bpftrace_only": frozenset({"bpftrace"}),
+    "samplers_only": frozenset({"dmon", "nfsiostat", "mountstats"}),
+}
 
 MOUNTSTATS = """device proc mounted on /proc with fstype proc
 device 127.0.0.1:/fg_llm mounted on {mount} with fstype nfs4 statvers=1.1
@@ -95,7 +106,7 @@ class FakeHost:
         path = f"{self.root / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"
         return dict(os.environ, PATH=path, LABCTL_SIM_HOST_ROOT=str(self.root))
 
-    def rundir(self, name: str, emulate: dict[str, Any], monitors: bool) -> Path:
+    def rundir(self, name: str, emulate: dict[str, Any], monitors: frozenset[str]) -> Path:
         """A run directory with the agent, its spec and the emulator's spec."""
         from labctl.analysis.bpf import render_program
         from labctl.experiment.agent import agent as agent_mod
@@ -112,16 +123,17 @@ class FakeHost:
                **emulate}
         (rundir / "emulator.json").write_text(json.dumps(emu))
         timing = rundir / "trainer.seconds"
-        timer = ("import json, subprocess, sys, time; t = time.perf_counter(); "
-                 "rc = subprocess.call(sys.argv[2:]); "
-                 "open(sys.argv[1], 'w').write(json.dumps(time.perf_counter() - t)); sys.exit(rc)")
+        timer = ("import json, resource, subprocess, sys, time; t = time.perf_counter(); "
+                 "rc = subprocess.call(sys.argv[2:]); wall = time.perf_counter() - t; "
+                 "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
+                 "open(sys.argv[1], 'w').write(json.dumps([wall, r.ru_utime + r.ru_stime])); sys.exit(rc)")
         spec = {
             "run_id": name, "host": "bench", "rundir": str(rundir), "mount": str(self.mount), "gpus": 1,
             "proc_mountstats": str(self.root / "proc" / "self" / "mountstats"),
             "proc_mounts": str(self.root / "proc" / "mounts"), "use_systemd": "never",
-            "monitors": {"dmon": monitors, "dmon_interval_s": 1, "nfsiostat": monitors,
-                         "nfsiostat_interval_s": 1, "mountstats": monitors, "mountstats_interval_s": 1.0,
-                         "bpftrace": monitors, "lead_s": 1.0, "tail_s": 1.0},
+            "monitors": {**{m: m in monitors for m in MONITORS}, "dmon_interval_s": 1,
+                         "nfsiostat_interval_s": 1, "mountstats_interval_s": 1.0,
+                         "lead_s": 2.0, "tail_s": 2.0},
             "bpftrace": {"program": "io_by_second.bt", "strlen": 128, "attach_timeout_s": 30},
             "trainer": {"kind": "emulate", "cwd": str(rundir), "output_dir": str(out),
                         "flags_path": str(out / "flags.json"),
@@ -131,8 +143,8 @@ class FakeHost:
         (rundir / "spec.json").write_text(json.dumps(spec))
         return rundir
 
-    def run(self, rundir: Path) -> tuple[float, dict[str, str]]:
-        """Run the agent in the foreground; (trainer seconds, {monitor: status})."""
+    def run(self, rundir: Path) -> tuple[tuple[float, float], dict[str, str]]:
+        """Run the agent in the foreground; ((trainer wall s, trainer CPU s), {monitor: status})."""
         argv = [sys.executable, str(rundir / "agent" / "agent.py"), "run", str(rundir / "spec.json")]
         proc = subprocess.run(argv, env=self.env(), capture_output=True, text=True, timeout=1800)
         status = json.loads((rundir / "status.json").read_text())
@@ -146,46 +158,71 @@ class FakeHost:
         states = {m["name"]: m["status"] + (f" ({m['reason']})" if m.get("reason") else "") for m in monitors}
         out = Path(status["trainer"].get("output_dir") or "")
         shutil.rmtree(out, ignore_errors=True)  # the checkpoint; keeps the disk from filling over rounds
-        return float(json.loads(timing.read_text())), states
+        wall, cpu = json.loads(timing.read_text())
+        return (float(wall), float(cpu)), states
 
 
 def bench(quick: bool = False) -> list[dict[str, Any]]:
-    """Run the on/off pairs; returns result records (see benchmarks/__main__.py)."""
-    pairs = 1 if quick else 5
+    """Run rounds of every variant (order rotating); returns result records (see benchmarks/__main__.py)."""
+    rounds = 1 if quick else 5
+    names = ["on", "off"] if quick else list(VARIANTS)
     emulate = _spec(quick)
     root = Path(tempfile.mkdtemp(prefix="lbio-", dir="/var/tmp" if Path("/var/tmp").is_dir() else None))
+    times: dict[str, list[float]] = {n: [] for n in names}
+    cpus: dict[str, list[float]] = {n: [] for n in names}
+    monitor_states: dict[str, str] = {}
     try:
         host = FakeHost(root)
         from labctl.experiment.agent.emulator import Emulator, Spec
 
         prep = Emulator(Spec(output_dir=str(root / "prep"), dataset_path=str(host.dataset),
                              dataset_bytes=emulate["dataset_bytes"]))
-        prep.prepare_data()  # one shared data set, written once (untimed): both variants read the same file
+        prep.prepare_data()  # one shared data set, written once (untimed): every variant reads the same file
         os.close(prep._data_fd)
-        on: list[float] = []
-        off: list[float] = []
-        monitor_states: dict[str, str] = {}
-        for i in range(pairs):
-            order = (True, False) if i % 2 == 0 else (False, True)
-            for monitors in order:
-                took, states = host.run(host.rundir(f"{'on' if monitors else 'off'}{i}", emulate, monitors))
-                (on if monitors else off).append(took)
-                if monitors:
+        for i in range(rounds):
+            for name in names[i % len(names):] + names[:i % len(names)]:
+                (took, cpu), states = host.run(host.rundir(f"{name}{i}", emulate, VARIANTS[name]))
+                times[name].append(took)
+                cpus[name].append(cpu)
+                if name == "on":
                     monitor_states = states
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    ratios = [a / b for a, b in zip(on, off, strict=True)]
-    ratio = statistics.median(ratios)
+    off = times["off"]
     moved = emulate["epochs"] * emulate["steps_per_epoch"] * emulate["read_bytes_per_step"]
     running = ", ".join(f"{k}: {v}" for k, v in monitor_states.items())
-    return [{
-        "name": NAME, "a": statistics.median(on), "b": statistics.median(off), "unit": "s", "ratio": ratio,
-        "goal": f"≤ {GOAL:g}x (≤ {round((GOAL - 1) * 100)} % overhead)", "passed": ratio <= GOAL,
-        "detail": f"emulated training, monitors on vs off; {pairs} pair(s), per-pair ratios "
-                  f"{', '.join(f'{r:.3f}' for r in ratios)}; reads {moved / 2**20:,.0f} MiB, "
-                  f"{emulate['epochs']} checkpoint(s) of {emulate['checkpoint_bytes'] >> 20} MiB with fsync; "
-                  f"monitors {running}",
-    }]
+    results = []
+    for name in names:
+        if name == "off":
+            continue
+        ratios = [a / b for a, b in zip(times[name], off, strict=True)]
+        ratio = statistics.median(ratios)
+        record: dict[str, Any] = {
+            "name": NAME if name == "on" else f"{NAME}.{name}", "a": statistics.median(times[name]),
+            "b": statistics.median(off), "unit": "s", "ratio": ratio,
+            "detail": f"{', '.join(sorted(VARIANTS[name]))} vs none; {rounds} round(s), per-round ratios "
+                      f"{', '.join(f'{r:.3f}' for r in ratios)}"}
+        if name == "on":
+            record.update(goal=f"≤ {GOAL:g}x (≤ {round((GOAL - 1) * 100)} % overhead)", passed=ratio <= GOAL)
+            record["detail"] = (
+                f"emulated training (trainer wall time), monitors on vs off; {rounds} round(s), per-round "
+                f"ratios {', '.join(f'{r:.3f}' for r in ratios)}; reads {moved / 2**20:,.0f} MiB, "
+                f"{emulate['epochs']} checkpoint(s) of {emulate['checkpoint_bytes'] >> 20} MiB with fsync; "
+                f"monitors {running}")
+        else:
+            record.update(goal=None, passed=None)
+        results.append(record)
+        if name == "on":
+            cpu_ratios = [a / b for a, b in zip(cpus["on"], cpus["off"], strict=True)]
+            per_round = ", ".join(f"{r:.3f}" for r in cpu_ratios)
+            results.append({
+                "name": f"{NAME}.cpu", "a": statistics.median(cpus["on"]),
+                "b": statistics.median(cpus["off"]), "unit": "s", "ratio": statistics.median(cpu_ratios),
+                "goal": None, "passed": None,
+                "detail": "the trainer's own CPU time, user + sys (bpftrace's probes run in the traced "
+                          "task), "
+                          f"monitors on vs off; per-round ratios {per_round}"})
+    return results
 
 
 if __name__ == "__main__":
