@@ -125,6 +125,8 @@ def to_labctl_error(exc: BaseException, what: str, target: Target) -> LabctlErro
                 else "point labctl_ontap_ca_file at the CA that signed the cluster certificate"
             ),
         )
+    if isinstance(cause, requests.exceptions.JSONDecodeError):
+        return unreadable_answer(cause, what, target)
     if status is None and isinstance(cause, requests.exceptions.RequestException):
         return OntapError(
             f"cannot reach ONTAP at {target.endpoint} while trying to {what}: {_short(cause)}",
@@ -146,6 +148,16 @@ def to_labctl_error(exc: BaseException, what: str, target: Target) -> LabctlErro
         )
         return OntapError(f"cannot {what}: ONTAP says: {message}{suffix}", code=code, fix=fix)
     return OntapError(f"cannot {what}: {exc}")
+
+
+def unreadable_answer(exc: BaseException, what: str, target: Target) -> OntapError:
+    """A response labctl's SDK could not parse (not JSON, missing fields, wrong types)."""
+    return OntapError(
+        f"cannot {what}: the answer of {target.endpoint} could not be understood "
+        f"({type(exc).__name__}: {_short(exc)})",
+        fix="check that labctl_ontap_host and labctl_ontap_port name the cluster management interface "
+        "(not a proxy or another service); labctl.log in the state dir has the details",
+    )
 
 
 def _short(exc: BaseException) -> str:
@@ -173,6 +185,8 @@ def call(
     while True:
         try:
             return fn()
+        except LabctlError:
+            raise
         except (NetAppRestError, requests.exceptions.RequestException) as exc:
             if gone_ok and isinstance(exc, NetAppRestError) and exc.status_code == 404:
                 log.info("%s: already gone", what)
@@ -192,3 +206,6 @@ def call(
                 if found:
                     log.info("%s: the earlier attempt took effect; not repeating it", what)
                     return found
+        except Exception as exc:  # noqa: BLE001 - the SDK's parsers fail in many ways on a malformed answer
+            log.debug("%s: unexpected answer", what, exc_info=True)
+            raise unreadable_answer(exc, what, target) from exc

@@ -186,9 +186,20 @@ def ontap_session(cfg: LabConfig, console: Console, *, check: bool = True) -> It
         cfg=cfg, conn=conn, console=console, policy=RetryPolicy(o.retries, o.retry_backoff), target=target
     )
     with conn:
-        if check:
-            ontap.cluster = check_cluster(ontap)
-        yield ontap
+        try:
+            if check:
+                ontap.cluster = check_cluster(ontap)
+            yield ontap
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            # an answer without a field labctl reads, or with the wrong type (the SDK says "… has not been
+            # set" for a missing field): report it as such, with the traceback in labctl.log
+            log.debug("unexpected answer from ONTAP", exc_info=True)
+            raise OntapError(
+                f"an answer of {o.endpoint} could not be understood ({type(exc).__name__}: {exc})",
+                fix="check that labctl_ontap_host and labctl_ontap_port name the cluster management "
+                "interface; if its answers are well-formed this is a labctl bug: labctl.log in the state "
+                "dir has the traceback",
+            ) from exc
 
 
 def check_cluster(ontap: Ontap) -> ClusterInfo:
