@@ -27,14 +27,25 @@ def _under(target, path):
     return target == path or target.startswith(path + "/")
 
 
+def _mount_ns(pid):
+    try:
+        return os.readlink(f"/proc/{pid}/ns/mnt")
+    except OSError:
+        return None
+
+
 def users(path):
-    """Pids (not ours) with anything open under `path`."""
+    """Pids (not ours) with anything open under `path`, in our own mount namespace only: a process in
+    another namespace (a container, another simulated host) sees a different filesystem at that path."""
     me = {os.getpid(), os.getppid()}
+    own_ns = _mount_ns("self")
     found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) in me:
             continue
         base = f"/proc/{entry}"
+        if own_ns is not None and _mount_ns(entry) != own_ns:
+            continue
         links = []
         for name in ("cwd", "root", "exe"):
             try:
