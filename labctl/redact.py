@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
+from typing import Any, TextIO
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -33,3 +35,24 @@ class RedactingFilter(logging.Filter):
         record.msg = redact(record.getMessage())
         record.args = ()
         return True
+
+
+class RedactingStream:
+    """A text stream (for a rich Console's `file`) that masks registered secrets in everything written.
+
+    It writes to the current `sys.stdout` (or `sys.stderr`) at each call, as a Console without `file` does.
+    """
+
+    def __init__(self, stderr: bool = False) -> None:
+        self._stderr = stderr
+
+    @property
+    def _stream(self) -> TextIO:
+        return sys.stderr if self._stderr else sys.stdout
+
+    def write(self, text: str) -> int:
+        self._stream.write(redact(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)

@@ -8,6 +8,7 @@ traceback to a log file and reported in one line.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 import traceback
@@ -73,6 +74,8 @@ def set_log_dir(path: Path) -> None:
     global _log_dir
     try:
         private_dir(path)
+        os.close(os.open(path / "labctl.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        (path / "labctl.log").chmod(0o600)
         handler = logging.FileHandler(path / "labctl.log", encoding="utf-8")
     except OSError:
         return
@@ -117,7 +120,7 @@ def _setup_logging(verbose: int) -> None:
 def _write_log(text: str) -> Path:
     path = _log_file()
     try:
-        with path.open("a", encoding="utf-8") as fh:
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a", encoding="utf-8") as fh:
             fh.write(redact(text) + "\n")
     except OSError:
         pass

@@ -14,6 +14,7 @@ from rich.table import Table
 from labctl import paths
 from labctl.config.lab import LabConfig, load_lab_config
 from labctl.errors import LabctlError, UsageError
+from labctl.redact import RedactingStream, redact
 
 if TYPE_CHECKING:
     from labctl.lab.provision import ProvisionResult
@@ -71,7 +72,7 @@ def provision(ctx: click.Context, only: str | None, plan: bool) -> None:
     from labctl.lab.provision import provision as run
 
     cfg, state_dir = _lab(ctx)
-    console = Console()
+    console = Console(file=RedactingStream())
 
     def show_storage(result: ProvisionResult) -> None:
         console.print(_changes_table("plan (nothing changed)" if plan else "storage", result.changes))
@@ -116,7 +117,7 @@ def teardown(ctx: click.Context, only: str | None, yes: bool, force: bool, remov
         click.confirm(
             f"Tear down the lab of {cfg.inventory} (SVM {cfg.svm} on {cfg.ontap.endpoint})?", abort=True
         )
-    console = Console()
+    console = Console(file=RedactingStream())
     result = run(cfg, state_dir, only=only, console=console, force=force, remove_install=remove_install)
     if result.changes:
         console.print(_changes_table("teardown", result.changes))
@@ -153,10 +154,10 @@ def status(ctx: click.Context, only: str | None, output: str) -> None:
     from labctl.lab.status import lab_status
 
     cfg, state_dir = _lab(ctx)
-    console = Console()
-    report = lab_status(cfg, state_dir, console=Console(stderr=True), only=only)
+    console = Console(file=RedactingStream())
+    report = lab_status(cfg, state_dir, console=Console(file=RedactingStream(stderr=True)), only=only)
     if output == "json":
-        click.echo(json.dumps(report, indent=2, sort_keys=True, default=str))
+        click.echo(redact(json.dumps(report, indent=2, sort_keys=True, default=str)))
         return
     if only != "hosts":
         _print_storage_status(console, report, state_dir)
