@@ -21,6 +21,5 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
   fi
 fi
+# ".[test]" includes the simulated lab's FUSE counter (mfusepy, extra "sim")
 python3 -m pip install -q --disable-pip-version-check -e ".[test]"
-# the simulated lab's FUSE counter (labctl/testlab/nfsfuse.py)
-python3 -m pip install -q --disable-pip-version-check "mfusepy>=3.1"
