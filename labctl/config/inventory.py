@@ -126,7 +126,7 @@ def _origins(root: Path) -> tuple[dict[str, str], list[Path]]:
     return origins, encrypted
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """Ansible's tagged values as plain Python values (vault-encrypted strings are left as they are)."""
     from ansible.parsing.vault import EncryptedString
 
@@ -139,9 +139,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, str):
         return str(value)
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):
-        return [_plain(v) for v in value]
+        return [plain_value(v) for v in value]
     return value
 
 
@@ -239,7 +239,7 @@ def read_inventory(path: Path) -> InventoryData:
         elif key not in origins and encrypted:
             data.vaulted.add(key)
             origins[key] = str(encrypted[0])
-        data.lab_vars[key] = _plain(value)
+        data.lab_vars[key] = plain_value(value)
     _template(data, loader, {k: v for k, v in raw.items() if not isinstance(v, EncryptedString)})
     return data
 
@@ -255,7 +255,7 @@ def _template(data: InventoryData, loader: Any, raw: dict[str, Any]) -> None:
     templar = Templar(loader=loader, variables=raw)
     for key, value in pending.items():
         try:
-            data.lab_vars[key] = _plain(templar.template(value))
+            data.lab_vars[key] = plain_value(templar.template(value))
         except AnsibleError as exc:
             raise ConfigError(
                 f"cannot render the template {value!r}: {exc.message}",

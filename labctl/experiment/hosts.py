@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labctl.config.inventory import plain_value
 from labctl.errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
@@ -106,7 +107,7 @@ def resolve_hosts(inventory: Path, pattern: str) -> list[Target]:
     targets = []
     for host in hosts:
         hv = variables.get_vars(host=host, include_hostvars=False)
-        plain = {str(k): _plain(v) for k, v in hv.items() if str(k).startswith(("labctl_", "ansible_"))}
+        plain = {str(k): plain_value(v) for k, v in hv.items() if str(k).startswith(("labctl_", "ansible_"))}
         common = " ".join(
             str(plain.get(k) or "") for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args")
         )
@@ -123,19 +124,3 @@ def resolve_hosts(inventory: Path, pattern: str) -> list[Target]:
             )
         )
     return targets
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return str(value)
