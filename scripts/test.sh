@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-python3 -m ruff check labctl tests benchmarks
+python3 -m ruff check labctl tests benchmarks playbooks/library
 python3 -m pytest -q "$@"

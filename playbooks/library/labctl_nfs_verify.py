@@ -28,8 +28,10 @@ options:
 
 RETURN = r"""
 mounted: {description: Whether the path is an NFS mount., type: bool, returned: always}
-effective: {description: "source, fstype, vers, rsize, wsize, nconnect, transports, pnfs, proto, options", type: dict,
-            returned: when mounted}
+effective:
+  description: "source, fstype, vers, rsize, wsize, nconnect, transports, pnfs, proto, options"
+  type: dict
+  returned: when mounted
 problems: {description: Mismatches with their likely cause., type: list, returned: always}
 """
 
@@ -100,7 +102,8 @@ def check(mount, stats, requested, want_pnfs, svm, source):
         "wsize": int(eff_opts["wsize"]) if eff_opts.get("wsize", "").isdigit() else None,
         "nconnect": int(eff_opts.get("nconnect") or 1), "transports": stats["transports"],
         "pnfs": stats["pnfs"], "proto": eff_opts.get("proto", ""),
-        "hard": "hard" in eff_opts, "options": ",".join(k if v == "" else f"{k}={v}" for k, v in opts.items()),
+        "hard": "hard" in eff_opts,
+        "options": ",".join(k if v == "" else f"{k}={v}" for k, v in opts.items()),
     }
     problems = []
     if fstype not in ("nfs", "nfs4"):
@@ -117,9 +120,9 @@ def check(mount, stats, requested, want_pnfs, svm, source):
         asked = requested.get(key, "")
         got = effective[key]
         if asked.isdigit() and got is not None and got < int(asked):
-            problems.append(f"{key}={got} granted, {asked} asked: the server capped it (likely cause: SVM "
-                            f"{svm}'s NFS TCP maximum transfer size is {got}; raise it with vserver nfs modify "
-                            f"-vserver {svm} -tcp-max-xfer-size {asked}, labctl setting "
+            problems.append(f"{key}={got} granted, {asked} asked: the server capped it (likely cause: "
+                            f"SVM {svm}'s NFS TCP maximum transfer size is {got}; raise it with "
+                            f"vserver nfs modify -vserver {svm} -tcp-max-xfer-size {asked}, labctl setting "
                             f"labctl_nfs_tcp_max_xfer_size)")
     asked_nc = requested.get("nconnect", "")
     if asked_nc.isdigit() and int(asked_nc) > 1:
@@ -136,10 +139,10 @@ def check(mount, stats, requested, want_pnfs, svm, source):
         problems.append(f"proto={effective['proto']} instead of {asked_proto}")
     if "hard" in requested and not effective["hard"]:
         problems.append("the mount is soft, hard was asked")
-    if want_pnfs and effective["vers"] in ("4.1", "4.2"):
-        if not effective["pnfs"] or effective["pnfs"] == "not configured":
-            problems.append(f"pNFS is not active (pnfs={effective['pnfs'] or 'absent'}; likely cause: pNFS "
-                            f"disabled on SVM {svm}: vserver nfs modify -vserver {svm} -v4.1-pnfs enabled)")
+    pnfs_inactive = not effective["pnfs"] or effective["pnfs"] == "not configured"
+    if want_pnfs and effective["vers"] in ("4.1", "4.2") and pnfs_inactive:
+        problems.append(f"pNFS is not active (pnfs={effective['pnfs'] or 'absent'}; likely cause: pNFS "
+                        f"disabled on SVM {svm}: vserver nfs modify -vserver {svm} -v4.1-pnfs enabled)")
     return effective, problems
 
 

@@ -81,8 +81,9 @@ def main():
            f"{text}: only Debian/Ubuntu and RHEL family hosts are supported")
     kernel = platform.release()
     ok = version_tuple(kernel) >= version_tuple(p["min_kernel"])
-    record("kernel", ok, kernel, f"{kernel} supports nconnect" if ok else
-           f"kernel {kernel} is older than {p['min_kernel']}: nconnect=16 would be ignored; upgrade the kernel")
+    too_old = (f"kernel {kernel} is older than {p['min_kernel']}: nconnect=16 would be ignored; "
+               "upgrade the kernel")
+    record("kernel", ok, kernel, f"{kernel} supports nconnect" if ok else too_old)
 
     package = "nfs-common" if family == "Debian" else "nfs-utils"
     installed = False
