@@ -29,7 +29,10 @@ def state_dir(inventory: Path) -> Path:
 
 def private_dir(path: Path) -> Path:
     """Create `path` (and parents) with owner-only permissions and return it."""
+    created = [p for p in (path, *path.parents) if not p.exists()]
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for parent in created:  # mkdir gives missing parents the default mode
+        parent.chmod(0o700)
     path.chmod(0o700)
     return path
 
