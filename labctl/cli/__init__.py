@@ -24,6 +24,10 @@ from labctl.paths import private_dir
 from labctl.redact import RedactingFilter, redact
 
 err_console = Console(stderr=True, highlight=False)
+INTERRUPTED = (
+    "interrupted: what was done so far is recorded in the state dir; rerun the same command to pick up "
+    "where it stopped (or `labctl teardown --yes` to undo it)"
+)
 log = logging.getLogger("labctl")
 
 
@@ -136,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(verbose)
     try:
         cli.main(args=args, prog_name="labctl", standalone_mode=False)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
+    except click.exceptions.Abort as exc:  # click turns Ctrl-C into Abort
+        err_console.print(INTERRUPTED if isinstance(exc.__cause__, KeyboardInterrupt) else "aborted")
         return 130
     except click.ClickException as exc:
         exc.show()
@@ -149,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print(Text.assemble(("error: ", "bold red"), redact(str(exc))), soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        err_console.print(INTERRUPTED)
         return 130
     except Exception:  # noqa: BLE001 - the single place where unexpected errors are reported
         path = _write_log(traceback.format_exc())
