@@ -1,0 +1,154 @@
+"""The hosts side on the simulated lab (root; 2 real sshd hosts): Ctrl-C during the hosts phase leaves a
+consistent state and says how to resume, the rerun converges; the ONTAP password is in no runner artifact,
+log or output; SSH cut on one host mid-playbook: the other completes, the failed one is reported and its
+artifacts kept."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.hardening.util import clean_output, ledger_of
+from tests.hosts.simlab import fuse_reason, start_lab
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def simlab(tmp_path_factory) -> Any:
+    reason = fuse_reason()
+    if reason:
+        pytest.skip(reason)
+    yield from start_lab(tmp_path_factory.mktemp("hardlab"), hosts=2)
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory) -> Path:
+    """One state dir (ledger) for the module's lab, as a user would have."""
+    return tmp_path_factory.mktemp("hardstate") / "state"
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _env(state: Path) -> dict[str, str]:
+    return {**os.environ, "LABCTL_STATE_DIR": str(state), "COLUMNS": "200"}
+
+
+def labctl(lab: dict[str, Any], state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "labctl", "-i", lab["inventory"], *args], env=_env(state),
+                          capture_output=True, text=True, timeout=600)
+
+
+def _wait_for(predicate: Any, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail("timed out waiting")
+        time.sleep(0.1)
+
+
+def _phase_dirs(state: Path, phase: str) -> list[Path]:
+    runs = state / "runs"
+    return sorted(runs.glob(f"*-{phase}")) if runs.exists() else []
+
+
+def test_ctrl_c_in_the_hosts_phase_says_how_to_resume_and_the_rerun_converges(simlab, state):
+    proc = subprocess.Popen([sys.executable, "-m", "labctl", "-i", simlab["inventory"], "provision"],
+                            env=_env(state), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _wait_for(lambda: _phase_dirs(state, "mount") or proc.poll() is not None)
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    # ansible-runner takes the SIGINT itself and cancels the playbook: labctl reports the hosts as not
+    # finished (exit 1) rather than "interrupted" (130), but either way it says how to resume
+    assert proc.returncode in (1, 130), out + err
+    assert "rerun the same command" in err or "run the command again" in err, err
+    clean_output(out, err)
+    ledger = ledger_of(state)  # the storage part is recorded, complete
+    assert {e["state"] for e in ledger["objects"].values()} == {"done"}
+    rerun = labctl(simlab, state, "provision")
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    for host in simlab["hosts"]:
+        mounts = (Path(host["root"]) / "proc" / "mounts").read_text()
+        assert " /mnt/fg_llm nfs4 " in mounts, host["name"]
+
+
+def test_the_password_is_in_no_runner_artifact_log_or_output(simlab, state):
+    password = Path(simlab["ontap"]["password_file"]).read_text().strip()
+    assert len(password) >= 8
+    outputs = [labctl(simlab, state, "-vv", "provision"), labctl(simlab, state, "status", "--output", "json")]
+    for out in outputs:
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert password not in out.stdout + out.stderr
+    artifacts = [p for p in state.rglob("*") if p.is_file()]
+    assert any("artifacts" in p.parts for p in artifacts)  # ansible-runner's events and stdout are there
+    assert [p for p in artifacts if password.encode() in p.read_bytes()] == []
+    # owner-only: the state dir, and each directory labctl made in it (runner artifacts included)
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    for path in [state / "runs", *(state / "runs").iterdir()]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+    for name in ("ledger.json", "labctl.log"):
+        assert stat.S_IMODE((state / name).stat().st_mode) & 0o077 == 0, name
+
+
+def test_ssh_cut_on_one_host_mid_playbook_the_other_completes(simlab, state):
+    """Runs last in this module: it stops gpu2's sshd for good."""
+    assert labctl(simlab, state, "teardown", "--yes", "--only", "hosts").returncode == 0
+    victim = simlab["hosts"][1]
+    proc = subprocess.Popen([sys.executable, "-m", "labctl", "-i", simlab["inventory"], "provision",
+                             "--only", "hosts"], env=_env(state), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    before = set(_phase_dirs(state, "mount"))
+    earlier = set(state.glob("runs/*"))
+    try:
+        _wait_for(lambda: set(_phase_dirs(state, "mount")) - before or proc.poll() is not None)
+        for pid in [int(victim["pid"]), *_descendants(int(victim["pid"]))]:  # sshd and every session
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, out + err
+    clean_output(out, err)
+    assert victim["name"] in err
+    survivor = simlab["hosts"][0]
+    assert " /mnt/fg_llm nfs4 " in (Path(survivor["root"]) / "proc" / "mounts").read_text()
+    results = [json.loads((p / "labctl-result.json").read_text()) for p in set(state.glob("runs/*")) - earlier
+               if (p / "labctl-result.json").exists()]
+    assert results, "the runner's artifacts are kept"
+    statuses = [{name: h["status"] for name, h in r["hosts"].items()} for r in results]
+    assert any(st.get(victim["name"]) in ("failed", "unreachable") for st in statuses), statuses
+    assert all(st.get(survivor["name"], "ok") in ("ok", "changed") for st in statuses), statuses
