@@ -285,7 +285,9 @@ def start_run(experiment_file: Path, inventory: Path, runs_root: Path) -> Path:
     runs_root.mkdir(parents=True, exist_ok=True)
     run_id = new_run_id(exp.name, runs_root)
     bundle = runs_root / run_id
-    (bundle / "raw").mkdir(parents=True)
+    bundle.mkdir(mode=0o700)
+    bundle.chmod(0o700)  # owner-only whatever the umask: the bundle holds the lab's facts and logs
+    (bundle / "raw").mkdir(mode=0o700)
     runs = [HostRun(exp, t, run_id) for t in targets]
     manifest: dict[str, Any] = {
         "version": 1,
