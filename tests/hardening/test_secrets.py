@@ -5,6 +5,7 @@ state is owner-only."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import stat
 import subprocess
@@ -133,3 +134,25 @@ def test_no_ca_file_is_refused_before_connecting(lab):
     rc, out, err = lab.run("status", "--only", "storage")
     assert rc == 2 and "TLS to ONTAP is always verified" in err
     assert lab.sim.requests() == []
+
+
+def test_run_bundles_are_owner_only(tmp_path, monkeypatch):
+    from labctl.errors import HostError
+    from labctl.experiment import run
+
+    def host_down(*_: object) -> str:
+        raise HostError("host down")
+
+    monkeypatch.setattr(run, "resolve_hosts", lambda inventory, pattern: [])
+    monkeypatch.setattr(run, "choose_version", host_down)
+    experiment = Path(__file__).resolve().parents[2] / "templates" / "experiment.sim.yaml"
+    os.umask(old := os.umask(0o022))
+    try:
+        with pytest.raises(HostError):
+            run.start_run(experiment, tmp_path / "inventory", tmp_path / "runs")
+    finally:
+        os.umask(old)
+    (bundle,) = (tmp_path / "runs").iterdir()
+    assert json.loads((bundle / "manifest.json").read_text())["state"] == "failed to start"
+    for path in (bundle, bundle / "raw"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
