@@ -122,6 +122,36 @@ def test_the_password_is_in_no_runner_artifact_log_or_output(simlab, state):
         assert stat.S_IMODE((state / name).stat().st_mode) & 0o077 == 0, name
 
 
+def test_ssh_host_keys_are_verified_and_never_added(simlab, tmp_path):
+    import paramiko
+
+    from labctl.errors import HostError
+    from labctl.experiment.hosts import Target
+    from labctl.experiment.remote import Remote
+
+    host = simlab["hosts"][0]
+    empty, wrong = tmp_path / "empty", tmp_path / "wrong"
+    empty.write_text("")
+    other = paramiko.Ed25519Key.from_private_key_file(simlab["ssh_key"])  # a key, but not this host's
+    wrong.write_text(f"[{host['address']}]:{host['port']} {other.get_name()} {other.get_base64()}\n")
+
+    def target(known: str) -> Target:
+        return Target(name=host["name"], address=host["address"], port=int(host["port"]), user="root",
+                      key_file=simlab["ssh_key"], known_hosts=known)
+
+    for known in (empty, wrong):
+        remote = Remote(target(str(known)), timeout=10)
+        with pytest.raises(HostError) as err:
+            remote.run("true")
+        assert str(known) in str(err.value), err.value
+        assert known.read_text() == ("" if known == empty else known.read_text())  # nothing was added
+    remote = Remote(target(simlab["known_hosts"]), timeout=10)
+    try:
+        assert remote.run("true")[0] == 0
+    finally:
+        remote.close()
+
+
 def test_ssh_cut_on_one_host_mid_playbook_the_other_completes(simlab, state):
     """Runs last in this module: it stops gpu2's sshd for good."""
     assert labctl(simlab, state, "teardown", "--yes", "--only", "hosts").returncode == 0
