@@ -100,7 +100,8 @@ def bench_checkpoint_rate(quick: bool) -> list[Result]:
     return [{"name": "checkpoint_rate", "a": emu, "b": dd, "unit": "MB/s", "ratio": ratio, "goal": "≥ 0.9x",
              "passed": ratio >= 0.9,
              "detail": f"emulator checkpoint (write + fsync) vs dd bs=1M conv=fsync, {' '.join(args)}; "
-                       "ratio = median of per-pair ratios, as printed by " + mod}]
+                       f"rates are medians; the ratio is the `ratio emulator/dd` line of {mod} "
+                       "(its method: see that module)"}]
 
 
 def _from_module(name: str) -> Callable[[bool], list[Result]]:
