@@ -254,20 +254,35 @@ def processes_in_namespace(ns: str) -> list[int]:
     return pids
 
 
+def belongs_to(pid: int, root: str) -> bool:
+    """Whether process `pid` is one of this host's: its command line or environment names the host's root
+    (sshd's config lives there; every SSH session and what it starts carries `LABCTL_SIM_HOST_ROOT`). A
+    namespace id alone is not proof: the kernel reuses it once a namespace is gone."""
+    needle = root.encode()
+    for part in ("cmdline", "environ"):
+        try:
+            if needle in Path(f"/proc/{pid}/{part}").read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def stop_host(host: dict) -> bool:
-    """Stop a host: its sshd and every process left in its mount namespace (FUSE daemons, trainers)."""
+    """Stop a host: its sshd and every process of it left in its mount namespace (FUSE daemons, trainers)."""
     pid = host.get("pid")
     ns = host.get("mount_ns")
     was_running = False
     if ns and host.get("namespace") and ns != namespace_of(os.getpid()):
-        members = processes_in_namespace(ns)
+        members = [m for m in processes_in_namespace(ns) if belongs_to(m, str(host["root"]))]
         for member in members:
             if member != pid:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(member, signal.SIGTERM)
         time.sleep(0.3 if members else 0)
         for member in processes_in_namespace(ns):
-            if member != pid:
+            if member != pid and belongs_to(member, str(host["root"])):
                 _kill(member)
         was_running = bool(members)
-    return stop_pid(pid) or was_running
+    own_pid = bool(pid) and belongs_to(pid, str(host["root"]))  # a reused pid is not ours
+    return (own_pid and stop_pid(pid)) or was_running
