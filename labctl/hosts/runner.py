@@ -216,6 +216,9 @@ class _Tracker:
         return True
 
 
+MAX_FORKS = 64
+
+
 def run_playbook(
     name: str,
     inventory: Path,
@@ -266,6 +269,8 @@ def run_playbook(
         "settings": {"suppress_ansible_output": True, "job_timeout": timeout},
         "project_dir": str(path.parent),
         "rotate_artifacts": 0,
+        # every host at once (Ansible's default is 5 forks): 8 GPU hosts are one wave, not two
+        "forks": min(max(len(names), 1), MAX_FORKS),
     }
     if limit is not None:
         kwargs["limit"] = ",".join(names)

@@ -61,3 +61,23 @@ def test_events_become_per_host_results_and_a_failing_host_hides_nothing():
     assert "2 of 2 GPU host(s) failed in provision" in str(err.value)
     assert "gpu1 (127.0.0.11:2201): Verify the effective mount: /mnt/fg_llm: wsize=65536" in str(err.value)
     assert err.value.summary is summary
+
+
+def test_every_host_runs_at_once(tmp_path, monkeypatch):
+    """Ansible's default of 5 forks would run 8 hosts in two waves; labctl asks for one fork per host."""
+    import ansible_runner
+
+    from labctl.hosts.runner import run_playbook
+
+    seen = {}
+
+    def fake_run(**kwargs):
+        seen.update(kwargs)
+        return type("Result", (), {"rc": 0, "status": "successful"})()
+
+    monkeypatch.setattr(ansible_runner, "run", fake_run)
+    names = [f"gpu{i}" for i in range(1, 9)]
+    run_playbook("prechecks.yml", tmp_path / "inventory", tmp_path / "state", hosts=names, live=False)
+    assert seen["forks"] == 8
+    run_playbook("prechecks.yml", tmp_path / "inventory", tmp_path / "state", hosts=names[:1], live=False)
+    assert seen["forks"] == 1
