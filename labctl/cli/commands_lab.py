@@ -12,11 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from labctl import paths
-from labctl.config.lab import LabConfig, load_lab_config
 from labctl.errors import LabctlError, UsageError
 from labctl.redact import RedactingStream, redact
 
 if TYPE_CHECKING:
+    from labctl.config.lab import LabConfig
     from labctl.lab.provision import ProvisionResult
     from labctl.ontap.changes import Change
 
@@ -36,6 +36,7 @@ STYLE = {
 def _lab(ctx: click.Context, *, secrets: bool = True) -> tuple[LabConfig, Path]:
     """The validated lab config and its state dir (where the log goes too)."""
     from labctl.cli import set_log_dir
+    from labctl.config.lab import load_lab_config
 
     inventory = paths.inventory_dir(ctx.obj.inventory_option)
     state_dir = paths.state_dir(inventory)
