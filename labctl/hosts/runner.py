@@ -292,4 +292,7 @@ def run_playbook(
     (pdd / "labctl-result.json").write_text(
         json.dumps(run.to_json(), indent=1, default=str), encoding="utf-8"
     )
+    if result.status == "canceled":
+        # ansible-runner took the Ctrl-C and cancelled the playbook: it is an interrupt, not host failures
+        raise KeyboardInterrupt(f"{phase} interrupted; its events are kept in {pdd}")
     return run

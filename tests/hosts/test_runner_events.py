@@ -81,3 +81,16 @@ def test_every_host_runs_at_once(tmp_path, monkeypatch):
     assert seen["forks"] == 8
     run_playbook("prechecks.yml", tmp_path / "inventory", tmp_path / "state", hosts=names[:1], live=False)
     assert seen["forks"] == 1
+
+
+def test_a_cancelled_playbook_is_an_interrupt_not_host_failures(tmp_path, monkeypatch):
+    import ansible_runner
+
+    from labctl.hosts.runner import run_playbook
+
+    monkeypatch.setattr(ansible_runner, "run",
+                        lambda **kw: type("Result", (), {"rc": 254, "status": "canceled"})())
+    with pytest.raises(KeyboardInterrupt):
+        run_playbook("mount.yml", tmp_path / "inventory", tmp_path / "state", hosts=["gpu1"], live=False)
+    (kept,) = (tmp_path / "state" / "runs").iterdir()
+    assert (kept / "labctl-result.json").exists()
