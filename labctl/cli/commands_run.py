@@ -20,6 +20,16 @@ runs_dir_option = click.option(
     help="Where run bundles (runs/<run-id>/) are written.",
 )
 
+lost_after_option = click.option(
+    "--lost-after",
+    "lost_after_s",
+    type=click.FloatRange(min=1),
+    default=600.0,
+    show_default=True,
+    help="Seconds a host may stay unreachable before it is given up (its training goes on; the others "
+    "are collected; `labctl collect RUN` fetches it later).",
+)
+
 
 def _finish(bundle: Path) -> None:
     from labctl.errors import RunError
@@ -46,9 +56,10 @@ def _finish(bundle: Path) -> None:
 @click.command("run")
 @click.argument("experiment", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @runs_dir_option
+@lost_after_option
 @click.option("--detach", is_flag=True, help="Start the run and return without following it.")
 @click.pass_obj
-def run(ctx, experiment: Path, runs_dir: Path, detach: bool) -> None:
+def run(ctx, experiment: Path, runs_dir: Path, lost_after_s: float, detach: bool) -> None:
     """Run EXPERIMENT (experiment.yaml) on the inventory's GPU hosts, instrumented, and collect its bundle.
 
     Monitors start before training and stop after it on every host; the trainer runs detached, so a lost
@@ -62,7 +73,7 @@ def run(ctx, experiment: Path, runs_dir: Path, detach: bool) -> None:
     if detach:
         console.print(f"follow it with: labctl attach {bundle}")
         return
-    if follow(bundle, console) == "detached":
+    if follow(bundle, console, lost_after_s=lost_after_s) == "detached":
         return
     _finish(bundle)
 
@@ -70,13 +81,14 @@ def run(ctx, experiment: Path, runs_dir: Path, detach: bool) -> None:
 @click.command("attach")
 @click.argument("run_ref", metavar="RUN")
 @runs_dir_option
-def attach(run_ref: str, runs_dir: Path) -> None:
+@lost_after_option
+def attach(run_ref: str, runs_dir: Path, lost_after_s: float) -> None:
     """Follow RUN (a run directory or id) again until it ends, then collect its bundle."""
     from labctl.experiment.bundle import find_run
     from labctl.experiment.follow import follow
 
     bundle = find_run(run_ref, runs_dir)
-    if follow(bundle, console) == "detached":
+    if follow(bundle, console, lost_after_s=lost_after_s) == "detached":
         return
     _finish(bundle)
 

@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
-from labctl.errors import HostError, RunError
+from labctl.errors import HostError
 from labctl.experiment.bundle import load_manifest, save_manifest
 from labctl.experiment.hosts import Target
 from labctl.experiment.remote import SSH_ERRORS, Remote
@@ -67,6 +67,8 @@ def describe(st: dict[str, Any]) -> tuple[str, float | None, float]:
         completed = float((p.get("epoch", 1) - 1) * p["total"] + p.get("step", 0))
     if st.get("state") == "finished" and total:
         completed = total
+    if st.get("error"):
+        parts.append(f"[yellow]{st['error']}")
     return "  ".join(parts), total, completed or 0.0
 
 
@@ -147,10 +149,9 @@ def _poll_all(hosts, remotes, status, unreachable, lost_after_s) -> None:
             remotes[name].close()
             since = unreachable.setdefault(name, time.time())
             if time.time() - since > lost_after_s:
-                raise RunError(
-                    f"lost contact with {name} for {lost_after_s:.0f} s",
-                    fix="training continues on the host; run `labctl attach` when it is reachable",
-                ) from exc
+                # give up on this host only: the others finish and are collected; its files stay on it
+                status[name] = {"state": "lost", "error": f"lost contact for {lost_after_s:.0f} s: {exc}"}
+                unreachable.pop(name, None)
 
 
 def _ask(console: Console, interactive: bool) -> str:

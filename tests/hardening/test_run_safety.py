@@ -1,0 +1,104 @@
+"""`labctl run` when a host goes down mid-run (simulated lab, root): the other host completes and is
+collected, the lost host is reported by name, its training goes on and its files are kept on it; the
+password of the lab is in no file of the bundle or the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labctl.experiment.manifest import verify
+from labctl.testlab.sshhost import processes_in_namespace
+from tests.hosts.simlab import fuse_reason, start_lab
+from tests.run.simprep import provision_and_mount
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    reason = fuse_reason()
+    if reason:
+        pytest.skip(reason)
+    for data in start_lab(tmp_path_factory.mktemp("runsafety"), hosts=2):
+        provision_and_mount(data)
+        yield data
+
+
+def _experiment(path: Path) -> Path:
+    path.write_text(yaml.safe_dump({
+        "name": "hostdown", "trainer": "emulate", "training": {"epochs": 2},
+        "monitors": {"dmon_interval_s": 1, "lead_s": 1, "tail_s": 1, "bpftrace": False},
+        "emulate": {"steps_per_epoch": 10, "step_compute_s": 0.6, "startup_s": 0.5, "validation_s": 0.5,
+                    "checkpoint_bytes": 4_000_000, "dataset_bytes": 4_000_000,
+                    "read_bytes_per_step": 1 << 18},
+    }))
+    return path
+
+
+def _cut_ssh(host: dict) -> None:
+    """The host drops off the network: every sshd of it (listener and sessions) dies; nothing else does."""
+    for pid in processes_in_namespace(host["mount_ns"]):
+        try:
+            if os.readlink(f"/proc/{pid}/exe") == "/usr/sbin/sshd":
+                os.kill(pid, signal.SIGKILL)
+        except OSError:
+            continue
+
+
+def _wait(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail("timed out")
+        time.sleep(0.2)
+
+
+def test_one_host_down_the_other_completes_and_nothing_is_lost(lab, tmp_path):
+    runs = tmp_path / "runs"
+    experiment = _experiment(tmp_path / "e.yaml")
+    cmd = [sys.executable, "-m", "labctl", "-i", lab["inventory"], "run", str(experiment),
+           "--runs-dir", str(runs), "--lost-after", "4"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    gpu1, gpu2 = lab["hosts"]
+    try:
+        # training has started on gpu2 once its emulator logs a step
+        _wait(lambda: any(Path(gpu2["root"]).glob("var-tmp/labctl/*/gpu2/raw/train.log")), 60)
+        (train_log,) = Path(gpu2["root"]).glob("var-tmp/labctl/*/gpu2/raw/train.log")
+        _wait(lambda: "train loss" in train_log.read_text(), 60)
+        _cut_ssh(gpu2)
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, out + err
+    assert "Traceback" not in out + err
+    assert "gpu2" in out + err  # the lost host is named
+    (bundle,) = runs.iterdir()
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    states = {h["name"]: h.get("state") for h in manifest["hosts"]}
+    assert states == {"gpu1": "finished", "gpu2": "lost"}
+    assert not manifest["success"]
+    assert verify(bundle, manifest) == []  # every file collected from gpu1 verifies
+    collected = {p.name for p in (bundle / "raw" / "gpu1").iterdir()}
+    assert {"train.log", "dmon.log", "mountstats.log"} <= collected
+    # gpu2 trains on without the controller and keeps its files for a later `labctl collect`
+    _wait(lambda: "wrote" in train_log.read_text(), 60)
+    assert (train_log.parent / "dmon.log").stat().st_size > 0
+
+    report = subprocess.run([sys.executable, "-m", "labctl", "report", str(bundle)], capture_output=True,
+                            text=True, timeout=120)
+    assert report.returncode == 0, report.stderr[-2000:]
+    password = Path(lab["ontap"]["password_file"]).read_text().strip()
+    leaks = [p for p in bundle.rglob("*") if p.is_file() and password.encode() in p.read_bytes()]
+    assert leaks == []
+    assert password not in out + err + report.stdout + report.stderr
