@@ -48,5 +48,11 @@ class RunError(LabctlError):
     """An experiment run could not be started, followed or collected."""
 
 
+class Interrupted(LabctlError):
+    """Ctrl-C where labctl knows what it left behind and says how to go on (exit code 130)."""
+
+    exit_code = 130
+
+
 class StateError(LabctlError):
     """The ledger or a run bundle is missing, locked or inconsistent."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from labctl import __version__
 from labctl.config.experiment import Experiment, load_experiment
-from labctl.errors import ConfigError, HostError, LabctlError, RunError
+from labctl.errors import ConfigError, HostError, Interrupted, LabctlError, RunError
 from labctl.experiment import llmstudio_keys as K
 from labctl.experiment.bundle import new_run_id, save_manifest
 from labctl.experiment.hosts import Target, resolve_hosts
@@ -314,13 +314,22 @@ def start_run(experiment_file: Path, inventory: Path, runs_root: Path) -> Path:
         if exp.trainer == "emulate":
             manifest["emulator"] = {"checkpoint_bytes": emulated_checkpoint_bytes(exp)}
         _raise_first(_parallel(lambda h: h.launch(version), runs), runs)
-    except LabctlError as exc:
-        manifest.update(state="failed to start", hosts=[h.record for h in runs])
-        manifest["errors"].append(str(exc))
+    except (LabctlError, KeyboardInterrupt) as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        manifest.update(state="interrupted before start" if interrupted else "failed to start",
+                        hosts=[h.record for h in runs])
+        manifest["errors"].append("interrupted (Ctrl-C) while starting" if interrupted else str(exc))
         save_manifest(bundle, manifest)
         for h in runs:
             if h.record.get("agent_pid"):
                 _stop_quietly(h)
+        if interrupted:
+            raise Interrupted(
+                "interrupted while the run was starting: the agents already started were stopped, so no "
+                "training is left running",
+                where=str(bundle),
+                fix="start it again with `labctl run`",
+            ) from exc
         raise
     finally:
         for h in runs:

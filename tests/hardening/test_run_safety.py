@@ -62,6 +62,77 @@ def _wait(predicate, timeout: float) -> None:
         time.sleep(0.2)
 
 
+def _start(lab: dict, runs: Path, experiment: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "labctl", "-i", lab["inventory"], "run", str(experiment),
+           "--runs-dir", str(runs)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            text=True, start_new_session=True)
+
+
+def _manifest_state(runs: Path) -> str | None:
+    for path in runs.glob("*/manifest.json"):
+        try:
+            return json.loads(path.read_text()).get("state")
+        except ValueError:
+            return None
+    return None
+
+
+def _ctrl_c(proc: subprocess.Popen) -> tuple[str, str]:
+    try:
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole foreground group
+        return proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_ctrl_c_while_starting_leaves_no_training_running(lab, tmp_path):
+    runs = tmp_path / "runs"
+    proc = _start(lab, runs, _experiment(tmp_path / "e.yaml"))
+    _wait(lambda: _manifest_state(runs) is not None or proc.poll() is not None, 60)
+    out, err = _ctrl_c(proc)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in out + err and "no training is left running" in err, err
+    assert _manifest_state(runs) == "interrupted before start"
+    (bundle,) = runs.iterdir()
+    _wait(lambda: _run_processes(lab, bundle.name) == [], 15)  # no agent, monitor or trainer of it is left
+
+
+def _run_processes(lab: dict, run_id: str) -> list[bytes]:
+    """The command lines of this run's Python processes (agent, monitors, trainer) on every host."""
+    found = []
+    for host in lab["hosts"]:
+        for pid in processes_in_namespace(host["mount_ns"]):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if run_id.encode() in cmdline and b"python" in cmdline.split(b"\0")[0]:
+                found.append(cmdline)
+    return found
+
+
+def test_ctrl_c_during_training_detaches_and_attach_completes_the_bundle(lab, tmp_path):
+    runs = tmp_path / "runs"
+    proc = _start(lab, runs, _experiment(tmp_path / "e.yaml"))
+    _wait(lambda: _manifest_state(runs) == "running" or proc.poll() is not None, 60)
+    time.sleep(2)
+    out, err = _ctrl_c(proc)  # with no terminal to ask on, labctl detaches
+    assert "Traceback" not in out + err
+    assert "labctl attach" in out + err, out + err  # it says how to resume
+    (bundle,) = runs.iterdir()
+    assert _run_processes(lab, bundle.name)  # detached: training goes on without the controller
+    attach = subprocess.run([sys.executable, "-m", "labctl", "-i", lab["inventory"], "attach", str(bundle)],
+                            capture_output=True, text=True, timeout=180)
+    assert attach.returncode == 0, attach.stdout[-2000:] + attach.stderr[-2000:]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["success"] and manifest["complete"]
+    assert verify(bundle, manifest) == []
+
+
+# last: it takes gpu2 off the network for the rest of this module
 def test_one_host_down_the_other_completes_and_nothing_is_lost(lab, tmp_path):
     runs = tmp_path / "runs"
     experiment = _experiment(tmp_path / "e.yaml")
@@ -71,9 +142,10 @@ def test_one_host_down_the_other_completes_and_nothing_is_lost(lab, tmp_path):
     gpu1, gpu2 = lab["hosts"]
     try:
         # training has started on gpu2 once its emulator logs a step
-        _wait(lambda: any(Path(gpu2["root"]).glob("var-tmp/labctl/*/gpu2/raw/train.log")), 60)
-        (train_log,) = Path(gpu2["root"]).glob("var-tmp/labctl/*/gpu2/raw/train.log")
-        _wait(lambda: "train loss" in train_log.read_text(), 60)
+        _wait(lambda: _manifest_state(runs) == "running", 60)
+        (run_id,) = [p.name for p in runs.iterdir()]
+        train_log = Path(gpu2["root"]) / "var-tmp" / "labctl" / run_id / "gpu2" / "raw" / "train.log"
+        _wait(lambda: train_log.exists() and "train loss" in train_log.read_text(), 60)
         _cut_ssh(gpu2)
         out, err = proc.communicate(timeout=180)
     finally:
