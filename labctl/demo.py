@@ -92,7 +92,7 @@ def _provision(inventory: Path, console: Console) -> None:
 
 
 def _run(experiment: Path, inventory: Path, runs_root: Path, console: Console) -> Path:
-    from labctl.experiment.collect import collect
+    from labctl.experiment.collect import collect, require_success
     from labctl.experiment.follow import follow
     from labctl.experiment.run import start_run
 
@@ -100,10 +100,7 @@ def _run(experiment: Path, inventory: Path, runs_root: Path, console: Console) -
     if follow(bundle, console) == "detached":
         raise RunError("the run was detached", where=str(bundle),
                        fix=f"follow it with `labctl attach {bundle}`; the lab was kept running")
-    manifest = collect(bundle)
-    if not manifest["success"]:
-        raise RunError(f"training did not finish on every host (state: {manifest['state']})",
-                       where=str(bundle), fix="see raw/<host>/train.log; the bundle was collected")
+    require_success(bundle, collect(bundle))
     return bundle
 
 

@@ -32,8 +32,7 @@ lost_after_option = click.option(
 
 
 def _finish(bundle: Path) -> None:
-    from labctl.errors import RunError
-    from labctl.experiment.collect import collect
+    from labctl.experiment.collect import collect, require_success
 
     manifest = collect(bundle)
     n = len(manifest["files"])
@@ -44,13 +43,7 @@ def _finish(bundle: Path) -> None:
     )
     for err in manifest.get("errors", []):
         console.print(f"[yellow]  {err}")
-    if not manifest["success"]:
-        raise RunError(
-            f"training did not finish on every host (state: {manifest['state']}); "
-            f"the bundle was collected anyway",
-            where=str(bundle),
-            fix="see raw/<host>/train.log and raw/<host>/monitors.json",
-        )
+    require_success(bundle, manifest)
 
 
 @click.command("run")

@@ -137,3 +137,14 @@ def collect(bundle: Path, *, force: bool = False) -> dict[str, Any]:
     manifest["times"]["collected"] = round(time.time(), 6)
     save_manifest(bundle, manifest)
     return manifest
+
+
+def require_success(bundle: Path, manifest: dict[str, Any]) -> None:
+    """Raise RunError unless training finished on every host (judged by LLM Studio's own flag)."""
+    if not manifest["success"]:
+        raise RunError(
+            f"training did not finish on every host (state: {manifest['state']}); "
+            f"the bundle was collected anyway",
+            where=str(bundle),
+            fix="see raw/<host>/train.log and raw/<host>/monitors.json",
+        )
