@@ -72,6 +72,7 @@ def test_every_fault_kind_on_every_teardown_call_converges(lab, cfg):
     calls = distinct_calls(lab.sim.requests()[mark:])
     mutations = [c for c in calls if c[0] in MUTATING]
     assert [m for m, _ in mutations] == ["PATCH", "DELETE", "DELETE", "PATCH"], mutations
+    unmade = []
     for n, (method, path) in enumerate(calls):
         for kind, fault in KINDS.items():
             lab.sim.reset()
@@ -82,13 +83,18 @@ def test_every_fault_kind_on_every_teardown_call_converges(lab, cfg):
             lab.sim.add_fault(method=method, path=path, count=1, **fault)
             result = teardown_storage(cfg, state_dir, console=quiet())
             where = f"{kind} on {method} {path}"
-            assert fired(lab.sim), f"{where} never fired"
+            if not fired(lab.sim):
+                # a fault can only miss a call this run did not make (a read that depends on job timing)
+                assert (method, path) not in distinct_calls(lab.sim.requests()), f"{where} never fired"
+                unmade.append(where)
             assert result.clean, (where, result.leftovers)
             assert lab.sim.state() == seed, where
             assert ledger_of(state_dir)["objects"] == {}, where
             # each undo is applied once: a DELETE retried after a lost answer finds the object gone (404)
             done = [r for r in lab.sim.requests() if r["method"] == "DELETE" and 200 <= r["status"] < 300]
             assert len(done) == 2, (where, done)
+    assert len(unmade) <= len(calls) * len(KINDS) // 10, unmade  # nearly every call was faulted
+    assert not [w for w in unmade if w.split(" on ")[1].split()[0] in MUTATING], unmade
 
 
 def test_a_5xx_that_never_ends_leaves_a_resumable_teardown(lab, cfg):
