@@ -171,6 +171,8 @@ def write_inventory(lab_dir: Path, hosts: list[sshhost.SimHost], group_vars: dic
             "labctl_proc_mountstats": str(root / "proc" / "self" / "mountstats"),
             "labctl_sim_host_root": str(root)}
     doc = {"all": {"children": {"gpu_hosts": {"hosts": members}}}}
+    if not hosts:  # ONTAP only (`--hosts 0`): export to this machine; `provision --only storage` works as is
+        group_vars = {**group_vars, "labctl_export_clients": ["127.0.0.1"]}
     header = "# Written by `labctl sim up`: the simulated GPU hosts (real sshd on loopback addresses).\n"
     (inv / "hosts.yml").write_text(header + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     (inv / "group_vars" / "all.yml").write_text(

@@ -80,6 +80,11 @@ def test_ontap_only_lab_and_idempotent_down(tmp_path):
     try:
         assert lab["hosts"] == [] and Path(lab["inventory"], "group_vars", "all.yml").exists()
         assert is_running(read_lab(tmp_path / "lab"))
+        # the storage side needs no editing of the inventory: it exports to this machine
+        from labctl.cli import main
+
+        assert main(["-i", lab["inventory"], "provision", "--only", "storage"]) == 0
+        assert main(["-i", lab["inventory"], "teardown", "--yes", "--only", "storage"]) == 0
     finally:
         assert sim_down(tmp_path / "lab") == ["ontap"]
     assert sim_down(tmp_path / "lab") == [] and not is_running(read_lab(tmp_path / "lab"))
