@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from labctl.config.inventory import plain_value
 from labctl.errors import ConfigError
+from labctl.hosts.ssh import known_hosts_from_args
 
 DEFAULTS: dict[str, Any] = {
     "labctl_mount_path": "/mnt/fg_llm",
@@ -59,23 +59,6 @@ class Target:
             "known_hosts": self.known_hosts,
             "python": self.python,
         }
-
-
-def known_hosts_from_args(args: str | None) -> str | None:
-    """The UserKnownHostsFile named in ansible_ssh_common_args / ansible_ssh_extra_args."""
-    if not args:
-        return None
-    tokens = shlex.split(str(args))
-    for i, tok in enumerate(tokens):
-        opt = (
-            tok[2:]
-            if tok.startswith("-o") and len(tok) > 2
-            else (tokens[i + 1] if tok == "-o" and i + 1 < len(tokens) else "")
-        )
-        key, _, value = opt.partition("=")
-        if key.strip().lower() == "userknownhostsfile" and value.strip():
-            return value.strip().split()[0]
-    return None
 
 
 def resolve_hosts(inventory: Path, pattern: str) -> list[Target]:

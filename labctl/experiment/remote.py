@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import shlex
 import socket
@@ -12,6 +13,7 @@ import paramiko
 
 from labctl.errors import HostError
 from labctl.experiment.hosts import Target
+from labctl.hosts import ssh
 
 SSH_ERRORS = (paramiko.SSHException, OSError, EOFError, socket.timeout)
 
@@ -34,48 +36,15 @@ class Remote:
             return self._client
         self.close()
         t = self.target
-        client = paramiko.SSHClient()
-        known = (
-            os.path.expanduser(t.known_hosts) if t.known_hosts else os.path.expanduser("~/.ssh/known_hosts")
+        target = ssh.SshTarget(
+            name=t.name,
+            host=t.address,
+            port=t.port,
+            user=t.user or getpass.getuser(),
+            key_file=os.path.expanduser(t.key_file) if t.key_file else None,
+            known_hosts=os.path.expanduser(t.known_hosts or "~/.ssh/known_hosts"),
         )
-        try:
-            client.load_host_keys(known)
-        except OSError as exc:
-            raise HostError(
-                f"cannot read known_hosts {known}: {exc.strerror}",
-                where=t.name,
-                fix="set UserKnownHostsFile in ansible_ssh_common_args to a file with the host's key",
-            ) from exc
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        key = os.path.expanduser(t.key_file) if t.key_file else None
-        try:
-            client.connect(
-                t.address,
-                port=t.port,
-                username=t.user,
-                key_filename=key,
-                timeout=self.timeout,
-                banner_timeout=self.timeout,
-                auth_timeout=self.timeout,
-                look_for_keys=key is None,
-                allow_agent=key is None,
-            )
-        except paramiko.BadHostKeyException as exc:
-            raise HostError(
-                f"host key of {t.address}:{t.port} does not match {known}",
-                where=t.name,
-                fix="verify the host and update known_hosts",
-            ) from exc
-        except paramiko.SSHException as exc:
-            if "not found in known_hosts" in str(exc):
-                raise HostError(
-                    f"{t.address}:{t.port} is not in {known}; labctl never adds host keys",
-                    where=t.name,
-                    fix="add the host's key to the inventory's known_hosts",
-                ) from exc
-            raise HostError(f"SSH to {t.address}:{t.port} failed: {exc}", where=t.name) from exc
-        except OSError as exc:
-            raise HostError(f"cannot reach {t.address}:{t.port}: {exc}", where=t.name) from exc
+        client = ssh.connect(target, timeout=self.timeout)  # host keys verified, never added
         transport = client.get_transport()
         if transport is not None:
             transport.set_keepalive(5)

@@ -43,15 +43,28 @@ class CommandResult:
     stderr: str
 
 
+def known_hosts_from_args(args: str | None) -> str | None:
+    """The UserKnownHostsFile named in ansible_ssh_common_args / ansible_ssh_extra_args."""
+    if not args:
+        return None
+    tokens = shlex.split(str(args))
+    for i, tok in enumerate(tokens):
+        opt = (
+            tok[2:]
+            if tok.startswith("-o") and len(tok) > 2
+            else (tokens[i + 1] if tok == "-o" and i + 1 < len(tokens) else "")
+        )
+        key, _, value = opt.partition("=")
+        if key.strip().lower() == "userknownhostsfile" and value.strip():
+            return value.strip().split()[0]
+    return None
+
+
 def target_from_hostvars(name: str, hostvars: dict[str, Any]) -> SshTarget:
     """An SshTarget from a host's Ansible variables."""
-    known = None
-    args = shlex.split(str(hostvars.get("ansible_ssh_common_args", "")))
-    for i, arg in enumerate(args):
-        value = arg[2:] if arg.startswith("-o") and len(arg) > 2 else args[i + 1] if arg == "-o" and \
-            i + 1 < len(args) else None
-        if value and value.lower().startswith("userknownhostsfile="):
-            known = value.split("=", 1)[1]
+    known = known_hosts_from_args(
+        " ".join(str(hostvars.get(k) or "") for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args"))
+    )
     key = hostvars.get("ansible_ssh_private_key_file") or hostvars.get("ansible_private_key_file")
     return SshTarget(name=name, host=str(hostvars.get("ansible_host", name)),
                      port=int(hostvars.get("ansible_port", 22)),
@@ -72,8 +85,8 @@ def connect(target: SshTarget, timeout: float = 10.0) -> paramiko.SSHClient:
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     try:
         client.connect(target.host, port=target.port, username=target.user, key_filename=target.key_file,
-                       timeout=timeout, banner_timeout=timeout, auth_timeout=timeout, allow_agent=False,
-                       look_for_keys=target.key_file is None)
+                       timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
+                       allow_agent=target.key_file is None, look_for_keys=target.key_file is None)
     except paramiko.BadHostKeyException as exc:
         client.close()
         raise HostError("host key mismatch: the host presented a different key than known_hosts pins "
