@@ -30,10 +30,12 @@ from typing import Any
 
 import yaml
 
+from tests.ontap.conftest import GPU_HOSTS
+from tests.ontap.conftest import write_inventory as tests_inventory
+
 NAME = "provision_vs_ansible"
 MUTATING = {"POST", "PATCH", "DELETE"}
 SVM = "llm-lab"
-GPU_HOSTS = {"gpu1": "127.0.0.11", "gpu2": "127.0.0.12"}
 GOAL_TIME_RATIO = 0.2
 
 LOGIN = {"hostname": "127.0.0.1", "http_port": "{{ ontap_port }}", "username": "{{ ontap_user }}",
@@ -105,25 +107,9 @@ def signature(sim: Any) -> dict[str, Any]:
 
 
 def write_inventory(root: Path, sim: Any) -> Path:
-    """An inventory for `sim` (password in a 0600 file, the sim's CA, two GPU hosts), as tests/ontap does."""
-    inventory = root / "inventory"
-    (inventory / "group_vars").mkdir(parents=True, exist_ok=True)
-    secret = root / "secrets" / "ontap_password"
-    secret.parent.mkdir(exist_ok=True)
-    secret.write_text(sim.password + "\n", encoding="utf-8")
-    secret.chmod(0o600)
-    hosts = {"all": {"children": {"gpu_hosts": {"hosts": {n: {"ansible_host": a}
-                                                          for n, a in GPU_HOSTS.items()}}}}}
-    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts), encoding="utf-8")
-    settings = {
-        "labctl_ontap_host": sim.host,
-        "labctl_ontap_port": sim.port,
-        "labctl_ontap_username": sim.username,
-        "labctl_ontap_password_file": "../secrets/ontap_password",
-        "labctl_ontap_ca_file": str(sim.ca_file),
-    }
-    (inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump(settings), encoding="utf-8")
-    return inventory
+    """The tests' inventory for `sim` (password in a 0600 file, the sim's CA, two GPU hosts), with labctl's
+    default REST timeout and retry backoff, as a user would run it."""
+    return tests_inventory(root, sim, labctl_ontap_retry_backoff=None, labctl_ontap_timeout=None)
 
 
 def _labctl_cli(inventory: Path, state: Path) -> float:
