@@ -55,6 +55,7 @@ class SimApp:
         self.control = ControlApi(self)
         self._log: list[dict[str, Any]] = []
         self._log_lock = threading.Lock()
+        self._epoch = 0  # bumped by reset: a request delayed across a reset never touches the new state
 
     # log and reset ----------------------------------------------------------------------------------------
     def request_log(self) -> list[dict[str, Any]]:
@@ -69,6 +70,7 @@ class SimApp:
 
     def reset(self) -> None:
         """Seeded state, no faults, empty log."""
+        self._epoch += 1
         self.backend.reset()
         self.faults.clear()
         self.clear_log()
@@ -153,7 +155,10 @@ class SimApp:
         fault = self.faults.take(req.method, req.path)
         if fault is not None:
             if fault.delay:
+                epoch = self._epoch
                 time.sleep(fault.delay)
+                if epoch != self._epoch:  # the cluster was reset meanwhile: this call belongs to the old one
+                    raise DropConnection()
             if fault.action == "reset":
                 raise DropConnection()
             if fault.action == "error":

@@ -71,6 +71,20 @@ def test_delay_and_connection_reset_faults(raw, sim):
     assert [e["status"] for e in sim.requests()] == [200, 0, 200]
 
 
+
+def test_a_call_delayed_across_a_reset_never_touches_the_new_state(raw, sim):
+    """A client that timed out on a delayed create must not see it land in the state after a reset."""
+    sim.add_fault(action="delay", method="POST", path="/api/protocols/nfs/export-policies", delay=0.8)
+    with pytest.raises(requests.Timeout):
+        raw.session.post(sim.url + "/api/protocols/nfs/export-policies", timeout=0.2,
+                         json={"name": "late", "svm.name": "llm-lab"})
+    sim.reset()
+    seeded = sim.state()
+    time.sleep(1.2)  # the delayed call wakes up after the reset
+    assert sim.state() == seeded
+    names = [p["name"] for p in raw("GET", "/api/protocols/nfs/export-policies").json()["records"]]
+    assert "late" not in names
+
 def test_job_failure_fault(raw, ontap):
     raw("POST", "/_sim/faults", json={"action": "job_failure", "method": "POST",
                                       "path": "/api/storage/volumes", "code": "917536",
