@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from labctl.config.plain_inventory import read_plain
 from labctl.errors import ConfigError
 
 LAB_GROUP = "gpu_hosts"
@@ -183,7 +184,15 @@ def read_inventory(path: Path) -> InventoryData:
             fix="create hosts.yml with a gpu_hosts group (see inventories/sample/hosts.yml)",
         )
     origins, encrypted = _origins(path)
+    plain = None if encrypted else read_plain(path)
+    if plain is not None:
+        groups = {g: [InventoryHost(h, a) for h, a in hosts] for g, hosts in plain.groups.items()}
+        return InventoryData(path=path, lab_vars=plain.all_vars, origins=origins, groups=groups)
+    return read_with_ansible(path, origins, encrypted)
 
+
+def read_with_ansible(path: Path, origins: dict[str, str], encrypted: list[Path]) -> InventoryData:
+    """`read_inventory` through Ansible's InventoryManager (any inventory Ansible reads)."""
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
