@@ -54,10 +54,18 @@ class Remote:
     def run(self, command: str, timeout: float = 60.0) -> tuple[int, str, str]:
         """Run a command; (exit status, stdout, stderr)."""
         client = self.connect()
-        _, stdout, stderr = client.exec_command(command, timeout=timeout)
-        out = stdout.read().decode("utf-8", errors="replace")
-        err = stderr.read().decode("utf-8", errors="replace")
-        return stdout.channel.recv_exit_status(), out, err
+        stdin, stdout, stderr = client.exec_command(command, timeout=timeout)
+        # closed here, in this thread: left to the garbage collector, stdin's finalizer can run on paramiko's
+        # transport thread while it holds the channel lock and deadlock the connection (paramiko#2685; seen
+        # as "Timeout opening channel" on the next command, and a hang in close())
+        stdin.close()
+        try:
+            out = stdout.read().decode("utf-8", errors="replace")
+            err = stderr.read().decode("utf-8", errors="replace")
+            return stdout.channel.recv_exit_status(), out, err
+        finally:
+            stdout.close()
+            stderr.close()
 
     def check(self, command: str, timeout: float = 60.0) -> str:
         """Run a command that must succeed; its stdout."""

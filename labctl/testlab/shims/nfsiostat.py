@@ -88,6 +88,12 @@ def block(mountpoint: str, new: dict, old: dict | None, interval: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+
+def exit_on_term(*_: object) -> None:
+    """SIGTERM ends the tool like the real one; a second SIGTERM while exiting is ignored, not a traceback."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(0)
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     numbers: list[int] = []
@@ -111,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     if numbers and interval < 1:
         print("nfsiostat: interval must be a positive integer", file=sys.stderr)
         return 1
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, exit_on_term)
     old: Stats = {}
     done = 0
     while True:

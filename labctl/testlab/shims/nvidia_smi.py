@@ -173,7 +173,7 @@ def cmd_dmon(root: Path, args: list[str]) -> int:
     print(head_n)
     print(head_u, flush=True)
     sampler = Sampler(root, gpu_count(root))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, exit_on_term)
     done = 0
     next_at = time.monotonic()
     while count <= 0 or done < count:
@@ -269,7 +269,7 @@ def cmd_query(root: Path, fields_arg: str, fmt: str, loop_s: float, ids_arg: str
         heads = (f"{f} [{QUERY_FIELDS[f][0]}]" if QUERY_FIELDS[f][0] else f for f in fields)
         print(", ".join(heads), flush=True)
     sampler = Sampler(root, count)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, exit_on_term)
     first = True
     while True:
         readings = sampler.sample(settle=0.3 if first else 0.0)
@@ -300,6 +300,12 @@ def cmd_summary(root: Path) -> int:
         print(bar)
     return 0
 
+
+
+def exit_on_term(*_: object) -> None:
+    """SIGTERM ends the tool like the real one; a second SIGTERM while exiting is ignored, not a traceback."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(0)
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
