@@ -152,6 +152,33 @@ def test_ssh_host_keys_are_verified_and_never_added(simlab, tmp_path):
         remote.close()
 
 
+
+def test_remote_commands_leave_no_channel_file_to_the_garbage_collector(simlab):
+    """paramiko#2685: a ChannelStdinFile left to the GC can be finalised on the transport thread while it
+    holds the channel lock, deadlocking the connection ("Timeout opening channel", then a hang in close()).
+    Remote.run must close every file exec_command hands back, in the calling thread."""
+    import gc
+
+    import paramiko
+
+    from labctl.experiment.hosts import Target
+    from labctl.experiment.remote import Remote
+
+    host = simlab["hosts"][0]
+    remote = Remote(Target(name=host["name"], address=host["address"], port=int(host["port"]), user="root",
+                           key_file=simlab["ssh_key"], known_hosts=simlab["known_hosts"]), timeout=10)
+    gc.collect()
+    gc.disable()  # what is left unclosed stays visible instead of being finalised at a random moment
+    try:
+        outputs = [remote.run(f"echo {k}")[1] for k in range(5)]
+        open_files = [o for o in gc.get_objects()
+                      if isinstance(o, paramiko.channel.ChannelFile) and not o.closed]
+    finally:
+        gc.enable()
+        remote.close()
+    assert outputs == [f"{k}\n" for k in range(5)]
+    assert open_files == []
+
 def test_ssh_cut_on_one_host_mid_playbook_the_other_completes(simlab, state):
     """Runs last in this module: it stops gpu2's sshd for good."""
     assert labctl(simlab, state, "teardown", "--yes", "--only", "hosts").returncode == 0
