@@ -28,10 +28,10 @@ from typing import Any
 
 import yaml
 
+from labctl.paths import repo_data
 from labctl.testlab import sshhost
 from labctl.testlab.fixture_repo import FIXTURE_TAG, make_fixture_repo
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 LLMSTUDIO_BASE = "/var/tmp/labctl-llmstudio"
 
 
@@ -224,7 +224,7 @@ def sim_up(lab_dir: Path, n_hosts: int, *, seed: Path | None = None, gpus: int =
             "".join(sshhost.known_hosts_line(h) + "\n" for h in hosts), encoding="utf-8")
         nfs_server = first_data_lif(lab["ontap"])
         write_inventory(lab_dir, hosts, inventory_vars(lab_dir, lab["ontap"], nfs_server, repo))
-        template = REPO_ROOT / "templates" / "experiment.sim.yaml"
+        template = repo_data("templates", "experiment.sim.yaml")
         if template.exists():
             shutil.copyfile(template, lab_dir / "experiment.yaml")
             lab["experiment"] = str(lab_dir / "experiment.yaml")

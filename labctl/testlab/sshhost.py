@@ -11,6 +11,9 @@ Layout of a host's private root `DIR/hosts/<name>/`:
     mnt/        bind-mounted onto /mnt in the namespace (so /mnt/fg_llm is per host)
     var-tmp/    bind-mounted onto /var/tmp in the namespace (host-local disk: LLM Studio, monitors)
     etc/fstab   bind-mounted onto /etc/fstab in the namespace (fstab persistence stays per host)
+    etc/bashrc  bind-mounted onto the SSH user's ~/.bashrc in the namespace: a fresh host's, not the
+                controller's (bash sources ~/.bashrc for every command sshd runs; a controller's pyenv or
+                conda init there would cost every simulated SSH command ~0.1 CPU-second)
     host.json   what the shims need: name, address, simulator URL, CA, password file
 """
 
@@ -30,6 +33,10 @@ from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
 NAMESPACE_BINDS = (("mnt", "/mnt"), ("var-tmp", "/var/tmp"), ("etc/fstab", "/etc/fstab"))
+# Debian's default ~/.bashrc starts so: a non-interactive shell (each SSH command) reads nothing further
+HOST_BASHRC = """# labctl simulated host: its own ~/.bashrc (the controller's is hidden in its namespace)
+case $- in *i*) ;; *) return;; esac
+"""
 
 
 @dataclass
@@ -152,6 +159,10 @@ def _namespace_script(root: Path, config: Path, log: Path) -> str:
              f"mount -t overlay labctl-bin -o lowerdir={q(str(root / 'bin'))}:/usr/local/bin /usr/local/bin"]
     for sub, target in NAMESPACE_BINDS:
         lines.append(f"mount --bind {q(str(root / sub))} {q(target)}")
+    bashrc = Path.home() / ".bashrc"
+    if bashrc.is_file():
+        (root / "etc" / "bashrc").write_text(HOST_BASHRC, encoding="utf-8")
+        lines.append(f"mount --bind {q(str(root / 'etc' / 'bashrc'))} {q(str(bashrc))}")
     lines.append(f"exec {SSHD} -D -f {q(str(config))} -E {q(str(log))}")
     return "\n".join(lines)
 

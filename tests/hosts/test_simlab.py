@@ -44,6 +44,19 @@ def test_each_host_has_its_env_namespace_and_shims(sim_lab):
     assert not Path("/usr/sbin/mount.nfs4").exists()
 
 
+
+def test_a_host_has_its_own_bashrc_not_the_controllers(sim_lab):
+    """bash sources ~/.bashrc for each command sshd runs: the controller's (pyenv/conda init) stays out."""
+    home_rc = Path.home() / ".bashrc"
+    if not home_rc.is_file():
+        pytest.skip("this machine has no ~/.bashrc to hide")
+    host = sim_lab["hosts"][0]
+    out = ssh(sim_lab, host, "cat ~/.bashrc")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == (Path(host["root"]) / "etc" / "bashrc").read_text()
+    assert "case $- in *i*)" in out.stdout
+    assert home_rc.read_text() != out.stdout  # outside the namespace the controller's file is untouched
+
 def test_host_key_is_verified(sim_lab, tmp_path):
     host = sim_lab["hosts"][0]
     other = sim_lab["hosts"][1]
