@@ -134,7 +134,17 @@ def _message(res: dict[str, Any]) -> str:
             msg = msg or _message(inner[0])
     if isinstance(msg, list):
         msg = "; ".join(str(m) for m in msg)
-    return " ".join(str(msg).split())[:1200] or "failed (no message)"
+    text = " ".join(str(msg).split())[:1200] or "failed (no message)"
+    raw = " ".join(str(res.get(k) or "") for k in ("msg", "stderr", "module_stderr", "module_stdout"))
+    if "must have a tty" in raw or "requiretty" in raw:
+        text += f" [{TTY_HINT}]"
+    return text
+
+
+TTY_HINT = (
+    "sudo on this host requires a tty, which SSH pipelining does not give: set `ansible_pipelining: false` "
+    "for it in the inventory, or drop `Defaults requiretty` from its sudoers"
+)
 
 
 class _Tracker:

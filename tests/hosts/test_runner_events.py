@@ -94,3 +94,16 @@ def test_a_cancelled_playbook_is_an_interrupt_not_host_failures(tmp_path, monkey
         run_playbook("mount.yml", tmp_path / "inventory", tmp_path / "state", hosts=["gpu1"], live=False)
     (kept,) = (tmp_path / "state" / "runs").iterdir()
     assert (kept / "labctl-result.json").exists()
+
+
+def test_sudo_requiring_a_tty_names_the_pipelining_switch():
+    run = _run("prechecks",
+               ("runner_on_failed", "gpu1", {"task": "Run the prechecks", "res": {
+                   "msg": "MODULE FAILURE", "module_stderr": "", "stderr": "",
+                   "module_stdout": ""}}),
+               ("runner_on_failed", "gpu2", {"task": "Run the prechecks", "res": {
+                   "msg": "MODULE FAILURE",
+                   "module_stderr": "sudo: sorry, you must have a tty to run sudo"}}))
+    assert "ansible_pipelining: false" not in run.hosts["gpu1"].message
+    assert "ansible_pipelining: false" in run.hosts["gpu2"].message
+    assert run.hosts["gpu2"].message.startswith("Run the prechecks: MODULE FAILURE")
