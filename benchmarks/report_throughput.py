@@ -5,8 +5,9 @@
 
 At scale 1 the bundle holds a 1 GB bpftrace event trace (ticks every ~0.1 s) plus 24 h of 1 s
 mountstats and nfsiostat logs; --scale shrinks both (0.01 for a smoke test). It prints, measured in this run:
-the time `wc -l` takes to read the same files (best of 2, warm cache), the time and peak RSS of the analysis
-(timeline.parquet + summary.json, in a child process), and their ratio against the targets (≤ 5× wc -l, ≤ 1 GB).
+the time `wc -l` takes to read the same files (best of 2, warm cache), the time and peak memory of the analysis
+(timeline.parquet + summary.json, in a child process; memory = the sum of the PSS of its whole process tree,
+worker processes included, sampled every 0.1 s), and their ratios against the targets (≤ 5× wc -l, ≤ 1 GB).
 """
 
 from __future__ import annotations
@@ -79,17 +80,58 @@ def time_wc(files: list[Path]) -> float:
     return best
 
 
-def time_analysis(run: Path) -> tuple[float, float, dict]:
-    """Seconds and peak RSS (MB) of a child process running the analysis, and its summary."""
+def _tree(root: int) -> list[int]:
+    """`root` and its descendants, from /proc."""
+    parent: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, pp in parent.items() if pp in frontier]
+        tree += frontier
+    return tree
+
+
+def _pss_mb(pids: list[int]) -> float:
+    """Sum of the processes' proportional set sizes (shared pages counted once), MB."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        except OSError:
+            continue
+    return total / 1024.0
+
+
+def time_analysis(run: Path) -> tuple[float, float, float, dict]:
+    """Seconds of a child process running the analysis, its peak memory (MB) as the sum of the PSS of the
+    whole process tree (the parser's worker processes included; sampled every 0.1 s), the largest single
+    process's peak RSS (MB), and its summary."""
     code = ("import sys, json; from pathlib import Path; from labctl.analysis.analyse import analyse;"
             "s = analyse(Path(sys.argv[1])).summary; print(json.dumps({'checkpoints': len(s['checkpoints']),"
             "'rows': s['timeline_rows']}))")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code, str(run)], check=True, capture_output=True, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code, str(run)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    peak = 0.0
+    while proc.poll() is None:
+        peak = max(peak, _pss_mb(_tree(proc.pid)))
+        time.sleep(0.1)
     elapsed = time.perf_counter() - t
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(rss, before) / 1024.0, json.loads(out.stdout.strip().splitlines()[-1])
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"the analysis failed ({proc.returncode}): {err[-1500:]}")
+    rss = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024.0
+    return elapsed, peak, rss, json.loads(out.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,15 +149,16 @@ def main(argv: list[str] | None = None) -> int:
         gen = time.perf_counter() - t
         size = sum(f.stat().st_size for f in files)
         wc = time_wc(files)
-        took, rss, result = time_analysis(run)
+        took, peak, rss, result = time_analysis(run)
         ratio = took / wc
         print(f"scale {args.scale}: {size / 1e6:,.1f} MB in {len(files)} files (generated in {gen:.1f} s)")
         print(f"wc -l:    {wc:8.3f} s")
         print(f"analysis: {took:8.3f} s  ({size / 1e6 / took:,.1f} MB/s), {result['rows']:,} timeline rows, "
               f"{result['checkpoints']} checkpoints")
         print(f"ratio analysis / wc -l: {ratio:.1f}x (target ≤ {TARGET_RATIO:g}x)")
-        print(f"peak RSS: {rss:,.0f} MB (target ≤ {TARGET_RSS_MB:,.0f} MB)")
-        ok = ratio <= TARGET_RATIO and rss <= TARGET_RSS_MB
+        print(f"peak memory: {peak:,.0f} MB (target ≤ {TARGET_RSS_MB:,.0f} MB), the sum of the process "
+              f"tree's PSS; largest single process RSS {rss:,.0f} MB")
+        ok = ratio <= TARGET_RATIO and peak <= TARGET_RSS_MB
         print("targets: " + ("met" if ok else "NOT met"))
         return 1 if args.check and not ok else 0
     finally:
