@@ -208,19 +208,46 @@ def _ranges(path: Path, workers: int) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
+class PendingParse:
+    """A trace whose ranges are being parsed by worker processes (files above 64 MiB) while the caller does
+    other work; `result` waits for them and merges. Small files are parsed in `result`, in this process."""
+
+    def __init__(self, path: Path, workers: int | None = None) -> None:
+        self.path = path
+        self.ranges = _ranges(path, workers if workers is not None else min(os.cpu_count() or 1, 8))
+        self.pool: ProcessPoolExecutor | None = None
+        self.futures: list = []
+        if len(self.ranges) > 1:
+            self.pool = ProcessPoolExecutor(len(self.ranges))
+            self.futures = [self.pool.submit(_parse_range, path, a, b) for a, b in self.ranges]
+
+    def result(self, host: str, store: SeriesStore, clock: HostClock,
+               realtime_minus_boottime: float) -> BpfResult:
+        """The parsed trace, its `io.*` series added to `store`."""
+        try:
+            parts = ([f.result() for f in self.futures] if self.pool is not None
+                     else [_parse_range(self.path, *self.ranges[0])])
+        finally:
+            self.close()
+        return _merge(parts, self.path, host, store, clock, realtime_minus_boottime)
+
+    def close(self) -> None:
+        """Stop the workers (pending ranges are cancelled); idempotent."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+def start_bpftrace(path: Path, *, workers: int | None = None) -> PendingParse:
+    """Start parsing a bpftrace file: above 64 MiB it is split at tick records over up to `workers`
+    processes (default: CPUs, at most 8), which run while the caller parses other files."""
+    return PendingParse(path, workers)
+
+
 def parse_bpftrace(path: Path, host: str, store: SeriesStore, clock: HostClock,
                    realtime_minus_boottime: float, *, workers: int | None = None) -> BpfResult:
-    """Parse one bpftrace JSON-lines file into `io.*` series (one record set per tick).
-
-    Files above 64 MiB are split at tick records and parsed by up to `workers` processes (default: CPUs).
-    """
-    ranges = _ranges(path, workers if workers is not None else min(os.cpu_count() or 1, 8))
-    if len(ranges) == 1:
-        parts = [_parse_range(path, *ranges[0])]
-    else:
-        with ProcessPoolExecutor(len(ranges)) as pool:
-            parts = list(pool.map(_parse_range, [path] * len(ranges), *zip(*ranges, strict=True)))
-    return _merge(parts, path, host, store, clock, realtime_minus_boottime)
+    """Parse one bpftrace JSON-lines file into `io.*` series (one record set per tick)."""
+    return start_bpftrace(path, workers=workers).result(host, store, clock, realtime_minus_boottime)
 
 
 def _merge(parts: list[_Part], path: Path, host: str, store: SeriesStore, clock: HostClock,

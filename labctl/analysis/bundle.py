@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labctl.analysis.bpftrace import BpfResult, parse_bpftrace
+from labctl.analysis.bpftrace import BpfResult, PendingParse, start_bpftrace
 from labctl.analysis.clock import HostClock, load_clock
 from labctl.analysis.dmon import parse_dmon
 from labctl.analysis.lines import ParseStats
@@ -142,30 +142,25 @@ def load_run(run_dir: Path) -> RunData:
 def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
                manifest_opts: Any) -> None:
     store, w = run.store, run.warnings
-    if (p := d / "mountstats.log").exists():
-        stats, info = parse_mountstats_log(p, host, store, clock, mount=mount_path)
-        run.parse.append(stats)
-        if info is not None:
-            run.mounts[host] = info
-    if (p := d / "nfsiostat.log").exists():
-        opts = run.mounts[host].opts if host in run.mounts else manifest_opts
-        run.parse.append(parse_nfsiostat(p, host, store, clock, nconnect=_nconnect(opts)))
-    if (p := d / "bpftrace.jsonl").exists():
-        meta = load_json(d / "bpftrace.meta.json", w)
-        offset = dig(meta, "realtime_minus_boottime")
-        if not isinstance(offset, (int, float)):
-            w.append(f"{d}/bpftrace.meta.json: no realtime_minus_boottime; bpftrace series skipped")
-        else:
-            checks = dig(meta, "checks") or []
-            drift = [abs(float(c.get("realtime_minus_boottime", offset)) - offset)
-                     for c in checks if isinstance(c, dict)]
-            if drift and max(drift) > 0.1:
-                w.append(f"{host}: CLOCK_REALTIME stepped by up to {max(drift):.3f} s during the run (NTP?)")
-            res = parse_bpftrace(p, host, store, clock, float(offset))
+    pending = _start_bpftrace(host, d, w)  # a large trace is parsed by worker processes meanwhile
+    try:
+        if (p := d / "mountstats.log").exists():
+            stats, info = parse_mountstats_log(p, host, store, clock, mount=mount_path)
+            run.parse.append(stats)
+            if info is not None:
+                run.mounts[host] = info
+        if (p := d / "nfsiostat.log").exists():
+            opts = run.mounts[host].opts if host in run.mounts else manifest_opts
+            run.parse.append(parse_nfsiostat(p, host, store, clock, nconnect=_nconnect(opts)))
+        if pending is not None:
+            res = pending[0].result(host, store, clock, pending[1])
             run.bpf[host] = res
             run.parse.append(res.stats)
             if res.lost_events:
                 w.append(f"{host}: bpftrace lost {res.lost_events} events")
+    finally:
+        if pending is not None:
+            pending[0].close()
     monitors = _monitor_list(load_json(d / "monitors.json", w))
     _monitor_warnings(host, monitors, w)
     if (p := d / "dmon.log").exists():
@@ -177,6 +172,23 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
         run.parse.append(tl.stats)
     if not clock.utc_offset_known:
         _infer_utc_offset(run, host)
+
+
+def _start_bpftrace(host: str, d: Path, w: list[str]) -> tuple[PendingParse, float] | None:
+    """Start parsing `d`/bpftrace.jsonl (with its clock offset), or None when absent or unusable."""
+    if not (p := d / "bpftrace.jsonl").exists():
+        return None
+    meta = load_json(d / "bpftrace.meta.json", w)
+    offset = dig(meta, "realtime_minus_boottime")
+    if not isinstance(offset, (int, float)):
+        w.append(f"{d}/bpftrace.meta.json: no realtime_minus_boottime; bpftrace series skipped")
+        return None
+    checks = dig(meta, "checks") or []
+    drift = [abs(float(c.get("realtime_minus_boottime", offset)) - offset)
+             for c in checks if isinstance(c, dict)]
+    if drift and max(drift) > 0.1:
+        w.append(f"{host}: CLOCK_REALTIME stepped by up to {max(drift):.3f} s during the run (NTP?)")
+    return start_bpftrace(p), float(offset)
 
 
 def _infer_utc_offset(run: RunData, host: str) -> None:
