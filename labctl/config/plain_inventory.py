@@ -64,12 +64,12 @@ def _check_settings() -> None:
 
 
 def _load(path: Path) -> Any:
-    """Strict YAML: any tag, anchor trickery Ansible treats differently, or unreadable text → Ansible."""
+    """One file as plain YAML; a vault file, a YAML tag, non-UTF-8 text or bad YAML → Ansible."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         raise NeedsAnsible from None
-    if text.lstrip().startswith("$ANSIBLE_VAULT") or "!" in text and _has_tag(text):
+    if text.lstrip().startswith("$ANSIBLE_VAULT") or ("!" in text and _has_tag(text)):
         raise NeedsAnsible
     try:
         data = yaml.safe_load(text)
