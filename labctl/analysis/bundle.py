@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from labctl.analysis.runner_events import parse_runner_events
 from labctl.analysis.series import Series, SeriesStore
 from labctl.analysis.trainlog import TrainLog, parse_trainlog
 from labctl.errors import StateError
+
+Progress = Callable[[str], None]  # told, in words, what is being parsed now
 
 
 @dataclass
@@ -104,8 +107,8 @@ def _monitor_warnings(host: str, monitors: list[dict[str, Any]], warnings: list[
             warnings.append(f"{host}: monitor {m.get('name', '?')}: {detail}")
 
 
-def load_run(run_dir: Path) -> RunData:
-    """Parse the bundle at `run_dir`.
+def load_run(run_dir: Path, progress: Progress | None = None) -> RunData:
+    """Parse the bundle at `run_dir`; `progress` (if given) is told what is being parsed.
 
     Raises:
         StateError: the directory or its `raw/` folder does not exist.
@@ -129,7 +132,8 @@ def load_run(run_dir: Path) -> RunData:
         mount_path = host_entry(run.manifest, host).get("mount")
         mount_path = mount_path or dig(run.manifest, "mount.path", "mount_path")
         opts = dig(run.manifest, f"mount_options.{host}", "mount.options", "mount_options")
-        _load_host(run, host, host_dir, clock, mount_path if isinstance(mount_path, str) else None, opts)
+        _load_host(run, host, host_dir, clock, mount_path if isinstance(mount_path, str) else None, opts,
+                   progress or _quiet)
     if not run.hosts:
         run.warnings.append(f"{raw}: no host directories")
     phases, stats = parse_runner_events(run_dir / "events")
@@ -139,20 +143,31 @@ def load_run(run_dir: Path) -> RunData:
     return run
 
 
+def _quiet(_: str) -> None:
+    return None
+
+
+def _told(progress: Progress, host: str, path: Path) -> None:
+    progress(f"{host}: {path.name} ({path.stat().st_size / 1e6:,.1f} MB)")
+
+
 def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
-               manifest_opts: Any) -> None:
+               manifest_opts: Any, progress: Progress) -> None:
     store, w = run.store, run.warnings
     pending = _start_bpftrace(host, d, w)  # a large trace is parsed by worker processes meanwhile
     try:
         if (p := d / "mountstats.log").exists():
+            _told(progress, host, p)
             stats, info = parse_mountstats_log(p, host, store, clock, mount=mount_path)
             run.parse.append(stats)
             if info is not None:
                 run.mounts[host] = info
         if (p := d / "nfsiostat.log").exists():
+            _told(progress, host, p)
             opts = run.mounts[host].opts if host in run.mounts else manifest_opts
             run.parse.append(parse_nfsiostat(p, host, store, clock, nconnect=_nconnect(opts)))
         if pending is not None:
+            _told(progress, host, pending[0].path)
             res = pending[0].result(host, store, clock, pending[1])
             run.bpf[host] = res
             run.parse.append(res.stats)
@@ -164,6 +179,7 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
     monitors = _monitor_list(load_json(d / "monitors.json", w))
     _monitor_warnings(host, monitors, w)
     if (p := d / "dmon.log").exists():
+        _told(progress, host, p)
         start, interval = _dmon_start(monitors)
         run.parse.append(parse_dmon(p, host, store, clock, start_ts=start, interval_s=interval))
     if (p := d / "train.log").exists():

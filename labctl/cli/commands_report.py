@@ -23,8 +23,10 @@ def report(run_dir: Path) -> None:
     if not run_dir.exists():
         raise StateError("run bundle not found", where=str(run_dir),
                          fix="pass the directory of a run (runs/<run-id>) written by `labctl run`")
-    result = analyse(run_dir)
-    write_report(result, run_dir / "report.html")
+    with console.status("analysing", spinner="dots") as status:
+        result = analyse(run_dir, progress=lambda what: status.update(f"analysing: {what}"))
+        status.update("writing report.html")
+        write_report(result, run_dir / "report.html")
     s = result.summary
     util, stall = s["gpu"]["util_mean_pct"], s["stall_fraction"]
     util_txt = "—" if util is None else f"{util:.1f} %"

@@ -51,6 +51,20 @@ def test_report_html_is_self_contained(reported):
         assert text in page
 
 
+
+def test_analysis_tells_each_step_with_the_file_and_its_size(reported):
+    from labctl.analysis.analyse import analyse
+
+    steps: list[str] = []
+    analyse(reported, write=False, progress=steps.append)
+    raw = sorted(p.name for p in (reported / "raw").rglob("*.log")) + ["bpftrace.jsonl"]
+    told = " ".join(steps)
+    for name in raw:
+        if name in ("train.log",):
+            continue
+        assert f": {name} (" in told and " MB)" in told, (name, steps)
+    assert steps[-1] == "1 s timeline and summary"  # write=False: no Parquet step
+
 def test_missing_or_foreign_directory_is_a_state_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 1
     err = capsys.readouterr().err
