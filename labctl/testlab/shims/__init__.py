@@ -9,6 +9,8 @@ interpreter.
 from __future__ import annotations
 
 import shlex
+import signal
+import sys
 from pathlib import Path
 
 SHIMS = {
@@ -42,3 +44,9 @@ def install_shims(host_root: Path, python: str, pythonpath: str) -> list[Path]:
         path.chmod(0o755)
         written.append(path)
     return written
+
+
+def exit_on_term(*_: object) -> None:
+    """SIGTERM ends the tool like the real one; a second SIGTERM while exiting is ignored, not a traceback."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(0)

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from labctl.testlab.shims import exit_on_term
+
 Stats = dict[str, dict]
 
 
@@ -87,12 +89,6 @@ def block(mountpoint: str, new: dict, old: dict | None, interval: float) -> str:
             lines.append(_op_row(label, new["ops"][op], old["ops"].get(op) if old else None, interval))
     return "\n".join(lines) + "\n"
 
-
-
-def exit_on_term(*_: object) -> None:
-    """SIGTERM ends the tool like the real one; a second SIGTERM while exiting is ignored, not a traceback."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    sys.exit(0)
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from labctl.testlab.shims import exit_on_term
+
 NAME = "Tesla V100-SXM2-32GB"
 DRIVER = "535.183.06"
 CUDA = "12.2"
@@ -300,12 +302,6 @@ def cmd_summary(root: Path) -> int:
         print(bar)
     return 0
 
-
-
-def exit_on_term(*_: object) -> None:
-    """SIGTERM ends the tool like the real one; a second SIGTERM while exiting is ignored, not a traceback."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    sys.exit(0)
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
