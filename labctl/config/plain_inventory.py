@@ -139,9 +139,9 @@ class _Builder:
         if not isinstance(data, Mapping) or "plugin" in data:
             raise NeedsAnsible
         for name, body in data.items():
-            self.parse_group(name, body, top=True)
+            self.parse_group(name, body)
 
-    def parse_group(self, name: str, body: Any, *, top: bool) -> None:
+    def parse_group(self, name: str, body: Any) -> None:
         if not isinstance(body, Mapping | None) or not name.strip() or name == "ungrouped":
             raise NeedsAnsible
         self.groups.setdefault(name, _Group())
@@ -162,7 +162,7 @@ class _Builder:
         for child, cbody in (body.get("children") or {}).items():
             if name != "all" or child == "all":
                 raise NeedsAnsible  # nested children: Ansible's host order depends on set iteration
-            self.parse_group(child, cbody, top=False)
+            self.parse_group(child, cbody)
             if child not in self.groups["all"].children:
                 self.groups["all"].children.append(child)
             self.groups[child].has_parent = True
