@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.analysis.arrays import RunArrays, run_arrays
-from labctl.analysis.bundle import Progress, RunData, load_run
+from labctl.analysis.bundle import Progress, RunData, load_run, no_progress
 from labctl.analysis.metrics import summarize
 from labctl.analysis.series import SeriesKey
 from labctl.analysis.timeline import Binned, bin_store, write_timeline
@@ -24,22 +24,21 @@ class Analysis:
     summary: dict[str, Any]
 
 
-def analyse(run_dir: Path, *, write: bool = True, progress: Progress | None = None) -> Analysis:
+def analyse(run_dir: Path, *, write: bool = True, progress: Progress = no_progress) -> Analysis:
     """Parse `run_dir`, build the timeline and summary, and (by default) write both into the bundle;
-    `progress` (if given) is told each step in words.
+    `progress` is told each step in words.
 
     Raises:
         StateError: `run_dir` is not a run bundle.
     """
-    say = progress or (lambda _: None)
-    run = load_run(run_dir, say)
-    say("1 s timeline and summary")
+    run = load_run(run_dir, progress)
+    progress("1 s timeline and summary")
     binned = bin_store(run.store)
     run.store.series.clear()  # the raw samples are no longer needed
     arrays = run_arrays(run, binned)
     summary = summarize(run, binned, arrays)
     if write:
-        say("writing timeline.parquet")
+        progress("writing timeline.parquet")
         summary["timeline_rows"] = write_timeline(binned, run_dir / "timeline.parquet")
         write_json(run_dir / "summary.json", summary)
     return Analysis(run, binned, arrays, summary)

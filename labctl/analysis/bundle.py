@@ -107,8 +107,12 @@ def _monitor_warnings(host: str, monitors: list[dict[str, Any]], warnings: list[
             warnings.append(f"{host}: monitor {m.get('name', '?')}: {detail}")
 
 
-def load_run(run_dir: Path, progress: Progress | None = None) -> RunData:
-    """Parse the bundle at `run_dir`; `progress` (if given) is told what is being parsed.
+def no_progress(_: str) -> None:
+    """A Progress that tells nobody."""
+
+
+def load_run(run_dir: Path, progress: Progress = no_progress) -> RunData:
+    """Parse the bundle at `run_dir`; `progress` is told what is being parsed.
 
     Raises:
         StateError: the directory or its `raw/` folder does not exist.
@@ -133,7 +137,7 @@ def load_run(run_dir: Path, progress: Progress | None = None) -> RunData:
         mount_path = mount_path or dig(run.manifest, "mount.path", "mount_path")
         opts = dig(run.manifest, f"mount_options.{host}", "mount.options", "mount_options")
         _load_host(run, host, host_dir, clock, mount_path if isinstance(mount_path, str) else None, opts,
-                   progress or _quiet)
+                   progress)
     if not run.hosts:
         run.warnings.append(f"{raw}: no host directories")
     phases, stats = parse_runner_events(run_dir / "events")
@@ -143,10 +147,6 @@ def load_run(run_dir: Path, progress: Progress | None = None) -> RunData:
     return run
 
 
-def _quiet(_: str) -> None:
-    return None
-
-
 def _told(progress: Progress, host: str, path: Path) -> None:
     progress(f"{host}: {path.name} ({path.stat().st_size / 1e6:,.1f} MB)")
 
@@ -154,7 +154,7 @@ def _told(progress: Progress, host: str, path: Path) -> None:
 def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
                manifest_opts: Any, progress: Progress) -> None:
     store, w = run.store, run.warnings
-    pending = _start_bpftrace(host, d, w)  # a large trace is parsed by worker processes meanwhile
+    trace, offset = _start_bpftrace(host, d, w)  # a large trace is parsed by worker processes meanwhile
     try:
         if (p := d / "mountstats.log").exists():
             _told(progress, host, p)
@@ -166,16 +166,16 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
             _told(progress, host, p)
             opts = run.mounts[host].opts if host in run.mounts else manifest_opts
             run.parse.append(parse_nfsiostat(p, host, store, clock, nconnect=_nconnect(opts)))
-        if pending is not None:
-            _told(progress, host, pending[0].path)
-            res = pending[0].result(host, store, clock, pending[1])
+        if trace is not None:
+            _told(progress, host, trace.path)
+            res = trace.result(host, store, clock, offset)
             run.bpf[host] = res
             run.parse.append(res.stats)
             if res.lost_events:
                 w.append(f"{host}: bpftrace lost {res.lost_events} events")
     finally:
-        if pending is not None:
-            pending[0].close()
+        if trace is not None:
+            trace.close()
     monitors = _monitor_list(load_json(d / "monitors.json", w))
     _monitor_warnings(host, monitors, w)
     if (p := d / "dmon.log").exists():
@@ -190,15 +190,15 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
         _infer_utc_offset(run, host)
 
 
-def _start_bpftrace(host: str, d: Path, w: list[str]) -> tuple[PendingParse, float] | None:
-    """Start parsing `d`/bpftrace.jsonl (with its clock offset), or None when absent or unusable."""
+def _start_bpftrace(host: str, d: Path, w: list[str]) -> tuple[PendingParse | None, float]:
+    """Start parsing `d`/bpftrace.jsonl: (its parse, its clock offset); (None, 0) when absent or unusable."""
     if not (p := d / "bpftrace.jsonl").exists():
-        return None
+        return None, 0.0
     meta = load_json(d / "bpftrace.meta.json", w)
     offset = dig(meta, "realtime_minus_boottime")
     if not isinstance(offset, (int, float)):
         w.append(f"{d}/bpftrace.meta.json: no realtime_minus_boottime; bpftrace series skipped")
-        return None
+        return None, 0.0
     checks = dig(meta, "checks") or []
     drift = [abs(float(c.get("realtime_minus_boottime", offset)) - offset)
              for c in checks if isinstance(c, dict)]
