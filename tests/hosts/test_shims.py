@@ -169,3 +169,19 @@ def test_fuse_requests_are_coalesced_into_wsize_rpcs():
     c.io("read", 4096, 0, fh=6, offset=1 << 20)  # a seek sends the pending 4 KiB
     c.settle(6)
     assert c.data["ops"]["READ"]["ops"] == 2
+
+
+def test_a_shim_exits_on_sigterm_and_ignores_a_second_one_while_exiting():
+    import signal
+
+    from labctl.testlab.shims import exit_on_term
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, exit_on_term)
+        with pytest.raises(SystemExit) as done:
+            exit_on_term(signal.SIGTERM, None)
+        assert done.value.code == 0
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN  # a second TERM cannot raise during exit
+    finally:
+        signal.signal(signal.SIGTERM, before)
