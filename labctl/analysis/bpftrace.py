@@ -14,12 +14,16 @@ import re
 from array import array
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
+
+import numpy as np
 
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import ParseStats
+from labctl.analysis.native import scanner
 from labctl.analysis.series import SeriesStore
 
 SOURCE = "bpftrace"
@@ -98,48 +102,119 @@ def _range_lines(path: Path, start: int, end: int, stats: ParseStats) -> Iterato
 
 def _parse_range(path: Path, start: int, end: int) -> _Part:
     """Parse one range; it begins at a tick record (or the file start)."""
+    scan = scanner()
+    if scan is not None:
+        return _parse_range_native(scan, path, start, end)
     part = _Part(ParseStats(SOURCE, str(path)))
-    stats, ticks, sums, by_comm = part.stats, part.ticks, part.sums, part.by_comm
     cur: dict[str, float] = {}
     ended = False
-    for raw in _range_lines(path, start, end, stats):
-        if raw.startswith(_TICK) and raw.endswith(b'\\n"}') and raw[len(_TICK):-4].isdigit():
-            if ticks:
-                for m in SUM_MAPS:
-                    sums[m].append(cur.get(m, 0.0))
-                cur.clear()
-            ticks.append(int(raw[len(_TICK):-4]))
-            part.last_marker = ticks[-1]
-            continue
-        if raw.startswith(_MAP) and raw.endswith(b"}}}") and not ended and ticks:
-            q = raw.find(b'": {', len(_MAP))
-            name = raw[len(_MAP):q].decode("utf-8", "replace") if q > 0 else ""
-            inner = raw[q + 4:-3]
-            if name in SUM_MAPS and b"{" not in inner and b"\\" not in inner:
-                pairs = _PAIR.findall(inner + b"}")
-                if len(pairs) == inner.count(b'": '):
-                    d, total = by_comm[name], 0
-                    for k, v in pairs:
-                        n = int(v)
-                        total += n
-                        d[k] = d.get(k, 0) + n
-                    cur[name] = cur.get(name, 0.0) + total
-                    continue
-        elif raw.startswith(_HIST) and raw.endswith(b"]}}") and not ended and ticks:
-            q = raw.find(b'": [', len(_HIST))
-            name = raw[len(_HIST):q].decode("utf-8", "replace") if q > 0 else ""
-            inner = raw[q + 4:-3]
-            buckets = _BUCKET.findall(inner)
-            if name in HIST_MAPS and len(buckets) == inner.count(b"{"):
-                h = part.hists[name]
-                for a, b, c in buckets:
-                    h[a, b] = h.get((a, b), 0) + int(c)
-                continue
-        ended = _slow(part, raw, cur, ended)
-    if ticks:
-        for m in SUM_MAPS:
-            sums[m].append(cur.get(m, 0.0))
+    for raw in _range_lines(path, start, end, part.stats):
+        ended = _line(part, raw, cur, ended)
+    _close(part, cur)
     return part
+
+
+def _close(part: _Part, cur: dict[str, float]) -> None:
+    """The last tick's sums (its interval ends with the range)."""
+    if part.ticks:
+        for m in SUM_MAPS:
+            part.sums[m].append(cur.get(m, 0.0))
+
+
+def _line(part: _Part, raw: bytes, cur: dict[str, float], ended: bool) -> bool:
+    """One line: labctl's own tick/map/hist records directly, anything else through `_slow`; returns
+    whether the `end` marker has been seen."""
+    ticks, sums = part.ticks, part.sums
+    if raw.startswith(_TICK) and raw.endswith(b'\\n"}') and raw[len(_TICK):-4].isdigit() \
+            and len(raw) - len(_TICK) - 4 <= 18:  # longer: `_slow` checks the int64 range
+        if ticks:
+            for m in SUM_MAPS:
+                sums[m].append(cur.get(m, 0.0))
+            cur.clear()
+        ticks.append(int(raw[len(_TICK):-4]))
+        part.last_marker = ticks[-1]
+        return ended
+    if raw.startswith(_MAP) and raw.endswith(b"}}}") and not ended and ticks:
+        q = raw.find(b'": {', len(_MAP))
+        name = raw[len(_MAP):q].decode("utf-8", "replace") if q > 0 else ""
+        inner = raw[q + 4:-3]
+        if name in SUM_MAPS and b"{" not in inner and b"\\" not in inner:
+            pairs = _PAIR.findall(inner + b"}")
+            if len(pairs) == inner.count(b'": '):
+                d, total = part.by_comm[name], 0
+                for k, v in pairs:
+                    n = int(v)
+                    total += n
+                    d[k] = d.get(k, 0) + n
+                cur[name] = cur.get(name, 0.0) + total
+                return ended
+    elif raw.startswith(_HIST) and raw.endswith(b"]}}") and not ended and ticks:
+        q = raw.find(b'": [', len(_HIST))
+        name = raw[len(_HIST):q].decode("utf-8", "replace") if q > 0 else ""
+        inner = raw[q + 4:-3]
+        buckets = _BUCKET.findall(inner)
+        if name in HIST_MAPS and len(buckets) == inner.count(b"{"):
+            h = part.hists[name]
+            for a, b, c in buckets:
+                h[a, b] = h.get((a, b), 0) + int(c)
+            return ended
+    return _slow(part, raw, cur, ended)
+
+
+def _parse_range_native(scan: ModuleType, path: Path, start: int, end: int) -> _Part:
+    """`_parse_range` with the compiled scanner taking labctl's own records and `_line` the rest."""
+    part = _Part(ParseStats(SOURCE, str(path)))
+    stats = part.stats
+    cur: dict[str, float] = {}
+    ended = False
+    carry = b""
+    with path.open("rb") as fh:
+        fh.seek(start)
+        left = end - start
+        while left > 0:
+            block = fh.read(min(CHUNK, left))
+            if not block:
+                break
+            left -= len(block)
+            data, pos = carry + block, 0
+            while True:
+                pos = _scan_some(scan, part, data, pos, cur, ended)
+                nl = data.find(b"\n", pos)
+                if nl < 0:
+                    break
+                stats.lines += 1
+                ended = _line(part, data[pos:nl], cur, ended)
+                pos = nl + 1
+            carry = data[pos:]
+    if carry:
+        stats.lines += 1
+        stats.skip("truncated_last_line")
+    _close(part, cur)
+    return part
+
+
+def _scan_some(scan: ModuleType, part: _Part, data: bytes, pos: int, cur: dict[str, float],
+               ended: bool) -> int:
+    """Let the scanner take lines from `pos`; fold what it found into `part`; returns where it stopped."""
+    pos, lines, ticks, sums, cur_out, last, comms, hists = scan.bpftrace(
+        data, pos, bool(part.ticks), ended, tuple(cur.get(m, 0.0) for m in SUM_MAPS))
+    part.stats.lines += lines
+    if not lines:
+        return pos
+    part.ticks.frombytes(ticks)
+    cur.update(zip(SUM_MAPS, cur_out, strict=True))
+    if last is not None:
+        part.last_marker = last
+    for m, col, found in zip(SUM_MAPS, sums, comms, strict=True):
+        part.sums[m].frombytes(col)
+        d = part.by_comm[m]
+        for k, n in found.items():
+            d[k] = d.get(k, 0) + n
+    for m, found in zip(HIST_MAPS, hists, strict=True):
+        h = part.hists[m]
+        for k, n in found.items():
+            h[k] = h.get(k, 0) + n
+    return pos
 
 
 def _slow(part: _Part, raw: bytes, cur: dict[str, float], ended: bool) -> bool:
@@ -161,6 +236,8 @@ def _slow(part: _Part, raw: bytes, cur: dict[str, float], ended: bool) -> bool:
             try:
                 ns = int(rest.split()[0])
             except (ValueError, IndexError):
+                ns = -1
+            if not 0 <= ns < 2**63:  # boot-clock nanoseconds fit int64
                 stats.skip("bad_marker")
                 return ended
             if word == "tick":
@@ -209,16 +286,18 @@ def _ranges(path: Path, workers: int) -> list[tuple[int, int]]:
 
 
 class PendingParse:
-    """A trace whose ranges are being parsed by worker processes (files above 64 MiB) while the caller does
-    other work; `result` waits for them and merges. Small files are parsed in `result`, in this process."""
+    """A trace whose ranges are being parsed by workers (files above 64 MiB) while the caller does other
+    work; `result` waits for them and merges. Small files are parsed in `result`, in this process. The workers
+    are threads when the compiled scanner is built (it runs without the GIL), else processes."""
 
     def __init__(self, path: Path, workers: int | None = None) -> None:
         self.path = path
         self.ranges = _ranges(path, workers if workers is not None else min(os.cpu_count() or 1, 8))
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: Executor | None = None
         self.futures: list = []
         if len(self.ranges) > 1:
-            self.pool = ProcessPoolExecutor(len(self.ranges))
+            pool = ThreadPoolExecutor if scanner() is not None else ProcessPoolExecutor
+            self.pool = pool(len(self.ranges))
             self.futures = [self.pool.submit(_parse_range, path, a, b) for a, b in self.ranges]
 
     def result(self, host: str, store: SeriesStore, clock: HostClock,
@@ -254,7 +333,7 @@ def _merge(parts: list[_Part], path: Path, host: str, store: SeriesStore, clock:
            offset: float) -> BpfResult:
     stats = ParseStats(SOURCE, str(path))
     res = BpfResult(stats, {m: Counter() for m in SUM_MAPS}, {m: Counter() for m in HIST_MAPS})
-    ticks, dts = array("d"), array("d")
+    ns_parts, dt_parts = [], []
     cols: dict[str, array] = {m: array("d") for m in SUM_MAPS}
     prev: int | None = None
     for part in parts:
@@ -262,10 +341,11 @@ def _merge(parts: list[_Part], path: Path, host: str, store: SeriesStore, clock:
         stats.skipped.update(part.stats.skipped)
         if part.first_prev is not None:
             prev = part.first_prev
-        for ns in part.ticks:
-            dts.append((ns - prev) / 1e9 if prev is not None and ns > prev else 1.0)
-            ticks.append(clock.host(ns / 1e9 + offset))
-            prev = ns
+        ns = np.frombuffer(part.ticks, dtype=np.int64)
+        if ns.size:
+            ns_parts.append(ns)
+            dt_parts.append(_intervals(ns, prev))
+            prev = int(ns[-1])
         if part.last_marker is not None:
             prev = part.last_marker
         for m in SUM_MAPS:
@@ -279,25 +359,38 @@ def _merge(parts: list[_Part], path: Path, host: str, store: SeriesStore, clock:
                       for ns, c, p, n in part.opens]
         res.lost_events += part.lost_events
         res.probes = part.probes if part.probes is not None else res.probes
-    _emit(store, host, ticks, dts, cols)
-    stats.records = len(ticks) * len(SUM_MAPS)
+    if ns_parts:
+        ticks = clock.host(np.concatenate(ns_parts) / 1e9 + offset)
+        _emit(store, host, ticks, np.concatenate(dt_parts), cols)
+        stats.records = ticks.size * len(SUM_MAPS)
     return res
+
+
+def _intervals(ns: np.ndarray, prev: int | None) -> np.ndarray:
+    """Seconds since the previous tick (or the marker before the first); 1.0 where that is unknown or not
+    positive."""
+    before = np.empty_like(ns)
+    before[1:] = ns[:-1]
+    before[0] = prev if prev is not None else 0
+    known = ns > before
+    if prev is None:
+        known[0] = False
+    return np.where(known, (ns - before) / 1e9, 1.0)
 
 
 def _int(x: bytes | int | None) -> int | None:
     return int(x) if isinstance(x, (bytes, str)) else x
 
 
-def _emit(store: SeriesStore, host: str, ticks: array, dts: array, cols: dict[str, array]) -> None:
+def _emit(store: SeriesStore, host: str, ticks: np.ndarray, dts: np.ndarray, cols: dict[str, array]) -> None:
     """Per-tick sums as series: `io.<kind>.bytes|calls` (per interval) and `io.<kind>.bytes_rate` (B/s)."""
-    if not ticks:
-        return
     for name, col in cols.items():
         kind, what = name.split("_")
-        store.extend(host, -1, SOURCE, f"io.{kind}.{what}", "B" if what == "bytes" else "count", ticks, col)
+        values = np.frombuffer(col, dtype=np.float64)
+        unit = "B" if what == "bytes" else "count"
+        store.extend(host, -1, SOURCE, f"io.{kind}.{what}", unit, ticks, values)
         if what == "bytes":
-            rate = array("d", (v / d for v, d in zip(col, dts, strict=True)))
-            store.extend(host, -1, SOURCE, f"io.{kind}.bytes_rate", "B/s", ticks, rate)
+            store.extend(host, -1, SOURCE, f"io.{kind}.bytes_rate", "B/s", ticks, values / dts)
 
 
 def _num(value: object) -> float:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SeriesKey = tuple[str, int, str, str]  # host, gpu (-1 = host level), source, metric
 
@@ -32,15 +36,19 @@ class SeriesStore:
         s.ts.append(ts)
         s.values.append(value)
 
-    def extend(self, host: str, gpu: int, source: str, metric: str, unit: str, ts: array,
-               values: array) -> None:
-        """Record many samples at once (`ts` and `values` are `array("d")` of equal length)."""
+    def extend(self, host: str, gpu: int, source: str, metric: str, unit: str, ts: array | np.ndarray,
+               values: array | np.ndarray) -> None:
+        """Record many samples at once: `ts` and `values` are float64 buffers (`array("d")`, numpy) of equal
+        length."""
+        tv, vv = memoryview(ts), memoryview(values)
+        if tv.format != "d" or vv.format != "d" or len(tv) != len(vv):
+            raise ValueError("extend takes two float64 buffers of equal length")
         key = (host, gpu, source, metric)
         s = self.series.get(key)
         if s is None:
             s = self.series[key] = Series(unit)
-        s.ts.extend(ts)
-        s.values.extend(values)
+        s.ts.frombytes(tv.cast("B"))
+        s.values.frombytes(vv.cast("B"))
 
     def get(self, host: str, gpu: int, source: str, metric: str) -> Series | None:
         """The series for that key, if any sample was recorded."""

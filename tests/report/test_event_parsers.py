@@ -139,3 +139,13 @@ def test_a_bundle_with_its_trace_parsed_by_workers_meanwhile_gives_the_same_summ
     pooled = analyse(tmp_path / "run", write=False).summary
     assert started and started[0] > 1  # the trace really went to worker processes
     assert pooled == inline
+
+
+def test_bpftrace_tick_beyond_int64_is_a_bad_marker_not_a_crash(tmp_path, store, utc):
+    p = tmp_path / "t.jsonl"
+    p.write_text('{"type": "printf", "data": "tick 1000000000\\n"}\n'
+                 '{"type": "printf", "data": "tick 10000000000000000000\\n"}\n'
+                 '{"type": "printf", "data": "tick 2000000000\\n"}\n')
+    res = parse_bpftrace(p, "h", store, utc, 0.0)
+    assert res.stats.skipped["bad_marker"] == 1
+    assert times(store, "io.read.bytes") == [1.0, 2.0]

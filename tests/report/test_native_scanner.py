@@ -1,0 +1,110 @@
+"""The compiled scanner (labctl/analysis/_scan.c) against the pure-Python parser it speeds up: same output on
+every fixture, on generated traces with every odd record, and across read-block boundaries."""
+
+from __future__ import annotations
+
+import shutil
+import sysconfig
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from labctl.analysis import bpftrace as bt
+from labctl.analysis.clock import HostClock
+from labctl.analysis.native import PURE_ENV, scanner
+from labctl.analysis.series import SeriesStore
+from tests.report.conftest import FIXTURES
+
+built = pytest.mark.skipif(scanner() is None, reason="labctl.analysis._scan is not built (no C compiler)")
+
+
+def test_the_scanner_is_built_where_a_compiler_is():
+    """With a C compiler at install time the module must exist (a silent fallback would hide a bad build)."""
+    if shutil.which(sysconfig.get_config_var("CC").split()[0]) is None:
+        pytest.skip("no C compiler here: the pure-Python parsers are the only ones")
+    assert scanner() is not None
+
+
+def parsed(path: Path, monkeypatch: pytest.MonkeyPatch, *, pure: bool, workers: int = 1) -> dict:
+    """Everything `parse_bpftrace` reports, in comparable form."""
+    if pure:
+        monkeypatch.setenv(PURE_ENV, "1")
+    else:
+        monkeypatch.delenv(PURE_ENV, raising=False)
+    store = SeriesStore()
+    res = bt.parse_bpftrace(path, "h", store, HostClock(), 7.0, workers=workers)
+    return {"series": {k: (list(s.ts), list(s.values)) for k, s in store.series.items()},
+            "by_comm": res.by_comm, "hists": res.hists, "opens": res.opens, "lost": res.lost_events,
+            "probes": res.probes, "lines": res.stats.lines, "skipped": dict(res.stats.skipped),
+            "records": res.stats.records}
+
+
+@built
+@pytest.mark.parametrize("name", ["bpftrace_io_by_second_v0.17.jsonl", "bpftrace_v0.17_records.jsonl"])
+def test_fixtures_parse_the_same(name, monkeypatch):
+    native = parsed(FIXTURES / name, monkeypatch, pure=False)
+    assert native == parsed(FIXTURES / name, monkeypatch, pure=True)
+    assert native["series"]
+
+
+@built
+def test_a_synthetic_trace_split_over_threads_and_tiny_blocks(tmp_path, monkeypatch):
+    from labctl.analysis.synth import SynthCheckpoint, SynthSpec, write_run
+
+    write_run(tmp_path / "run", SynthSpec(sources=("bpftrace",), train_s=200,
+                                          checkpoints=[SynthCheckpoint(80, 10, 300_000_000)]))
+    path = tmp_path / "run" / "raw" / "gpu1" / "bpftrace.jsonl"
+    pure = parsed(path, monkeypatch, pure=True)
+    assert parsed(path, monkeypatch, pure=False) == pure
+    monkeypatch.setattr(bt, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(bt, "CHUNK", 997)  # lines cut by every block boundary
+    assert parsed(path, monkeypatch, pure=False, workers=3) == pure
+
+
+COMMS = ["python", "pt_data_worker", "a b", "x: y", "", "ü", "tab\\there", "q\\\"uote", "br{ace"]
+NUMS = st.one_of(st.integers(0, 10**6), st.integers(10**17, 10**19),
+                 st.sampled_from([0, 2**63 - 1, 2**63, 10**19]))
+
+
+def _map(name: str, pairs: list[tuple[str, int]], sep: str) -> str:
+    inner = sep.join(f'"{c}": {v}' for c, v in pairs)
+    return f'{{"type": "map", "data": {{"@{name}": {{{inner}}}}}}}'
+
+
+def _hist(name: str, buckets: list[tuple[int, int, int]], drop_min: bool) -> str:
+    items = [(f'{{"max": {hi}, "count": {n}}}' if drop_min and k == 0 else
+              f'{{"min": {lo}, "max": {hi}, "count": {n}}}') for k, (lo, hi, n) in enumerate(buckets)]
+    return f'{{"type": "hist", "data": {{"@{name}": [{", ".join(items)}]}}}}'
+
+
+RECORD = st.one_of(
+    st.builds(lambda n: f'{{"type": "printf", "data": "tick {n}\\n"}}', NUMS),
+    st.builds(_map, st.sampled_from([*bt.SUM_MAPS, "ckpt_open", "odd"]),
+              st.lists(st.tuples(st.sampled_from(COMMS), NUMS), max_size=8), st.sampled_from([", ", ","])),
+    st.builds(_hist, st.sampled_from([*bt.HIST_MAPS, "odd"]),
+              st.lists(st.tuples(st.integers(-5, 2**40), st.integers(-1, 2**40), NUMS), max_size=6),
+              st.booleans()),
+    st.builds(lambda w, n: f'{{"type": "printf", "data": "{w} {n}\\n"}}', st.sampled_from(["start", "end"]),
+              st.integers(0, 10**12)),
+    st.sampled_from(['{"type": "lost_events", "data": {"events": 3}}',
+                     '{"type": "attached_probes", "data": {"probes": 9}}', "", "   ", "not json",
+                     '{"type": "map", "data": {"@ckpt_open": {"python,/mnt/fg_llm/ck.bin": 2}}}',
+                     '{"type": "map", "data": {"@read_bytes": 12}}', '{"type": "stats", "data": {}}']),
+    st.text(max_size=40),
+)
+
+
+@built
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=st.lists(RECORD, max_size=40), cr=st.booleans(), cut=st.integers(0, 30),
+       chunk=st.sampled_from([5, 64, 1 << 20]))
+def test_generated_traces_parse_the_same(tmp_path, monkeypatch, records, cr, cut, chunk):
+    text = ("\r\n" if cr else "\n").join(records) + "\n"
+    raw = text.encode("utf-8", "surrogatepass")[: max(len(text) - cut, 0)] if cut else text.encode(
+        "utf-8", "surrogatepass")
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(raw)
+    monkeypatch.setattr(bt, "CHUNK", chunk)
+    assert parsed(path, monkeypatch, pure=False) == parsed(path, monkeypatch, pure=True)
