@@ -20,10 +20,11 @@ from tests.report.conftest import FIXTURES
 built = pytest.mark.skipif(scanner() is None, reason="labctl.analysis._scan is not built (no C compiler)")
 
 
-def test_the_scanner_is_built_where_a_compiler_is():
+def test_the_scanner_is_built_where_a_compiler_is(monkeypatch):
     """With a C compiler at install time the module must exist (a silent fallback would hide a bad build)."""
     if shutil.which(sysconfig.get_config_var("CC").split()[0]) is None:
         pytest.skip("no C compiler here: the pure-Python parsers are the only ones")
+    monkeypatch.delenv(PURE_ENV, raising=False)
     assert scanner() is not None
 
 
@@ -108,3 +109,93 @@ def test_generated_traces_parse_the_same(tmp_path, monkeypatch, records, cr, cut
     path.write_bytes(raw)
     monkeypatch.setattr(bt, "CHUNK", chunk)
     assert parsed(path, monkeypatch, pure=False) == parsed(path, monkeypatch, pure=True)
+
+
+def ms_parsed(path: Path, monkeypatch: pytest.MonkeyPatch, *, pure: bool) -> dict:
+    """Everything `parse_mountstats_log` reports, in comparable form."""
+    from labctl.analysis.mountstats import parse_mountstats_log
+
+    if pure:
+        monkeypatch.setenv(PURE_ENV, "1")
+    else:
+        monkeypatch.delenv(PURE_ENV, raising=False)
+    store = SeriesStore()
+    stats, info = parse_mountstats_log(path, "h", store, HostClock(offset_s=0.25))
+    return {"series": {k: (s.unit, list(s.ts), list(s.values)) for k, s in store.series.items()},
+            "info": info, "lines": stats.lines, "records": stats.records, "skipped": dict(stats.skipped)}
+
+
+def _synth_snapshots(tmp: Path) -> list[str]:
+    """The bodies of a synthetic run's mountstats snapshots (the fast, tab-formatted layout)."""
+    from labctl.analysis.synth import SynthCheckpoint, SynthSpec, write_run
+
+    write_run(tmp / "run", SynthSpec(sources=("mountstats",), train_s=40, warmup_s=0, cooldown_s=5,
+                                     dataset_read_s=10,
+                                     checkpoints=[SynthCheckpoint(15, 5, 200_000_000)]))
+    text = (tmp / "run" / "raw" / "gpu1" / "mountstats.log").read_text()
+    return [part.split("\n", 1)[1] for part in text.split("#ts ")[1:]]
+
+
+@built
+def test_mountstats_fixtures_and_a_synthetic_log_parse_the_same(tmp_path, monkeypatch):
+    a1 = (FIXTURES / "mountstats_a1_v41.txt").read_text()
+    s2 = (FIXTURES / "mountstats_a1_v41_snap2_synthetic.txt").read_text()
+    overflow = s2.replace("READ: 39096 39096 0 8143096 2448102744 2312",
+                          "READ: 39096 39096 0 8143096 2448102744 18446743919241604546")
+    snaps = [a1, s2, s2, a1, overflow, (FIXTURES / "mountstats_nconnect16_head.txt").read_text(),
+             (FIXTURES / "mountstats_escaped_path_overflow_constructed.txt").read_text(), a1, s2]
+    snaps += _synth_snapshots(tmp_path)
+    path = tmp_path / "m.log"
+    path.write_text("".join(f"#ts {1000 + k}.5 {500 + k}.25\n{body}" for k, body in enumerate(snaps)))
+    native = ms_parsed(path, monkeypatch, pure=False)
+    assert native == ms_parsed(path, monkeypatch, pure=True)
+    assert len(native["series"]) > 20
+
+
+def _mutate(snaps: list[str], ops: list[tuple[int, int, int, str]]) -> list[str]:
+    snaps = list(snaps)
+    for kind, which, at, text in ops:
+        k = which % len(snaps)
+        lines = snaps[k].split("\n")
+        j = at % len(lines)
+        if kind == 0:  # a number replaced by another (maybe huge, maybe smaller: a counter reset)
+            words = lines[j].split(" ")
+            w = at % len(words)
+            if words[w].isdigit():
+                words[w] = text
+            lines[j] = " ".join(words)
+        elif kind == 1:
+            del lines[j]
+        elif kind == 2:
+            lines.insert(j, lines[j])
+        elif kind == 3:
+            lines.insert(j, text)
+        elif kind == 4:
+            lines[j] = lines[j].replace("\t", "    ")
+        elif kind == 5:
+            snaps[k], snaps[at % len(snaps)] = snaps[at % len(snaps)], snaps[k]
+            continue
+        snaps[k] = "\n".join(lines)
+    return snaps
+
+
+@pytest.fixture(scope="module")
+def synth_snaps(tmp_path_factory) -> list[str]:
+    return _synth_snapshots(tmp_path_factory.mktemp("ms"))
+
+
+@built
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 99), st.integers(0, 10**6),
+                              st.sampled_from(["0", "1", "7", str(2**53 + 1), str(2**63), str(2**64 - 1),
+                                               "9" * 30, "9" * 31, "READ: 1 2 3", "\tWRITE:   ", "junk",
+                                               "device x mounted on /y with fstype nfs4", "  "])),
+                    max_size=8),
+       same_mono=st.integers(0, 40), cut=st.integers(0, 400))
+def test_mangled_mountstats_logs_parse_the_same(tmp_path, monkeypatch, synth_snaps, ops, same_mono, cut):
+    snaps = _mutate(synth_snaps, ops)
+    heads = [f"#ts {1000 + k} {500 + (k if k != same_mono else k - 1)}\n" for k in range(len(snaps))]
+    text = "".join(h + body for h, body in zip(heads, snaps, strict=True))
+    path = tmp_path / "m.log"
+    path.write_text(text[: len(text) - cut])
+    assert ms_parsed(path, monkeypatch, pure=False) == ms_parsed(path, monkeypatch, pure=True)
