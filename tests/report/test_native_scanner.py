@@ -3,6 +3,7 @@ every fixture, on generated traces with every odd record, and across read-block 
 
 from __future__ import annotations
 
+import re
 import shutil
 import sysconfig
 from pathlib import Path
@@ -152,29 +153,41 @@ def test_mountstats_fixtures_and_a_synthetic_log_parse_the_same(tmp_path, monkey
     assert len(native["series"]) > 20
 
 
-def _mutate(snaps: list[str], ops: list[tuple[int, int, int, str]]) -> list[str]:
+TARGETS = ("READ:", "WRITE:", "COMMIT:", "GETATTR:", "events:", "bytes:", "age:", "xprt:", "opts:", "device",
+           "per-op", "")
+
+
+def _mutate(snaps: list[str], ops: list[tuple[int, int, int, int, str]]) -> list[str]:
+    """Apply (kind, snapshot, target line, position, text) edits to snapshot bodies."""
     snaps = list(snaps)
-    for kind, which, at, text in ops:
+    for kind, which, target, at, text in ops:
         k = which % len(snaps)
         lines = snaps[k].split("\n")
-        j = at % len(lines)
-        if kind == 0:  # a number replaced by another (maybe huge, maybe smaller: a counter reset)
-            words = lines[j].split(" ")
-            w = at % len(words)
-            if words[w].isdigit():
-                words[w] = text
-            lines[j] = " ".join(words)
-        elif kind == 1:
-            del lines[j]
-        elif kind == 2:
-            lines.insert(j, lines[j])
+        hits = [j for j, line in enumerate(lines) if line.strip().startswith(TARGETS[target % len(TARGETS)])]
+        j = hits[at % len(hits)] if hits else at % len(lines)
+        words = lines[j].split(" ")
+        numbers = [i for i, word in enumerate(words) if word.isdigit()] or [0]
+        w = numbers[at % len(numbers)]
+        if kind == 0 and words[w].isdigit():  # a number replaced (maybe huge, maybe smaller: a reset)
+            words[w] = text
+        elif kind == 1:  # a counter fewer
+            del words[w]
+        elif kind == 2:  # a counter more
+            words.append(text if text.isdigit() else "5")
         elif kind == 3:
-            lines.insert(j, text)
+            del lines[j]
         elif kind == 4:
-            lines[j] = lines[j].replace("\t", "    ")
+            lines.insert(j, lines[j])
         elif kind == 5:
-            snaps[k], snaps[at % len(snaps)] = snaps[at % len(snaps)], snaps[k]
+            lines.insert(j, text)
+        elif kind == 6:
+            lines[j] = lines[j].replace("\t", "    ", 1)
+        elif kind == 7 and k > 0:  # the previous snapshot again, with the same, a lower or a higher age
+            age = int(re.search(r"\tage:\t(\d+)", snaps[k - 1])[1])
+            snaps[k] = re.sub(r"\tage:\t\d+", f"\tage:\t{age - 1 + at % 3}", snaps[k - 1])
             continue
+        if kind in (0, 1, 2):
+            lines[j] = " ".join(words)
         snaps[k] = "\n".join(lines)
     return snaps
 
@@ -185,8 +198,9 @@ def synth_snaps(tmp_path_factory) -> list[str]:
 
 
 @built
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 99), st.integers(0, 10**6),
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.tuples(st.integers(0, 7), st.integers(0, 99), st.integers(0, len(TARGETS) - 1),
+                              st.integers(0, 10**6),
                               st.sampled_from(["0", "1", "7", str(2**53 + 1), str(2**63), str(2**64 - 1),
                                                "9" * 30, "9" * 31, "READ: 1 2 3", "\tWRITE:   ", "junk",
                                                "device x mounted on /y with fstype nfs4", "  "])),
@@ -199,3 +213,23 @@ def test_mangled_mountstats_logs_parse_the_same(tmp_path, monkeypatch, synth_sna
     path = tmp_path / "m.log"
     path.write_text(text[: len(text) - cut])
     assert ms_parsed(path, monkeypatch, pure=False) == ms_parsed(path, monkeypatch, pure=True)
+
+
+@built
+def test_mountstats_latency_beyond_2_53_is_rounded_as_python_rounds_it(tmp_path, monkeypatch, synth_snaps):
+    """Python divides such integers exactly; the scanner leaves them to Python rather than round twice."""
+    snaps = synth_snaps[:4]
+    line = next(x for x in snaps[2].split("\n") if x.strip().startswith("READ:"))
+    head, nums = line.split(":")
+    n = [int(x) for x in nums.split()]
+    n[0] += 3
+    n[6] += 2**53 + 1
+    snaps[2] = snaps[2].replace(line, f"{head}: {' '.join(map(str, n))}")
+    n[6] += 2**60 + 7
+    snaps[3] = snaps[3].replace(next(x for x in snaps[3].split("\n") if x.strip().startswith("READ:")),
+                                f"{head}: {' '.join(map(str, [n[0] + 1, *n[1:]]))}")
+    path = tmp_path / "m.log"
+    path.write_text("".join(f"#ts {1000 + k} {500 + k}\n{body}" for k, body in enumerate(snaps)))
+    native = ms_parsed(path, monkeypatch, pure=False)
+    assert native == ms_parsed(path, monkeypatch, pure=True)
+    assert max(native["series"][("h", -1, "mountstats", "nfs.read.rtt_ms")][2]) > 2**53  # the case was made
