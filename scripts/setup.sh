@@ -12,6 +12,10 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v unshare >/dev/null || need+=(util-linux)
   # simulated NFS client of the test hosts: a FUSE passthrough (libfuse3 through mfusepy)
   command -v fusermount3 >/dev/null || need+=(fuse3)
+  # the report's compiled scanner (labctl/analysis/_scan.c; without it the pure-Python parsers run)
+  command -v cc >/dev/null || need+=(gcc libc6-dev)
+  python3 -c 'import os, sysconfig; raise SystemExit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' \
+    || need+=(python3-dev)
   if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from labctl.analysis.clock import HostClock, naive_epoch
 from labctl.analysis.lines import ParseStats, iter_text
-from labctl.analysis.series import SeriesStore
+from labctl.analysis.series import Series, SeriesStore
 
 SOURCE = "nfsiostat"
 _MOUNT = re.compile(r"^(?P<export>\S+) mounted on (?P<mount>.+?):?\s*$")
@@ -33,6 +33,18 @@ def _cell(text: str) -> float:
     return float(text.split()[0])
 
 
+_Column = tuple[str, str, float, str | None]  # metric, unit, scale, the `.bytes` metric of a rate
+_TOP: list[_Column] = [("nfsiostat.rpc.ops_rate", "ops/s", 1.0, None),  # the `ops/s  rpc bklog` line
+                       ("nfsiostat.rpc.backlog", "count", 1.0, None)]
+
+
+def _column(op: str, cell: str) -> _Column:
+    """Where one header cell's values go."""
+    suffix, unit = _NAMES[cell]
+    return (f"nfsiostat.{op}.{suffix}", unit, _SCALE.get(cell, 1.0),
+            f"nfsiostat.{op}.bytes" if suffix == "bytes_rate" else None)
+
+
 def parse_nfsiostat(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
                     nconnect: int = 1, skip_first: bool = True) -> ParseStats:
     """Parse one nfsiostat log into `nfsiostat.<op>.*` series (wire bytes incl. RPC headers).
@@ -46,13 +58,19 @@ def parse_nfsiostat(path: Path, host: str, store: SeriesStore, clock: HostClock,
     mount: str | None = None
     blocks: dict[str, int] = {}
     last_ts: dict[str, float] = {}
-    pending: tuple[str, list[str]] | None = None  # (kind, header cells) awaiting its value line
+    pending: tuple[str, list[_Column]] | None = None  # (kind, its columns) awaiting its value line
     emit = False
     block_prev: float | None = None
 
+    made: dict[str, Series] = {}
+
     def add(metric: str, unit: str, value: float) -> None:
-        store.add(host, -1, SOURCE, metric, unit, ts, value)  # type: ignore[arg-type]
+        s = made.get(metric) or made.setdefault(metric, store.series_for(host, -1, SOURCE, metric, unit))
+        s.ts.append(ts)  # type: ignore[arg-type]
+        s.values.append(value)
         stats.records += 1
+
+    headers: dict[str, tuple[str, list[_Column]]] = {}  # op header line -> (op, its columns)
 
     for line in iter_text(path, stats):
         if line.startswith("#ts "):
@@ -89,10 +107,10 @@ def parse_nfsiostat(path: Path, host: str, store: SeriesStore, clock: HostClock,
                 last_ts[mount] = ts
             continue
         if pending is not None:
-            kind, cells = pending
+            kind, columns = pending
             pending = None
             values = _VALUE_CELLS.findall(stripped)
-            if len(values) != len(cells):
+            if len(values) != len(columns):
                 stats.skip("column_count")
                 continue
             if not emit or mount is None:
@@ -105,19 +123,21 @@ def parse_nfsiostat(path: Path, host: str, store: SeriesStore, clock: HostClock,
                 add("nfsiostat.rpc.backlog", "count", _cell(values[1]))
                 continue
             prev = block_prev
-            for name, raw in zip(cells, values, strict=True):
-                suffix, unit = _NAMES[name]
-                value = _cell(raw) * _SCALE.get(name, 1.0)
-                add(f"nfsiostat.{kind}.{suffix}", unit, value)
-                if suffix == "bytes_rate" and prev is not None:
-                    add(f"nfsiostat.{kind}.bytes", "B", value * (ts - prev))  # type: ignore[operator]
+            for (metric, unit, scale, bytes_metric), raw in zip(columns, values, strict=True):
+                value = _cell(raw) * scale
+                add(metric, unit, value)
+                if bytes_metric is not None and prev is not None:
+                    add(bytes_metric, "B", value * (ts - prev))  # type: ignore[operator]
             continue
         if "rpc bklog" in stripped:
-            pending = ("top", ["ops/s", "rpc bklog"])
+            pending = ("top", _TOP)
             continue
-        oh = _OP_HEADER.match(stripped)
-        if oh:
-            pending = (oh["op"].lower(), _HEAD_CELLS.findall(stripped))
+        known = headers.get(stripped)
+        if known is None and (oh := _OP_HEADER.match(stripped)):
+            op, cells = oh["op"].lower(), _HEAD_CELLS.findall(stripped)
+            known = headers[stripped] = (op, [_column(op, c) for c in cells])
+        if known is not None:
+            pending = known
             continue
         stats.skip("free_text")
     return stats

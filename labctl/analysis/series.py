@@ -27,6 +27,14 @@ class SeriesStore:
     def __init__(self) -> None:
         self.series: dict[SeriesKey, Series] = {}
 
+    def series_for(self, host: str, gpu: int, source: str, metric: str, unit: str) -> Series:
+        """The series for that key, created empty if needed (for parsers that append to it directly)."""
+        key = (host, gpu, source, metric)
+        s = self.series.get(key)
+        if s is None:
+            s = self.series[key] = Series(unit)
+        return s
+
     def add(self, host: str, gpu: int, source: str, metric: str, unit: str, ts: float, value: float) -> None:
         """Record one sample."""
         key = (host, gpu, source, metric)

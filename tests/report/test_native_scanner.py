@@ -26,7 +26,11 @@ def test_the_scanner_is_built_where_a_compiler_is(monkeypatch):
     if shutil.which(sysconfig.get_config_var("CC").split()[0]) is None:
         pytest.skip("no C compiler here: the pure-Python parsers are the only ones")
     monkeypatch.delenv(PURE_ENV, raising=False)
-    assert scanner() is not None
+    scan = scanner()
+    assert scan is not None
+    source = Path(bt.__file__).with_name("_scan.c")
+    if source.exists():  # a source checkout: the module must be built from the current source
+        assert Path(scan.__file__).stat().st_mtime >= source.stat().st_mtime, "rerun: pip install -e ."
 
 
 def parsed(path: Path, monkeypatch: pytest.MonkeyPatch, *, pure: bool, workers: int = 1) -> dict:
