@@ -62,7 +62,7 @@ _HIST = b'{"type": "hist", "data": {"@'
 _PAIR = re.compile(rb'"([^"\\]*)": (\d+)[,}]')
 _BUCKET = re.compile(rb'\{"min": (-?\d+), "max": (-?\d+), "count": (\d+)\}')
 CHUNK = 16 << 20
-PARALLEL_MIN = 64 << 20  # files above this are split at tick records and parsed by several processes
+PARALLEL_MIN = 64 << 20  # files above this are split at tick records and parsed by several workers
 
 
 @dataclass
@@ -318,8 +318,8 @@ class PendingParse:
 
 
 def start_bpftrace(path: Path, *, workers: int | None = None) -> PendingParse:
-    """Start parsing a bpftrace file: above 64 MiB it is split at tick records over up to `workers`
-    processes (default: CPUs, at most 8), which run while the caller parses other files."""
+    """Start parsing a bpftrace file: above 64 MiB it is split at tick records over up to `workers` workers
+    (default: CPUs, at most 8; threads with the scanner, else processes), running meanwhile."""
     return PendingParse(path, workers)
 
 

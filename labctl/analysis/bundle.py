@@ -154,7 +154,7 @@ def _told(progress: Progress, host: str, path: Path) -> None:
 def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
                manifest_opts: Any, progress: Progress) -> None:
     store, w = run.store, run.warnings
-    trace, offset = _start_bpftrace(host, d, w)  # a large trace is parsed by worker processes meanwhile
+    trace, offset = _start_bpftrace(host, d, w)  # a large trace is parsed by workers meanwhile
     try:
         if (p := d / "mountstats.log").exists():
             _told(progress, host, p)
