@@ -81,8 +81,10 @@ class _Part:
     last_marker: int | None = None
 
 
-def _range_lines(path: Path, start: int, end: int, stats: ParseStats) -> Iterator[bytes]:
-    """Complete lines of bytes [start, end) of `path`; an unterminated final line is counted and dropped."""
+def _range_blocks(path: Path, start: int, end: int, stats: ParseStats) -> Iterator[bytes]:
+    """Bytes [start, end) of `path` in blocks; the text after a block's last newline is an incomplete line
+    that starts the next block again (so take complete lines only); an unterminated final line is counted and
+    dropped."""
     with path.open("rb") as fh:
         fh.seek(start)
         left, carry = end - start, b""
@@ -91,13 +93,21 @@ def _range_lines(path: Path, start: int, end: int, stats: ParseStats) -> Iterato
             if not block:
                 break
             left -= len(block)
-            lines = (carry + block).split(b"\n")
-            carry = lines.pop()
-            stats.lines += len(lines)
-            yield from lines
+            data = carry + block
+            carry = data[data.rfind(b"\n") + 1:]
+            yield data
     if carry:
         stats.lines += 1
         stats.skip("truncated_last_line")
+
+
+def _range_lines(path: Path, start: int, end: int, stats: ParseStats) -> Iterator[bytes]:
+    """Complete lines of bytes [start, end) of `path`."""
+    for data in _range_blocks(path, start, end, stats):
+        lines = data.split(b"\n")
+        lines.pop()  # the incomplete rest
+        stats.lines += len(lines)
+        yield from lines
 
 
 def _parse_range(path: Path, start: int, end: int) -> _Part:
@@ -164,31 +174,18 @@ def _line(part: _Part, raw: bytes, cur: dict[str, float], ended: bool) -> bool:
 def _parse_range_native(scan: ModuleType, path: Path, start: int, end: int) -> _Part:
     """`_parse_range` with the compiled scanner taking labctl's own records and `_line` the rest."""
     part = _Part(ParseStats(SOURCE, str(path)))
-    stats = part.stats
     cur: dict[str, float] = {}
     ended = False
-    carry = b""
-    with path.open("rb") as fh:
-        fh.seek(start)
-        left = end - start
-        while left > 0:
-            block = fh.read(min(CHUNK, left))
-            if not block:
+    for data in _range_blocks(path, start, end, part.stats):
+        pos = 0
+        while True:
+            pos = _scan_some(scan, part, data, pos, cur, ended)
+            nl = data.find(b"\n", pos)
+            if nl < 0:
                 break
-            left -= len(block)
-            data, pos = carry + block, 0
-            while True:
-                pos = _scan_some(scan, part, data, pos, cur, ended)
-                nl = data.find(b"\n", pos)
-                if nl < 0:
-                    break
-                stats.lines += 1
-                ended = _line(part, data[pos:nl], cur, ended)
-                pos = nl + 1
-            carry = data[pos:]
-    if carry:
-        stats.lines += 1
-        stats.skip("truncated_last_line")
+            part.stats.lines += 1
+            ended = _line(part, data[pos:nl], cur, ended)
+            pos = nl + 1
     _close(part, cur)
     return part
 
