@@ -319,7 +319,7 @@ static PyObject *bpftrace(PyObject *self, PyObject *args) {
 }
 
 /* ---- mountstats ------------------------------------------------------------------------------------
- * mountstats(snaps, start, prev_mono, prev_body, clock_offset) takes the bundle's `#ts` snapshots (a list of
+ * mountstats(snaps, start, prev_mono, prev_body) takes the bundle's `#ts` snapshots (a list of
  * (epoch, monotonic, body)) from `start`, each against the one before (the first against `prev_body`), and
  * computes exactly what mountstats.py's `interval_metrics` does for entries its `_fast_entry` reads. It
  * stops at the first snapshot it cannot take whole (any other layout, a number of 31+ digits, a division
@@ -595,9 +595,9 @@ typedef struct {
 static PyObject *mountstats(PyObject *self, PyObject *args) {
     PyObject *snaps;
     Py_ssize_t start;
-    double prev_mono, offset;
+    double prev_mono;
     Py_buffer prev;
-    if (!PyArg_ParseTuple(args, "O!ndy*d:mountstats", &PyList_Type, &snaps, &start, &prev_mono, &prev, &offset))
+    if (!PyArg_ParseTuple(args, "O!ndy*:mountstats", &PyList_Type, &snaps, &start, &prev_mono, &prev))
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(snaps);
     SnapRef *refs = PyMem_Calloc(n ? n : 1, sizeof(SnapRef));
@@ -634,10 +634,9 @@ static PyObject *mountstats(PyObject *self, PyObject *args) {
                 reset += o.reset;
                 absurd += o.absurd;
                 if (r > 0) {
-                    double t = refs[i].epoch - offset;
                     put(&o, M_DT, dt);
                     for (int k = 0; k < o.n; k++)
-                        if (!vec_push(&ts[o.id[k]], &t, sizeof t) ||
+                        if (!vec_push(&ts[o.id[k]], &refs[i].epoch, sizeof(double)) ||
                             !vec_push(&vals[o.id[k]], &o.v[k], sizeof(double)))
                             nomem = 1;
                     records += o.n - 1;
@@ -687,7 +686,7 @@ static PyMethodDef methods[] = {
     {"bpftrace", bpftrace, METH_VARARGS,
      "bpftrace(data, pos, have_ticks, ended, cur) -> (pos, lines, ticks, sums, cur, last_tick, comms, hists)"},
     {"mountstats", mountstats, METH_VARARGS,
-     "mountstats(snaps, start, prev_mono, prev_body, offset) -> (stop, [(metric, unit, ts, values)], records, "
+     "mountstats(snaps, start, prev_mono, prev_body) -> (stop, [(metric, unit, epochs, values)], records, "
      "skipped)"},
     {NULL, NULL, 0, NULL},
 };

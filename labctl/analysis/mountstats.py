@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
+
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import ParseStats
 from labctl.analysis.native import scanner
@@ -316,7 +318,6 @@ def _entry(body: bytes, mount: str | None, stats: ParseStats) -> MountEntry | No
 class _Prev:
     """The last complete snapshot: its entry, or only its body while the compiled scanner holds it."""
 
-    epoch: float
     mono: float
     entry: MountEntry | None
     body: bytes
@@ -355,7 +356,7 @@ class _LogParse:
                         self.store.add(self.host, -1, SOURCE, metric, unit, ts, value)
                     self.store.add(self.host, -1, SOURCE, "nfs.interval_s", "s", ts, dt)
                     stats.records += len(metrics)
-        self.prev = _Prev(epoch, mono, entry, body)
+        self.prev = _Prev(mono, entry, body)
 
     def batch(self, scan: ModuleType, snaps: list[tuple[float, float, bytes]]) -> None:
         """Snapshots through the compiled scanner; those it leaves through `one`."""
@@ -363,17 +364,16 @@ class _LogParse:
         while i < len(snaps):
             prev = self.prev
             assert prev is not None
-            stop, cols, records, skipped = scan.mountstats(snaps, i, prev.mono, prev.body,
-                                                           self.clock.offset_s)
-            for metric, unit, ts, values in cols:
-                self.store.extend(self.host, -1, SOURCE, metric, unit, memoryview(ts).cast("d"),
-                                  memoryview(values).cast("d"))
+            stop, cols, records, skipped = scan.mountstats(snaps, i, prev.mono, prev.body)
+            for metric, unit, epochs, values in cols:
+                ts = self.clock.host(np.frombuffer(epochs, dtype=np.float64))
+                self.store.extend(self.host, -1, SOURCE, metric, unit, ts, np.frombuffer(values, np.float64))
             self.stats.records += records
             for reason, n in skipped.items():
                 self.stats.skip(reason, n)
             if stop > i:
-                epoch, mono, body = snaps[stop - 1]
-                self.prev = _Prev(epoch, mono, None, body)
+                _, mono, body = snaps[stop - 1]
+                self.prev = _Prev(mono, None, body)
             if stop < len(snaps):
                 self.one(*snaps[stop])
             i = stop + 1
@@ -399,6 +399,6 @@ def parse_mountstats_log(path: Path, host: str, store: SeriesStore, clock: HostC
         if len(pending) >= BATCH:
             state.batch(scan, pending)
             pending = []
-    if pending:
-        state.batch(scan, pending)  # type: ignore[arg-type]
+    if pending and scan is not None:
+        state.batch(scan, pending)
     return state.stats, state.info
