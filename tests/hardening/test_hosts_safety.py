@@ -18,18 +18,15 @@ from typing import Any
 
 import pytest
 
-from tests.hardening.util import clean_output, ledger_of
-from tests.hosts.simlab import fuse_reason, start_lab
+from tests.hardening.util import clean_output, ledger_of, wait_for
+from tests.hosts.simlab import start_lab
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def simlab(tmp_path_factory) -> Any:
-    reason = fuse_reason()
-    if reason:
-        pytest.skip(reason)
-    yield from start_lab(tmp_path_factory.mktemp("hardlab"), hosts=2)
+    yield from start_lab(tmp_path_factory.mktemp("hardlab"), hosts=2, mounts=True)
 
 
 @pytest.fixture(scope="module")
@@ -64,14 +61,6 @@ def labctl(lab: dict[str, Any], state: Path, *args: str) -> subprocess.Completed
                           capture_output=True, text=True, timeout=600)
 
 
-def _wait_for(predicate: Any, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail("timed out waiting")
-        time.sleep(0.1)
-
-
 def _phase_dirs(state: Path, phase: str) -> list[Path]:
     runs = state / "runs"
     return sorted(runs.glob(f"*-{phase}")) if runs.exists() else []
@@ -82,7 +71,7 @@ def test_ctrl_c_in_the_hosts_phase_says_how_to_resume_and_the_rerun_converges(si
                             env=_env(state), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
-        _wait_for(lambda: _phase_dirs(state, "mount") or proc.poll() is not None)
+        wait_for(lambda: _phase_dirs(state, "mount") or proc.poll() is not None)
         time.sleep(0.5)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
         out, err = proc.communicate(timeout=120)
@@ -189,7 +178,7 @@ def test_ssh_cut_on_one_host_mid_playbook_the_other_completes(simlab, state):
     before = set(_phase_dirs(state, "mount"))
     earlier = set(state.glob("runs/*"))
     try:
-        _wait_for(lambda: set(_phase_dirs(state, "mount")) - before or proc.poll() is not None)
+        wait_for(lambda: set(_phase_dirs(state, "mount")) - before or proc.poll() is not None)
         for pid in [int(victim["pid"]), *_descendants(int(victim["pid"]))]:  # sshd and every session
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

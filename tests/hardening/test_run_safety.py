@@ -17,7 +17,8 @@ import yaml
 
 from labctl.experiment.manifest import verify
 from labctl.testlab.sshhost import processes_in_namespace
-from tests.hosts.simlab import fuse_reason, start_lab
+from tests.hardening.util import wait_for
+from tests.hosts.simlab import start_lab
 from tests.run.simprep import provision_and_mount
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -25,10 +26,7 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    reason = fuse_reason()
-    if reason:
-        pytest.skip(reason)
-    for data in start_lab(tmp_path_factory.mktemp("runsafety"), hosts=2):
+    for data in start_lab(tmp_path_factory.mktemp("runsafety"), hosts=2, mounts=True):
         provision_and_mount(data)
         yield data
 
@@ -52,14 +50,6 @@ def _cut_ssh(host: dict) -> None:
                 os.kill(pid, signal.SIGKILL)
         except OSError:
             continue
-
-
-def _wait(predicate, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail("timed out")
-        time.sleep(0.2)
 
 
 def _start(lab: dict, runs: Path, experiment: Path) -> subprocess.Popen:
@@ -91,13 +81,13 @@ def _ctrl_c(proc: subprocess.Popen) -> tuple[str, str]:
 def test_ctrl_c_while_starting_leaves_no_training_running(lab, tmp_path):
     runs = tmp_path / "runs"
     proc = _start(lab, runs, _experiment(tmp_path / "e.yaml"))
-    _wait(lambda: _manifest_state(runs) is not None or proc.poll() is not None, 60)
+    wait_for(lambda: _manifest_state(runs) is not None or proc.poll() is not None, 60)
     out, err = _ctrl_c(proc)
     assert proc.returncode == 130, out + err
     assert "Traceback" not in out + err and "no training is left running" in err, err
     assert _manifest_state(runs) == "interrupted before start"
     (bundle,) = runs.iterdir()
-    _wait(lambda: _run_processes(lab, bundle.name) == [], 15)  # no agent, monitor or trainer of it is left
+    wait_for(lambda: _run_processes(lab, bundle.name) == [], 15)  # no agent, monitor or trainer of it is left
 
 
 def _run_processes(lab: dict, run_id: str) -> list[bytes]:
@@ -117,7 +107,7 @@ def _run_processes(lab: dict, run_id: str) -> list[bytes]:
 def test_ctrl_c_during_training_detaches_and_attach_completes_the_bundle(lab, tmp_path):
     runs = tmp_path / "runs"
     proc = _start(lab, runs, _experiment(tmp_path / "e.yaml"))
-    _wait(lambda: _manifest_state(runs) == "running" or proc.poll() is not None, 60)
+    wait_for(lambda: _manifest_state(runs) == "running" or proc.poll() is not None, 60)
     time.sleep(2)
     out, err = _ctrl_c(proc)  # with no terminal to ask on, labctl detaches
     assert "Traceback" not in out + err
@@ -142,10 +132,10 @@ def test_one_host_down_the_other_completes_and_nothing_is_lost(lab, tmp_path):
     gpu1, gpu2 = lab["hosts"]
     try:
         # training has started on gpu2 once its emulator logs a step
-        _wait(lambda: _manifest_state(runs) == "running", 60)
+        wait_for(lambda: _manifest_state(runs) == "running", 60)
         (run_id,) = [p.name for p in runs.iterdir()]
         train_log = Path(gpu2["root"]) / "var-tmp" / "labctl" / run_id / "gpu2" / "raw" / "train.log"
-        _wait(lambda: train_log.exists() and "train loss" in train_log.read_text(), 60)
+        wait_for(lambda: train_log.exists() and "train loss" in train_log.read_text(), 60)
         _cut_ssh(gpu2)
         out, err = proc.communicate(timeout=180)
     finally:
@@ -164,7 +154,7 @@ def test_one_host_down_the_other_completes_and_nothing_is_lost(lab, tmp_path):
     collected = {p.name for p in (bundle / "raw" / "gpu1").iterdir()}
     assert {"train.log", "dmon.log", "mountstats.log"} <= collected
     # gpu2 trains on without the controller and keeps its files for a later `labctl collect`
-    _wait(lambda: "wrote" in train_log.read_text(), 60)
+    wait_for(lambda: "wrote" in train_log.read_text(), 60)
     assert (train_log.parent / "dmon.log").stat().st_size > 0
 
     report = subprocess.run([sys.executable, "-m", "labctl", "report", str(bundle)], capture_output=True,

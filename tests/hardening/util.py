@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from rich.console import Console
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -47,3 +50,12 @@ def clean_output(out: str, err: str) -> None:
     text = out + err
     assert "Traceback" not in text, text
     assert "internal error" not in text, text
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 120.0) -> None:
+    """Poll `predicate` every 0.1 s until it is true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail("timed out waiting")
+        time.sleep(0.1)

@@ -36,11 +36,12 @@ def fuse_reason() -> str | None:
     return None
 
 
-def start_lab(base: Path, hosts: int = 2) -> Iterator[dict[str, Any]]:
-    """`sim up --hosts N` into `base`; yields lab.json's data; `sim down` afterwards."""
+def start_lab(base: Path, hosts: int = 2, *, mounts: bool = False) -> Iterator[dict[str, Any]]:
+    """`sim up --hosts N` into `base`; yields lab.json's data; `sim down` afterwards. Skips the test where the
+    lab cannot start, or with `mounts`, where its simulated NFS mounts cannot work."""
     from labctl.testlab.lab import sim_down, sim_up
 
-    reason = skip_reason()
+    reason = skip_reason() or (fuse_reason() if mounts else None)
     if reason:
         pytest.skip(reason)
     lab = sim_up(base, hosts)

@@ -17,17 +17,14 @@ import pytest
 import yaml
 
 from labctl.lab import hosts_phase
-from tests.hosts.simlab import fuse_reason, start_lab
+from tests.hosts.simlab import start_lab
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    reason = fuse_reason()
-    if reason:
-        pytest.skip(reason)
-    yield from start_lab(tmp_path_factory.mktemp("provlab"), hosts=2)
+    yield from start_lab(tmp_path_factory.mktemp("provlab"), hosts=2, mounts=True)
 
 
 def labctl(lab, *args, timeout=300):

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from labctl.experiment.manifest import verify
-from tests.hosts.simlab import fuse_reason, start_lab
+from tests.hosts.simlab import start_lab
 from tests.run.simprep import provision_and_mount
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -26,10 +26,7 @@ CKPT = 12_000_000
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    reason = fuse_reason()
-    if reason:
-        pytest.skip(reason)
-    for data in start_lab(tmp_path_factory.mktemp("runlab"), hosts=2):
+    for data in start_lab(tmp_path_factory.mktemp("runlab"), hosts=2, mounts=True):
         data["prepared_by"] = provision_and_mount(data)
         yield data
 
