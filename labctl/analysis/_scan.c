@@ -682,12 +682,368 @@ done:
     return out;
 }
 
+/* ---- nfsiostat ------------------------------------------------------------------------------------
+ * nfsiostat(data, pos, state, offset, mounts, headers, top, nconnect_gt1, nseries) reads the lines of a bundle
+ * nfsiostat.log in `data` from `pos` as nfsiostat.py's `_Parse.line` would, for the lines it can take exactly:
+ * `#ts <decimal>`, blank lines, mount lines Python has already seen (`mounts`: [stripped line, last ts or None]),
+ * header lines Python has already mapped (`headers`: [(stripped line, ((series, scale, bytes series), ...))]),
+ * the `rpc bklog` line and value lines. It stops at the first other line (free text, a new header or mount, a
+ * PCP `Timestamp`, any byte outside printable ASCII and tab) and returns where; Python takes that line and
+ * calls again. state = (ts or None, emit, block_prev or None, pending: -1 none, -2 top, k header k).
+ */
+#define NF_MAXCOLS 32
+#define NF_MAXMOUNTS 64
+#define NF_MAXHEADERS 64
+
+typedef struct {
+    const char *line;
+    Py_ssize_t len;
+    int has_last;
+    double last;
+    Py_ssize_t seen;
+} NfMount;
+
+typedef struct {
+    const char *line;
+    Py_ssize_t len;
+    int ncols, sid[NF_MAXCOLS], bytes_sid[NF_MAXCOLS];
+    double scale[NF_MAXCOLS];
+} NfHeader;
+
+typedef struct {
+    int has_ts, emit, has_prev, pending, cur_mount, top_gt1, top_sid[2], nomem;
+    double ts, prev, offset;
+    NfMount mounts[NF_MAXMOUNTS];
+    NfHeader headers[NF_MAXHEADERS];
+    int nmounts, nheaders, nseries;
+    Vec *ts_out, *val_out;
+    Py_ssize_t records, column_count, top_nconnect, non_increasing;
+} NfState;
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* float() of `-?digits(.digits)?` in [p, e), correctly rounded as Python does; 0 when too long to copy. */
+static int decimal(const char *p, const char *e, double *out) {
+    const char *q = p + (*p == '-');
+    uint64_t m = 0;
+    int digits = 0, frac = -1;
+    for (const char *r = q; r < e; r++) {
+        if (*r == '.') {
+            frac = 0;
+            continue;
+        }
+        if (digits < 19) m = m * 10 + (uint64_t)(*r - '0');
+        digits++;
+        if (frac >= 0) frac++;
+    }
+    if (frac < 0) frac = 0;
+    double v;
+    if (digits <= 19 && m <= ((uint64_t)1 << 53) && frac <= 22) {
+        v = (double)m / POW10[frac]; /* both exact: one correctly rounded division */
+    } else {
+        char buf[80];
+        if (e - q >= (Py_ssize_t)sizeof buf) return 0;
+        memcpy(buf, q, e - q);
+        buf[e - q] = '\0';
+        v = strtod(buf, NULL); /* glibc's strtod rounds correctly, as Python's float() does */
+    }
+    *out = *p == '-' ? -v : v;
+    return 1;
+}
+
+/* _VALUE_CELLS.findall over [p, e) (ASCII digits, blanks, `.-()%` only): the number of each cell in
+ * cells[] as [start, end) pairs; the count, or -1 when there are more than `cap`. */
+static int value_cells(const char *p, const char *e, const char **cells, int cap) {
+    int n = 0;
+    const char *i = p;
+    while (i < e) {
+        if (is_digit(*i)) { /* \d+\s+\(\d+(?:\.\d+)?%\) */
+            const char *j = i, *k;
+            while (j < e && is_digit(*j)) j++;
+            k = j;
+            while (k < e && (*k == ' ' || *k == '\t')) k++;
+            if (k > j && k < e && *k == '(') {
+                const char *d = ++k;
+                while (k < e && is_digit(*k)) k++;
+                if (k > d) {
+                    if (k + 1 < e && *k == '.' && is_digit(k[1]))
+                        for (k++; k < e && is_digit(*k);) k++;
+                    if (k + 1 < e && k[0] == '%' && k[1] == ')') {
+                        if (n == cap) return -1;
+                        cells[2 * n] = i;
+                        cells[2 * n + 1] = j;
+                        n++;
+                        i = k + 2;
+                        continue;
+                    }
+                }
+            }
+        }
+        const char *s = i + (*i == '-'); /* -?\d+(?:\.\d+)? */
+        if (s < e && is_digit(*s)) {
+            const char *j = s;
+            while (j < e && is_digit(*j)) j++;
+            if (j + 1 < e && *j == '.' && is_digit(j[1]))
+                for (j++; j < e && is_digit(*j);) j++;
+            if (n == cap) return -1;
+            cells[2 * n] = i;
+            cells[2 * n + 1] = j;
+            n++;
+            i = j;
+            continue;
+        }
+        i++;
+    }
+    return n;
+}
+
+static int nf_add(NfState *st, int sid, double v) {
+    if (!vec_push(&st->ts_out[sid], &st->ts, sizeof(double)) || !vec_push(&st->val_out[sid], &v, sizeof v))
+        return st->nomem = 1, 0;
+    st->records++;
+    return 1;
+}
+
+/* Only the characters of numeric cells: digits, blanks and `.-()%`. */
+static int value_chars(const char *p, const char *e) {
+    for (const char *r = p; r < e; r++)
+        if (!(is_digit(*r) || *r == ' ' || *r == '\t' || *r == '.' || *r == '-' || *r == '(' || *r == ')' ||
+              *r == '%'))
+            return 0;
+    return 1;
+}
+
+/* The value line of the pending header (or top line), its characters checked by value_chars. */
+static int nf_values(NfState *st, const char *p, const char *e) {
+    const char *cells[2 * (NF_MAXCOLS + 1)];
+    double v[NF_MAXCOLS];
+    int top = st->pending == -2, n = value_cells(p, e, cells, NF_MAXCOLS + 1);
+    NfHeader *h = top ? NULL : &st->headers[st->pending];
+    int want = top ? 2 : h->ncols;
+    if (n == want)
+        for (int c = 0; c < n; c++)
+            if (!decimal(cells[2 * c], cells[2 * c + 1], &v[c])) return 0;
+    st->pending = -1;
+    if (n != want) {
+        st->column_count++;
+        return 1;
+    }
+    if (!st->emit) return 1;
+    if (top) {
+        if (st->top_gt1)
+            st->top_nconnect++;
+        else if (!nf_add(st, st->top_sid[0], v[0]))
+            return 0;
+        return nf_add(st, st->top_sid[1], v[1]);
+    }
+    for (int c = 0; c < n; c++) {
+        double value = v[c] * h->scale[c];
+        if (!nf_add(st, h->sid[c], value)) return 0;
+        if (h->bytes_sid[c] >= 0 && st->has_prev && !nf_add(st, h->bytes_sid[c], value * (st->ts - st->prev)))
+            return 0;
+    }
+    return 1;
+}
+
+/* One line [p, e) without its newline: 1 taken, 0 left to Python. */
+static int nf_line(NfState *st, const char *p, const char *e) {
+    for (const char *r = p; r < e; r++)
+        if ((unsigned char)*r >= 0x80 || ((unsigned char)*r < 0x20 && *r != '\t')) return 0;
+    if (e - p >= 4 && memcmp(p, "#ts ", 4) == 0) { /* float(line.split()[1]) */
+        const char *q = p + 4, *t;
+        while (q < e && (*q == ' ' || *q == '\t')) q++;
+        t = q;
+        while (t < e && *t != ' ' && *t != '\t') t++;
+        const char *r = q;
+        while (r < t && is_digit(*r)) r++;
+        if (r == q) return 0;
+        if (r < t && *r == '.')
+            for (r++; r < t && is_digit(*r);) r++;
+        double raw;
+        if (r != t || !decimal(q, t, &raw)) return 0;
+        st->ts = raw - st->offset;
+        st->has_ts = 1;
+        st->emit = 0; /* a new sample: nothing is emitted until its mount line */
+        return 1;
+    }
+    if (e - p >= 9 && memcmp(p, "Timestamp", 9) == 0) return 0;
+    while (p < e && (*p == ' ' || *p == '\t')) p++;
+    while (e > p && (e[-1] == ' ' || e[-1] == '\t')) e--;
+    if (p == e) return 1;
+    Py_ssize_t len = e - p;
+    int numeric = value_chars(p, e); /* then it cannot hold " mounted on " */
+    if (!numeric && memmem(p, len, " mounted on ", 12) != NULL) {
+        if (!st->has_ts) return 0;
+        for (int j = 0; j < st->nmounts; j++) {
+            NfMount *m = &st->mounts[j];
+            if (m->len != len || memcmp(m->line, p, len) != 0) continue;
+            st->pending = -1;
+            st->emit = 1;
+            st->has_prev = m->has_last;
+            st->prev = m->last;
+            if (st->has_prev && st->ts <= st->prev) {
+                st->non_increasing++;
+                st->emit = 0;
+            }
+            m->has_last = 1;
+            m->last = st->ts;
+            m->seen++;
+            st->cur_mount = j;
+            return 1;
+        }
+        return 0;
+    }
+    if (st->pending != -1) return numeric && nf_values(st, p, e);
+    if (!numeric && memmem(p, len, "rpc bklog", 9) != NULL) {
+        st->pending = -2;
+        return 1;
+    }
+    for (int k = 0; k < st->nheaders; k++)
+        if (st->headers[k].len == len && memcmp(st->headers[k].line, p, len) == 0) {
+            st->pending = k;
+            return 1;
+        }
+    return 0;
+}
+
+static int nf_args(NfState *st, PyObject *mounts, PyObject *headers) {
+    st->nmounts = (int)PyList_GET_SIZE(mounts);
+    st->nheaders = (int)PyList_GET_SIZE(headers);
+    if (st->nmounts > NF_MAXMOUNTS || st->nheaders > NF_MAXHEADERS) {
+        PyErr_SetString(PyExc_ValueError, "at most 64 mounts and 64 headers");
+        return 0;
+    }
+    for (int j = 0; j < st->nmounts; j++) {
+        PyObject *line, *last;
+        NfMount *m = &st->mounts[j];
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(mounts, j), "SO", &line, &last)) return 0;
+        m->line = PyBytes_AS_STRING(line);
+        m->len = PyBytes_GET_SIZE(line);
+        m->has_last = last != Py_None;
+        m->last = m->has_last ? PyFloat_AsDouble(last) : 0.0;
+        if (m->has_last && PyErr_Occurred()) return 0;
+    }
+    for (int k = 0; k < st->nheaders; k++) {
+        PyObject *line, *cols;
+        NfHeader *h = &st->headers[k];
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(headers, k), "SO!", &line, &PyTuple_Type, &cols)) return 0;
+        h->line = PyBytes_AS_STRING(line);
+        h->len = PyBytes_GET_SIZE(line);
+        h->ncols = (int)PyTuple_GET_SIZE(cols);
+        if (h->ncols > NF_MAXCOLS) {
+            PyErr_SetString(PyExc_ValueError, "at most 32 columns per header");
+            return 0;
+        }
+        for (int c = 0; c < h->ncols; c++) {
+            if (!PyArg_ParseTuple(PyTuple_GET_ITEM(cols, c), "idi", &h->sid[c], &h->scale[c], &h->bytes_sid[c]))
+                return 0;
+            if (h->sid[c] < 0 || h->sid[c] >= st->nseries || h->bytes_sid[c] >= st->nseries) {
+                PyErr_SetString(PyExc_ValueError, "series id outside nseries");
+                return 0;
+            }
+        }
+    }
+    if (st->pending >= st->nheaders || st->pending < -2 || st->top_sid[0] < 0 || st->top_sid[1] < 0 ||
+        st->top_sid[0] >= st->nseries || st->top_sid[1] >= st->nseries) {
+        PyErr_SetString(PyExc_ValueError, "pending header or top series outside the tables");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *opt_float(int has, double v) { return has ? PyFloat_FromDouble(v) : Py_NewRef(Py_None); }
+
+static PyObject *nfsiostat(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    Py_ssize_t pos;
+    PyObject *ts_obj, *prev_obj, *mounts, *headers, *out = NULL;
+    NfState *st = PyMem_Calloc(1, sizeof(NfState));
+    if (st == NULL) return PyErr_NoMemory();
+    if (!PyArg_ParseTuple(args, "y*n(OpOi)dO!O!(ii)pi:nfsiostat", &buf, &pos, &ts_obj, &st->emit, &prev_obj,
+                          &st->pending, &st->offset, &PyList_Type, &mounts, &PyList_Type, &headers,
+                          &st->top_sid[0], &st->top_sid[1], &st->top_gt1, &st->nseries)) {
+        PyMem_Free(st);
+        return NULL;
+    }
+    st->has_ts = ts_obj != Py_None;
+    st->has_prev = prev_obj != Py_None;
+    st->ts = st->has_ts ? PyFloat_AsDouble(ts_obj) : 0.0;
+    st->prev = st->has_prev ? PyFloat_AsDouble(prev_obj) : 0.0;
+    st->cur_mount = -1;
+    if (st->nseries < 0 || st->nseries > 4096) st->nseries = -1;
+    st->ts_out = st->nseries > 0 ? PyMem_Calloc(st->nseries, sizeof(Vec)) : NULL;
+    st->val_out = st->nseries > 0 ? PyMem_Calloc(st->nseries, sizeof(Vec)) : NULL;
+    if (PyErr_Occurred()) goto done;
+    if (st->nseries <= 0 || st->ts_out == NULL || st->val_out == NULL) {
+        PyErr_SetString(PyExc_ValueError, "nseries must be 1..4096");
+        goto done;
+    }
+    if (pos < 0 || pos > buf.len) {
+        PyErr_Format(PyExc_ValueError, "pos %zd outside the buffer", pos);
+        goto done;
+    }
+    if (!nf_args(st, mounts, headers)) goto done;
+    const char *base = buf.buf, *p = base + pos, *end = base + buf.len;
+    Py_BEGIN_ALLOW_THREADS
+    while (p < end) {
+        const char *nl = memchr(p, '\n', end - p);
+        if (nl == NULL || !nf_line(st, p, nl)) break;
+        p = nl + 1;
+    }
+    Py_END_ALLOW_THREADS
+    if (st->nomem) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    PyObject *cols = PyList_New(0), *seen = PyList_New(st->nmounts);
+    if (cols == NULL || seen == NULL) {
+        Py_XDECREF(cols);
+        Py_XDECREF(seen);
+        goto done;
+    }
+    for (int j = 0; j < st->nmounts; j++)
+        PyList_SET_ITEM(seen, j, Py_BuildValue("(nN)", st->mounts[j].seen,
+                                               opt_float(st->mounts[j].has_last, st->mounts[j].last)));
+    for (int sid = 0; sid < st->nseries; sid++) {
+        if (st->ts_out[sid].len == 0) continue;
+        PyObject *item = Py_BuildValue("(iNN)", sid, vec_bytes(&st->ts_out[sid]), vec_bytes(&st->val_out[sid]));
+        if (item == NULL || PyList_Append(cols, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(cols);
+            Py_DECREF(seen);
+            goto done;
+        }
+        Py_DECREF(item);
+    }
+    out = Py_BuildValue("(n(NNNi)iNNn{snsnsn})", p - base, opt_float(st->has_ts, st->ts), PyBool_FromLong(st->emit),
+                        opt_float(st->has_prev, st->prev), st->pending, st->cur_mount, seen, cols, st->records,
+                        "column_count", st->column_count, "top_line_nconnect", st->top_nconnect,
+                        "non_increasing_ts", st->non_increasing);
+done:
+    if (st->ts_out != NULL)
+        for (int sid = 0; sid < st->nseries; sid++) {
+            free(st->ts_out[sid].data);
+            free(st->val_out[sid].data);
+        }
+    PyMem_Free(st->ts_out);
+    PyMem_Free(st->val_out);
+    PyMem_Free(st);
+    PyBuffer_Release(&buf);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"bpftrace", bpftrace, METH_VARARGS,
      "bpftrace(data, pos, have_ticks, ended, cur) -> (pos, lines, ticks, sums, cur, last_tick, comms, hists)"},
     {"mountstats", mountstats, METH_VARARGS,
      "mountstats(snaps, start, prev_mono, prev_body) -> (stop, [(metric, unit, epochs, values)], records, "
      "skipped)"},
+    {"nfsiostat", nfsiostat, METH_VARARGS,
+     "nfsiostat(data, pos, state, offset, mounts, headers, top, nconnect_gt1, nseries) -> (pos, state, mount, "
+     "mounts_seen, [(series, epochs, values)], records, skipped)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -40,6 +40,28 @@ def iter_lines(path: Path, stats: ParseStats) -> Iterator[bytes]:
             yield raw.rstrip(b"\r\n")
 
 
+BLOCK = 8 << 20
+
+
+def iter_blocks(path: Path, stats: ParseStats, size: int = BLOCK) -> Iterator[bytes]:
+    """`path` in blocks of whole lines (each block ends with a newline), lines counted as `iter_lines` does;
+    an unterminated last line is counted as truncated and not yielded."""
+    carry = b""
+    with path.open("rb") as fh:
+        while block := fh.read(size):
+            cut = block.rfind(b"\n") + 1
+            if not cut:
+                carry += block
+                continue
+            out = carry + block[:cut] if carry else block[:cut] if cut < len(block) else block
+            carry = block[cut:]
+            stats.lines += out.count(b"\n")
+            yield out
+    if carry:
+        stats.lines += 1
+        stats.skip("truncated_last_line")
+
+
 def iter_text(path: Path, stats: ParseStats) -> Iterator[str]:
     """Like `iter_lines`, decoded as UTF-8 (undecodable bytes replaced)."""
     for raw in iter_lines(path, stats):

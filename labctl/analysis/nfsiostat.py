@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import ModuleType
 
+from labctl.analysis import lines
 from labctl.analysis.clock import HostClock, naive_epoch
-from labctl.analysis.lines import ParseStats, iter_text
+from labctl.analysis.lines import ParseStats, iter_blocks
+from labctl.analysis.native import scanner
 from labctl.analysis.series import Series, SeriesStore
 
 SOURCE = "nfsiostat"
@@ -45,6 +48,179 @@ def _column(op: str, cell: str) -> _Column:
             f"nfsiostat.{op}.bytes" if suffix == "bytes_rate" else None)
 
 
+class _Parse:
+    """State of one `parse_nfsiostat` call; `line` is the reference parser of one line."""
+
+    def __init__(self, path: Path, host: str, store: SeriesStore, clock: HostClock, nconnect: int,
+                 skip_first: bool) -> None:
+        self.host, self.store, self.clock = host, store, clock
+        self.nconnect, self.skip_first = nconnect, skip_first
+        self.stats = ParseStats(SOURCE, str(path))
+        self.ts: float | None = None
+        self.mount: str | None = None
+        self.blocks: dict[str, int] = {}
+        self.last_ts: dict[str, float] = {}
+        self.mount_lines: dict[str, str] = {}  # mount -> its last mount line (stripped)
+        self.pending: tuple[str, list[_Column]] | None = None  # (kind, its columns) awaiting its value line
+        self.emit = False
+        self.block_prev: float | None = None
+        self.headers: dict[str, tuple[str, list[_Column]]] = {}  # op header line -> (op, its columns)
+        self.made: dict[str, Series] = {}
+
+    def add(self, metric: str, unit: str, value: float) -> None:
+        s = self.made.get(metric) or self.made.setdefault(
+            metric, self.store.series_for(self.host, -1, SOURCE, metric, unit))
+        s.ts.append(self.ts)  # type: ignore[arg-type]
+        s.values.append(value)
+        self.stats.records += 1
+
+    def line(self, line: str) -> None:
+        stats = self.stats
+        if line.startswith("#ts "):  # a new sample: nothing is emitted until its mount line
+            self.emit = False
+            try:
+                self.ts = self.clock.host(float(line.split()[1]))
+            except (ValueError, IndexError):
+                stats.skip("bad_ts_line")
+                self.ts = None
+            return
+        pcp = _PCP_TS.match(line) if line.startswith("Timestamp") else None
+        if pcp:
+            mo, d, y, hh, mi, ss = (int(x) for x in pcp.groups())
+            self.ts = self.clock.local(naive_epoch(y, mo, d, hh, mi, ss))
+            self.emit = False
+            return
+        stripped = line.strip()
+        if not stripped:
+            return
+        m = _MOUNT.match(stripped) if " mounted on " in stripped else None
+        if m:
+            self._mount(m["mount"], stripped)
+            return
+        if self.pending is not None:
+            kind, columns = self.pending
+            self.pending = None
+            self._values(kind, columns, _VALUE_CELLS.findall(stripped))
+            return
+        if "rpc bklog" in stripped:
+            self.pending = ("top", _TOP)
+            return
+        known = self.headers.get(stripped)
+        if known is None and (oh := _OP_HEADER.match(stripped)):
+            op, cells = oh["op"].lower(), _HEAD_CELLS.findall(stripped)
+            known = self.headers[stripped] = (op, [_column(op, c) for c in cells])
+        if known is not None:
+            self.pending = known
+            return
+        stats.skip("free_text")
+
+    def _mount(self, mount: str, stripped: str) -> None:
+        stats, ts = self.stats, self.ts
+        self.mount = mount
+        self.mount_lines[mount] = stripped
+        self.blocks[mount] = self.blocks.get(mount, 0) + 1
+        self.pending = None
+        first = self.blocks[mount] == 1 and self.skip_first
+        self.emit = not first and ts is not None
+        if first:
+            stats.skip("first_block_since_mount")
+        elif ts is None:
+            stats.skip("no_timestamp")
+        self.block_prev = self.last_ts.get(mount)
+        if self.emit and self.block_prev is not None and ts is not None and ts <= self.block_prev:
+            stats.skip("non_increasing_ts")
+            self.emit = False
+        if ts is not None:
+            self.last_ts[mount] = ts
+
+    def _values(self, kind: str, columns: list[_Column], values: list[str]) -> None:
+        if len(values) != len(columns):
+            self.stats.skip("column_count")
+            return
+        if not self.emit or self.mount is None:
+            return
+        if kind == "top":
+            if self.nconnect > 1:
+                self.stats.skip("top_line_nconnect")
+            else:
+                self.add("nfsiostat.rpc.ops_rate", "ops/s", _cell(values[0]))
+            self.add("nfsiostat.rpc.backlog", "count", _cell(values[1]))
+            return
+        prev, ts = self.block_prev, self.ts
+        for (metric, unit, scale, bytes_metric), raw in zip(columns, values, strict=True):
+            value = _cell(raw) * scale
+            self.add(metric, unit, value)
+            if bytes_metric is not None and prev is not None:
+                self.add(bytes_metric, "B", value * (ts - prev))  # type: ignore[operator]
+
+
+MAX_TABLE, MAX_COLUMNS = 64, 32  # mounts and header lines the scanner is given; columns of a header
+
+
+class _Native:
+    """Hands runs of lines to the compiled scanner (`_scan.nfsiostat`) and the rest to `_Parse.line`."""
+
+    def __init__(self, scan: ModuleType, parse: _Parse) -> None:
+        self.scan, self.p = scan, parse
+        self.metrics: list[tuple[str, str]] = []
+        self.sid: dict[str, int] = {}
+        self.top = (self._id("nfsiostat.rpc.ops_rate", "ops/s"), self._id("nfsiostat.rpc.backlog", "count"))
+
+    def _id(self, metric: str, unit: str) -> int:
+        if metric not in self.sid:
+            self.sid[metric] = len(self.metrics)
+            self.metrics.append((metric, unit))
+        return self.sid[metric]
+
+    def block(self, data: bytes) -> None:
+        """Every complete line of `data` (it ends with a newline)."""
+        p, pos = self.p, 0
+        while pos < len(data):
+            pos = self._scan(data, pos)
+            if pos < len(data):
+                nl = data.index(b"\n", pos)
+                p.line(data[pos:nl].rstrip(b"\r").decode("utf-8", "replace"))
+                pos = nl + 1
+
+    def _scan(self, data: bytes, pos: int) -> int:
+        p = self.p
+        names = [name for name in p.mount_lines if name in p.last_ts and p.mount_lines[name].isascii()]
+        names = names[:MAX_TABLE]
+        mounts = [(p.mount_lines[name].encode(), p.last_ts[name]) for name in names]
+        headers, keys = [], []
+        for stripped, known in p.headers.items():
+            _op, columns = known
+            if stripped.isascii() and len(columns) <= MAX_COLUMNS and len(keys) < MAX_TABLE:
+                keys.append(known)
+                headers.append((stripped.encode(), tuple(
+                    (self._id(metric, unit), scale, self._id(bm, "B") if bm else -1)
+                    for metric, unit, scale, bm in columns)))
+        pending = -1 if p.pending is None else -2 if p.pending[0] == "top" and p.pending[1] is _TOP else next(
+            (k for k, known in enumerate(keys) if known is p.pending), None)
+        if pending is None:  # awaiting the values of a header the scanner was not given
+            return pos
+        stop, (p.ts, p.emit, p.block_prev, k), cur, seen, cols, records, skipped = self.scan.nfsiostat(
+            data, pos, (p.ts, p.emit, p.block_prev, pending), p.clock.offset_s, mounts, headers, self.top,
+            p.nconnect > 1, len(self.metrics))
+        p.pending = None if k == -1 else ("top", _TOP) if k == -2 else keys[k]
+        for name, (n, last) in zip(names, seen, strict=True):
+            p.blocks[name] += n
+            if last is not None:
+                p.last_ts[name] = last
+        if cur >= 0:
+            p.mount = names[cur]
+        for sid, ts, values in cols:
+            metric, unit = self.metrics[sid]
+            s = p.made.get(metric) or p.made.setdefault(
+                metric, p.store.series_for(p.host, -1, SOURCE, metric, unit))
+            s.ts.frombytes(ts)
+            s.values.frombytes(values)
+        p.stats.records += records
+        for reason, n in skipped.items():
+            p.stats.skip(reason, n)
+        return stop
+
+
 def parse_nfsiostat(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
                     nconnect: int = 1, skip_first: bool = True) -> ParseStats:
     """Parse one nfsiostat log into `nfsiostat.<op>.*` series (wire bytes incl. RPC headers).
@@ -52,92 +228,15 @@ def parse_nfsiostat(path: Path, host: str, store: SeriesStore, clock: HostClock,
     `skip_first=False` keeps the first (since-mount) block, e.g. for a one-shot capture.
     The top `ops/s` line comes from one transport only, so it is dropped (and counted) when `nconnect` > 1.
     `nfsiostat.<op>.bytes` (B) is the rate times the measured time since the previous block of that mount.
+    With the compiled scanner, the lines it can read exactly go to it and the others to `_Parse.line`.
     """
-    stats = ParseStats(SOURCE, str(path))
-    ts: float | None = None
-    mount: str | None = None
-    blocks: dict[str, int] = {}
-    last_ts: dict[str, float] = {}
-    pending: tuple[str, list[_Column]] | None = None  # (kind, its columns) awaiting its value line
-    emit = False
-    block_prev: float | None = None
-
-    made: dict[str, Series] = {}
-
-    def add(metric: str, unit: str, value: float) -> None:
-        s = made.get(metric) or made.setdefault(metric, store.series_for(host, -1, SOURCE, metric, unit))
-        s.ts.append(ts)  # type: ignore[arg-type]
-        s.values.append(value)
-        stats.records += 1
-
-    headers: dict[str, tuple[str, list[_Column]]] = {}  # op header line -> (op, its columns)
-
-    for line in iter_text(path, stats):
-        if line.startswith("#ts "):
-            try:
-                ts = clock.host(float(line.split()[1]))
-            except (ValueError, IndexError):
-                stats.skip("bad_ts_line")
-                ts = None
-            continue
-        pcp = _PCP_TS.match(line) if line.startswith("Timestamp") else None
-        if pcp:
-            mo, d, y, hh, mi, ss = (int(x) for x in pcp.groups())
-            ts = clock.local(naive_epoch(y, mo, d, hh, mi, ss))
-            continue
-        stripped = line.strip()
-        if not stripped:
-            continue
-        m = _MOUNT.match(stripped) if " mounted on " in stripped else None
-        if m:
-            mount = m["mount"]
-            blocks[mount] = blocks.get(mount, 0) + 1
-            pending = None
-            first = blocks[mount] == 1 and skip_first
-            emit = not first and ts is not None
-            if first:
-                stats.skip("first_block_since_mount")
-            elif ts is None:
-                stats.skip("no_timestamp")
-            block_prev = last_ts.get(mount)
-            if emit and block_prev is not None and ts is not None and ts <= block_prev:
-                stats.skip("non_increasing_ts")
-                emit = False
-            if ts is not None:
-                last_ts[mount] = ts
-            continue
-        if pending is not None:
-            kind, columns = pending
-            pending = None
-            values = _VALUE_CELLS.findall(stripped)
-            if len(values) != len(columns):
-                stats.skip("column_count")
-                continue
-            if not emit or mount is None:
-                continue
-            if kind == "top":
-                if nconnect > 1:
-                    stats.skip("top_line_nconnect")
-                else:
-                    add("nfsiostat.rpc.ops_rate", "ops/s", _cell(values[0]))
-                add("nfsiostat.rpc.backlog", "count", _cell(values[1]))
-                continue
-            prev = block_prev
-            for (metric, unit, scale, bytes_metric), raw in zip(columns, values, strict=True):
-                value = _cell(raw) * scale
-                add(metric, unit, value)
-                if bytes_metric is not None and prev is not None:
-                    add(bytes_metric, "B", value * (ts - prev))  # type: ignore[operator]
-            continue
-        if "rpc bklog" in stripped:
-            pending = ("top", _TOP)
-            continue
-        known = headers.get(stripped)
-        if known is None and (oh := _OP_HEADER.match(stripped)):
-            op, cells = oh["op"].lower(), _HEAD_CELLS.findall(stripped)
-            known = headers[stripped] = (op, [_column(op, c) for c in cells])
-        if known is not None:
-            pending = known
-            continue
-        stats.skip("free_text")
-    return stats
+    p = _Parse(path, host, store, clock, nconnect, skip_first)
+    scan = scanner()
+    native = _Native(scan, p) if scan is not None else None
+    for block in iter_blocks(path, p.stats, lines.BLOCK):
+        if native is not None:
+            native.block(block)
+        else:
+            for raw in block.split(b"\n")[:-1]:
+                p.line(raw.rstrip(b"\r").decode("utf-8", "replace"))
+    return p.stats

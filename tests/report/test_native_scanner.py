@@ -237,3 +237,107 @@ def test_mountstats_latency_beyond_2_53_is_rounded_as_python_rounds_it(tmp_path,
     native = ms_parsed(path, monkeypatch, pure=False)
     assert native == ms_parsed(path, monkeypatch, pure=True)
     assert max(native["series"][("h", -1, "mountstats", "nfs.read.rtt_ms")][2]) > 2**53  # the case was made
+
+
+def nf_parsed(path: Path, monkeypatch: pytest.MonkeyPatch, *, pure: bool, nconnect: int = 1,
+              skip_first: bool = True) -> dict:
+    """Everything `parse_nfsiostat` reports, in comparable form."""
+    from labctl.analysis.nfsiostat import parse_nfsiostat
+
+    if pure:
+        monkeypatch.setenv(PURE_ENV, "1")
+    else:
+        monkeypatch.delenv(PURE_ENV, raising=False)
+    store = SeriesStore()
+    clock = HostClock(offset_s=0.25, utc_offset_s=3600.0, utc_offset_known=True)
+    stats = parse_nfsiostat(path, "h", store, clock, nconnect=nconnect, skip_first=skip_first)
+    return {"series": {k: (s.unit, list(s.ts), list(s.values)) for k, s in store.series.items()},
+            "lines": stats.lines, "records": stats.records, "skipped": dict(stats.skipped)}
+
+
+NFSIOSTAT_FIXTURES = sorted(p.name for p in FIXTURES.glob("nfsiostat_*.log"))
+
+
+@built
+@pytest.mark.parametrize("name", NFSIOSTAT_FIXTURES)
+@pytest.mark.parametrize(("nconnect", "skip_first", "block"), [(1, True, 1 << 20), (16, False, 7)])
+def test_nfsiostat_fixtures_parse_the_same(name, nconnect, skip_first, block, tmp_path, monkeypatch):
+    from labctl.analysis import lines
+    from tests.report.conftest import with_ts
+
+    text = (FIXTURES / name).read_text()
+    path = tmp_path / "n.log"
+    path.write_text(with_ts(text, 1000.0, 5.0) + with_ts(text, 2000.0, 5.0))  # every mount seen again
+    monkeypatch.setattr(lines, "BLOCK", block)
+    native = nf_parsed(path, monkeypatch, pure=False, nconnect=nconnect, skip_first=skip_first)
+    assert native == nf_parsed(path, monkeypatch, pure=True, nconnect=nconnect, skip_first=skip_first)
+    assert native["records"] > 0
+
+
+_NF_READ = ("read:              ops/s            kB/s           kB/op         retrans    avg RTT (ms)"
+            "    avg exe (ms)  avg queue (ms)          errors")
+_NF_HEADS = [_NF_READ, _NF_READ.replace("read", "write"),
+             "read:    ops/s   MB/s   MB/op   retrans   avg RTT (ms)", "getattr:   op/s   errors",
+             "ops/s       rpc bklog", "  ops/s\trpc bklog  "]
+_NF_CELL = st.sampled_from(["0.000", "976.562", "0 (0.0%)", "12 (3.5%)", "3  (100%)", "-1.5", "7", "1.", ".5",
+                            "1e3", "nan", "١٢", "9" * 25, "0." + "1" * 30, "2 (x%)", "4(1%)", "5 (1.%)", "-",
+                            "--3", "1.2.3", "0.1", "123456789.987654321"])
+_NF_SEP = st.sampled_from(["  ", "   ", "\t", " ", ""])
+_NF_VALUES = st.builds(lambda cells, seps: "".join(f"{s}{c}" for c, s in zip(cells, seps, strict=False)),
+                       st.lists(_NF_CELL, min_size=1, max_size=9), st.lists(_NF_SEP, min_size=9, max_size=9))
+_NF_TS = st.builds(lambda t: f"#ts {t}",
+                   st.sampled_from(["1000.5", "1001", "999.25", "1000.5 7", "x", "", "1e3", "  1002.125",
+                                    "1_003", "1003.", "١٢", "1004.75"]))
+_NF_MOUNT = st.sampled_from(["10.0.0.3:/fg_llm mounted on /mnt/fg_llm:", "10.0.0.3:/b mounted on /mnt/b:",
+                             "srv:/x mounted on /mnt/fg_llm", "a b mounted on /c:",
+                             "  10.0.0.3:/fg_llm mounted on /mnt/fg_llm:  "])
+_NF_ODD = st.one_of(st.sampled_from(["Timestamp         :02/26/2026 05:20:00", "Timestamp bad", "", "   ",
+                                     "\t", "free text", "ünïcode", "\x0b", "\x1c", "read: ops/s",
+                                     "12 (3.5%)"]),
+                    st.text(max_size=30))
+# a block as nfsiostat prints it: timestamp, mount, the top line and op lines with their values
+_NF_BLOCK = st.builds(lambda ts, mount, pairs: [ts, "", mount, "", *(x for p in pairs for x in (*p, ""))],
+                      _NF_TS, _NF_MOUNT,
+                      st.lists(st.tuples(st.sampled_from(_NF_HEADS), _NF_VALUES), max_size=4))
+
+
+def _nf_log(blocks: list[list[str]], odd: list[tuple[int, str]]) -> list[str]:
+    out = [line for block in blocks for line in block]
+    for at, line in odd:  # stray lines anywhere
+        out.insert(at % (len(out) + 1), line)
+    return out
+
+
+@built
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(blocks=st.lists(_NF_BLOCK, max_size=8),
+       odd=st.lists(st.tuples(st.integers(0, 500), _NF_ODD), max_size=5), cr=st.booleans(),
+       cut=st.integers(0, 20), block=st.sampled_from([3, 50, 1 << 20]),
+       nconnect=st.sampled_from([1, 4]), skip_first=st.booleans())
+def test_generated_nfsiostat_logs_parse_the_same(tmp_path, monkeypatch, blocks, odd, cr, cut, block, nconnect,
+                                                 skip_first):
+    from labctl.analysis import lines
+
+    text = ("\r\n" if cr else "\n").join(_nf_log(blocks, odd)) + "\n"
+    raw = text.encode("utf-8", "surrogatepass")
+    path = tmp_path / "n.log"
+    path.write_bytes(raw[: len(raw) - cut] if cut else raw)
+    monkeypatch.setattr(lines, "BLOCK", block)
+    assert nf_parsed(path, monkeypatch, pure=False, nconnect=nconnect, skip_first=skip_first) == nf_parsed(
+        path, monkeypatch, pure=True, nconnect=nconnect, skip_first=skip_first)
+
+
+@built
+def test_a_long_nfsiostat_log_goes_almost_wholly_through_the_scanner(tmp_path, monkeypatch):
+    """The scanner must take the common layout itself: Python sees only the first block's new lines."""
+    from labctl.analysis import nfsiostat
+
+    block = (FIXTURES / "nfsiostat_s3_variant_HEAD_m.log").read_text()
+    path = tmp_path / "n.log"
+    path.write_text("".join(f"#ts {1000 + k}.5\n{block}" for k in range(200)))
+    seen: list[str] = []
+    real = nfsiostat._Parse.line
+    monkeypatch.setattr(nfsiostat._Parse, "line", lambda self, line: (seen.append(line), real(self, line)))
+    native = nf_parsed(path, monkeypatch, pure=False)
+    assert len(seen) < 20, seen
+    assert native["records"] > 199 * 10

@@ -161,3 +161,17 @@ def test_mountstats_escaped_names_two_xprts_and_overflowed_access():
     out = dict((m, v) for m, _, v in interval_metrics(e, later, 1.0, ParseStats("t")))
     assert out["nfs.xprt.sends_rate"] == 10.0  # summed over both transports
     assert out["nfs.xprt.count"] == 2.0
+
+
+def test_nfsiostat_values_after_a_garbled_timestamp_are_not_given_the_last_block(tmp_path, store):
+    """`#ts` starts a new sample: values before its mount line belong to no block (was a TypeError when the
+    `#ts` line was garbled and the mount line unreadable)."""
+    p = tmp_path / "nfsiostat.log"
+    head = "getattr:   op/s   errors"
+    p.write_text(f"#ts 1000.5\nsrv:/a mounted on /mnt/a:\n{head}\n 1.0 0\n"
+                 f"#ts 1001.5\nsrv:/a mounted on /mnt/a:\n{head}\n 2.0 0\n"
+                 f"#ts x\nodd mount line mounted on /mnt/a:\n{head}\n 3.0 0\n"
+                 f"#ts 1002.5\nodd mount line mounted on /mnt/a:\n{head}\n 4.0 0\n")
+    stats = parse_nfsiostat(p, "h", store, HostClock())
+    assert values(store, "nfsiostat.getattr.ops_rate") == [2.0]
+    assert stats.skipped["bad_ts_line"] == 1
