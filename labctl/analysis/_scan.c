@@ -685,7 +685,7 @@ done:
 /* ---- nfsiostat ------------------------------------------------------------------------------------
  * nfsiostat(data, pos, state, offset, mounts, headers, top, nconnect_gt1, nseries) reads the lines of a bundle
  * nfsiostat.log in `data` from `pos` as nfsiostat.py's `_Parse.line` would, for the lines it can take exactly:
- * `#ts <decimal>`, blank lines, mount lines Python has already seen (`mounts`: [stripped line, last ts or None]),
+ * `#ts <decimal>`, blank lines, mount lines Python has already seen (`mounts`: [(stripped line, last ts)]),
  * header lines Python has already mapped (`headers`: [(stripped line, ((series, scale, bytes series), ...))]),
  * the `rpc bklog` line and value lines. It stops at the first other line (free text, a new header or mount, a
  * PCP `Timestamp`, any byte outside printable ASCII and tab) and returns where; Python takes that line and
@@ -698,9 +698,7 @@ done:
 typedef struct {
     const char *line;
     Py_ssize_t len;
-    int has_last;
     double last;
-    Py_ssize_t seen;
 } NfMount;
 
 typedef struct {
@@ -882,15 +880,13 @@ static int nf_line(NfState *st, const char *p, const char *e) {
             if (m->len != len || memcmp(m->line, p, len) != 0) continue;
             st->pending = -1;
             st->emit = 1;
-            st->has_prev = m->has_last;
+            st->has_prev = 1;
             st->prev = m->last;
             if (st->has_prev && st->ts <= st->prev) {
                 st->non_increasing++;
                 st->emit = 0;
             }
-            m->has_last = 1;
             m->last = st->ts;
-            m->seen++;
             st->cur_mount = j;
             return 1;
         }
@@ -917,14 +913,11 @@ static int nf_args(NfState *st, PyObject *mounts, PyObject *headers) {
         return 0;
     }
     for (int j = 0; j < st->nmounts; j++) {
-        PyObject *line, *last;
+        PyObject *line;
         NfMount *m = &st->mounts[j];
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(mounts, j), "SO", &line, &last)) return 0;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(mounts, j), "Sd", &line, &m->last)) return 0;
         m->line = PyBytes_AS_STRING(line);
         m->len = PyBytes_GET_SIZE(line);
-        m->has_last = last != Py_None;
-        m->last = m->has_last ? PyFloat_AsDouble(last) : 0.0;
-        if (m->has_last && PyErr_Occurred()) return 0;
     }
     for (int k = 0; k < st->nheaders; k++) {
         PyObject *line, *cols;
@@ -998,28 +991,34 @@ static PyObject *nfsiostat(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
-    PyObject *cols = PyList_New(0), *seen = PyList_New(st->nmounts);
-    if (cols == NULL || seen == NULL) {
+    PyObject *cols = PyList_New(0), *lasts = PyList_New(st->nmounts);
+    if (cols == NULL || lasts == NULL) {
         Py_XDECREF(cols);
-        Py_XDECREF(seen);
+        Py_XDECREF(lasts);
         goto done;
     }
-    for (int j = 0; j < st->nmounts; j++)
-        PyList_SET_ITEM(seen, j, Py_BuildValue("(nN)", st->mounts[j].seen,
-                                               opt_float(st->mounts[j].has_last, st->mounts[j].last)));
+    for (int j = 0; j < st->nmounts; j++) {
+        PyObject *last = PyFloat_FromDouble(st->mounts[j].last);
+        if (last == NULL) {
+            Py_DECREF(cols);
+            Py_DECREF(lasts);
+            goto done;
+        }
+        PyList_SET_ITEM(lasts, j, last);
+    }
     for (int sid = 0; sid < st->nseries; sid++) {
         if (st->ts_out[sid].len == 0) continue;
         PyObject *item = Py_BuildValue("(iNN)", sid, vec_bytes(&st->ts_out[sid]), vec_bytes(&st->val_out[sid]));
         if (item == NULL || PyList_Append(cols, item) < 0) {
             Py_XDECREF(item);
             Py_DECREF(cols);
-            Py_DECREF(seen);
+            Py_DECREF(lasts);
             goto done;
         }
         Py_DECREF(item);
     }
     out = Py_BuildValue("(n(NNNi)iNNn{snsnsn})", p - base, opt_float(st->has_ts, st->ts), PyBool_FromLong(st->emit),
-                        opt_float(st->has_prev, st->prev), st->pending, st->cur_mount, seen, cols, st->records,
+                        opt_float(st->has_prev, st->prev), st->pending, st->cur_mount, lasts, cols, st->records,
                         "column_count", st->column_count, "top_line_nconnect", st->top_nconnect,
                         "non_increasing_ts", st->non_increasing);
 done:
@@ -1043,7 +1042,7 @@ static PyMethodDef methods[] = {
      "skipped)"},
     {"nfsiostat", nfsiostat, METH_VARARGS,
      "nfsiostat(data, pos, state, offset, mounts, headers, top, nconnect_gt1, nseries) -> (pos, state, mount, "
-     "mounts_seen, [(series, epochs, values)], records, skipped)"},
+     "mounts_last_ts, [(series, epochs, values)], records, skipped)"},
     {NULL, NULL, 0, NULL},
 };
 

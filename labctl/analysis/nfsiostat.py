@@ -58,7 +58,7 @@ class _Parse:
         self.stats = ParseStats(SOURCE, str(path))
         self.ts: float | None = None
         self.mount: str | None = None
-        self.blocks: dict[str, int] = {}
+        self.seen: set[str] = set()  # mounts with a block so far
         self.last_ts: dict[str, float] = {}
         self.mount_lines: dict[str, str] = {}  # mount -> its last mount line (stripped)
         self.pending: tuple[str, list[_Column]] | None = None  # (kind, its columns) awaiting its value line
@@ -118,9 +118,9 @@ class _Parse:
         stats, ts = self.stats, self.ts
         self.mount = mount
         self.mount_lines[mount] = stripped
-        self.blocks[mount] = self.blocks.get(mount, 0) + 1
+        first = mount not in self.seen and self.skip_first
+        self.seen.add(mount)
         self.pending = None
-        first = self.blocks[mount] == 1 and self.skip_first
         self.emit = not first and ts is not None
         if first:
             stats.skip("first_block_since_mount")
@@ -199,14 +199,11 @@ class _Native:
             (k for k, known in enumerate(keys) if known is p.pending), None)
         if pending is None:  # awaiting the values of a header the scanner was not given
             return pos
-        stop, (p.ts, p.emit, p.block_prev, k), cur, seen, cols, records, skipped = self.scan.nfsiostat(
+        stop, (p.ts, p.emit, p.block_prev, k), cur, lasts, cols, records, skipped = self.scan.nfsiostat(
             data, pos, (p.ts, p.emit, p.block_prev, pending), p.clock.offset_s, mounts, headers, self.top,
             p.nconnect > 1, len(self.metrics))
         p.pending = None if k == -1 else ("top", _TOP) if k == -2 else keys[k]
-        for name, (n, last) in zip(names, seen, strict=True):
-            p.blocks[name] += n
-            if last is not None:
-                p.last_ts[name] = last
+        p.last_ts.update(zip(names, lasts, strict=True))
         if cur >= 0:
             p.mount = names[cur]
         for sid, ts, values in cols:

@@ -281,7 +281,7 @@ _NF_HEADS = [_NF_READ, _NF_READ.replace("read", "write"),
              "ops/s       rpc bklog", "  ops/s\trpc bklog  "]
 _NF_CELL = st.sampled_from(["0.000", "976.562", "0 (0.0%)", "12 (3.5%)", "3  (100%)", "-1.5", "7", "1.", ".5",
                             "1e3", "nan", "١٢", "9" * 25, "0." + "1" * 30, "2 (x%)", "4(1%)", "5 (1.%)", "-",
-                            "--3", "1.2.3", "0.1", "123456789.987654321"])
+                            "--3", "1.2.3", "0.1", "123456789.987654321", "6 (2%", "8 (1.5%"])
 _NF_SEP = st.sampled_from(["  ", "   ", "\t", " ", ""])
 _NF_VALUES = st.builds(lambda cells, seps: "".join(f"{s}{c}" for c, s in zip(cells, seps, strict=False)),
                        st.lists(_NF_CELL, min_size=1, max_size=9), st.lists(_NF_SEP, min_size=9, max_size=9))
