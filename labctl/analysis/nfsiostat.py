@@ -12,7 +12,7 @@ from types import ModuleType
 
 from labctl.analysis import lines
 from labctl.analysis.clock import HostClock, naive_epoch
-from labctl.analysis.lines import ParseStats, iter_blocks
+from labctl.analysis.lines import BlockReader, ParseStats
 from labctl.analysis.native import scanner
 from labctl.analysis.series import Series, SeriesStore
 
@@ -172,17 +172,18 @@ class _Native:
             self.metrics.append((metric, unit))
         return self.sid[metric]
 
-    def block(self, data: bytes) -> None:
-        """Every complete line of `data` (it ends with a newline)."""
+    def block(self, buf: bytearray, end: int) -> None:
+        """Every line of `buf[:end]` (complete lines)."""
         p, pos = self.p, 0
-        while pos < len(data):
-            pos = self._scan(data, pos)
-            if pos < len(data):
-                nl = data.index(b"\n", pos)
-                p.line(data[pos:nl].rstrip(b"\r").decode("utf-8", "replace"))
-                pos = nl + 1
+        with memoryview(buf)[:end] as data:
+            while pos < end:
+                pos = self._scan(data, pos)
+                if pos < end:
+                    nl = buf.index(b"\n", pos, end)
+                    p.line(buf[pos:nl].rstrip(b"\r").decode("utf-8", "replace"))
+                    pos = nl + 1
 
-    def _scan(self, data: bytes, pos: int) -> int:
+    def _scan(self, data: memoryview, pos: int) -> int:
         p = self.p
         names = [name for name in p.mount_lines if name in p.last_ts and p.mount_lines[name].isascii()]
         names = names[:MAX_TABLE]
@@ -230,10 +231,17 @@ def parse_nfsiostat(path: Path, host: str, store: SeriesStore, clock: HostClock,
     p = _Parse(path, host, store, clock, nconnect, skip_first)
     scan = scanner()
     native = _Native(scan, p) if scan is not None else None
-    for block in iter_blocks(path, p.stats, lines.BLOCK):
-        if native is not None:
-            native.block(block)
-        else:
-            for raw in block.split(b"\n")[:-1]:
-                p.line(raw.rstrip(b"\r").decode("utf-8", "replace"))
+    with BlockReader(path, size=lines.BLOCK) as reader:
+        used = 0
+        while reader.next(used) is not None:
+            used = reader.line_end(reader.n)
+            p.stats.lines += reader.lines(used)
+            if native is not None:
+                native.block(reader.buf, used)
+            else:
+                for raw in reader.buf[:used].split(b"\n")[:-1]:
+                    p.line(raw.rstrip(b"\r").decode("utf-8", "replace"))
+    if reader.rest:
+        p.stats.lines += 1
+        p.stats.skip("truncated_last_line")
     return p.stats
