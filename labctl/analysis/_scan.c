@@ -55,6 +55,7 @@ typedef struct {
     int ncomms[NSUM];
     Bucket hist[NHIST][MAXKEYS];
     int nhist[NHIST];
+    unsigned stamp, mark[MAXKEYS]; /* mark[slot] == stamp: the slot is already used by the current line */
     Py_ssize_t lines;
     int nomem;
 } State;
@@ -70,6 +71,40 @@ static int vec_push(Vec *v, const void *item, size_t n) {
     }
     memcpy(v->data + v->len, item, n);
     v->len += n;
+    return 1;
+}
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* float() of `-?digits(.digits)?` in [p, e), correctly rounded as Python does; 0 when too long to copy. */
+static int decimal(const char *p, const char *e, double *out) {
+    const char *q = p + (*p == '-');
+    uint64_t m = 0;
+    int digits = 0, frac = -1;
+    for (const char *r = q; r < e; r++) {
+        if (*r == '.') {
+            frac = 0;
+            continue;
+        }
+        if (digits < 19) m = m * 10 + (uint64_t)(*r - '0');
+        digits++;
+        if (frac >= 0) frac++;
+    }
+    if (frac < 0) frac = 0;
+    double v;
+    if (digits <= 19 && m <= ((uint64_t)1 << 53) && frac <= 22) {
+        v = (double)m / POW10[frac]; /* both exact: one correctly rounded division */
+    } else {
+        char buf[80];
+        if (e - q >= (Py_ssize_t)sizeof buf) return 0;
+        memcpy(buf, q, e - q);
+        buf[e - q] = '\0';
+        v = strtod(buf, NULL); /* glibc's strtod rounds correctly, as Python's float() does */
+    }
+    *out = *p == '-' ? -v : v;
     return 1;
 }
 
@@ -109,6 +144,15 @@ static int name_index(const char *p, const char *q, const char *const *names, in
     for (int i = 0; i < n; i++)
         if ((size_t)(q - p) == strlen(names[i]) && memcmp(p, names[i], q - p) == 0) return i;
     return -1;
+}
+
+/* A fresh stamp for the slots one line uses (the marks are cleared when the counter wraps). */
+static unsigned new_stamp(State *st) {
+    if (++st->stamp == 0) {
+        memset(st->mark, 0, sizeof st->mark);
+        st->stamp = 1;
+    }
+    return st->stamp;
 }
 
 /* `{"type": "printf", "data": "tick <ns>\n"}` */
@@ -151,19 +195,22 @@ static int map_line(State *st, const char *p, const char *end) {
     }
     if (p != end) return 0;
     KeyCount *table = st->comms[m];
-    int slot[MAXPAIRS], added = 0;
+    int slot[MAXPAIRS], added = 0, nt = st->ncomms[m];
+    unsigned stamp = new_stamp(st);
     for (int i = 0; i < n; i++) { /* check everything first: a line is taken whole or not at all */
+        int j = i < nt && table[i].len == lens[i] && memcmp(table[i].key, keys[i], lens[i]) == 0 ? i : -1;
+        for (int t = 0; j < 0 && t < nt; t++) /* lines repeat their comms in order: slot i is the usual one */
+            if (table[t].len == lens[i] && memcmp(table[t].key, keys[i], lens[i]) == 0) j = t;
+        slot[i] = j;
+        if (j >= 0) {
+            int64_t sum;
+            if (st->mark[j] == stamp || __builtin_add_overflow(table[j].count, vals[i], &sum)) return 0;
+            st->mark[j] = stamp; /* a comm repeated within the line: left to Python */
+            continue;
+        }
         for (int k = 0; k < i; k++)
-            if (lens[k] == lens[i] && memcmp(keys[k], keys[i], lens[i]) == 0) return 0; /* repeated comm */
-        slot[i] = -1;
-        for (int j = 0; j < st->ncomms[m]; j++)
-            if (table[j].len == lens[i] && memcmp(table[j].key, keys[i], lens[i]) == 0) {
-                int64_t sum;
-                if (__builtin_add_overflow(table[j].count, vals[i], &sum)) return 0;
-                slot[i] = j;
-                break;
-            }
-        if (slot[i] < 0) added++;
+            if (slot[k] < 0 && lens[k] == lens[i] && memcmp(keys[k], keys[i], lens[i]) == 0) return 0;
+        added++;
     }
     if (st->ncomms[m] + added > MAXKEYS) return 0;
     for (int i = 0; i < n; i++) {
@@ -197,18 +244,22 @@ static int hist_line(State *st, const char *p, const char *end) {
     }
     if (p != end || st->nhist[h] + n > MAXKEYS) return 0; /* n new buckets at most */
     Bucket *table = st->hist[h];
-    int slot[MAXPAIRS];
+    int slot[MAXPAIRS], nt = st->nhist[h];
+    unsigned stamp = new_stamp(st);
     for (int i = 0; i < n; i++) { /* check everything first: a line is taken whole or not at all */
+        Bucket *b = &got[i];
+        int j = i < nt && table[i].lo == b->lo && table[i].hi == b->hi ? i : -1;
+        for (int t = 0; j < 0 && t < nt; t++) /* buckets come in order: slot i is the usual one */
+            if (table[t].lo == b->lo && table[t].hi == b->hi) j = t;
+        slot[i] = j;
+        if (j >= 0) {
+            int64_t sum;
+            if (st->mark[j] == stamp || __builtin_add_overflow(table[j].count, b->count, &sum)) return 0;
+            st->mark[j] = stamp; /* a bucket repeated within the line: left to Python */
+            continue;
+        }
         for (int k = 0; k < i; k++)
-            if (got[k].lo == got[i].lo && got[k].hi == got[i].hi) return 0; /* repeated bucket */
-        slot[i] = -1;
-        for (int j = 0; j < st->nhist[h]; j++)
-            if (table[j].lo == got[i].lo && table[j].hi == got[i].hi) {
-                int64_t sum;
-                if (__builtin_add_overflow(table[j].count, got[i].count, &sum)) return 0;
-                slot[i] = j;
-                break;
-            }
+            if (slot[k] < 0 && got[k].lo == b->lo && got[k].hi == b->hi) return 0;
     }
     for (int i = 0; i < n; i++) {
         if (slot[i] < 0) {
@@ -319,11 +370,14 @@ static PyObject *bpftrace(PyObject *self, PyObject *args) {
 }
 
 /* ---- mountstats ------------------------------------------------------------------------------------
- * mountstats(snaps, start, prev_mono, prev_body) takes the bundle's `#ts` snapshots (a list of
- * (epoch, monotonic, body)) from `start`, each against the one before (the first against `prev_body`), and
- * computes exactly what mountstats.py's `interval_metrics` does for entries its `_fast_entry` reads. It
- * stops at the first snapshot it cannot take whole (any other layout, a number of 31+ digits, a division
- * Python would round differently) and returns its index; Python handles that one and calls again.
+ * mountstats(data, pos, end, prev_mono, prev_body) takes the bundle's snapshots in data[pos:end] (each
+ * `#ts <epoch> <monotonic>
+<body>`, the body ending before the next `
+#ts `, which may straddle `end`),
+ * each against the one before (the first against `prev_body`), and computes exactly what mountstats.py's
+ * `interval_metrics` does for entries its `_fast_entry` reads. It stops at the first snapshot it cannot take
+ * whole (another head or layout, a number of 31+ digits, a division Python would round differently) and
+ * returns where that one starts; Python handles it and calls again.
  */
 typedef __int128 i128;
 #define NOPS 14
@@ -586,46 +640,55 @@ static int interval(const Snap *a, const Snap *b, double dt, Out *o) {
     return 1;
 }
 
-typedef struct {
-    double epoch, mono;
-    const char *body;
-    Py_ssize_t len;
-} SnapRef;
+/* `<epoch> <monotonic>\n` as `_head` reads it when both are plain decimals: where the body starts, or NULL. */
+static const char *snap_head(const char *p, const char *e, double *epoch, double *mono) {
+    const char *nl = memchr(p, '\n', e - p), *q = p;
+    if (nl == NULL) return NULL;
+    double *out[2] = {epoch, mono};
+    for (int k = 0; k < 2; k++) {
+        const char *t = q;
+        while (q < nl && is_digit(*q)) q++;
+        if (q == t) return NULL;
+        if (q < nl && *q == '.')
+            for (q++; q < nl && is_digit(*q);) q++;
+        if (!decimal(t, q, out[k]) || (k == 0 && !lit(&q, nl, " ", 1))) return NULL;
+    }
+    return q == nl ? nl + 1 : NULL;
+}
 
 static PyObject *mountstats(PyObject *self, PyObject *args) {
-    PyObject *snaps;
-    Py_ssize_t start;
+    Py_buffer buf, prev;
+    Py_ssize_t pos, end;
     double prev_mono;
-    Py_buffer prev;
-    if (!PyArg_ParseTuple(args, "O!ndy*:mountstats", &PyList_Type, &snaps, &start, &prev_mono, &prev))
-        return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(snaps);
-    SnapRef *refs = PyMem_Calloc(n ? n : 1, sizeof(SnapRef));
+    if (!PyArg_ParseTuple(args, "y*nndy*:mountstats", &buf, &pos, &end, &prev_mono, &prev)) return NULL;
     Snap *s0 = PyMem_Malloc(sizeof(Snap)), *s1 = PyMem_Malloc(sizeof(Snap));
     Vec ts[NMETRIC] = {{0}}, vals[NMETRIC] = {{0}};
     PyObject *out = NULL;
-    if (refs == NULL || s0 == NULL || s1 == NULL) {
+    if (s0 == NULL || s1 == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    if (start < 0 || start > n) {
-        PyErr_Format(PyExc_ValueError, "start %zd outside the list", start);
+    if (pos < 0 || end < pos || end > buf.len) {
+        PyErr_Format(PyExc_ValueError, "pos %zd / end %zd outside the buffer", pos, end);
         goto done;
     }
-    for (Py_ssize_t i = start; i < n; i++) {
-        PyObject *t = PyList_GET_ITEM(snaps, i), *body;
-        if (!PyArg_ParseTuple(t, "ddS", &refs[i].epoch, &refs[i].mono, &body)) goto done;
-        refs[i].body = PyBytes_AS_STRING(body);
-        refs[i].len = PyBytes_GET_SIZE(body);
-    }
-    Py_ssize_t i = start, records = 0, bad_interval = 0, reset = 0, absurd = 0;
+    const char *base = buf.buf, *p = base + pos, *stop = base + end;
+    const char *search_end = base + (buf.len - end > 4 ? end + 4 : buf.len); /* "\n#ts " may straddle end */
+    const char *last_body = NULL, *last_body_end = NULL;
+    Py_ssize_t records = 0, bad_interval = 0, reset = 0, absurd = 0;
     int nomem = 0;
     Py_BEGIN_ALLOW_THREADS
     if (snap_parse(prev.buf, prev.len, s0)) {
         Out o;
-        for (; i < n; i++) {
-            if (!snap_parse(refs[i].body, refs[i].len, s1)) break;
-            double dt = refs[i].mono - prev_mono;
+        while (p < stop) {
+            double epoch, mono;
+            const char *body, *sep, *body_end;
+            if (stop - p < 4 || memcmp(p, "#ts ", 4) != 0) break;
+            sep = memmem(p, search_end - p, "\n#ts ", 5);
+            body_end = sep != NULL ? sep : stop;
+            if ((body = snap_head(p + 4, body_end, &epoch, &mono)) == NULL) break;
+            if (!snap_parse(body, body_end - body, s1)) break;
+            double dt = mono - prev_mono;
             if (dt <= 0) {
                 bad_interval++;
             } else {
@@ -636,7 +699,7 @@ static PyObject *mountstats(PyObject *self, PyObject *args) {
                 if (r > 0) {
                     put(&o, M_DT, dt);
                     for (int k = 0; k < o.n; k++)
-                        if (!vec_push(&ts[o.id[k]], &refs[i].epoch, sizeof(double)) ||
+                        if (!vec_push(&ts[o.id[k]], &epoch, sizeof(double)) ||
                             !vec_push(&vals[o.id[k]], &o.v[k], sizeof(double)))
                             nomem = 1;
                     records += o.n - 1;
@@ -645,7 +708,10 @@ static PyObject *mountstats(PyObject *self, PyObject *args) {
             Snap *tmp = s0;
             s0 = s1;
             s1 = tmp;
-            prev_mono = refs[i].mono;
+            prev_mono = mono;
+            last_body = body;
+            last_body_end = body_end;
+            p = sep != NULL && sep < stop ? sep + 1 : stop;
         }
     }
     Py_END_ALLOW_THREADS
@@ -668,16 +734,17 @@ static PyObject *mountstats(PyObject *self, PyObject *args) {
         }
         Py_DECREF(item);
     }
-    out = Py_BuildValue("(nNn{snsnsn})", i, cols, records, "bad_interval", bad_interval, "counter_reset", reset,
-                        "absurd_delta", absurd);
+    Py_ssize_t lb = last_body ? last_body - base : -1, le = last_body ? last_body_end - base : -1;
+    out = Py_BuildValue("(n(nnd)Nn{snsnsn})", p - base, lb, le, prev_mono, cols, records, "bad_interval",
+                        bad_interval, "counter_reset", reset, "absurd_delta", absurd);
 done:
     for (int id = 0; id < NMETRIC; id++) {
         free(ts[id].data);
         free(vals[id].data);
     }
-    PyMem_Free(refs);
     PyMem_Free(s0);
     PyMem_Free(s1);
+    PyBuffer_Release(&buf);
     PyBuffer_Release(&prev);
     return out;
 }
@@ -717,40 +784,6 @@ typedef struct {
     Vec *ts_out, *val_out;
     Py_ssize_t records, column_count, top_nconnect, non_increasing;
 } NfState;
-
-static int is_digit(char c) { return c >= '0' && c <= '9'; }
-
-static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-
-/* float() of `-?digits(.digits)?` in [p, e), correctly rounded as Python does; 0 when too long to copy. */
-static int decimal(const char *p, const char *e, double *out) {
-    const char *q = p + (*p == '-');
-    uint64_t m = 0;
-    int digits = 0, frac = -1;
-    for (const char *r = q; r < e; r++) {
-        if (*r == '.') {
-            frac = 0;
-            continue;
-        }
-        if (digits < 19) m = m * 10 + (uint64_t)(*r - '0');
-        digits++;
-        if (frac >= 0) frac++;
-    }
-    if (frac < 0) frac = 0;
-    double v;
-    if (digits <= 19 && m <= ((uint64_t)1 << 53) && frac <= 22) {
-        v = (double)m / POW10[frac]; /* both exact: one correctly rounded division */
-    } else {
-        char buf[80];
-        if (e - q >= (Py_ssize_t)sizeof buf) return 0;
-        memcpy(buf, q, e - q);
-        buf[e - q] = '\0';
-        v = strtod(buf, NULL); /* glibc's strtod rounds correctly, as Python's float() does */
-    }
-    *out = *p == '-' ? -v : v;
-    return 1;
-}
 
 /* _VALUE_CELLS.findall over [p, e) (ASCII digits, blanks, `.-()%` only): the number of each cell in
  * cells[] as [start, end) pairs; the count, or -1 when there are more than `cap`. */
@@ -1038,8 +1071,8 @@ static PyMethodDef methods[] = {
     {"bpftrace", bpftrace, METH_VARARGS,
      "bpftrace(data, pos, have_ticks, ended, cur) -> (pos, lines, ticks, sums, cur, last_tick, comms, hists)"},
     {"mountstats", mountstats, METH_VARARGS,
-     "mountstats(snaps, start, prev_mono, prev_body) -> (stop, [(metric, unit, epochs, values)], records, "
-     "skipped)"},
+     "mountstats(data, pos, end, prev_mono, prev_body) -> (stop, (last_body_start, last_body_end, last_mono), "
+     "[(metric, unit, epochs, values)], records, skipped)"},
     {"nfsiostat", nfsiostat, METH_VARARGS,
      "nfsiostat(data, pos, state, offset, mounts, headers, top, nconnect_gt1, nseries) -> (pos, state, mount, "
      "mounts_last_ts, [(series, epochs, values)], records, skipped)"},

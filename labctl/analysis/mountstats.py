@@ -16,7 +16,7 @@ from types import ModuleType
 import numpy as np
 
 from labctl.analysis.clock import HostClock
-from labctl.analysis.lines import ParseStats
+from labctl.analysis.lines import BlockReader, ParseStats
 from labctl.analysis.native import scanner
 from labctl.analysis.series import SeriesStore
 
@@ -229,38 +229,19 @@ def _pick(entries: list[MountEntry], mount: str | None) -> MountEntry | None:
     return nfs[0] if nfs else None
 
 
-CHUNK = 16 << 20
+CHUNK = 4 << 20  # bytes per read
 _OPS_RE = re.compile(rb"[ \t](" + b"|".join(OPS) + rb"): ([0-9 ]+)\n")
 _XPRT_RE = re.compile(rb"\n\txprt:\t(\w+) ([0-9 ]+)(?=\n)")
 
 
-def _snapshots(path: Path, stats: ParseStats) -> Iterator[tuple[float, float, bytes]]:
-    """(epoch, monotonic, body) per `#ts` snapshot, read in large blocks (bodies are raw bytes)."""
-    carry = b""
-    first = True
-    with path.open("rb") as fh:
-        while True:
-            block = fh.read(CHUNK)
-            eof = not block
-            buf = carry + block
-            if eof and buf and not buf.endswith(b"\n"):
-                stats.skip("truncated_last_line")
-                buf = buf[: buf.rfind(b"\n") + 1]
-            stats.lines += block.count(b"\n") + (1 if eof and carry and not carry.endswith(b"\n") else 0)
-            parts = buf.split(b"\n#ts ")
-            carry = b"" if eof else parts.pop()
-            for k, part in enumerate(parts):
-                if first and k == 0:  # the file's start: a snapshot only if it begins with "#ts "
-                    first = False
-                    if not part.startswith(b"#ts "):
-                        stats.skip("outside_snapshot", part.count(b"\n") + 1 if part else 0)
-                        continue
-                    part = part[4:]
-                snap = _head(part, stats)
-                if snap is not None:
-                    yield snap
-            if eof:
-                return
+def _snapshot_end(buf: bytearray, pos: int, end: int, n: int) -> int:
+    """Where the snapshot at `pos` ends: at the next `\n#ts ` (which may straddle `end`), else at `end`."""
+    k = buf.find(b"\n#ts ", pos, min(n, end + 4))
+    return k if k >= 0 else end
+
+
+def _lines_in(part: bytes) -> int:
+    return part.count(b"\n") + (1 if part and not part.endswith(b"\n") else 0)
 
 
 def _head(part: bytes, stats: ParseStats) -> tuple[float, float, bytes] | None:
@@ -358,47 +339,66 @@ class _LogParse:
                     stats.records += len(metrics)
         self.prev = _Prev(mono, entry, body)
 
-    def batch(self, scan: ModuleType, snaps: list[tuple[float, float, bytes]]) -> None:
-        """Snapshots through the compiled scanner; those it leaves through `one`."""
-        i = 0
-        while i < len(snaps):
-            prev = self.prev
-            assert prev is not None
-            stop, cols, records, skipped = scan.mountstats(snaps, i, prev.mono, prev.body)
-            for metric, unit, epochs, values in cols:
-                ts = self.clock.host(np.frombuffer(epochs, dtype=np.float64))
-                self.store.extend(self.host, -1, SOURCE, metric, unit, ts, np.frombuffer(values, np.float64))
-            self.stats.records += records
-            for reason, n in skipped.items():
-                self.stats.skip(reason, n)
-            if stop > i:
-                _, mono, body = snaps[stop - 1]
-                self.prev = _Prev(mono, None, body)
-            if stop < len(snaps):
-                self.one(*snaps[stop])
-            i = stop + 1
+    def snapshots(self, scan: ModuleType | None, buf: bytearray, pos: int, end: int, n: int) -> None:
+        """The snapshots in buf[pos:end] (each starts with `#ts `): runs of them through the compiled scanner
+        once a complete snapshot is known, the others through `one`."""
+        while pos < end:
+            if scan is not None and self.prev is not None:
+                pos = self._native(scan, buf, pos, end, n)
+                if pos >= end:
+                    return
+            k = _snapshot_end(buf, pos, end, n)
+            snap = _head(bytes(buf[pos + 4:k]), self.stats)
+            if snap is not None:
+                self.one(*snap)
+            pos = k + 1 if k < end else end
 
-
-BATCH = 4096  # snapshots per call of the compiled scanner
+    def _native(self, scan: ModuleType, buf: bytearray, pos: int, end: int, n: int) -> int:
+        prev = self.prev
+        assert prev is not None
+        with memoryview(buf)[:n] as view:
+            stop, (body, body_end, mono), cols, records, skipped = scan.mountstats(view, pos, end, prev.mono,
+                                                                                   prev.body)
+        for metric, unit, epochs, values in cols:
+            ts = self.clock.host(np.frombuffer(epochs, dtype=np.float64))
+            self.store.extend(self.host, -1, SOURCE, metric, unit, ts, np.frombuffer(values, np.float64))
+        self.stats.records += records
+        for reason, count in skipped.items():
+            self.stats.skip(reason, count)
+        if body >= 0:
+            self.prev = _Prev(mono, None, bytes(buf[body:body_end]))
+        return stop
 
 
 def parse_mountstats_log(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
                          mount: str | None = None) -> tuple[ParseStats, MountInfo | None]:
     """Parse a bundle `mountstats.log` into per-interval `nfs.*` series (timestamp = end of interval).
 
-    With the compiled scanner, snapshots after the first complete one go to it in batches; it computes what
+    With the compiled scanner, snapshots after the first complete one go to it; it computes what
     `interval_metrics` would and leaves any snapshot it cannot read exactly to the code here."""
     scan = scanner()
     state = _LogParse(path, host, store, clock, mount)
-    pending: list[tuple[float, float, bytes]] = []
-    for snap in _snapshots(path, state.stats):
-        if scan is None or state.prev is None:
-            state.one(*snap)
-            continue
-        pending.append(snap)
-        if len(pending) >= BATCH:
-            state.batch(scan, pending)
-            pending = []
-    if pending and scan is not None:
-        state.batch(scan, pending)
-    return state.stats, state.info
+    stats = state.stats
+    at_start = True
+    with BlockReader(path, size=CHUNK) as reader:
+        used = 0
+        while reader.next(used) is not None:
+            buf, n = reader.buf, reader.n
+            if reader.final:  # every snapshot left is complete; an unterminated last line is not
+                end = reader.line_end(n)
+                if end < n:
+                    stats.lines += 1
+                    stats.skip("truncated_last_line")
+            else:  # complete snapshots: up to where the last one begins
+                end = buf.rfind(b"\n#ts ", 0, n) + 1
+            used = end
+            stats.lines += reader.lines(end)
+            pos = 0
+            if at_start and end:
+                at_start = False
+                if not buf.startswith(b"#ts "):  # text before the first snapshot
+                    k = _snapshot_end(buf, 0, end, n)
+                    stats.skip("outside_snapshot", _lines_in(bytes(buf[:k])))
+                    pos = k + 1 if k < end else end
+            state.snapshots(scan, buf, pos, end, n)
+    return stats, state.info

@@ -209,11 +209,16 @@ def synth_snaps(tmp_path_factory) -> list[str]:
                                                "9" * 30, "9" * 31, "READ: 1 2 3", "\tWRITE:   ", "junk",
                                                "device x mounted on /y with fstype nfs4", "  "])),
                     max_size=8),
-       same_mono=st.integers(0, 40), cut=st.integers(0, 400))
-def test_mangled_mountstats_logs_parse_the_same(tmp_path, monkeypatch, synth_snaps, ops, same_mono, cut):
+       same_mono=st.integers(0, 40), cut=st.integers(0, 400), chunk=st.sampled_from([16, 3000, 1 << 20]),
+       head=st.sampled_from(["", "junk\n", "junk"]))
+def test_mangled_mountstats_logs_parse_the_same(tmp_path, monkeypatch, synth_snaps, ops, same_mono, cut,
+                                                chunk, head):
+    from labctl.analysis import mountstats
+
+    monkeypatch.setattr(mountstats, "CHUNK", chunk)  # snapshots cut by block boundaries, or longer than one
     snaps = _mutate(synth_snaps, ops)
     heads = [f"#ts {1000 + k} {500 + (k if k != same_mono else k - 1)}\n" for k in range(len(snaps))]
-    text = "".join(h + body for h, body in zip(heads, snaps, strict=True))
+    text = head + "".join(h + body for h, body in zip(heads, snaps, strict=True))
     path = tmp_path / "m.log"
     path.write_text(text[: len(text) - cut])
     assert ms_parsed(path, monkeypatch, pure=False) == ms_parsed(path, monkeypatch, pure=True)
