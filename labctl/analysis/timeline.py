@@ -56,49 +56,54 @@ def bin_store(store: SeriesStore) -> dict[SeriesKey, Binned]:
     return {key: bin_series(key[3], s) for key, s in store.series.items()}
 
 
+def _index_type(n: int) -> type:
+    return np.int8 if n <= 127 else np.int16 if n <= 32767 else np.int32
+
+
 def to_table(binned: dict[SeriesKey, Binned]) -> pa.Table:
-    """The long-format timeline table (columns host, gpu, source, metric, value, unit, ts)."""
+    """The long-format timeline table (columns host, gpu, source, metric, value, unit, ts), rows grouped by
+    series in key order. Each series is one run of rows, so the text columns are dictionary-encoded by
+    repeating each series' codes (no hashing of 5 M strings)."""
     keys = sorted(binned)
-    names: dict[str, list[str]] = {"host": [], "source": [], "metric": [], "unit": []}
-    codes: dict[str, list[np.ndarray]] = {k: [] for k in names}
-    lookup: dict[str, dict[str, int]] = {k: {} for k in names}
-    gpus, values, secs = [], [], []
-    for key in keys:
-        b = binned[key]
-        n = b.secs.size
-        for col, val in (("host", key[0]), ("source", key[2]), ("metric", key[3]), ("unit", b.unit)):
-            idx = lookup[col].setdefault(val, len(names[col]))
-            if idx == len(names[col]):
-                names[col].append(val)
-            codes[col].append(np.full(n, idx, dtype=np.int32))
-        gpus.append(np.full(n, key[1], dtype=np.int16))
-        values.append(b.values)
-        secs.append(b.secs)
+    lengths = np.array([binned[k].secs.size for k in keys], dtype=np.int64)
+    per_series = {"host": [k[0] for k in keys], "source": [k[2] for k in keys],
+                  "metric": [k[3] for k in keys], "unit": [binned[k].unit for k in keys]}
+
+    def dict_col(col: str) -> pa.DictionaryArray:
+        names = sorted(set(per_series[col]))
+        code = {name: i for i, name in enumerate(names)}
+        itype = _index_type(len(names))
+        codes = np.array([code[v] for v in per_series[col]], dtype=itype)
+        return pa.DictionaryArray.from_arrays(pa.array(np.repeat(codes, lengths)),
+                                              pa.array(names, pa.string()))
 
     def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
-    def dict_col(col: str) -> pa.DictionaryArray:
-        indices = pa.array(cat(codes[col], np.int32))
-        return pa.DictionaryArray.from_arrays(indices, pa.array(names[col], pa.string()))
-
-    gpu = cat(gpus, np.int16)
+    gpu = np.repeat(np.array([k[1] for k in keys], dtype=np.int16), lengths)
     return pa.table({
         "host": dict_col("host"),
         "gpu": pa.array(gpu, mask=gpu < 0, type=pa.int16()),
         "source": dict_col("source"),
         "metric": dict_col("metric"),
-        "value": pa.array(cat(values, np.float64), pa.float64()),
+        "value": pa.array(cat([binned[k].values for k in keys], np.float64), pa.float64()),
         "unit": dict_col("unit"),
-        "ts": pa.array(cat(secs, np.int64), pa.int64()).cast(pa.timestamp("s", tz="UTC")),
+        "ts": pa.array(cat([binned[k].secs for k in keys], np.int64), pa.int64()).cast(
+            pa.timestamp("s", tz="UTC")),
     })
+
+
+# Dictionary pages for the text columns only (hashing 5 M values and timestamps costs more than it saves),
+# delta encoding for the seconds (ascending within each series), statistics where readers filter (time, GPU).
+WRITE_OPTIONS = {"compression": "zstd", "use_dictionary": ["host", "source", "metric", "unit"],
+                 "column_encoding": {"ts": "DELTA_BINARY_PACKED"}, "write_statistics": ["ts", "gpu"]}
 
 
 def write_timeline(binned: dict[SeriesKey, Binned], path: Path) -> int:
     """Write `timeline.parquet` atomically; returns the row count."""
     table = to_table(binned)
     tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp, compression="zstd")
+    pq.write_table(table, tmp, **WRITE_OPTIONS)
     tmp.replace(path)
     return table.num_rows
 
