@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,14 @@ def analyse(run_dir: Path, *, write: bool = True, progress: Progress = no_progre
     progress("1 s timeline and summary")
     binned = bin_store(run.store)
     run.store.series.clear()  # the raw samples are no longer needed
-    arrays = run_arrays(run, binned)
-    summary = summarize(run, binned, arrays)
+    with ThreadPoolExecutor(1) as pool:  # Parquet encodes without the GIL: written while the summary is made
+        rows = pool.submit(write_timeline, binned, run_dir / "timeline.parquet") if write else None
+        arrays = run_arrays(run, binned)
+        summary = summarize(run, binned, arrays)
+        if rows is not None:
+            progress("writing timeline.parquet")
+            summary["timeline_rows"] = rows.result()
     if write:
-        progress("writing timeline.parquet")
-        summary["timeline_rows"] = write_timeline(binned, run_dir / "timeline.parquet")
         write_json(run_dir / "summary.json", summary)
     return Analysis(run, binned, arrays, summary)
 
