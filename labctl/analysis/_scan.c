@@ -142,7 +142,8 @@ static int int_(const char **p, const char *end, int64_t *out) {
 /* The index of the name [p, q) among `names`, or -1. */
 static int name_index(const char *p, const char *q, const char *const *names, int n) {
     for (int i = 0; i < n; i++)
-        if ((size_t)(q - p) == strlen(names[i]) && memcmp(p, names[i], q - p) == 0) return i;
+        if (names[i][0] == *p && (size_t)(q - p) == strlen(names[i]) && memcmp(p, names[i], q - p) == 0)
+            return i;
     return -1;
 }
 
@@ -446,11 +447,38 @@ static int token(const char **p, const char *end) { /* \S+ */
     return 1;
 }
 
+/* The value of `\t<key>:\t<value>` at line start p (key given with its ":\t"), or NULL. */
+static const char *key_line(const char *p, const char *lend, const char *key, size_t n) {
+    return (size_t)(lend - p) >= n + 1 && memcmp(p + 1, key, n) == 0 ? p + 1 + n : NULL;
+}
+
+/* One `\txprt:\t<proto> <numbers>` line [p, lend): its sends and backlog added; 0 if not exactly that. */
+static int xprt_line(const char *p, const char *lend, Snap *s) {
+    const char *w = p + 7, *q = w;
+    while (q < lend && is_word(*q)) q++;
+    if (q == w || q >= lend || *q != ' ') return 0;
+    const char *nums = ++q;
+    while (q < lend && (is_digit(*q) || *q == ' ')) q++;
+    if (q == nums || q != lend) return 0;
+    i128 v[MAXF + 8];
+    int n = ints(nums, q, v, MAXF + 8);
+    if (n < 0) return 0;
+    int udp = nums - 1 - w == 3 && memcmp(w, "udp", 3) == 0;
+    int i = udp ? 2 : 5, j = udp ? 5 : 8;
+    if (n > j) {
+        s->sends += v[i];
+        s->bklog += v[j];
+    }
+    s->nx++;
+    return 1;
+}
+
+/* One entry as `_fast_entry` reads it, in one pass over its lines; 0 when it is not exactly that layout. */
 static int snap_parse(const char *b, Py_ssize_t len, Snap *s) {
-    const char *e = b + len, *p = b, *le, *f;
+    const char *e = b + len, *p = b;
     memset(s->nf, 0, sizeof s->nf);
     s->nops = 0;
-    if (len < 7 || memcmp(b, "device ", 7) != 0 || memmem(b, len, "\ndevice ", 8) != NULL) return 0;
+    if (len < 7 || memcmp(b, "device ", 7) != 0) return 0;
     const char *nl = memchr(b, '\n', len);
     if (nl == NULL) return 0;
     p += 7;
@@ -458,32 +486,34 @@ static int snap_parse(const char *b, Py_ssize_t len, Snap *s) {
         !lit(&p, nl, " with fstype ", 13) || nl - p < 3 || memcmp(p, "nfs", 3) != 0 || !token(&p, nl))
         return 0;
     const char *ops_at = memmem(b, len, "per-op statistics", 17);
-    if (ops_at == NULL || field(b, e, "\n\topts:\t", &le) == NULL) return 0;
-    if (memmem(b, len, "\n\tnfsv4:\t", 9) != NULL && field(b, e, "\n\tnfsv4:\t", &le) == NULL) return 0;
-    if ((f = field(b, e, "\n\tage:\t", &le)) == NULL || !num128(&f, le, &s->age) || f != le) return 0;
-    if ((f = field(b, e, "\n\tevents:\t", &le)) == NULL || (s->nev = ints(f, le, s->ev, MAXEV)) < 0) return 0;
-    if ((f = field(b, e, "\n\tbytes:\t", &le)) == NULL || (s->nbytes = ints(f, le, s->bytes, 8)) != 8) return 0;
+    if (ops_at == NULL) return 0;
+    const char *ops_line = ops_at; /* the marker must start its line (after blanks): lines before it are whole */
+    while (ops_line > nl + 1 && (ops_line[-1] == ' ' || ops_line[-1] == '\t')) ops_line--;
+    if (ops_line[-1] != '\n') return 0;
+    /* header lines: the first of each key (as body.index finds it), every xprt line, no second device */
+    const char *opts = NULL, *nfsv4 = NULL, *age = NULL, *events = NULL, *bytes = NULL, *age_end = NULL;
+    const char *events_end = NULL, *bytes_end = NULL, *f;
     s->nx = 0;
     s->sends = s->bklog = 0;
-    for (const char *x = b; (x = memmem(x, ops_at - x, "\n\txprt:\t", 8)) != NULL;) {
-        const char *w = x + 8, *q = w;
-        while (q < ops_at && is_word(*q)) q++;
-        if (q == w || q >= ops_at || *q != ' ') return 0;
-        const char *nums = ++q;
-        while (q < ops_at && ((*q >= '0' && *q <= '9') || *q == ' ')) q++;
-        if (q == nums || q >= ops_at || *q != '\n') return 0;
-        i128 v[MAXF + 8];
-        int n = ints(nums, q, v, MAXF + 8);
-        if (n < 0) return 0;
-        int udp = nums - 1 - w == 3 && memcmp(w, "udp", 3) == 0;
-        int i = udp ? 2 : 5, j = udp ? 5 : 8;
-        if (n > j) {
-            s->sends += v[i];
-            s->bklog += v[j];
+    for (p = nl + 1; p < ops_line;) {
+        const char *lend = memchr(p, '\n', ops_line - p);
+        if (lend - p >= 7 && memcmp(p, "device ", 7) == 0) return 0; /* a second entry */
+        if (*p == '\t') {
+            if (!opts && (f = key_line(p, lend, "opts:\t", 6))) opts = f;
+            else if (!nfsv4 && (f = key_line(p, lend, "nfsv4:\t", 7))) nfsv4 = f;
+            else if (!age && (f = key_line(p, lend, "age:\t", 5))) age = f, age_end = lend;
+            else if (!events && (f = key_line(p, lend, "events:\t", 8))) events = f, events_end = lend;
+            else if (!bytes && (f = key_line(p, lend, "bytes:\t", 7))) bytes = f, bytes_end = lend;
+            else if (key_line(p, lend, "xprt:\t", 6) && !xprt_line(p, lend, s)) return 0;
         }
-        s->nx++;
-        x = q;
+        p = lend + 1;
     }
+    if (!opts || !age || !events || !bytes) return 0; /* absent here: Python looks further */
+    if (!num128(&age, age_end, &s->age) || age != age_end) return 0;
+    if ((s->nev = ints(events, events_end, s->ev, MAXEV)) < 0) return 0;
+    if ((s->nbytes = ints(bytes, bytes_end, s->bytes, 8)) != 8) return 0;
+    for (const char *r = ops_at + 17; r < e && *r != '\n'; r++) /* nothing else on the marker's line */
+        if (*r != ' ' && *r != '\t') return 0;
     /* per-op lines: `[ \t]*NAME: digits-and-spaces` or empty, up to the end */
     p = memchr(ops_at, '\n', e - ops_at);
     if (p == NULL) return 0;
