@@ -490,8 +490,9 @@ static int snap_parse(const char *b, Py_ssize_t len, Snap *s) {
     const char *ops_line = ops_at; /* the marker must start its line (after blanks): lines before it are whole */
     while (ops_line > nl + 1 && (ops_line[-1] == ' ' || ops_line[-1] == '\t')) ops_line--;
     if (ops_line[-1] != '\n') return 0;
-    /* header lines: the first of each key (as body.index finds it), every xprt line, no second device */
-    const char *opts = NULL, *nfsv4 = NULL, *age = NULL, *events = NULL, *bytes = NULL, *age_end = NULL;
+    /* header lines: the first of each key (as body.index finds it), every xprt line, no second device (nfsv4
+     * matters to Python's MountInfo only, and its line is whole here as field() needs) */
+    const char *opts = NULL, *age = NULL, *events = NULL, *bytes = NULL, *age_end = NULL;
     const char *events_end = NULL, *bytes_end = NULL, *f;
     s->nx = 0;
     s->sends = s->bklog = 0;
@@ -500,7 +501,6 @@ static int snap_parse(const char *b, Py_ssize_t len, Snap *s) {
         if (lend - p >= 7 && memcmp(p, "device ", 7) == 0) return 0; /* a second entry */
         if (*p == '\t') {
             if (!opts && (f = key_line(p, lend, "opts:\t", 6))) opts = f;
-            else if (!nfsv4 && (f = key_line(p, lend, "nfsv4:\t", 7))) nfsv4 = f;
             else if (!age && (f = key_line(p, lend, "age:\t", 5))) age = f, age_end = lend;
             else if (!events && (f = key_line(p, lend, "events:\t", 8))) events = f, events_end = lend;
             else if (!bytes && (f = key_line(p, lend, "bytes:\t", 7))) bytes = f, bytes_end = lend;

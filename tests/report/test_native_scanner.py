@@ -186,6 +186,8 @@ def _mutate(snaps: list[str], ops: list[tuple[int, int, int, int, str]]) -> list
             lines.insert(j, text)
         elif kind == 6:
             lines[j] = lines[j].replace("\t", "    ", 1)
+        elif kind == 8:  # text after a line's own
+            lines[j] += text
         elif kind == 7 and k > 0:  # the previous snapshot again, with the same, a lower or a higher age
             age = int(re.search(r"\tage:\t(\d+)", snaps[k - 1])[1])
             snaps[k] = re.sub(r"\tage:\t\d+", f"\tage:\t{age - 1 + at % 3}", snaps[k - 1])
@@ -203,21 +205,27 @@ def synth_snaps(tmp_path_factory) -> list[str]:
 
 @built
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=st.lists(st.tuples(st.integers(0, 7), st.integers(0, 99), st.integers(0, len(TARGETS) - 1),
+@given(ops=st.lists(st.tuples(st.integers(0, 8), st.integers(0, 99), st.integers(0, len(TARGETS) - 1),
                               st.integers(0, 10**6),
                               st.sampled_from(["0", "1", "7", str(2**53 + 1), str(2**63), str(2**64 - 1),
                                                "9" * 30, "9" * 31, "READ: 1 2 3", "\tWRITE:   ", "junk",
-                                               "device x mounted on /y with fstype nfs4", "  "])),
+                                               "device x mounted on /y with fstype nfs4", "  ", " READ: 1 2 3 4 5 6 7 8 9",
+                                               " per-op statistics", "\tage:\t7"])),
                     max_size=8),
        same_mono=st.integers(0, 40), cut=st.integers(0, 400), chunk=st.sampled_from([16, 3000, 1 << 20]),
-       head=st.sampled_from(["", "junk\n", "junk"]))
+       head=st.sampled_from(["", "junk\n", "junk"]),
+       odd_heads=st.lists(st.tuples(st.integers(0, 40), st.sampled_from(
+           ["1000.5", "x y", "1000 500x", "1000 500 7", " 1000 500", "1e3 500", "1000 .5", "1000\t500", ""])),
+           max_size=3))
 def test_mangled_mountstats_logs_parse_the_same(tmp_path, monkeypatch, synth_snaps, ops, same_mono, cut,
-                                                chunk, head):
+                                                chunk, head, odd_heads):
     from labctl.analysis import mountstats
 
     monkeypatch.setattr(mountstats, "CHUNK", chunk)  # snapshots cut by block boundaries, or longer than one
     snaps = _mutate(synth_snaps, ops)
     heads = [f"#ts {1000 + k} {500 + (k if k != same_mono else k - 1)}\n" for k in range(len(snaps))]
+    for k, odd in odd_heads:  # heads `_head` reads otherwise, or not at all
+        heads[k % len(heads)] = f"#ts {odd}\n"
     text = head + "".join(h + body for h, body in zip(heads, snaps, strict=True))
     path = tmp_path / "m.log"
     path.write_text(text[: len(text) - cut])
