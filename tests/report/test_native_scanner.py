@@ -210,7 +210,8 @@ def synth_snaps(tmp_path_factory) -> list[str]:
                               st.sampled_from(["0", "1", "7", str(2**53 + 1), str(2**63), str(2**64 - 1),
                                                "9" * 30, "9" * 31, "READ: 1 2 3", "\tWRITE:   ", "junk",
                                                "device x mounted on /y with fstype nfs4", "  ",
-                                               " READ: 1 2 3 4 5 6 7 8 9", " per-op statistics", "\tage:\t7"])),
+                                               " READ: 1 2 3 4 5 6 7 8 9", " per-op statistics",
+                                               "\tage:\t7"])),
                     max_size=8),
        same_mono=st.integers(0, 40), cut=st.integers(0, 400), chunk=st.sampled_from([16, 3000, 1 << 20]),
        head=st.sampled_from(["", "junk\n", "junk"]),
@@ -357,15 +358,20 @@ def test_a_long_nfsiostat_log_goes_almost_wholly_through_the_scanner(tmp_path, m
 
 
 @built
-def test_an_op_on_the_per_op_marker_line_is_read_as_python_reads_it(tmp_path, monkeypatch, synth_snaps):
-    """Python's op pattern searches from the marker itself: an op on that line counts when no later line has it."""
+def test_text_on_the_per_op_marker_line_is_read_as_python_reads_it(tmp_path, monkeypatch, synth_snaps):
+    """Python's op pattern searches from the marker itself, wherever it is: an op on the marker's line counts
+    when no later line has it; a marker inside another line makes that line unreadable."""
     snaps = []
-    for k, body in enumerate(synth_snaps[:5]):
-        read = next(x for x in body.split("\n") if x.strip().startswith("READ:"))
+    for k, body in enumerate(synth_snaps[:6]):
+        getattr_line = next(x for x in body.split("\n") if x.strip().startswith("GETATTR:"))
         nums = " ".join(str(100 * k + i) for i in range(9))
-        snaps.append(body.replace(read + "\n", "").replace("per-op statistics", f"per-op statistics READ: {nums}"))
+        body = body.replace(getattr_line + "\n", "")
+        body = body.replace("per-op statistics", f"per-op statistics GETATTR: {nums}")
+        if k == 5:
+            body = re.sub(r"(\tage:\t\d+)", r"\1 per-op statistics", body)
+        snaps.append(body)
     path = tmp_path / "m.log"
     path.write_text("".join(f"#ts {1000 + k} {500 + k}\n{body}" for k, body in enumerate(snaps)))
     native = ms_parsed(path, monkeypatch, pure=False)
     assert native == ms_parsed(path, monkeypatch, pure=True)
-    assert native["series"][("h", -1, "mountstats", "nfs.read.ops_rate")][2] == [100.0] * 4
+    assert native["series"][("h", -1, "mountstats", "nfs.getattr.ops_rate")][2][:4] == [100.0] * 4
