@@ -339,10 +339,12 @@ class _LogParse:
                     stats.records += len(metrics)
         self.prev = _Prev(mono, entry, body)
 
-    def snapshots(self, scan: ModuleType | None, buf: bytearray, pos: int, end: int, n: int) -> None:
+    def snapshots(self, scan: ModuleType | None, buf: bytearray, pos: int, end: int, n: int, *,
+                  until_info: bool = False) -> None:
         """The snapshots in buf[pos:end] (each starts with `#ts `): runs of them through the compiled scanner
-        once a complete snapshot is known, the others through `one`."""
-        while pos < end:
+        once a complete snapshot is known, the others through `one`; with `until_info`, up to the first
+        complete one."""
+        while pos < end and not (until_info and self.info is not None):
             if scan is not None and self.prev is not None:
                 pos = self._native(scan, buf, pos, end, n)
                 if pos >= end:
@@ -370,15 +372,9 @@ class _LogParse:
         return stop
 
 
-def parse_mountstats_log(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
-                         mount: str | None = None) -> tuple[ParseStats, MountInfo | None]:
-    """Parse a bundle `mountstats.log` into per-interval `nfs.*` series (timestamp = end of interval).
-
-    With the compiled scanner, snapshots after the first complete one go to it; it computes what
-    `interval_metrics` would and leaves any snapshot it cannot read exactly to the code here."""
-    scan = scanner()
-    state = _LogParse(path, host, store, clock, mount)
-    stats = state.stats
+def _regions(path: Path, stats: ParseStats) -> Iterator[tuple[bytearray, int, int, int]]:
+    """Per block of the log: (buffer, where its first snapshot starts, where its complete snapshots end, bytes
+    in the buffer); lines counted, text before the first snapshot and an unterminated last line skipped."""
     at_start = True
     with BlockReader(path, size=CHUNK) as reader:
         used = 0
@@ -400,5 +396,28 @@ def parse_mountstats_log(path: Path, host: str, store: SeriesStore, clock: HostC
                     k = _snapshot_end(buf, 0, end, n)
                     stats.skip("outside_snapshot", _lines_in(bytes(buf[:k])))
                     pos = k + 1 if k < end else end
-            state.snapshots(scan, buf, pos, end, n)
-    return stats, state.info
+            yield buf, pos, end, n
+
+
+def parse_mountstats_log(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
+                         mount: str | None = None) -> tuple[ParseStats, MountInfo | None]:
+    """Parse a bundle `mountstats.log` into per-interval `nfs.*` series (timestamp = end of interval).
+
+    With the compiled scanner, snapshots after the first complete one go to it; it computes what
+    `interval_metrics` would and leaves any snapshot it cannot read exactly to the code here."""
+    scan = scanner()
+    state = _LogParse(path, host, store, clock, mount)
+    for buf, pos, end, n in _regions(path, state.stats):
+        state.snapshots(scan, buf, pos, end, n)
+    return state.stats, state.info
+
+
+def first_mount_info(path: Path, mount: str | None = None) -> MountInfo | None:
+    """The mount as the log's first complete snapshot shows it (what `parse_mountstats_log` returns), without
+    reading the rest."""
+    state = _LogParse(path, "", SeriesStore(), HostClock(), mount)
+    for buf, pos, end, n in _regions(path, state.stats):
+        state.snapshots(None, buf, pos, end, n, until_info=True)
+        if state.info is not None:
+            break
+    return state.info
