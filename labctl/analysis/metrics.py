@@ -119,10 +119,17 @@ def _weighted(c: _Ctx, metric: str, weight: str | None) -> float | None:
         wb = c.get(host, -1, "mountstats", weight)
         if wb is None:
             continue
-        ws = dict(zip(wb.secs.tolist(), wb.values.tolist(), strict=True))
-        for t, v in zip(m.secs.tolist(), m.values.tolist(), strict=True):
-            num, den = num + v * ws.get(t, 0.0), den + ws.get(t, 0.0)
+        w = _at(wb, m.secs)
+        num, den = num + float(np.sum(m.values * w)), den + float(np.sum(w))
     return _r(num / den) if den else None
+
+
+def _at(b: Binned, secs: np.ndarray) -> np.ndarray:
+    """`b`'s values at `secs` (0 where it has none); both sorted."""
+    if b.secs.size == 0:
+        return np.zeros(secs.size)
+    i = np.minimum(np.searchsorted(b.secs, secs), b.secs.size - 1)
+    return np.where(b.secs[i] == secs, b.values[i], 0.0)
 
 
 def _latency(c: _Ctx) -> dict[str, float | None]:

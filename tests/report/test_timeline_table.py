@@ -1,4 +1,4 @@
-"""timeline.parquet holds exactly the binned series: each (host, GPU, source, metric, second), its value."""
+"""The 1 s timeline: timeline.parquet holds every binned value; series are aligned on their seconds."""
 
 from __future__ import annotations
 
@@ -26,3 +26,12 @@ def test_the_parquet_timeline_round_trips_every_binned_value(tmp_path):
         got.setdefault(key, []).append((int(ts.timestamp()), value))
     assert got == {k: list(zip(b.secs.tolist(), b.values.tolist(), strict=True))
                    for k, b in binned.items() if b.secs.size}
+
+
+def test_values_at_given_seconds_are_zero_where_the_series_has_none():
+    from labctl.analysis.metrics import _at
+
+    b = Binned("ops/s", np.array([10, 12, 15]), np.array([1.0, 2.0, 3.0]))
+    assert _at(b, np.array([9, 10, 11, 12, 15, 16])).tolist() == [0.0, 1.0, 0.0, 2.0, 3.0, 0.0]
+    empty = Binned("ops/s", np.array([], dtype=np.int64), np.array([]))
+    assert _at(empty, np.array([1, 2])).tolist() == [0.0, 0.0]
