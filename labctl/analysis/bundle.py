@@ -243,6 +243,7 @@ def _infer_utc_offset(run: RunData, host: str) -> None:
     if abs(quarter) < 900 or abs(delta - quarter) > 300:
         return
     for s in local:
+        s.appendable()  # its own, writable storage
         for i in range(len(s.ts)):
             s.ts[i] -= quarter
     tl = run.train.get(host)

@@ -1,4 +1,4 @@
-"""The 1 s timeline: timeline.parquet holds every binned value; series are aligned on their seconds."""
+"""The 1 s timeline and its inputs: every binned value reaches timeline.parquet; series storage, alignment."""
 
 from __future__ import annotations
 
@@ -35,3 +35,25 @@ def test_values_at_given_seconds_are_zero_where_the_series_has_none():
     assert _at(b, np.array([9, 10, 11, 12, 15, 16])).tolist() == [0.0, 1.0, 0.0, 2.0, 3.0, 0.0]
     empty = Binned("ops/s", np.array([], dtype=np.int64), np.array([]))
     assert _at(empty, np.array([1, 2])).tolist() == [0.0, 0.0]
+
+
+def test_a_new_series_takes_extended_buffers_over_and_copies_them_before_appending():
+    from array import array
+
+    import pytest
+
+    from labctl.analysis.series import SeriesStore
+
+    store = SeriesStore()
+    ts, values = np.array([1.0, 2.0]), np.array([5.0, 6.0])
+    store.extend("h", -1, "bpftrace", "io.read.bytes", "B", ts, values)
+    store.extend("h", -1, "bpftrace", "io.read.calls", "count", ts, values * 2)
+    s = store.get("h", -1, "bpftrace", "io.read.bytes")
+    assert s.ts is ts and store.get("h", -1, "bpftrace", "io.read.calls").ts is ts  # shared, not copied
+    store.add("h", -1, "bpftrace", "io.read.bytes", "B", 3.0, 7.0)
+    store.extend("h", -1, "bpftrace", "io.read.bytes", "B", array("d", [4.0]), array("d", [8.0]))
+    s = store.get("h", -1, "bpftrace", "io.read.bytes")
+    assert (list(s.ts), list(s.values)) == ([1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0])
+    assert ts.tolist() == [1.0, 2.0]  # the handed-over buffer is untouched by the appends
+    with pytest.raises(ValueError):
+        store.extend("h", -1, "bpftrace", "x", "B", ts, np.array([1.0]))
