@@ -284,8 +284,45 @@ static int line(State *st, int ended, const char *p, const char *end) {
     return 0;
 }
 
+/* Buf: a read-only buffer object that owns a Vec's memory, so a scanner's output reaches Python (numpy,
+ * array.frombytes) without a copy. */
+typedef struct {
+    PyObject_HEAD char *data;
+    Py_ssize_t len;
+} Buf;
+
+static char empty[1];
+
+static int buf_getbuffer(PyObject *self, Py_buffer *view, int flags) {
+    Buf *b = (Buf *)self;
+    return PyBuffer_FillInfo(view, self, b->data ? b->data : empty, b->len, 1, flags);
+}
+
+static void buf_dealloc(PyObject *self) {
+    free(((Buf *)self)->data);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyBufferProcs buf_procs = {buf_getbuffer, NULL};
+
+static PyTypeObject BufType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "labctl.analysis._scan.Buf",
+    .tp_basicsize = sizeof(Buf),
+    .tp_dealloc = buf_dealloc,
+    .tp_as_buffer = &buf_procs,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A scanner's output column (read-only buffer).",
+};
+
+/* The Vec's content as a Buf, which takes its memory over (the Vec is left empty). */
 static PyObject *vec_bytes(Vec *v) {
-    return PyBytes_FromStringAndSize(v->data ? v->data : "", (Py_ssize_t)v->len);
+    Buf *b = PyObject_New(Buf, &BufType);
+    if (b == NULL) return NULL;
+    b->data = v->data;
+    b->len = (Py_ssize_t)v->len;
+    v->data = NULL;
+    v->len = v->cap = 0;
+    return (PyObject *)b;
 }
 
 static PyObject *result(State *st, Py_ssize_t pos) {
@@ -1111,4 +1148,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_scan", "labctl's compiled scanners.", -1, methods};
 
-PyMODINIT_FUNC PyInit__scan(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__scan(void) {
+    if (PyType_Ready(&BufType) < 0) return NULL;
+    return PyModule_Create(&module);
+}

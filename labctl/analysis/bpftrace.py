@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from array import array
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -24,7 +23,7 @@ import numpy as np
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import BlockReader, ParseStats
 from labctl.analysis.native import scanner
-from labctl.analysis.series import SeriesStore
+from labctl.analysis.series import Column, SeriesStore, joined
 
 SOURCE = "bpftrace"
 SUM_MAPS = ("read_bytes", "write_bytes", "read_calls", "write_calls", "fsync_calls")
@@ -70,8 +69,8 @@ class _Part:
     """What one byte range of the trace holds (ticks as boot-clock ns; merged by `parse_bpftrace`)."""
 
     stats: ParseStats
-    ticks: array = field(default_factory=lambda: array("q"))
-    sums: dict[str, array] = field(default_factory=lambda: {m: array("d") for m in SUM_MAPS})
+    ticks: Column = field(default_factory=lambda: Column("q"))
+    sums: dict[str, Column] = field(default_factory=lambda: {m: Column("d") for m in SUM_MAPS})
     by_comm: dict[str, dict[bytes | str, int]] = field(default_factory=lambda: {m: {} for m in SUM_MAPS})
     hists: dict[str, dict[tuple, int]] = field(default_factory=lambda: {m: {} for m in HIST_MAPS})
     opens: list[tuple[int, str, str, int]] = field(default_factory=list)
@@ -134,8 +133,8 @@ def _line(part: _Part, raw: bytes, cur: dict[str, float], ended: bool) -> bool:
             for m in SUM_MAPS:
                 sums[m].append(cur.get(m, 0.0))
             cur.clear()
-        ticks.append(int(raw[len(_TICK):-4]))
-        part.last_marker = ticks[-1]
+        part.last_marker = int(raw[len(_TICK):-4])
+        ticks.append(part.last_marker)
         return ended
     if raw.startswith(_MAP) and raw.endswith(b"}}}") and not ended and ticks:
         q = raw.find(b'": {', len(_MAP))
@@ -192,12 +191,12 @@ def _scan_some(scan: ModuleType, part: _Part, data: memoryview, pos: int, cur: d
     part.stats.lines += lines
     if not lines:
         return pos
-    part.ticks.frombytes(ticks)
+    part.ticks.add_chunk(ticks)
     cur.update(zip(SUM_MAPS, cur_out, strict=True))
     if last is not None:
         part.last_marker = last
     for m, col, found in zip(SUM_MAPS, sums, comms, strict=True):
-        part.sums[m].frombytes(col)
+        part.sums[m].add_chunk(col)
         d = part.by_comm[m]
         for k, n in found.items():
             d[k] = d.get(k, 0) + n
@@ -325,14 +324,13 @@ def _merge(parts: list[_Part], path: Path, host: str, store: SeriesStore, clock:
     stats = ParseStats(SOURCE, str(path))
     res = BpfResult(stats, {m: Counter() for m in SUM_MAPS}, {m: Counter() for m in HIST_MAPS})
     ns_parts, dt_parts = [], []
-    cols: dict[str, array] = {m: array("d") for m in SUM_MAPS}
     prev: int | None = None
     for part in parts:
         stats.lines += part.stats.lines
         stats.skipped.update(part.stats.skipped)
         if part.first_prev is not None:
             prev = part.first_prev
-        ns = np.frombuffer(part.ticks, dtype=np.int64)
+        ns = part.ticks.numpy()
         if ns.size:
             ns_parts.append(ns)
             dt_parts.append(_intervals(ns, prev))
@@ -340,7 +338,6 @@ def _merge(parts: list[_Part], path: Path, host: str, store: SeriesStore, clock:
         if part.last_marker is not None:
             prev = part.last_marker
         for m in SUM_MAPS:
-            cols[m].extend(part.sums[m])
             for k, v in part.by_comm[m].items():
                 res.by_comm[m][k.decode("utf-8", "replace") if isinstance(k, bytes) else k] += v
         for m in HIST_MAPS:
@@ -352,6 +349,7 @@ def _merge(parts: list[_Part], path: Path, host: str, store: SeriesStore, clock:
         res.probes = part.probes if part.probes is not None else res.probes
     if ns_parts:
         ticks = clock.host(np.concatenate(ns_parts) / 1e9 + offset)
+        cols = {m: joined([part.sums[m] for part in parts]) for m in SUM_MAPS}
         _emit(store, host, ticks, np.concatenate(dt_parts), cols)
         stats.records = ticks.size * len(SUM_MAPS)
     return res
@@ -373,11 +371,11 @@ def _int(x: bytes | int | None) -> int | None:
     return int(x) if isinstance(x, (bytes, str)) else x
 
 
-def _emit(store: SeriesStore, host: str, ticks: np.ndarray, dts: np.ndarray, cols: dict[str, array]) -> None:
+def _emit(store: SeriesStore, host: str, ticks: np.ndarray, dts: np.ndarray,
+          cols: dict[str, np.ndarray]) -> None:
     """Per-tick sums as series: `io.<kind>.bytes|calls` (per interval) and `io.<kind>.bytes_rate` (B/s)."""
-    for name, col in cols.items():
+    for name, values in cols.items():
         kind, what = name.split("_")
-        values = np.frombuffer(col, dtype=np.float64)
         unit = "B" if what == "bytes" else "count"
         store.extend(host, -1, SOURCE, f"io.{kind}.{what}", unit, ticks, values)
         if what == "bytes":
@@ -411,7 +409,7 @@ def _map(part: _Part, sums: dict[str, float], name: str, value: object, stats: P
             for key, v in value.items():
                 parts = split_key(key, 2)
                 comm, path = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
-                part.opens.append((part.ticks[-1], comm, path, int(_num(v))))
+                part.opens.append((part.ticks.last(), comm, path, int(_num(v))))
         else:
             stats.skip("unknown_map")
     except (ValueError, TypeError, AttributeError):

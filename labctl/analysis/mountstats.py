@@ -18,7 +18,7 @@ import numpy as np
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import BlockReader, ParseStats
 from labctl.analysis.native import scanner
-from labctl.analysis.series import SeriesStore
+from labctl.analysis.series import Column, SeriesStore
 
 SOURCE = "mountstats"
 MAX_DELTA = 2**63
@@ -313,6 +313,19 @@ class _LogParse:
         self.stats = ParseStats(SOURCE, str(path))
         self.prev: _Prev | None = None
         self.info: MountInfo | None = None
+        self.columns: dict[tuple[str, str], tuple[Column, Column]] = {}  # (metric, unit) -> times, values
+
+    def _columns(self, metric: str, unit: str) -> tuple[Column, Column]:
+        cols = self.columns.get((metric, unit))
+        if cols is None:
+            cols = self.columns[metric, unit] = (Column("d"), Column("d"))
+        return cols
+
+    def flush(self) -> None:
+        """Every series into the store, each joined once."""
+        for (metric, unit), (times, values) in self.columns.items():
+            self.store.extend(self.host, -1, SOURCE, metric, unit, times.numpy(), values.numpy())
+        self.columns.clear()
 
     def one(self, epoch: float, mono: float, body: bytes) -> None:
         """One snapshot against the previous complete one."""
@@ -333,9 +346,10 @@ class _LogParse:
                 metrics = interval_metrics(prev_entry, entry, dt, stats)  # type: ignore[arg-type]
                 if metrics is not None:
                     ts = self.clock.host(epoch)
-                    for metric, unit, value in metrics:
-                        self.store.add(self.host, -1, SOURCE, metric, unit, ts, value)
-                    self.store.add(self.host, -1, SOURCE, "nfs.interval_s", "s", ts, dt)
+                    for metric, unit, value in [*metrics, ("nfs.interval_s", "s", dt)]:
+                        times, values = self._columns(metric, unit)
+                        times.append(ts)
+                        values.append(value)
                     stats.records += len(metrics)
         self.prev = _Prev(mono, entry, body)
 
@@ -362,8 +376,9 @@ class _LogParse:
             stop, (body, body_end, mono), cols, records, skipped = scan.mountstats(view, pos, end, prev.mono,
                                                                                    prev.body)
         for metric, unit, epochs, values in cols:
-            ts = self.clock.host(np.frombuffer(epochs, dtype=np.float64))
-            self.store.extend(self.host, -1, SOURCE, metric, unit, ts, np.frombuffer(values, np.float64))
+            times, column = self._columns(metric, unit)
+            times.add_chunk(self.clock.host(np.frombuffer(epochs, dtype=np.float64)))
+            column.add_chunk(values)
         self.stats.records += records
         for reason, count in skipped.items():
             self.stats.skip(reason, count)
@@ -409,6 +424,7 @@ def parse_mountstats_log(path: Path, host: str, store: SeriesStore, clock: HostC
     state = _LogParse(path, host, store, clock, mount)
     for buf, pos, end, n in _regions(path, state.stats):
         state.snapshots(scan, buf, pos, end, n)
+    state.flush()
     return state.stats, state.info
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import numpy as np
+import numpy as np
 
 SeriesKey = tuple[str, int, str, str]  # host, gpu (-1 = host level), source, metric
 
@@ -29,6 +27,60 @@ class Series:
             values.frombytes(memoryview(self.values).cast("B"))
             self.ts, self.values = ts, values
         return self
+
+
+class Column:
+    """An append-only numeric column built from single appends and bulk chunks (the compiled scanners'
+    output), joined once by `numpy()`: growing one array chunk by chunk would copy it again at every chunk."""
+
+    def __init__(self, typecode: str) -> None:
+        self.typecode = typecode
+        self.chunks: list[bytes | array | np.ndarray] = []
+        self.tail = array(typecode)  # single appends since the last chunk
+        self.n = 0  # items in chunks
+        self._last: float | int | None = None
+
+    def append(self, value: float | int) -> None:
+        self.tail.append(value)
+
+    def add_chunk(self, data: bytes | np.ndarray) -> None:
+        """Append the items packed in `data` (this column's type, machine byte order), kept as it is."""
+        size = memoryview(data).nbytes // self.tail.itemsize
+        if not size:
+            return
+        if self.tail:
+            self._seal()
+        self.chunks.append(data)
+        self.n += size
+        self._last = None
+
+    def _seal(self) -> None:
+        self.chunks.append(self.tail)
+        self.n += len(self.tail)
+        self.tail = array(self.typecode)
+
+    def __len__(self) -> int:
+        return self.n + len(self.tail)
+
+    def last(self) -> float | int:
+        """The last item (IndexError when empty)."""
+        if self.tail:
+            return self.tail[-1]
+        if self._last is None:
+            self._last = np.frombuffer(self.chunks[-1], dtype=self.tail.typecode)[-1].item()
+        return self._last
+
+    def numpy(self) -> np.ndarray:
+        """All items, in order, as one new array."""
+        return joined([self])
+
+
+def joined(columns: list[Column]) -> np.ndarray:
+    """The items of several columns of one type, in order, as one new array (a single copy)."""
+    typecode = columns[0].typecode if columns else "d"
+    parts = [np.frombuffer(c, dtype=typecode) for col in columns for c in (*col.chunks, col.tail)
+             if memoryview(c).nbytes]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=typecode)
 
 
 class SeriesStore:
