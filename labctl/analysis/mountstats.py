@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -18,7 +19,7 @@ import numpy as np
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import BlockReader, ParseStats
 from labctl.analysis.native import scanner
-from labctl.analysis.series import Column, SeriesStore
+from labctl.analysis.series import Column, SeriesStore, joined
 
 SOURCE = "mountstats"
 MAX_DELTA = 2**63
@@ -305,11 +306,10 @@ class _Prev:
 
 
 class _LogParse:
-    """State of one `parse_mountstats_log` call."""
+    """State of the parse of one log (or one range of it): its series are kept as columns."""
 
-    def __init__(self, path: Path, host: str, store: SeriesStore, clock: HostClock,
-                 mount: str | None) -> None:
-        self.host, self.store, self.clock, self.mount = host, store, clock, mount
+    def __init__(self, path: Path, host: str, clock: HostClock, mount: str | None) -> None:
+        self.host, self.clock, self.mount = host, clock, mount
         self.stats = ParseStats(SOURCE, str(path))
         self.prev: _Prev | None = None
         self.info: MountInfo | None = None
@@ -320,12 +320,6 @@ class _LogParse:
         if cols is None:
             cols = self.columns[metric, unit] = (Column("d"), Column("d"))
         return cols
-
-    def flush(self) -> None:
-        """Every series into the store, each joined once."""
-        for (metric, unit), (times, values) in self.columns.items():
-            self.store.extend(self.host, -1, SOURCE, metric, unit, times.numpy(), values.numpy())
-        self.columns.clear()
 
     def one(self, epoch: float, mono: float, body: bytes) -> None:
         """One snapshot against the previous complete one."""
@@ -387,15 +381,17 @@ class _LogParse:
         return stop
 
 
-def _regions(path: Path, stats: ParseStats) -> Iterator[tuple[bytearray, int, int, int]]:
-    """Per block of the log: (buffer, where its first snapshot starts, where its complete snapshots end, bytes
-    in the buffer); lines counted, text before the first snapshot and an unterminated last line skipped."""
-    at_start = True
-    with BlockReader(path, size=CHUNK) as reader:
+def _regions(path: Path, stats: ParseStats, start: int = 0,
+             stop: int | None = None) -> Iterator[tuple[bytearray, int, int, int]]:
+    """Per block of the log from `start` to `stop` (snapshot starts; None: the file's end): (buffer, where its
+    first snapshot starts, where its complete snapshots end, bytes in the buffer); lines counted, text before
+    the file's first snapshot and an unterminated last line skipped."""
+    at_start = start == 0
+    with BlockReader(path, start, None if stop is None else stop + 4, CHUNK) as reader:  # + the next "#ts "
         used = 0
         while reader.next(used) is not None:
             buf, n = reader.buf, reader.n
-            if reader.final:  # every snapshot left is complete; an unterminated last line is not
+            if reader.final and stop is None:  # the snapshots left are complete; an unterminated line is not
                 end = reader.line_end(n)
                 if end < n:
                     stats.lines += 1
@@ -414,24 +410,72 @@ def _regions(path: Path, stats: ParseStats) -> Iterator[tuple[bytearray, int, in
             yield buf, pos, end, n
 
 
+PARALLEL_MIN = 64 << 20  # logs above this are split at snapshots and parsed by two threads (with the scanner)
+WINDOW = 1 << 20  # how far past a nominal split point a snapshot to split after is looked for
+
+
+def _split(path: Path, mount: str | None) -> tuple[int, _Prev] | None:
+    """A snapshot start near the middle of the log whose previous snapshot is complete (the second half then
+    starts from it, as a whole parse would), or None."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(size // 2)
+        window = fh.read(WINDOW)
+    seps = [m.start() for m in re.finditer(rb"\n#ts ", window)]
+    for a, b in zip(seps, seps[1:], strict=False):  # a snapshot window[a+1:b], complete, then one at b+1
+        snap = _head(window[a + 5:b], ParseStats(SOURCE))
+        if snap is None:
+            continue
+        entry = _entry(snap[2], mount, ParseStats(SOURCE))
+        if entry is not None and entry.complete():
+            return size // 2 + b + 1, _Prev(snap[1], entry, snap[2])
+    return None
+
+
+def _parse_range(path: Path, host: str, clock: HostClock, mount: str | None, start: int, stop: int | None,
+                 prev: _Prev | None) -> _LogParse:
+    state = _LogParse(path, host, clock, mount)
+    state.prev = prev
+    scan = scanner()
+    for buf, pos, end, n in _regions(path, state.stats, start, stop):
+        state.snapshots(scan, buf, pos, end, n)
+    return state
+
+
 def parse_mountstats_log(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
                          mount: str | None = None) -> tuple[ParseStats, MountInfo | None]:
     """Parse a bundle `mountstats.log` into per-interval `nfs.*` series (timestamp = end of interval).
 
     With the compiled scanner, snapshots after the first complete one go to it; it computes what
-    `interval_metrics` would and leaves any snapshot it cannot read exactly to the code here."""
-    scan = scanner()
-    state = _LogParse(path, host, store, clock, mount)
-    for buf, pos, end, n in _regions(path, state.stats):
-        state.snapshots(scan, buf, pos, end, n)
-    state.flush()
-    return state.stats, state.info
+    `interval_metrics` would and leaves any snapshot it cannot read exactly to the code here. A log above
+    64 MiB is then split in two at a snapshot that follows a complete one; the halves are parsed by two
+    threads (the scanner runs without the GIL) and joined."""
+    cut = _split(path, mount) if scanner() is not None and path.stat().st_size >= PARALLEL_MIN else None
+    if cut is None:
+        parts = [_parse_range(path, host, clock, mount, 0, None, None)]
+    else:
+        with ThreadPoolExecutor(2) as pool:
+            jobs = [pool.submit(_parse_range, path, host, clock, mount, 0, cut[0], None),
+                    pool.submit(_parse_range, path, host, clock, mount, cut[0], None, cut[1])]
+            parts = [job.result() for job in jobs]
+    stats = ParseStats(SOURCE, str(path))
+    columns: dict[tuple[str, str], list[tuple[Column, Column]]] = {}
+    for part in parts:
+        stats.lines += part.stats.lines
+        stats.records += part.stats.records
+        stats.skipped.update(part.stats.skipped)
+        for key, cols in part.columns.items():
+            columns.setdefault(key, []).append(cols)
+    for (metric, unit), cols in columns.items():
+        times, values = joined([t for t, _ in cols]), joined([v for _, v in cols])
+        store.extend(host, -1, SOURCE, metric, unit, times, values)
+    return stats, parts[0].info
 
 
 def first_mount_info(path: Path, mount: str | None = None) -> MountInfo | None:
     """The mount as the log's first complete snapshot shows it (what `parse_mountstats_log` returns), without
     reading the rest."""
-    state = _LogParse(path, "", SeriesStore(), HostClock(), mount)
+    state = _LogParse(path, "", HostClock(), mount)
     for buf, pos, end, n in _regions(path, state.stats):
         state.snapshots(None, buf, pos, end, n, until_info=True)
         if state.info is not None:

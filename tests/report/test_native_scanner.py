@@ -217,12 +217,13 @@ def synth_snaps(tmp_path_factory) -> list[str]:
        head=st.sampled_from(["", "junk\n", "junk"]),
        odd_heads=st.lists(st.tuples(st.integers(0, 40), st.sampled_from(
            ["1000.5", "x y", "1000 500x", "1000 500 7", " 1000 500", "1e3 500", "1000 .5", "1000\t500", ""])),
-           max_size=3))
+           max_size=3), split=st.booleans())
 def test_mangled_mountstats_logs_parse_the_same(tmp_path, monkeypatch, synth_snaps, ops, same_mono, cut,
-                                                chunk, head, odd_heads):
+                                                chunk, head, odd_heads, split):
     from labctl.analysis import mountstats
 
     monkeypatch.setattr(mountstats, "CHUNK", chunk)  # snapshots cut by block boundaries, or longer than one
+    monkeypatch.setattr(mountstats, "PARALLEL_MIN", 0 if split else 1 << 40)  # halves parsed by two threads
     snaps = _mutate(synth_snaps, ops)
     heads = [f"#ts {1000 + k} {500 + (k if k != same_mono else k - 1)}\n" for k in range(len(snaps))]
     for k, odd in odd_heads:  # heads `_head` reads otherwise, or not at all
@@ -375,3 +376,21 @@ def test_text_on_the_per_op_marker_line_is_read_as_python_reads_it(tmp_path, mon
     native = ms_parsed(path, monkeypatch, pure=False)
     assert native == ms_parsed(path, monkeypatch, pure=True)
     assert native["series"][("h", -1, "mountstats", "nfs.getattr.ops_rate")][2][:4] == [100.0] * 4
+
+
+@built
+def test_a_log_split_in_two_parses_as_a_whole(tmp_path, monkeypatch, synth_snaps):
+    """The second half starts from the complete snapshot before the split, as the whole parse would."""
+    from labctl.analysis import mountstats
+
+    snaps = [*synth_snaps, *synth_snaps[1:]]
+    snaps[len(snaps) // 2] = snaps[len(snaps) // 2].replace("\tbytes:", "\tbytes-gone:")  # incomplete
+    path = tmp_path / "m.log"
+    path.write_text("".join(f"#ts {1000 + k} {500 + k}\n{body}" for k, body in enumerate(snaps)))
+    monkeypatch.setattr(mountstats, "PARALLEL_MIN", 0)
+    cut = mountstats._split(path, None)
+    assert cut is not None and 0 < cut[0] < path.stat().st_size
+    assert path.read_bytes()[cut[0]:cut[0] + 4] == b"#ts "
+    native = ms_parsed(path, monkeypatch, pure=False)
+    assert native == ms_parsed(path, monkeypatch, pure=True)
+    assert len(native["series"][("h", -1, "mountstats", "nfs.read.bytes")][1]) == len(snaps) - 3
