@@ -12,7 +12,7 @@ from labctl.analysis.arrays import RunArrays, run_arrays
 from labctl.analysis.bundle import Progress, RunData, load_run, no_progress
 from labctl.analysis.metrics import summarize
 from labctl.analysis.series import SeriesKey
-from labctl.analysis.timeline import Binned, bin_store, write_timeline
+from labctl.analysis.timeline import Binned, bin_store, warm_up, write_timeline
 
 
 @dataclass
@@ -32,11 +32,14 @@ def analyse(run_dir: Path, *, write: bool = True, progress: Progress = no_progre
     Raises:
         StateError: `run_dir` is not a run bundle.
     """
-    run = load_run(run_dir, progress)
-    progress("1 s timeline and summary")
-    binned = bin_store(run.store)
-    run.store.series.clear()  # the raw samples are no longer needed
-    with ThreadPoolExecutor(1) as pool:  # Parquet encodes without the GIL: written while the summary is made
+    with ThreadPoolExecutor(1) as pool:
+        if write:  # pyarrow's import and set-up, done while the parsers run (they mostly hold no GIL)
+            pool.submit(warm_up)
+        run = load_run(run_dir, progress)
+        progress("1 s timeline and summary")
+        binned = bin_store(run.store)
+        run.store.series.clear()  # the raw samples are no longer needed
+        # Parquet encodes without the GIL: the timeline is written while the summary is made
         rows = pool.submit(write_timeline, binned, run_dir / "timeline.parquet") if write else None
         arrays = run_arrays(run, binned)
         summary = summarize(run, binned, arrays)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from labctl.analysis.series import Series, SeriesKey, SeriesStore
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SUMMED_SUFFIXES = (".bytes", ".calls", ".retrans", ".timeouts", ".errors")
 COLUMNS = ("host", "gpu", "source", "metric", "value", "unit", "ts")
@@ -60,20 +62,32 @@ def _index_type(n: int) -> type:
     return np.int8 if n <= 127 else np.int16 if n <= 32767 else np.int32
 
 
-def to_table(binned: dict[SeriesKey, Binned]) -> pa.Table:
-    """The long-format timeline table (columns host, gpu, source, metric, value, unit, ts), rows grouped by
-    series in key order. Each series is one run of rows, so the text columns are dictionary-encoded by
-    repeating each series' codes (no hashing of 5 M strings)."""
-    keys = sorted(binned)
+ROWS_PER_GROUP = 1 << 20  # rows per Parquet row group; the table is built and written a group at a time
+
+
+def _dictionaries(binned: dict[SeriesKey, Binned]) -> dict[str, list[str]]:
+    """The values of each text column over the whole timeline (one dictionary shared by every row group)."""
+    return {"host": sorted({k[0] for k in binned}), "source": sorted({k[2] for k in binned}),
+            "metric": sorted({k[3] for k in binned}), "unit": sorted({b.unit for b in binned.values()})}
+
+
+def to_table(binned: dict[SeriesKey, Binned], keys: list[SeriesKey] | None = None,
+             dictionaries: dict[str, list[str]] | None = None) -> pa.Table:
+    """The long-format timeline table (columns host, gpu, source, metric, value, unit, ts) of `keys` (default:
+    every series, in key order), rows grouped by series. Each series is one run of rows, so the text columns
+    are dictionary-encoded by repeating each series' codes (no hashing of 5 M strings)."""
+    import pyarrow as pa
+
+    keys = sorted(binned) if keys is None else keys
+    dictionaries = dictionaries or _dictionaries(binned)
     lengths = np.array([binned[k].secs.size for k in keys], dtype=np.int64)
     per_series = {"host": [k[0] for k in keys], "source": [k[2] for k in keys],
                   "metric": [k[3] for k in keys], "unit": [binned[k].unit for k in keys]}
 
     def dict_col(col: str) -> pa.DictionaryArray:
-        names = sorted(set(per_series[col]))
+        names = dictionaries[col]
         code = {name: i for i, name in enumerate(names)}
-        itype = _index_type(len(names))
-        codes = np.array([code[v] for v in per_series[col]], dtype=itype)
+        codes = np.array([code[v] for v in per_series[col]], dtype=_index_type(len(names)))
         return pa.DictionaryArray.from_arrays(pa.array(np.repeat(codes, lengths)),
                                               pa.array(names, pa.string()))
 
@@ -93,6 +107,20 @@ def to_table(binned: dict[SeriesKey, Binned]) -> pa.Table:
     })
 
 
+def _groups(binned: dict[SeriesKey, Binned]) -> list[list[SeriesKey]]:
+    """Consecutive series (in key order) of up to ROWS_PER_GROUP rows together (a longer series alone)."""
+    groups: list[list[SeriesKey]] = [[]]
+    rows = 0
+    for key in sorted(binned):
+        n = binned[key].secs.size
+        if groups[-1] and rows + n > ROWS_PER_GROUP:
+            groups.append([])
+            rows = 0
+        groups[-1].append(key)
+        rows += n
+    return groups
+
+
 # Dictionary pages for the text columns only (hashing 5 M values and timestamps costs more than it saves),
 # delta encoding for the seconds (ascending within each series), statistics where readers filter (time, GPU).
 WRITE_OPTIONS = {"compression": "zstd", "use_dictionary": ["host", "source", "metric", "unit"],
@@ -100,14 +128,39 @@ WRITE_OPTIONS = {"compression": "zstd", "use_dictionary": ["host", "source", "me
 
 
 def write_timeline(binned: dict[SeriesKey, Binned], path: Path) -> int:
-    """Write `timeline.parquet` atomically; returns the row count."""
-    table = to_table(binned)
+    """Write `timeline.parquet` atomically, a row group at a time (small, reused buffers); returns the row
+    count."""
+    import pyarrow.parquet as pq
+
+    dictionaries = _dictionaries(binned)
     tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp, **WRITE_OPTIONS)
+    rows = 0
+    writer = None
+    try:
+        for keys in _groups(binned):
+            table = to_table(binned, keys, dictionaries)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema, **WRITE_OPTIONS)
+            writer.write_table(table, row_group_size=ROWS_PER_GROUP)
+            rows += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
     tmp.replace(path)
-    return table.num_rows
+    return rows
+
+
+def warm_up() -> None:
+    """Import pyarrow and initialise what the writer uses (its compute kernels), so that a thread can do it
+    while the bundle is still being parsed."""
+    import pyarrow as pa
+    import pyarrow.parquet  # noqa: F401
+
+    pa.array(np.zeros(1, dtype=np.int64)).cast(pa.timestamp("s", tz="UTC"))
 
 
 def read_timeline(path: Path) -> pa.Table:
     """Read a timeline written by `write_timeline`."""
+    import pyarrow.parquet as pq
+
     return pq.read_table(path)

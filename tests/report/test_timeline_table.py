@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
 from labctl.analysis.timeline import Binned, write_timeline
 
 
-def test_the_parquet_timeline_round_trips_every_binned_value(tmp_path):
+@pytest.mark.parametrize("rows_per_group", [1 << 20, 64])
+def test_the_parquet_timeline_round_trips_every_binned_value(tmp_path, monkeypatch, rows_per_group):
+    from labctl.analysis import timeline
+
+    monkeypatch.setattr(timeline, "ROWS_PER_GROUP", rows_per_group)  # one row group, or many
     rng = np.random.default_rng(7)
     binned = {}
     for k in range(300):  # more metrics than an int8 dictionary index holds
@@ -18,6 +23,8 @@ def test_the_parquet_timeline_round_trips_every_binned_value(tmp_path):
                                                                              rng.random(secs.size) * 1e9)
     path = tmp_path / "timeline.parquet"
     assert write_timeline(binned, path) == sum(b.secs.size for b in binned.values())
+    groups = pq.ParquetFile(path).num_row_groups
+    assert groups == 1 if rows_per_group > 10_000 else groups == len(timeline._groups(binned)) > 20
     table = pq.read_table(path).to_pydict()
     got: dict = {}
     for host, gpu, source, metric, value, unit, ts in zip(*table.values(), strict=True):
@@ -39,8 +46,6 @@ def test_values_at_given_seconds_are_zero_where_the_series_has_none():
 
 def test_a_new_series_takes_extended_buffers_over_and_copies_them_before_appending():
     from array import array
-
-    import pytest
 
     from labctl.analysis.series import SeriesStore
 
