@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -125,16 +126,23 @@ def time_analysis(run: Path) -> tuple[float, float, float, dict]:
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", code, str(run)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    peak = 0.0
-    while proc.poll() is None:
-        peak = max(peak, _pss_mb(_tree(proc.pid)))
-        time.sleep(0.1)
-    elapsed = time.perf_counter() - t
+    peak, done = [0.0], threading.Event()
+
+    def sample() -> None:  # beside the wait, so the time is the child's, not the sampling period's
+        while not done.is_set():
+            peak[0] = max(peak[0], _pss_mb(_tree(proc.pid)))
+            done.wait(0.1)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     out, err = proc.communicate()
+    elapsed = time.perf_counter() - t
+    done.set()
+    sampler.join()
     if proc.returncode != 0:
         raise RuntimeError(f"the analysis failed ({proc.returncode}): {err[-1500:]}")
     rss = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024.0
-    return elapsed, peak, rss, json.loads(out.strip().splitlines()[-1])
+    return elapsed, peak[0], rss, json.loads(out.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
