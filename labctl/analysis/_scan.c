@@ -441,8 +441,13 @@ static int is_word(char c) {
 
 static int num128(const char **p, const char *end, i128 *out) {
     const char *q = *p;
-    i128 v = 0;
+    uint64_t small = 0; /* the first 19 digits in 64 bits (faster), any more in 128 */
     int n = 0;
+    while (q < end && n < 19 && *q >= '0' && *q <= '9') {
+        small = small * 10 + (uint64_t)(*q++ - '0');
+        n++;
+    }
+    i128 v = small;
     while (q < end && *q >= '0' && *q <= '9') {
         if (++n > MAXNUM) return 0;
         v = v * 10 + (*q++ - '0');
@@ -566,12 +571,14 @@ static int snap_parse(const char *b, Py_ssize_t len, Snap *s) {
         while (q < lend && ((*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '_')) q++;
         const char *name_end = q;
         if (name == name_end || !lit(&q, lend, ": ", 2)) return 0;
-        for (const char *r = q; r < lend; r++)
-            if (!((*r >= '0' && *r <= '9') || *r == ' ')) return 0;
         int k = name_index(name, name_end, OPS, NOPS);
-        if (k < 0) continue;
+        if (k < 0) { /* only digits and blanks: no op Python reads can hide in it */
+            for (const char *r = q; r < lend; r++)
+                if (!((*r >= '0' && *r <= '9') || *r == ' ')) return 0;
+            continue;
+        }
         if (name == l) return 0; /* no blank before the name: Python's pattern would not see it */
-        int n = ints(q, lend, s->ops[k], MAXF);
+        int n = ints(q, lend, s->ops[k], MAXF); /* -1 for anything but digits and blanks */
         if (n < 8) return 0; /* fewer than 8 counters (or none): Python's slow path decides */
         if (s->nf[k] == 0) s->order[s->nops++] = k;
         s->nf[k] = n;
