@@ -35,27 +35,49 @@ class Binned:
     values: np.ndarray
 
 
-def bin_series(metric: str, s: Series) -> Binned:
-    """Bin one series to 1 s (sum or mean, see module doc)."""
-    ts = np.frombuffer(s.ts, dtype=np.float64)
-    vals = np.frombuffer(s.values, dtype=np.float64)
+@dataclass
+class _Grouping:
+    """How one timestamp array falls into seconds: the sort order (None: already sorted), where each second's
+    samples start, how many there are, and the seconds."""
+
+    order: np.ndarray | None
+    starts: np.ndarray
+    counts: np.ndarray
+    secs: np.ndarray
+
+
+def _grouping(ts: np.ndarray) -> _Grouping:
     secs = np.floor(ts).astype(np.int64)
+    order = None
     if secs.size > 1 and np.any(secs[1:] < secs[:-1]):
         order = np.argsort(secs, kind="stable")
-        secs, vals = secs[order], vals[order]
-    if secs.size == 0:
-        return Binned(s.unit, secs, vals.copy())
-    starts = np.flatnonzero(np.r_[True, secs[1:] != secs[:-1]])
-    sums = np.add.reduceat(vals, starts)
-    if not is_summed(metric):
-        counts = np.diff(np.r_[starts, secs.size])
-        sums = sums / counts
-    return Binned(s.unit, secs[starts], sums)
+        secs = secs[order]
+    starts = np.flatnonzero(np.r_[True, secs[1:] != secs[:-1]]) if secs.size else np.zeros(0, dtype=np.int64)
+    return _Grouping(order, starts, np.diff(np.r_[starts, secs.size]), secs[starts])
+
+
+def bin_series(metric: str, s: Series, grouping: _Grouping | None = None) -> Binned:
+    """Bin one series to 1 s (sum or mean, see module doc); `grouping` is that of its timestamps, if known."""
+    g = grouping or _grouping(np.frombuffer(s.ts, dtype=np.float64))
+    vals = np.frombuffer(s.values, dtype=np.float64)
+    if g.order is not None:
+        vals = vals[g.order]
+    if g.starts.size == 0:
+        return Binned(s.unit, g.secs, vals.copy())
+    sums = np.add.reduceat(vals, g.starts)
+    return Binned(s.unit, g.secs, sums if is_summed(metric) else sums / g.counts)
 
 
 def bin_store(store: SeriesStore) -> dict[SeriesKey, Binned]:
-    """Every series of the store on the 1 s grid."""
-    return {key: bin_series(key[3], s) for key, s in store.series.items()}
+    """Every series of the store on the 1 s grid (series sharing one timestamp array are grouped once)."""
+    groupings: dict[int, tuple[object, _Grouping]] = {}
+    out = {}
+    for key, s in store.series.items():
+        known = groupings.get(id(s.ts))
+        if known is None or known[0] is not s.ts:
+            known = groupings[id(s.ts)] = (s.ts, _grouping(np.frombuffer(s.ts, dtype=np.float64)))
+        out[key] = bin_series(key[3], s, known[1])
+    return out
 
 
 def _index_type(n: int) -> type:

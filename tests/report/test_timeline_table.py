@@ -62,3 +62,22 @@ def test_a_new_series_takes_extended_buffers_over_and_copies_them_before_appendi
     assert ts.tolist() == [1.0, 2.0]  # the handed-over buffer is untouched by the appends
     with pytest.raises(ValueError):
         store.extend("h", -1, "bpftrace", "x", "B", ts, np.array([1.0]))
+
+
+def test_series_sharing_their_times_are_binned_as_each_alone():
+    from labctl.analysis.series import SeriesStore
+    from labctl.analysis.timeline import bin_series, bin_store
+
+    store = SeriesStore()
+    ts = np.array([10.2, 10.7, 12.1, 11.5, 11.9, 12.0])  # out of order: sorted once for both
+    store.extend("h", -1, "bpftrace", "io.read.bytes", "B", ts, np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]))
+    rates = np.array([2.0, 4.0, 6.0, 8.0, 1.0, 3.0])
+    store.extend("h", -1, "bpftrace", "io.read.bytes_rate", "B/s", ts, rates)
+    store.extend("h", -1, "bpftrace", "io.write.bytes", "B", np.array([10.0]), np.array([7.0]))
+    binned = bin_store(store)
+    assert binned[("h", -1, "bpftrace", "io.read.bytes")].values.tolist() == [3.0, 9.0, 9.0]  # sums
+    assert binned[("h", -1, "bpftrace", "io.read.bytes_rate")].values.tolist() == [3.0, 4.5, 4.5]  # means
+    for key, s in store.series.items():
+        alone = bin_series(key[3], s)
+        assert (binned[key].secs.tolist(), binned[key].values.tolist()) == (alone.secs.tolist(),
+                                                                             alone.values.tolist())
