@@ -43,6 +43,8 @@ typedef struct {
 
 typedef struct {
     int64_t lo, hi, count;
+    const char *text; /* where `{"min": lo, "max": hi, "count": ` was first read (this call's buffer) */
+    Py_ssize_t text_len;
 } Bucket;
 
 typedef struct {
@@ -185,7 +187,11 @@ static int map_line(State *st, const char *p, const char *end) {
     for (;;) {
         if (n == MAXPAIRS || !lit(&p, end, "\"", 1)) return 0;
         const char *k = p;
-        while (p < end && *p != '"' && *p != '\\' && *p != '{' && *p != '}') p++;
+        const KeyCount *usual = n < st->ncomms[m] ? &st->comms[m][n] : NULL; /* lines repeat their comms */
+        if (usual && end - k > usual->len && memcmp(k, usual->key, usual->len) == 0 && k[usual->len] == '"')
+            p = k + usual->len; /* where the scan below would stop: a table key holds none of its stops */
+        else
+            while (p < end && *p != '"' && *p != '\\' && *p != '{' && *p != '}') p++;
         if (!lit(&p, end, "\": ", 3)) return 0;
         keys[n] = k;
         lens[n] = p - 3 - k;
@@ -235,10 +241,19 @@ static int hist_line(State *st, const char *p, const char *end) {
     int n = 0;
     for (;;) {
         Bucket *b = &got[n];
-        if (n == MAXPAIRS || !lit(&p, end, "{\"min\": ", 8) || !int_(&p, end, &b->lo) ||
-            !lit(&p, end, ", \"max\": ", 9) || !int_(&p, end, &b->hi) ||
-            !lit(&p, end, ", \"count\": ", 11) || !uint_(&p, end, &b->count) || !lit(&p, end, "}", 1))
+        if (n == MAXPAIRS) return 0;
+        const Bucket *usual = n < st->nhist[h] ? &st->hist[h][n] : NULL; /* lines repeat their buckets */
+        b->text = p;
+        if (usual && end - p > usual->text_len && memcmp(p, usual->text, usual->text_len) == 0) {
+            b->lo = usual->lo; /* the same text reads as the same bounds */
+            b->hi = usual->hi;
+            p += usual->text_len;
+        } else if (!lit(&p, end, "{\"min\": ", 8) || !int_(&p, end, &b->lo) || !lit(&p, end, ", \"max\": ", 9) ||
+                   !int_(&p, end, &b->hi) || !lit(&p, end, ", \"count\": ", 11)) {
             return 0;
+        }
+        b->text_len = p - b->text;
+        if (!uint_(&p, end, &b->count) || !lit(&p, end, "}", 1)) return 0;
         n++;
         if (lit(&p, end, "]}}", 3)) break;
         if (!lit(&p, end, ", ", 2)) return 0;
@@ -265,7 +280,7 @@ static int hist_line(State *st, const char *p, const char *end) {
     for (int i = 0; i < n; i++) {
         if (slot[i] < 0) {
             slot[i] = st->nhist[h]++;
-            table[slot[i]] = (Bucket){got[i].lo, got[i].hi, 0};
+            table[slot[i]] = (Bucket){got[i].lo, got[i].hi, 0, got[i].text, got[i].text_len};
         }
         table[slot[i]].count += got[i].count;
     }
