@@ -927,16 +927,7 @@ static int nf_add(NfState *st, int sid, double v) {
     return 1;
 }
 
-/* Only the characters of numeric cells: digits, blanks and `.-()%`. */
-static int value_chars(const char *p, const char *e) {
-    for (const char *r = p; r < e; r++)
-        if (!(is_digit(*r) || *r == ' ' || *r == '\t' || *r == '.' || *r == '-' || *r == '(' || *r == ')' ||
-              *r == '%'))
-            return 0;
-    return 1;
-}
-
-/* The value line of the pending header (or top line), its characters checked by value_chars. */
+/* The value line of the pending header (or top line): only cell characters (see nf_line). */
 static int nf_values(NfState *st, const char *p, const char *e) {
     const char *cells[2 * (NF_MAXCOLS + 1)];
     double v[NF_MAXCOLS];
@@ -968,10 +959,23 @@ static int nf_values(NfState *st, const char *p, const char *e) {
     return 1;
 }
 
+/* Character classes of nfsiostat lines: NF_CELL (digits, blanks, `.-()%`), NF_TEXT (other printable ASCII),
+ * NF_ODD (control characters but tab, non-ASCII bytes: such a line is left to Python). */
+enum { NF_CELL = 0, NF_TEXT = 1, NF_ODD = 2 };
+static unsigned char NF_CLASS[256];
+
+static void nf_classes(void) {
+    for (int c = 0; c < 256; c++)
+        NF_CLASS[c] = c >= 0x80 || (c < 0x20 && c != '\t') ? NF_ODD
+                      : is_digit((char)c) || strchr(" \t.-()%", c) != NULL ? NF_CELL
+                                                                          : NF_TEXT;
+}
+
 /* One line [p, e) without its newline: 1 taken, 0 left to Python. */
 static int nf_line(NfState *st, const char *p, const char *e) {
-    for (const char *r = p; r < e; r++)
-        if ((unsigned char)*r >= 0x80 || ((unsigned char)*r < 0x20 && *r != '\t')) return 0;
+    unsigned seen = 0; /* one pass, no branch: the classes of all its characters */
+    for (const char *r = p; r < e; r++) seen |= NF_CLASS[(unsigned char)*r];
+    if (seen & NF_ODD) return 0;
     if (e - p >= 4 && memcmp(p, "#ts ", 4) == 0) { /* float(line.split()[1]) */
         const char *q = p + 4, *t;
         while (q < e && (*q == ' ' || *q == '\t')) q++;
@@ -994,7 +998,7 @@ static int nf_line(NfState *st, const char *p, const char *e) {
     while (e > p && (e[-1] == ' ' || e[-1] == '\t')) e--;
     if (p == e) return 1;
     Py_ssize_t len = e - p;
-    int numeric = value_chars(p, e); /* then it cannot hold " mounted on " */
+    int numeric = !(seen & NF_TEXT); /* then it cannot hold " mounted on " (stripping took blanks only) */
     if (!numeric && memmem(p, len, " mounted on ", 12) != NULL) {
         if (!st->has_ts) return 0;
         for (int j = 0; j < st->nmounts; j++) {
@@ -1172,5 +1176,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_scan", "labctl's co
 
 PyMODINIT_FUNC PyInit__scan(void) {
     if (PyType_Ready(&BufType) < 0) return NULL;
+    nf_classes();
     return PyModule_Create(&module);
 }
