@@ -117,7 +117,7 @@ def to_table(binned: dict[SeriesKey, Binned], keys: list[SeriesKey] | None = Non
         return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
     gpu = np.repeat(np.array([k[1] for k in keys], dtype=np.int16), lengths)
-    return pa.table({
+    columns = {
         "host": dict_col("host"),
         "gpu": pa.array(gpu, mask=gpu < 0, type=pa.int16()),
         "source": dict_col("source"),
@@ -126,7 +126,10 @@ def to_table(binned: dict[SeriesKey, Binned], keys: list[SeriesKey] | None = Non
         "unit": dict_col("unit"),
         "ts": pa.array(cat([binned[k].secs for k in keys], np.int64), pa.int64()).cast(
             pa.timestamp("s", tz="UTC")),
-    })
+    }
+    # only gpu may be null (host-level metrics); the rest is declared not null: no definition levels to write
+    schema = pa.schema([pa.field(name, col.type, nullable=name == "gpu") for name, col in columns.items()])
+    return pa.Table.from_arrays(list(columns.values()), schema=schema)
 
 
 def _groups(binned: dict[SeriesKey, Binned]) -> list[list[SeriesKey]]:

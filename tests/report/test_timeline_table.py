@@ -25,6 +25,8 @@ def test_the_parquet_timeline_round_trips_every_binned_value(tmp_path, monkeypat
     assert write_timeline(binned, path) == sum(b.secs.size for b in binned.values())
     groups = pq.ParquetFile(path).num_row_groups
     assert groups == 1 if rows_per_group > 10_000 else groups == len(timeline._groups(binned)) > 20
+    schema = pq.read_schema(path)
+    assert [f.name for f in schema if f.nullable] == ["gpu"]  # host-level metrics have no GPU
     table = pq.read_table(path).to_pydict()
     got: dict = {}
     for host, gpu, source, metric, value, unit, ts in zip(*table.values(), strict=True):
