@@ -8,12 +8,13 @@ are handled.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -286,7 +287,8 @@ class PendingParse:
         self.pool: Executor | None = None
         self.futures: list = []
         if len(self.ranges) > 1:
-            pool = ThreadPoolExecutor if scanner() is not None else ProcessPoolExecutor
+            # (ProcessPoolExecutor is looked up only here: importing it costs ~10 ms at every start)
+            pool = ThreadPoolExecutor if scanner() is not None else concurrent.futures.ProcessPoolExecutor
             self.pool = pool(len(self.ranges))
             self.futures = [self.pool.submit(_parse_range, path, a, b) for a, b in self.ranges]
 
