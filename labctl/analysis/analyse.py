@@ -33,9 +33,8 @@ def analyse(run_dir: Path, *, write: bool = True, progress: Progress = no_progre
         StateError: `run_dir` is not a run bundle.
     """
     with ThreadPoolExecutor(1) as pool:
-        if write:  # pyarrow's import and set-up, done while the parsers run (they mostly hold no GIL)
-            pool.submit(warm_up)
-        run = load_run(run_dir, progress)
+        # pyarrow's import and set-up, done while the parsers' threads run (they mostly hold no GIL)
+        run = load_run(run_dir, progress, meanwhile=(lambda: pool.submit(warm_up)) if write else None)
         progress("1 s timeline and summary")
         binned = bin_store(run.store)
         run.store.series.clear()  # the raw samples are no longer needed

@@ -112,8 +112,10 @@ def no_progress(_: str) -> None:
     """A Progress that tells nobody."""
 
 
-def load_run(run_dir: Path, progress: Progress = no_progress) -> RunData:
-    """Parse the bundle at `run_dir`; `progress` is told what is being parsed.
+def load_run(run_dir: Path, progress: Progress = no_progress, meanwhile: Callable[[], object] | None = None
+             ) -> RunData:
+    """Parse the bundle at `run_dir`; `progress` is told what is being parsed; `meanwhile` is called once,
+    when the first host's large files are being parsed by worker threads (for other work to overlap them).
 
     Raises:
         StateError: the directory or its `raw/` folder does not exist.
@@ -138,7 +140,8 @@ def load_run(run_dir: Path, progress: Progress = no_progress) -> RunData:
         mount_path = mount_path or dig(run.manifest, "mount.path", "mount_path")
         opts = dig(run.manifest, f"mount_options.{host}", "mount.options", "mount_options")
         _load_host(run, host, host_dir, clock, mount_path if isinstance(mount_path, str) else None, opts,
-                   progress)
+                   progress, meanwhile)
+        meanwhile = None
     if not run.hosts:
         run.warnings.append(f"{raw}: no host directories")
     phases, stats = parse_runner_events(run_dir / "events")
@@ -153,11 +156,11 @@ def _told(progress: Progress, host: str, path: Path) -> None:
 
 
 def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
-               manifest_opts: Any, progress: Progress) -> None:
+               manifest_opts: Any, progress: Progress, meanwhile: Callable[[], object] | None) -> None:
     store, w = run.store, run.warnings
     trace, offset = _start_bpftrace(host, d, w)  # a large trace is parsed by workers meanwhile
     try:
-        _load_nfs_logs(run, host, d, clock, mount_path, manifest_opts, progress)
+        _load_nfs_logs(run, host, d, clock, mount_path, manifest_opts, progress, meanwhile)
         if trace is not None:
             _told(progress, host, trace.path)
             res = trace.result(host, store, clock, offset)
@@ -183,9 +186,9 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
 
 
 def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
-                   manifest_opts: Any, progress: Progress) -> None:
+                   manifest_opts: Any, progress: Progress, meanwhile: Callable[[], object] | None) -> None:
     """mountstats.log and nfsiostat.log, parsed side by side in threads (the compiled scanners run without the
-    GIL), each into its own store, merged in that order."""
+    GIL), each into its own store, merged in that order; `meanwhile` is called once both are under way."""
     ms, nf = d / "mountstats.log", d / "nfsiostat.log"
     ms_store, nf_store = SeriesStore(), SeriesStore()
     with ThreadPoolExecutor(2) as pool:
@@ -198,6 +201,8 @@ def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_pat
             info = first_mount_info(ms, mount_path) if ms.exists() else None  # the effective nconnect
             opts = info.opts if info is not None else manifest_opts
             nf_job = pool.submit(parse_nfsiostat, nf, host, nf_store, clock, nconnect=_nconnect(opts))
+        if meanwhile is not None:
+            meanwhile()
         if ms_job is not None:
             stats, info = ms_job.result()
             run.parse.append(stats)
