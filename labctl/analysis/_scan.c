@@ -587,9 +587,8 @@ static int snap_parse(const char *b, Py_ssize_t len, Snap *s) {
         const char *name_end = q;
         if (name == name_end || !lit(&q, lend, ": ", 2)) return 0;
         int k = name_index(name, name_end, OPS, NOPS);
-        if (k < 0) { /* only digits and blanks: no op Python reads can hide in it */
-            for (const char *r = q; r < lend; r++)
-                if (!((*r >= '0' && *r <= '9') || *r == ' ')) return 0;
+        if (k < 0) { /* an op Python reads (`[ \t]NAME: digits\n`) can hide in the rest only after a ':' */
+            if (memchr(q, ':', lend - q) != NULL) return 0;
             continue;
         }
         if (name == l) return 0; /* no blank before the name: Python's pattern would not see it */
