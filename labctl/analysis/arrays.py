@@ -27,16 +27,19 @@ def run_grid(binned: dict[SeriesKey, Binned]) -> tuple[Grid, int]:
     over decades: samples farther than max(1 h, the 1–99 % quantile span) from that span are left out, and
     the grid is at most MAX_SPAN_S long.
     """
-    secs = [b.secs for b in binned.values() if b.secs.size]
+    secs = [b.secs for b in binned.values() if b.secs.size]  # each sorted (binned)
     if not secs:
         return Grid(0, 1), 0
-    allsecs = np.concatenate(secs)
-    lo, hi = np.quantile(allsecs, [0.01, 0.99])
+    lo, hi = np.quantile(np.concatenate(secs), [0.01, 0.99], overwrite_input=True)
     margin = max(3600.0, hi - lo)
-    inside = allsecs[(allsecs >= lo - margin) & (allsecs <= hi + margin)]
-    t0 = int(inside.min())
-    t1 = int(min(inside.max(), t0 + MAX_SPAN_S))
-    return Grid(t0, t1 - t0 + 1), int(np.sum((allsecs < t0) | (allsecs > t1)))
+    # the first and last second inside [lo - margin, hi + margin], and the count outside [t0, t1]: per series
+    first = [s[i] for s in secs if (i := int(np.searchsorted(s, lo - margin, "left"))) < s.size]
+    last = [s[i - 1] for s in secs if (i := int(np.searchsorted(s, hi + margin, "right"))) > 0]
+    t0 = int(min(first))
+    t1 = int(min(max(last), t0 + MAX_SPAN_S))
+    outside = sum(int(np.searchsorted(s, t0, "left")) + s.size - int(np.searchsorted(s, t1, "right"))
+                  for s in secs)
+    return Grid(t0, t1 - t0 + 1), outside
 
 
 @dataclass
@@ -44,6 +47,7 @@ class RunArrays:
     """Per-second arrays on the run's grid: GPU utilisation (mean of GPUs and per GPU), NFS rates (B/s)."""
 
     grid: Grid
+    outliers: int  # samples outside the grid (see run_grid)
     u: np.ndarray
     gpu_rows: dict[tuple[str, int], np.ndarray]
     read: np.ndarray
@@ -58,7 +62,7 @@ class RunArrays:
 def run_arrays(run: RunData, binned: dict[SeriesKey, Binned]) -> RunArrays:
     """GPU `gpu.sm` per second (mean over every GPU of every host) and run-level NFS read/write rates,
     each host's rates taken from its best NFS source (mountstats > bpftrace > nfsiostat)."""
-    g, _ = run_grid(binned)
+    g, outliers = run_grid(binned)
     all_rows = {(k[0], k[1]): g.dense(b) for k, b in binned.items() if k[2] == "dmon" and k[3] == "gpu.sm"}
     active = {k: v for k, v in all_rows.items() if _active(v)}
     gpu_rows = active or all_rows
@@ -85,8 +89,9 @@ def run_arrays(run: RunData, binned: dict[SeriesKey, Binned]) -> RunArrays:
                     totals[d] += entry[f"{d}_bytes"]
                 per_host.append(entry)
                 break
-    return RunArrays(g, u, gpu_rows, nansum_rows(rates["read"], g.n), nansum_rows(rates["write"], g.n),
-                     nfs_src, per_host, totals, sorted(set(all_rows) - set(gpu_rows)), all_rows)
+    return RunArrays(g, outliers, u, gpu_rows, nansum_rows(rates["read"], g.n),
+                     nansum_rows(rates["write"], g.n), nfs_src, per_host, totals,
+                     sorted(set(all_rows) - set(gpu_rows)), all_rows)
 
 
 def _active(row: np.ndarray) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from labctl.analysis.arrays import RunArrays, run_arrays, run_grid
+from labctl.analysis.arrays import RunArrays, run_arrays
 from labctl.analysis.bundle import RunData, dig
 from labctl.analysis.checkpoints import Burst, baseline, detect_bursts, impact
 from labctl.analysis.series import SeriesKey
@@ -38,9 +38,9 @@ def _stats_MBps(rate: np.ndarray, total_bytes: float, wall: float) -> dict[str, 
 class _Ctx:
     """Shared state while building one summary."""
 
-    def __init__(self, run: RunData, binned: dict[SeriesKey, Binned]) -> None:
+    def __init__(self, run: RunData, binned: dict[SeriesKey, Binned], arrays: RunArrays) -> None:
         self.run, self.binned = run, binned
-        self.grid, self.outliers = run_grid(binned)
+        self.grid, self.outliers = arrays.grid, arrays.outliers
 
     def get(self, host: str, gpu: int, source: str, metric: str) -> Binned | None:
         return self.binned.get((host, gpu, source, metric))
@@ -53,7 +53,7 @@ def summarize(run: RunData, binned: dict[SeriesKey, Binned],
               arrays: RunArrays | None = None) -> dict[str, Any]:
     """The summary.json document for a parsed run."""
     a = arrays or run_arrays(run, binned)
-    c = _Ctx(run, binned)
+    c = _Ctx(run, binned, a)
     g = c.grid
     u, r, w, gpu_rows = a.u, a.read, a.write, a.gpu_rows
     nfs_src, per_host, totals = a.nfs_source, a.per_host, a.totals

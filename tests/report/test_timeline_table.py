@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from labctl.analysis.timeline import Binned, write_timeline
 
@@ -83,3 +85,26 @@ def test_series_sharing_their_times_are_binned_as_each_alone():
         alone = bin_series(key[3], s)
         assert (binned[key].secs.tolist(), binned[key].values.tolist()) == (alone.secs.tolist(),
                                                                              alone.values.tolist())
+
+
+@settings(max_examples=200, deadline=None)
+@given(series=st.lists(st.lists(st.one_of(st.integers(1_795_959_000, 1_795_999_000),
+                                          st.integers(0, 2_000_000_000), st.integers(-10, 10)), max_size=60),
+                       max_size=6))
+def test_the_run_grid_is_the_span_of_the_samples_without_far_outliers(series):
+    """run_grid against its plain definition over all samples at once."""
+    from labctl.analysis.arrays import MAX_SPAN_S, run_grid
+
+    secs = [np.unique(np.array(v, dtype=np.int64)) for v in series]
+    binned = {("h", -1, "s", f"m{k}"): Binned("B", s, np.zeros(s.size)) for k, s in enumerate(secs)}
+    grid, outliers = run_grid(binned)
+    allsecs = np.concatenate([b.secs for b in binned.values()] + [np.zeros(0, dtype=np.int64)])
+    if allsecs.size == 0:
+        assert (grid.t0, grid.n, outliers) == (0, 1, 0)
+        return
+    lo, hi = np.quantile(allsecs, [0.01, 0.99])
+    margin = max(3600.0, hi - lo)
+    inside = allsecs[(allsecs >= lo - margin) & (allsecs <= hi + margin)]
+    t0 = int(inside.min())
+    t1 = int(min(inside.max(), t0 + MAX_SPAN_S))
+    assert (grid.t0, grid.n, outliers) == (t0, t1 - t0 + 1, int(np.sum((allsecs < t0) | (allsecs > t1))))
