@@ -381,13 +381,14 @@ class _LogParse:
         return stop
 
 
-def _regions(path: Path, stats: ParseStats, start: int = 0,
-             stop: int | None = None) -> Iterator[tuple[bytearray, int, int, int]]:
+def _regions(path: Path, stats: ParseStats, start: int = 0, stop: int | None = None,
+             size: int | None = None) -> Iterator[tuple[bytearray, int, int, int]]:
     """Per block of the log from `start` to `stop` (snapshot starts; None: the file's end): (buffer, where its
     first snapshot starts, where its complete snapshots end, bytes in the buffer); lines counted, text before
     the file's first snapshot and an unterminated last line skipped."""
     at_start = start == 0
-    with BlockReader(path, start, None if stop is None else stop + 4, CHUNK) as reader:  # + the next "#ts "
+    end = None if stop is None else stop + 4  # with the next snapshot's "#ts "
+    with BlockReader(path, start, end, size or CHUNK) as reader:
         used = 0
         while reader.next(used) is not None:
             buf, n = reader.buf, reader.n
@@ -476,7 +477,7 @@ def first_mount_info(path: Path, mount: str | None = None) -> MountInfo | None:
     """The mount as the log's first complete snapshot shows it (what `parse_mountstats_log` returns), without
     reading the rest."""
     state = _LogParse(path, "", HostClock(), mount)
-    for buf, pos, end, n in _regions(path, state.stats):
+    for buf, pos, end, n in _regions(path, state.stats, size=64 << 10):  # one snapshot is wanted
         state.snapshots(None, buf, pos, end, n, until_info=True)
         if state.info is not None:
             break
