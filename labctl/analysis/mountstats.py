@@ -387,8 +387,8 @@ def _regions(path: Path, stats: ParseStats, start: int = 0, stop: int | None = N
     first snapshot starts, where its complete snapshots end, bytes in the buffer); lines counted, text before
     the file's first snapshot and an unterminated last line skipped."""
     at_start = start == 0
-    end = None if stop is None else stop + 4  # with the next snapshot's "#ts "
-    with BlockReader(path, start, end, size or CHUNK) as reader:
+    until = None if stop is None else stop + 4  # with the next snapshot's "#ts "
+    with BlockReader(path, start, until, size or CHUNK) as reader:
         used = 0
         while reader.next(used) is not None:
             buf, n = reader.buf, reader.n
