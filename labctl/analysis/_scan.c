@@ -447,6 +447,7 @@ static const char *const OPS_LOW[NOPS] = {"read", "write", "commit", "getattr", 
 typedef struct {
     i128 age, bytes[8], ev[MAXEV], sends, bklog, ops[NOPS][MAXF];
     int nev, nbytes, nx, nf[NOPS], order[NOPS], nops;
+    Py_ssize_t lines; /* newlines in the body (every line is walked once) */
 } Snap;
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
@@ -553,7 +554,8 @@ static int snap_parse(const char *b, Py_ssize_t len, Snap *s) {
     const char *events_end = NULL, *bytes_end = NULL, *f;
     s->nx = 0;
     s->sends = s->bklog = 0;
-    for (p = nl + 1; p < ops_line;) {
+    s->lines = 2; /* the device line, the marker's line */
+    for (p = nl + 1; p < ops_line; s->lines++) {
         const char *lend = memchr(p, '\n', ops_line - p);
         if (lend - p >= 7 && memcmp(p, "device ", 7) == 0) return 0; /* a second entry */
         if (*p == '\t') {
@@ -579,6 +581,7 @@ static int snap_parse(const char *b, Py_ssize_t len, Snap *s) {
         const char *l = p, *lend = memchr(p, '\n', e - p);
         if (lend == NULL) return 0;
         p = lend + 1;
+        s->lines++;
         if (l == lend) continue;
         const char *q = l;
         while (q < lend && (*q == ' ' || *q == '\t')) q++;
@@ -763,7 +766,7 @@ static PyObject *mountstats(PyObject *self, PyObject *args) {
     const char *base = buf.buf, *p = base + pos, *stop = base + end;
     const char *search_end = base + (buf.len - end > 4 ? end + 4 : buf.len); /* "\n#ts " may straddle end */
     const char *last_body = NULL, *last_body_end = NULL;
-    Py_ssize_t records = 0, bad_interval = 0, reset = 0, absurd = 0;
+    Py_ssize_t records = 0, bad_interval = 0, reset = 0, absurd = 0, lines = 0;
     int nomem = 0;
     Py_BEGIN_ALLOW_THREADS
     if (snap_parse(prev.buf, prev.len, s0)) {
@@ -799,6 +802,7 @@ static PyObject *mountstats(PyObject *self, PyObject *args) {
             prev_mono = mono;
             last_body = body;
             last_body_end = body_end;
+            lines += 1 + s0->lines + (sep != NULL); /* s0 is this one now: head, body, separator */
             p = sep != NULL && sep < stop ? sep + 1 : stop;
         }
     }
@@ -823,7 +827,7 @@ static PyObject *mountstats(PyObject *self, PyObject *args) {
         Py_DECREF(item);
     }
     Py_ssize_t lb = last_body ? last_body - base : -1, le = last_body ? last_body_end - base : -1;
-    out = Py_BuildValue("(n(nnd)Nn{snsnsn})", p - base, lb, le, prev_mono, cols, records, "bad_interval",
+    out = Py_BuildValue("(n(nnd)Nnn{snsnsn})", p - base, lb, le, prev_mono, cols, records, lines, "bad_interval",
                         bad_interval, "counter_reset", reset, "absurd_delta", absurd);
 done:
     for (int id = 0; id < NMETRIC; id++) {
@@ -870,7 +874,7 @@ typedef struct {
     NfHeader headers[NF_MAXHEADERS];
     int nmounts, nheaders, nseries;
     Vec *ts_out, *val_out;
-    Py_ssize_t records, column_count, top_nconnect, non_increasing;
+    Py_ssize_t records, column_count, top_nconnect, non_increasing, lines;
 } NfState;
 
 /* _VALUE_CELLS.findall over [p, e) (ASCII digits, blanks, `.-()%` only): the number of each cell in
@@ -1110,6 +1114,7 @@ static PyObject *nfsiostat(PyObject *self, PyObject *args) {
         const char *nl = memchr(p, '\n', end - p);
         if (nl == NULL || !nf_line(st, p, nl)) break;
         p = nl + 1;
+        st->lines++;
     }
     Py_END_ALLOW_THREADS
     if (st->nomem) {
@@ -1142,9 +1147,9 @@ static PyObject *nfsiostat(PyObject *self, PyObject *args) {
         }
         Py_DECREF(item);
     }
-    out = Py_BuildValue("(n(NNNi)iNNn{snsnsn})", p - base, opt_float(st->has_ts, st->ts), PyBool_FromLong(st->emit),
-                        opt_float(st->has_prev, st->prev), st->pending, st->cur_mount, lasts, cols, st->records,
-                        "column_count", st->column_count, "top_line_nconnect", st->top_nconnect,
+    out = Py_BuildValue("(n(NNNi)iNNnn{snsnsn})", p - base, opt_float(st->has_ts, st->ts),
+                        PyBool_FromLong(st->emit), opt_float(st->has_prev, st->prev), st->pending, st->cur_mount,
+                        lasts, cols, st->records, st->lines, "column_count", st->column_count, "top_line_nconnect", st->top_nconnect,
                         "non_increasing_ts", st->non_increasing);
 done:
     if (st->ts_out != NULL)
@@ -1164,10 +1169,10 @@ static PyMethodDef methods[] = {
      "bpftrace(data, pos, have_ticks, ended, cur) -> (pos, lines, ticks, sums, cur, last_tick, comms, hists)"},
     {"mountstats", mountstats, METH_VARARGS,
      "mountstats(data, pos, end, prev_mono, prev_body) -> (stop, (last_body_start, last_body_end, last_mono), "
-     "[(metric, unit, epochs, values)], records, skipped)"},
+     "[(metric, unit, epochs, values)], records, lines, skipped)"},
     {"nfsiostat", nfsiostat, METH_VARARGS,
      "nfsiostat(data, pos, state, offset, mounts, headers, top, nconnect_gt1, nseries) -> (pos, state, mount, "
-     "mounts_last_ts, [(series, epochs, values)], records, skipped)"},
+     "mounts_last_ts, [(series, epochs, values)], records, lines, skipped)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -361,19 +361,22 @@ class _LogParse:
             snap = _head(bytes(buf[pos + 4:k]), self.stats)
             if snap is not None:
                 self.one(*snap)
-            pos = k + 1 if k < end else end
+            nxt = k + 1 if k < end else end
+            self.stats.lines += buf.count(b"\n", pos, nxt)
+            pos = nxt
 
     def _native(self, scan: ModuleType, buf: bytearray, pos: int, end: int, n: int) -> int:
         prev = self.prev
         assert prev is not None
         with memoryview(buf)[:n] as view:
-            stop, (body, body_end, mono), cols, records, skipped = scan.mountstats(view, pos, end, prev.mono,
-                                                                                   prev.body)
+            stop, (body, body_end, mono), cols, records, lines, skipped = scan.mountstats(
+                view, pos, end, prev.mono, prev.body)
         for metric, unit, epochs, values in cols:
             times, column = self._columns(metric, unit)
             times.add_chunk(self.clock.host(np.frombuffer(epochs, dtype=np.float64)))
             column.add_chunk(values)
         self.stats.records += records
+        self.stats.lines += lines
         for reason, count in skipped.items():
             self.stats.skip(reason, count)
         if body >= 0:
@@ -400,7 +403,6 @@ def _regions(path: Path, stats: ParseStats, start: int = 0, stop: int | None = N
             else:  # complete snapshots: up to where the last one begins
                 end = buf.rfind(b"\n#ts ", 0, n) + 1
             used = end
-            stats.lines += reader.lines(end)
             pos = 0
             if at_start and end:
                 at_start = False
@@ -408,7 +410,8 @@ def _regions(path: Path, stats: ParseStats, start: int = 0, stop: int | None = N
                     k = _snapshot_end(buf, 0, end, n)
                     stats.skip("outside_snapshot", _lines_in(bytes(buf[:k])))
                     pos = k + 1 if k < end else end
-            yield buf, pos, end, n
+                    stats.lines += buf.count(b"\n", 0, pos)
+            yield buf, pos, end, n  # the snapshots' lines are counted as they are parsed
 
 
 PARALLEL_MIN = 64 << 20  # logs above this are split at snapshots and parsed by two threads (with the scanner)

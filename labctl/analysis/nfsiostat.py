@@ -181,6 +181,7 @@ class _Native:
                 if pos < end:
                     nl = buf.index(b"\n", pos, end)
                     p.line(buf[pos:nl].rstrip(b"\r").decode("utf-8", "replace"))
+                    p.stats.lines += 1
                     pos = nl + 1
 
     def _scan(self, data: memoryview, pos: int) -> int:
@@ -200,9 +201,9 @@ class _Native:
             (k for k, known in enumerate(keys) if known is p.pending), None)
         if pending is None:  # awaiting the values of a header the scanner was not given
             return pos
-        stop, (p.ts, p.emit, p.block_prev, k), cur, lasts, cols, records, skipped = self.scan.nfsiostat(
-            data, pos, (p.ts, p.emit, p.block_prev, pending), p.clock.offset_s, mounts, headers, self.top,
-            p.nconnect > 1, len(self.metrics))
+        out = self.scan.nfsiostat(data, pos, (p.ts, p.emit, p.block_prev, pending), p.clock.offset_s, mounts,
+                                  headers, self.top, p.nconnect > 1, len(self.metrics))
+        stop, (p.ts, p.emit, p.block_prev, k), cur, lasts, cols, records, lines, skipped = out
         p.pending = None if k == -1 else ("top", _TOP) if k == -2 else keys[k]
         p.last_ts.update(zip(names, lasts, strict=True))
         if cur >= 0:
@@ -214,6 +215,7 @@ class _Native:
             s.ts.frombytes(ts)
             s.values.frombytes(values)
         p.stats.records += records
+        p.stats.lines += lines
         for reason, n in skipped.items():
             p.stats.skip(reason, n)
         return stop
@@ -235,10 +237,10 @@ def parse_nfsiostat(path: Path, host: str, store: SeriesStore, clock: HostClock,
         used = 0
         while reader.next(used) is not None:
             used = reader.line_end(reader.n)
-            p.stats.lines += reader.lines(used)
-            if native is not None:
+            if native is not None:  # it counts the lines it reads
                 native.block(reader.buf, used)
             else:
+                p.stats.lines += reader.lines(used)
                 for raw in reader.buf[:used].split(b"\n")[:-1]:
                     p.line(raw.rstrip(b"\r").decode("utf-8", "replace"))
     if reader.rest:
