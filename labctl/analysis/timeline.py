@@ -69,14 +69,18 @@ def bin_series(metric: str, s: Series, grouping: _Grouping | None = None) -> Bin
 
 
 def bin_store(store: SeriesStore) -> dict[SeriesKey, Binned]:
-    """Every series of the store on the 1 s grid (series sharing one timestamp array are grouped once)."""
-    groupings: dict[int, tuple[object, _Grouping]] = {}
+    """Every series of the store on the 1 s grid. Series with the same timestamps (the trace's eight share one
+    array; a log's metrics mostly come at the same instants) are grouped into seconds once."""
+    seen: dict[tuple[int, float, float], list[tuple[np.ndarray, _Grouping]]] = {}
     out = {}
     for key, s in store.series.items():
-        known = groupings.get(id(s.ts))
-        if known is None or known[0] is not s.ts:
-            known = groupings[id(s.ts)] = (s.ts, _grouping(np.frombuffer(s.ts, dtype=np.float64)))
-        out[key] = bin_series(key[3], s, known[1])
+        ts = np.frombuffer(s.ts, dtype=np.float64)
+        same = seen.setdefault((ts.size, ts[0], ts[-1]) if ts.size else (0, 0.0, 0.0), [])
+        g = next((g for other, g in same if np.array_equal(other, ts)), None)
+        if g is None:
+            g = _grouping(ts)
+            same.append((ts, g))
+        out[key] = bin_series(key[3], s, g)
     return out
 
 

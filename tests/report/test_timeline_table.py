@@ -68,7 +68,7 @@ def test_a_new_series_takes_extended_buffers_over_and_copies_them_before_appendi
         store.extend("h", -1, "bpftrace", "x", "B", ts, np.array([1.0]))
 
 
-def test_series_sharing_their_times_are_binned_as_each_alone():
+def test_series_with_the_same_times_are_binned_as_each_alone():
     from labctl.analysis.series import SeriesStore
     from labctl.analysis.timeline import bin_series, bin_store
 
@@ -78,6 +78,8 @@ def test_series_sharing_their_times_are_binned_as_each_alone():
     rates = np.array([2.0, 4.0, 6.0, 8.0, 1.0, 3.0])
     store.extend("h", -1, "bpftrace", "io.read.bytes_rate", "B/s", ts, rates)
     store.extend("h", -1, "bpftrace", "io.write.bytes", "B", np.array([10.0]), np.array([7.0]))
+    store.extend("h", -1, "mountstats", "nfs.read.bytes", "B", ts.copy(), rates)  # equal times, another array
+    store.extend("h", -1, "mountstats", "nfs.write.bytes", "B", ts[::-1].copy(), rates)  # same ends, not equal
     binned = bin_store(store)
     assert binned[("h", -1, "bpftrace", "io.read.bytes")].values.tolist() == [3.0, 9.0, 9.0]  # sums
     assert binned[("h", -1, "bpftrace", "io.read.bytes_rate")].values.tolist() == [3.0, 4.5, 4.5]  # means
