@@ -79,7 +79,9 @@ def test_series_with_the_same_times_are_binned_as_each_alone():
     store.extend("h", -1, "bpftrace", "io.read.bytes_rate", "B/s", ts, rates)
     store.extend("h", -1, "bpftrace", "io.write.bytes", "B", np.array([10.0]), np.array([7.0]))
     store.extend("h", -1, "mountstats", "nfs.read.bytes", "B", ts.copy(), rates)  # equal times, another array
-    store.extend("h", -1, "mountstats", "nfs.write.bytes", "B", ts[::-1].copy(), rates)  # same ends, not equal
+    other = ts.copy()
+    other[2] = 13.5  # the same size and ends, other times
+    store.extend("h", -1, "mountstats", "nfs.write.bytes", "B", other, rates)
     binned = bin_store(store)
     assert binned[("h", -1, "bpftrace", "io.read.bytes")].values.tolist() == [3.0, 9.0, 9.0]  # sums
     assert binned[("h", -1, "bpftrace", "io.read.bytes_rate")].values.tolist() == [3.0, 4.5, 4.5]  # means
