@@ -111,7 +111,8 @@ static int decimal(const char *p, const char *e, double *out) {
 }
 
 /* Match the literal `s` (length n) at *p, advancing past it. */
-static int lit(const char **p, const char *end, const char *s, size_t n) {
+static inline __attribute__((always_inline)) int lit(const char **p, const char *end, const char *s,
+                                                     size_t n) {
     if ((size_t)(end - *p) < n || memcmp(*p, s, n) != 0) return 0;
     *p += n;
     return 1;
@@ -144,8 +145,7 @@ static int int_(const char **p, const char *end, int64_t *out) {
 /* The index of the name [p, q) among `names`, or -1. */
 static int name_index(const char *p, const char *q, const char *const *names, int n) {
     for (int i = 0; i < n; i++)
-        if (names[i][0] == *p && (size_t)(q - p) == strlen(names[i]) && memcmp(p, names[i], q - p) == 0)
-            return i;
+        if (names[i][0] == *p && strncmp(names[i], p, q - p) == 0 && names[i][q - p] == '\0') return i;
     return -1;
 }
 
@@ -558,6 +558,7 @@ static int snap_parse(const char *b, Py_ssize_t len, Snap *s) {
     for (p = nl + 1; p < ops_line; s->lines++) {
         const char *lend = memchr(p, '\n', ops_line - p);
         if (lend - p >= 7 && memcmp(p, "device ", 7) == 0) return 0; /* a second entry */
+        if (lend - p >= 4 && memcmp(p, "#ts ", 4) == 0) return 0;     /* another snapshot's head */
         if (*p == '\t') {
             if (!opts && (f = key_line(p, lend, "opts:\t", 6))) opts = f;
             else if (!age && (f = key_line(p, lend, "age:\t", 5))) age = f, age_end = lend;
@@ -766,7 +767,7 @@ static PyObject *mountstats(PyObject *self, PyObject *args) {
     const char *base = buf.buf, *p = base + pos, *stop = base + end;
     const char *search_end = base + (buf.len - end > 4 ? end + 4 : buf.len); /* "\n#ts " may straddle end */
     const char *last_body = NULL, *last_body_end = NULL;
-    Py_ssize_t records = 0, bad_interval = 0, reset = 0, absurd = 0, lines = 0;
+    Py_ssize_t records = 0, bad_interval = 0, reset = 0, absurd = 0, lines = 0, guess = 0;
     int nomem = 0;
     Py_BEGIN_ALLOW_THREADS
     if (snap_parse(prev.buf, prev.len, s0)) {
@@ -775,10 +776,20 @@ static PyObject *mountstats(PyObject *self, PyObject *args) {
             double epoch, mono;
             const char *body, *sep, *body_end;
             if (stop - p < 4 || memcmp(p, "#ts ", 4) != 0) break;
-            sep = memmem(p, search_end - p, "\n#ts ", 5);
+            /* The next "\n#ts " is looked for near where the last snapshot's length puts it; a body that then
+             * parses has no line starting with "#ts " (snap_parse refuses one), so that is the first one.
+             * Otherwise the search starts over from here, as the plain rule says. */
+            const char *from = guess > 256 ? p + guess - 256 : p;
+            sep = NULL;
+            if (guess > 0 && (body = snap_head(p + 4, stop, &epoch, &mono)) != NULL && from < search_end)
+                sep = memmem(from > body ? from : body, search_end - (from > body ? from : body), "\n#ts ", 5);
+            if (sep == NULL || !snap_parse(body, sep - body, s1)) {
+                sep = memmem(p, search_end - p, "\n#ts ", 5);
+                body_end = sep != NULL ? sep : stop;
+                if ((body = snap_head(p + 4, body_end, &epoch, &mono)) == NULL) break;
+                if (!snap_parse(body, body_end - body, s1)) break;
+            }
             body_end = sep != NULL ? sep : stop;
-            if ((body = snap_head(p + 4, body_end, &epoch, &mono)) == NULL) break;
-            if (!snap_parse(body, body_end - body, s1)) break;
             double dt = mono - prev_mono;
             if (dt <= 0) {
                 bad_interval++;
@@ -803,7 +814,9 @@ static PyObject *mountstats(PyObject *self, PyObject *args) {
             last_body = body;
             last_body_end = body_end;
             lines += 1 + s0->lines + (sep != NULL); /* s0 is this one now: head, body, separator */
-            p = sep != NULL && sep < stop ? sep + 1 : stop;
+            const char *next = sep != NULL && sep < stop ? sep + 1 : stop;
+            guess = next - p;
+            p = next;
         }
     }
     Py_END_ALLOW_THREADS

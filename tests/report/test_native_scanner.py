@@ -397,3 +397,17 @@ def test_a_log_split_in_two_parses_as_a_whole(tmp_path, monkeypatch, synth_snaps
     native = ms_parsed(path, monkeypatch, pure=False)
     assert native == ms_parsed(path, monkeypatch, pure=True)
     assert len(native["series"][("h", -1, "mountstats", "nfs.read.bytes")][1]) == len(snaps) - 3
+
+
+@built
+def test_a_ts_line_inside_a_snapshot_ends_it_in_the_scanner_too(tmp_path, monkeypatch, synth_snaps):
+    """The scanner looks for a snapshot's end near where the last one's length puts it; a `#ts ` line before
+    that (here inside the header lines, where Python's split ends the snapshot) must still end it."""
+    snaps = list(synth_snaps[:12])
+    snaps[6] = snaps[6].replace("\tbytes:", "#ts junk 1\n\tbytes:")
+    snaps[9] = snaps[9].replace("\tage:", "#ts 1009.5 509.5\n\tage:")
+    path = tmp_path / "m.log"
+    path.write_text("".join(f"#ts {1000 + k} {500 + k}\n{body}" for k, body in enumerate(snaps)))
+    native = ms_parsed(path, monkeypatch, pure=False)
+    assert native == ms_parsed(path, monkeypatch, pure=True)
+    assert native["skipped"]
