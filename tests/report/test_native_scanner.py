@@ -189,8 +189,8 @@ def _mutate(snaps: list[str], ops: list[tuple[int, int, int, int, str]]) -> list
         elif kind == 8:  # text after a line's own
             lines[j] += text
         elif kind == 7 and k > 0:  # the previous snapshot again, with the same, a lower or a higher age
-            age = int(re.search(r"\tage:\t(\d+)", snaps[k - 1])[1])
-            snaps[k] = re.sub(r"\tage:\t\d+", f"\tage:\t{age - 1 + at % 3}", snaps[k - 1])
+            if (found := re.search(r"\tage:\t(\d+)", snaps[k - 1])) is not None:  # an edit may remove it
+                snaps[k] = re.sub(r"\tage:\t\d+", f"\tage:\t{int(found[1]) - 1 + at % 3}", snaps[k - 1])
             continue
         if kind in (0, 1, 2):
             lines[j] = " ".join(words)
