@@ -18,7 +18,7 @@ from labctl.analysis.lines import ParseStats
 from labctl.analysis.mountstats import MountInfo, first_mount_info, parse_mountstats_log
 from labctl.analysis.nfsiostat import parse_nfsiostat
 from labctl.analysis.runner_events import parse_runner_events
-from labctl.analysis.series import Series, SeriesStore
+from labctl.analysis.series import Series, SeriesKey, SeriesStore
 from labctl.analysis.trainlog import TrainLog, parse_trainlog
 from labctl.errors import StateError
 
@@ -112,10 +112,12 @@ def no_progress(_: str) -> None:
     """A Progress that tells nobody."""
 
 
-def load_run(run_dir: Path, progress: Progress = no_progress, meanwhile: Callable[[], object] | None = None
-             ) -> RunData:
-    """Parse the bundle at `run_dir`; `progress` is told what is being parsed; `meanwhile` is called once,
-    when the first host's large files are being parsed by worker threads (for other work to overlap them).
+def load_run(run_dir: Path, progress: Progress = no_progress, meanwhile: Callable[[], object] | None = None,
+             logs_parsed: Callable[[dict[SeriesKey, Series]], object] | None = None) -> RunData:
+    """Parse the bundle at `run_dir`; `progress` is told what is being parsed. For work to overlap the
+    parse: `meanwhile` is called once, when the first host's large files are being parsed by worker threads;
+    `logs_parsed` is given each host's mountstats and nfsiostat series (final) as soon as they are parsed,
+    while its trace may still be.
 
     Raises:
         StateError: the directory or its `raw/` folder does not exist.
@@ -140,7 +142,7 @@ def load_run(run_dir: Path, progress: Progress = no_progress, meanwhile: Callabl
         mount_path = mount_path or dig(run.manifest, "mount.path", "mount_path")
         opts = dig(run.manifest, f"mount_options.{host}", "mount.options", "mount_options")
         _load_host(run, host, host_dir, clock, mount_path if isinstance(mount_path, str) else None, opts,
-                   progress, meanwhile)
+                   progress, meanwhile, logs_parsed)
         meanwhile = None
     if not run.hosts:
         run.warnings.append(f"{raw}: no host directories")
@@ -156,11 +158,14 @@ def _told(progress: Progress, host: str, path: Path) -> None:
 
 
 def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
-               manifest_opts: Any, progress: Progress, meanwhile: Callable[[], object] | None) -> None:
+               manifest_opts: Any, progress: Progress, meanwhile: Callable[[], object] | None,
+               logs_parsed: Callable[[dict[SeriesKey, Series]], object] | None) -> None:
     store, w = run.store, run.warnings
     trace, offset = _start_bpftrace(host, d, w)  # a large trace is parsed by workers meanwhile
     try:
-        _load_nfs_logs(run, host, d, clock, mount_path, manifest_opts, progress, meanwhile)
+        series = _load_nfs_logs(run, host, d, clock, mount_path, manifest_opts, progress, meanwhile)
+        if logs_parsed is not None and series:
+            logs_parsed(series)
         if trace is not None:
             _told(progress, host, trace.path)
             res = trace.result(host, store, clock, offset)
@@ -186,9 +191,11 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
 
 
 def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
-                   manifest_opts: Any, progress: Progress, meanwhile: Callable[[], object] | None) -> None:
+                   manifest_opts: Any, progress: Progress,
+                   meanwhile: Callable[[], object] | None) -> dict[SeriesKey, Series]:
     """mountstats.log and nfsiostat.log, parsed side by side in threads (the compiled scanners run without the
-    GIL), each into its own store, merged in that order; `meanwhile` is called once both are under way."""
+    GIL), each into its own store, merged in that order (and returned); `meanwhile` is called once both are
+    under way."""
     ms, nf = d / "mountstats.log", d / "nfsiostat.log"
     ms_store, nf_store = SeriesStore(), SeriesStore()
     with ThreadPoolExecutor(2) as pool:
@@ -212,6 +219,7 @@ def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_pat
             run.parse.append(nf_job.result())
     run.store.series.update(ms_store.series)
     run.store.series.update(nf_store.series)
+    return {**ms_store.series, **nf_store.series}
 
 
 def _start_bpftrace(host: str, d: Path, w: list[str]) -> tuple[PendingParse | None, float]:

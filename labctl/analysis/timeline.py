@@ -6,6 +6,7 @@ counters (`*.bytes`, `*.calls`, retrans/timeouts/errors) are summed, gauges and 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,11 +70,16 @@ def bin_series(metric: str, s: Series, grouping: _Grouping | None = None) -> Bin
 
 
 def bin_store(store: SeriesStore) -> dict[SeriesKey, Binned]:
-    """Every series of the store on the 1 s grid. Series with the same timestamps (the trace's eight share one
-    array; a log's metrics mostly come at the same instants) are grouped into seconds once."""
+    """Every series of the store on the 1 s grid."""
+    return bin_all(store.series)
+
+
+def bin_all(series: Mapping[SeriesKey, Series]) -> dict[SeriesKey, Binned]:
+    """These series on the 1 s grid. Series with the same timestamps (the trace's eight share one array; a
+    log's metrics mostly come at the same instants) are grouped into seconds once."""
     seen: dict[tuple[int, float, float], list[tuple[np.ndarray, _Grouping]]] = {}
     out = {}
-    for key, s in store.series.items():
+    for key, s in series.items():
         ts = np.frombuffer(s.ts, dtype=np.float64)
         same = seen.setdefault((ts.size, ts[0], ts[-1]) if ts.size else (0, 0.0, 0.0), [])
         g = next((g for other, g in same if np.array_equal(other, ts)), None)
@@ -82,10 +88,6 @@ def bin_store(store: SeriesStore) -> dict[SeriesKey, Binned]:
             same.append((ts, g))
         out[key] = bin_series(key[3], s, g)
     return out
-
-
-def _index_type(n: int) -> type:
-    return np.int8 if n <= 127 else np.int16 if n <= 32767 else np.int32
 
 
 ROWS_PER_GROUP = 1 << 20  # rows per Parquet row group; the table is built and written a group at a time
@@ -113,7 +115,7 @@ def to_table(binned: dict[SeriesKey, Binned], keys: list[SeriesKey] | None = Non
     def dict_col(col: str) -> pa.DictionaryArray:
         names = dictionaries[col]
         code = {name: i for i, name in enumerate(names)}
-        codes = np.array([code[v] for v in per_series[col]], dtype=_index_type(len(names)))
+        codes = np.array([code[v] for v in per_series[col]], dtype=np.int32)  # one type for every row group
         return pa.DictionaryArray.from_arrays(pa.array(np.repeat(codes, lengths)),
                                               pa.array(names, pa.string()))
 
@@ -156,27 +158,57 @@ WRITE_OPTIONS = {"compression": "zstd", "use_dictionary": ["host", "source", "me
                  "column_encoding": {"ts": "DELTA_BINARY_PACKED"}, "write_statistics": ["ts", "gpu"]}
 
 
-def write_timeline(binned: dict[SeriesKey, Binned], path: Path) -> int:
-    """Write `timeline.parquet` atomically, a row group at a time (small, reused buffers); returns the row
-    count."""
-    import pyarrow.parquet as pq
+class TimelineWriter:
+    """`timeline.parquet`, written as binned series become ready (a row group at a time, small reused buffers)
+    and put in place, atomically, by `close`. Each row group has its own dictionaries."""
 
-    dictionaries = _dictionaries(binned)
-    tmp = path.with_suffix(".parquet.tmp")
-    rows = 0
-    writer = None
-    try:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_suffix(".parquet.tmp")
+        self.rows = 0
+        self._writer = None
+
+    def write(self, binned: dict[SeriesKey, Binned]) -> None:
+        """Append these series (in key order)."""
+        dictionaries = _dictionaries(binned)
         for keys in _groups(binned):
             table = to_table(binned, keys, dictionaries)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema, **WRITE_OPTIONS)
-            writer.write_table(table, row_group_size=ROWS_PER_GROUP)
-            rows += table.num_rows
-    finally:
-        if writer is not None:
-            writer.close()
-    tmp.replace(path)
-    return rows
+            if table.num_rows:
+                self._write(table)
+
+    def _write(self, table: pa.Table) -> None:
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.tmp, table.schema, **WRITE_OPTIONS)
+        self._writer.write_table(table, row_group_size=ROWS_PER_GROUP)
+        self.rows += table.num_rows
+
+    def close(self) -> int:
+        """Finish the file (an empty one has the schema and no rows) and move it into place; returns its row
+        count."""
+        if self._writer is None:
+            self._write(to_table({}))
+        self._writer.close()  # type: ignore[union-attr]
+        self.tmp.replace(self.path)
+        return self.rows
+
+    def abort(self) -> None:
+        """Drop the unfinished file (after an error)."""
+        if self._writer is not None:
+            self._writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def write_timeline(binned: dict[SeriesKey, Binned], path: Path) -> int:
+    """Write `timeline.parquet` atomically; returns the row count."""
+    writer = TimelineWriter(path)
+    try:
+        writer.write(binned)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
 
 
 def warm_up() -> None:

@@ -112,3 +112,39 @@ def test_the_run_grid_is_the_span_of_the_samples_without_far_outliers(series):
     t0 = int(inside.min())
     t1 = int(min(inside.max(), t0 + MAX_SPAN_S))
     assert (grid.t0, grid.n, outliers) == (t0, t1 - t0 + 1, int(np.sum((allsecs < t0) | (allsecs > t1))))
+
+
+def _rows(path) -> dict:
+    table = pq.read_table(path).to_pydict()
+    return {(h, -1 if g is None else g, src, m, int(ts.timestamp())): (v, u)
+            for h, g, src, m, v, u, ts in zip(*table.values(), strict=True)}
+
+
+def test_the_timeline_written_while_parsing_holds_every_binned_value(tmp_path):
+    """analyse writes a host's mountstats and nfsiostat rows while its trace is parsed, the rest after."""
+    from labctl.analysis.analyse import analyse
+    from labctl.analysis.synth import SynthSpec, write_run
+
+    write_run(tmp_path / "run", SynthSpec(hosts=("gpu1", "gpu2")))
+    result = analyse(tmp_path / "run")
+    want = {(*k, int(t)): (v, b.unit) for k, b in result.binned.items()
+            for t, v in zip(b.secs.tolist(), b.values.tolist(), strict=True)}
+    assert {k[2] for k in want} >= {"dmon", "mountstats", "nfsiostat", "bpftrace"}
+    assert _rows(tmp_path / "run" / "timeline.parquet") == want
+    assert result.summary["timeline_rows"] == len(want)
+    assert not list((tmp_path / "run").glob("*.tmp"))
+
+
+def test_a_failed_analysis_leaves_no_timeline_behind(tmp_path, monkeypatch):
+    from labctl.analysis import analyse as analyse_module
+    from labctl.analysis.synth import SynthSpec, write_run
+
+    write_run(tmp_path / "run", SynthSpec(sources=("dmon", "mountstats", "nfsiostat")))
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(analyse_module, "summarize", broken)
+    with pytest.raises(RuntimeError):
+        analyse_module.analyse(tmp_path / "run")
+    assert not list((tmp_path / "run").glob("timeline.parquet*"))
