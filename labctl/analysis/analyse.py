@@ -6,13 +6,14 @@ import json
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from labctl.analysis.arrays import RunArrays, run_arrays
 from labctl.analysis.bundle import Progress, RunData, load_run, no_progress
-from labctl.analysis.metrics import summarize
 from labctl.analysis.series import Series, SeriesKey
-from labctl.analysis.timeline import Binned, TimelineWriter, bin_all, warm_up
+
+if TYPE_CHECKING:
+    from labctl.analysis.arrays import RunArrays
+    from labctl.analysis.timeline import Binned, TimelineWriter
 
 
 @dataclass
@@ -25,47 +26,69 @@ class Analysis:
     summary: dict[str, Any]
 
 
+def _load_the_rest(write: bool) -> None:
+    """Import what follows the parse (numpy, the metrics, pyarrow and its set-up) while the parsers' threads
+    run: they mostly hold no GIL, and the scanners need none of it."""
+    import labctl.analysis.metrics  # noqa: F401  (numpy, arrays, checkpoints)
+    from labctl.analysis import timeline
+
+    if write:
+        timeline.warm_up()
+
+
 def analyse(run_dir: Path, *, write: bool = True, progress: Progress = no_progress) -> Analysis:
     """Parse `run_dir`, build the timeline and summary, and (by default) write both into the bundle;
-    `progress` is told each step in words.
+    `progress` is told each step in words. A host's mountstats and nfsiostat rows are binned and written
+    while its trace is still being parsed; the rest after.
 
     Raises:
         StateError: `run_dir` is not a run bundle.
     """
-    writer = TimelineWriter(run_dir / "timeline.parquet") if write else None
+    writers: list[TimelineWriter] = []  # the timeline's writer, once there is something to write
     early: dict[SeriesKey, Binned] = {}
     writes: list[Future] = []
     with ThreadPoolExecutor(1) as pool:  # the timeline is encoded there (Parquet runs without the GIL)
 
+        def write_rows(binned: dict[SeriesKey, Binned]) -> None:
+            from labctl.analysis.timeline import TimelineWriter
+
+            if write and not writers:
+                writers.append(TimelineWriter(run_dir / "timeline.parquet"))
+            if writers:
+                writes.append(pool.submit(writers[0].write, binned))
+
         def logs_parsed(series: dict[SeriesKey, Series]) -> None:  # while the trace's workers still run
+            from labctl.analysis.timeline import bin_all
+
             part = bin_all(series)
             early.update(part)
-            if writer is not None:
-                writes.append(pool.submit(writer.write, part))
+            write_rows(part)
 
         try:
-            # pyarrow's import and set-up, done while the parsers' threads run (they mostly hold no GIL)
-            run = load_run(run_dir, progress, meanwhile=(lambda: pool.submit(warm_up)) if write else None,
+            run = load_run(run_dir, progress, meanwhile=lambda: pool.submit(_load_the_rest, write),
                            logs_parsed=logs_parsed)
+            from labctl.analysis.arrays import run_arrays
+            from labctl.analysis.metrics import summarize
+            from labctl.analysis.timeline import bin_all
+
             progress("1 s timeline and summary")
             rest = bin_all({k: s for k, s in run.store.series.items() if k not in early})
             binned = {k: early[k] if k in early else rest[k] for k in run.store.series}
             run.store.series.clear()  # the raw samples are no longer needed
-            if writer is not None:
-                writes.append(pool.submit(writer.write, rest))
+            write_rows(rest)
             arrays = run_arrays(run, binned)
             summary = summarize(run, binned, arrays)
-            if writer is not None:
+            if writers:
                 progress("writing timeline.parquet")
                 for job in writes:
                     job.result()
-                summary["timeline_rows"] = writer.close()
+                summary["timeline_rows"] = writers[0].close()
         except BaseException:
-            if writer is not None:
-                for job in writes:
-                    job.cancel()
-                pool.shutdown(wait=True)
-                writer.abort()
+            for job in writes:
+                job.cancel()
+            pool.shutdown(wait=True)
+            if writers:
+                writers[0].abort()
             raise
     if write:
         write_json(run_dir / "summary.json", summary)

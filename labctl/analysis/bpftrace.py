@@ -18,13 +18,15 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import BlockReader, ParseStats
 from labctl.analysis.native import scanner
 from labctl.analysis.series import Column, SeriesStore, joined
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SOURCE = "bpftrace"
 SUM_MAPS = ("read_bytes", "write_bytes", "read_calls", "write_calls", "fsync_calls")
@@ -323,6 +325,8 @@ def parse_bpftrace(path: Path, host: str, store: SeriesStore, clock: HostClock,
 
 def _merge(parts: list[_Part], path: Path, host: str, store: SeriesStore, clock: HostClock,
            offset: float) -> BpfResult:
+    import numpy as np  # here, not at import: the trace's scan starts before numpy has loaded
+
     stats = ParseStats(SOURCE, str(path))
     res = BpfResult(stats, {m: Counter() for m in SUM_MAPS}, {m: Counter() for m in HIST_MAPS})
     ns_parts, dt_parts = [], []
@@ -360,6 +364,8 @@ def _merge(parts: list[_Part], path: Path, host: str, store: SeriesStore, clock:
 def _intervals(ns: np.ndarray, prev: int | None) -> np.ndarray:
     """Seconds since the previous tick (or the marker before the first); 1.0 where that is unknown or not
     positive."""
+    import numpy as np
+
     before = np.empty_like(ns)
     before[1:] = ns[:-1]
     before[0] = prev if prev is not None else 0

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-import numpy as np
-
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import BlockReader, ParseStats
 from labctl.analysis.native import scanner
@@ -339,10 +337,9 @@ class _LogParse:
                 prev_entry = prev.entry or _entry(prev.body, self.mount, stats)
                 metrics = interval_metrics(prev_entry, entry, dt, stats)  # type: ignore[arg-type]
                 if metrics is not None:
-                    ts = self.clock.host(epoch)
                     for metric, unit, value in [*metrics, ("nfs.interval_s", "s", dt)]:
                         times, values = self._columns(metric, unit)
-                        times.append(ts)
+                        times.append(epoch)  # host clock; corrected once the column is joined
                         values.append(value)
                     stats.records += len(metrics)
         self.prev = _Prev(mono, entry, body)
@@ -373,7 +370,7 @@ class _LogParse:
                 view, pos, end, prev.mono, prev.body)
         for metric, unit, epochs, values in cols:
             times, column = self._columns(metric, unit)
-            times.add_chunk(self.clock.host(np.frombuffer(epochs, dtype=np.float64)))
+            times.add_chunk(epochs)  # host epochs: the clock correction is applied to the joined column
             column.add_chunk(values)
         self.stats.records += records
         self.stats.lines += lines
@@ -471,7 +468,7 @@ def parse_mountstats_log(path: Path, host: str, store: SeriesStore, clock: HostC
         for key, cols in part.columns.items():
             columns.setdefault(key, []).append(cols)
     for (metric, unit), cols in columns.items():
-        times, values = joined([t for t, _ in cols]), joined([v for _, v in cols])
+        times, values = clock.host(joined([t for t, _ in cols])), joined([v for _, v in cols])
         store.extend(host, -1, SOURCE, metric, unit, times, values)
     return stats, parts[0].info
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 SeriesKey = tuple[str, int, str, str]  # host, gpu (-1 = host level), source, metric
 
@@ -67,6 +69,8 @@ class Column:
         if self.tail:
             return self.tail[-1]
         if self._last is None:
+            import numpy as np
+
             self._last = np.frombuffer(self.chunks[-1], dtype=self.tail.typecode)[-1].item()
         return self._last
 
@@ -77,6 +81,8 @@ class Column:
 
 def joined(columns: list[Column]) -> np.ndarray:
     """The items of several columns of one type, in order, as one new array (a single copy)."""
+    import numpy as np  # here, not at import: the parsers start before numpy has loaded
+
     typecode = columns[0].typecode if columns else "d"
     parts = [np.frombuffer(c, dtype=typecode) for col in columns for c in (*col.chunks, col.tail)
              if memoryview(c).nbytes]

@@ -175,3 +175,23 @@ def test_nfsiostat_values_after_a_garbled_timestamp_are_not_given_the_last_block
     stats = parse_nfsiostat(p, "h", store, HostClock())
     assert values(store, "nfsiostat.getattr.ops_rate") == [2.0]
     assert stats.skipped["bad_ts_line"] == 1
+
+
+@pytest.mark.parametrize("pure", [True, False])
+def test_mountstats_times_are_moved_onto_the_controller_clock(tmp_path, store, monkeypatch, pure):
+    """Each interval is stamped with its snapshot's host epoch minus the host's clock offset."""
+    from labctl.analysis.native import PURE_ENV
+    from tests.report.conftest import times
+
+    if pure:
+        monkeypatch.setenv(PURE_ENV, "1")
+    else:
+        monkeypatch.delenv(PURE_ENV, raising=False)
+    a1 = (FIXTURES / "mountstats_a1_v41.txt").read_text()
+    snap2 = (FIXTURES / "mountstats_a1_v41_snap2_synthetic.txt").read_text()
+    p = tmp_path / "mountstats.log"
+    p.write_text("".join(f"#ts {1000 + 5 * k}.000 {500 + 5 * k}.000\n{body}"
+                         for k, body in enumerate([a1, snap2, snap2, snap2])))
+    parse_mountstats_log(p, "h", store, HostClock(offset_s=2.5))
+    assert times(store, "nfs.read.ops_rate") == [1002.5, 1007.5, 1012.5]
+    assert times(store, "nfs.interval_s") == [1002.5, 1007.5, 1012.5]

@@ -137,6 +137,7 @@ def test_the_timeline_written_while_parsing_holds_every_binned_value(tmp_path):
 
 def test_a_failed_analysis_leaves_no_timeline_behind(tmp_path, monkeypatch):
     from labctl.analysis import analyse as analyse_module
+    from labctl.analysis import metrics
     from labctl.analysis.synth import SynthSpec, write_run
 
     write_run(tmp_path / "run", SynthSpec(sources=("dmon", "mountstats", "nfsiostat")))
@@ -144,7 +145,7 @@ def test_a_failed_analysis_leaves_no_timeline_behind(tmp_path, monkeypatch):
     def broken(*_args, **_kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(analyse_module, "summarize", broken)
+    monkeypatch.setattr(metrics, "summarize", broken)
     with pytest.raises(RuntimeError):
         analyse_module.analyse(tmp_path / "run")
     assert not list((tmp_path / "run").glob("timeline.parquet*"))
