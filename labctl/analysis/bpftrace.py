@@ -332,8 +332,7 @@ def _merge(parts: list[_Part], path: Path, host: str, store: SeriesStore, clock:
     ns_parts, dt_parts = [], []
     prev: int | None = None
     for part in parts:
-        stats.lines += part.stats.lines
-        stats.skipped.update(part.stats.skipped)
+        stats.add(part.stats)
         if part.first_prev is not None:
             prev = part.first_prev
         ns = part.ticks.numpy()

@@ -306,8 +306,8 @@ class _Prev:
 class _LogParse:
     """State of the parse of one log (or one range of it): its series are kept as columns."""
 
-    def __init__(self, path: Path, host: str, clock: HostClock, mount: str | None) -> None:
-        self.host, self.clock, self.mount = host, clock, mount
+    def __init__(self, path: Path, mount: str | None) -> None:
+        self.mount = mount
         self.stats = ParseStats(SOURCE, str(path))
         self.prev: _Prev | None = None
         self.info: MountInfo | None = None
@@ -433,9 +433,9 @@ def _split(path: Path, mount: str | None) -> tuple[int, _Prev] | None:
     return None
 
 
-def _parse_range(path: Path, host: str, clock: HostClock, mount: str | None, start: int, stop: int | None,
+def _parse_range(path: Path, mount: str | None, start: int, stop: int | None,
                  prev: _Prev | None) -> _LogParse:
-    state = _LogParse(path, host, clock, mount)
+    state = _LogParse(path, mount)
     state.prev = prev
     scan = scanner()
     for buf, pos, end, n in _regions(path, state.stats, start, stop):
@@ -453,18 +453,16 @@ def parse_mountstats_log(path: Path, host: str, store: SeriesStore, clock: HostC
     threads (the scanner runs without the GIL) and joined."""
     cut = _split(path, mount) if scanner() is not None and path.stat().st_size >= PARALLEL_MIN else None
     if cut is None:
-        parts = [_parse_range(path, host, clock, mount, 0, None, None)]
+        parts = [_parse_range(path, mount, 0, None, None)]
     else:
         with ThreadPoolExecutor(2) as pool:
-            jobs = [pool.submit(_parse_range, path, host, clock, mount, 0, cut[0], None),
-                    pool.submit(_parse_range, path, host, clock, mount, cut[0], None, cut[1])]
+            jobs = [pool.submit(_parse_range, path, mount, 0, cut[0], None),
+                    pool.submit(_parse_range, path, mount, cut[0], None, cut[1])]
             parts = [job.result() for job in jobs]
     stats = ParseStats(SOURCE, str(path))
     columns: dict[tuple[str, str], list[tuple[Column, Column]]] = {}
     for part in parts:
-        stats.lines += part.stats.lines
-        stats.records += part.stats.records
-        stats.skipped.update(part.stats.skipped)
+        stats.add(part.stats)
         for key, cols in part.columns.items():
             columns.setdefault(key, []).append(cols)
     for (metric, unit), cols in columns.items():
@@ -476,7 +474,7 @@ def parse_mountstats_log(path: Path, host: str, store: SeriesStore, clock: HostC
 def first_mount_info(path: Path, mount: str | None = None) -> MountInfo | None:
     """The mount as the log's first complete snapshot shows it (what `parse_mountstats_log` returns), without
     reading the rest."""
-    state = _LogParse(path, "", HostClock(), mount)
+    state = _LogParse(path, mount)
     for buf, pos, end, n in _regions(path, state.stats, size=64 << 10):  # one snapshot is wanted
         state.snapshots(None, buf, pos, end, n, until_info=True)
         if state.info is not None:

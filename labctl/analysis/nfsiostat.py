@@ -39,6 +39,7 @@ def _cell(text: str) -> float:
 _Column = tuple[str, str, float, str | None]  # metric, unit, scale, the `.bytes` metric of a rate
 _TOP: list[_Column] = [("nfsiostat.rpc.ops_rate", "ops/s", 1.0, None),  # the `ops/s  rpc bklog` line
                        ("nfsiostat.rpc.backlog", "count", 1.0, None)]
+_TOP_PENDING = ("top", _TOP)  # what the `ops/s  rpc bklog` line leaves pending
 
 
 def _column(op: str, cell: str) -> _Column:
@@ -67,9 +68,15 @@ class _Parse:
         self.headers: dict[str, tuple[str, list[_Column]]] = {}  # op header line -> (op, its columns)
         self.made: dict[str, Series] = {}
 
+    def series(self, metric: str, unit: str) -> Series:
+        """The store's series for `metric` (looked up once per parse)."""
+        s = self.made.get(metric)
+        if s is None:
+            s = self.made[metric] = self.store.series_for(self.host, -1, SOURCE, metric, unit)
+        return s
+
     def add(self, metric: str, unit: str, value: float) -> None:
-        s = self.made.get(metric) or self.made.setdefault(
-            metric, self.store.series_for(self.host, -1, SOURCE, metric, unit))
+        s = self.series(metric, unit)
         s.ts.append(self.ts)  # type: ignore[arg-type]
         s.values.append(value)
         self.stats.records += 1
@@ -103,7 +110,7 @@ class _Parse:
             self._values(kind, columns, _VALUE_CELLS.findall(stripped))
             return
         if "rpc bklog" in stripped:
-            self.pending = ("top", _TOP)
+            self.pending = _TOP_PENDING
             return
         known = self.headers.get(stripped)
         if known is None and (oh := _OP_HEADER.match(stripped)):
@@ -197,21 +204,19 @@ class _Native:
                 headers.append((stripped.encode(), tuple(
                     (self._id(metric, unit), scale, self._id(bm, "B") if bm else -1)
                     for metric, unit, scale, bm in columns)))
-        pending = -1 if p.pending is None else -2 if p.pending[0] == "top" and p.pending[1] is _TOP else next(
+        pending = -1 if p.pending is None else -2 if p.pending is _TOP_PENDING else next(
             (k for k, known in enumerate(keys) if known is p.pending), None)
         if pending is None:  # awaiting the values of a header the scanner was not given
             return pos
         out = self.scan.nfsiostat(data, pos, (p.ts, p.emit, p.block_prev, pending), p.clock.offset_s, mounts,
                                   headers, self.top, p.nconnect > 1, len(self.metrics))
         stop, (p.ts, p.emit, p.block_prev, k), cur, lasts, cols, records, lines, skipped = out
-        p.pending = None if k == -1 else ("top", _TOP) if k == -2 else keys[k]
+        p.pending = None if k == -1 else _TOP_PENDING if k == -2 else keys[k]
         p.last_ts.update(zip(names, lasts, strict=True))
         if cur >= 0:
             p.mount = names[cur]
         for sid, ts, values in cols:
-            metric, unit = self.metrics[sid]
-            s = p.made.get(metric) or p.made.setdefault(
-                metric, p.store.series_for(p.host, -1, SOURCE, metric, unit))
+            s = p.series(*self.metrics[sid])
             s.ts.frombytes(ts)
             s.values.frombytes(values)
         p.stats.records += records

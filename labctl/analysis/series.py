@@ -40,7 +40,6 @@ class Column:
         self.chunks: list[bytes | array | np.ndarray] = []
         self.tail = array(typecode)  # single appends since the last chunk
         self.n = 0  # items in chunks
-        self._last: float | int | None = None
 
     def append(self, value: float | int) -> None:
         self.tail.append(value)
@@ -54,7 +53,6 @@ class Column:
             self._seal()
         self.chunks.append(data)
         self.n += size
-        self._last = None
 
     def _seal(self) -> None:
         self.chunks.append(self.tail)
@@ -68,11 +66,9 @@ class Column:
         """The last item (IndexError when empty)."""
         if self.tail:
             return self.tail[-1]
-        if self._last is None:
-            import numpy as np
+        import numpy as np
 
-            self._last = np.frombuffer(self.chunks[-1], dtype=self.tail.typecode)[-1].item()
-        return self._last
+        return np.frombuffer(self.chunks[-1], dtype=self.typecode)[-1].item()
 
     def numpy(self) -> np.ndarray:
         """All items, in order, as one new array."""

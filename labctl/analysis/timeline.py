@@ -94,7 +94,8 @@ ROWS_PER_GROUP = 1 << 20  # rows per Parquet row group; the table is built and w
 
 
 def _dictionaries(binned: dict[SeriesKey, Binned]) -> dict[str, list[str]]:
-    """The values of each text column over the whole timeline (one dictionary shared by every row group)."""
+    """The values of each text column over these series (the dictionary of the row groups written with
+    them)."""
     return {"host": sorted({k[0] for k in binned}), "source": sorted({k[2] for k in binned}),
             "metric": sorted({k[3] for k in binned}), "unit": sorted({b.unit for b in binned.values()})}
 
