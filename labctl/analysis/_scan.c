@@ -174,12 +174,20 @@ static int tick_line(State *st, const char *p, const char *end) {
     return 1;
 }
 
+/* A map's `<name>": <open>` after its `@`: the name's index among `names` (p moved past `open`), or -1. */
+static int map_name(const char **p, const char *end, const char *const *names, int n, const char *open) {
+    const char *name = *p, *q = *p;
+    while (q < end && *q != '"') q++;
+    int i = name_index(name, q, names, n);
+    if (i < 0 || !lit(&q, end, "\": ", 3) || !lit(&q, end, open, 1)) return -1;
+    *p = q;
+    return i;
+}
+
 /* `{"type": "map", "data": {"@<sum map>": {"<comm>": <n>, ...}}}` with at least one pair. */
 static int map_line(State *st, const char *p, const char *end) {
-    const char *name = p;
-    while (p < end && *p != '"') p++;
-    int m = name_index(name, p, SUM_NAMES, NSUM);
-    if (m < 0 || !lit(&p, end, "\": {", 4)) return 0;
+    int m = map_name(&p, end, SUM_NAMES, NSUM, "{");
+    if (m < 0) return 0;
     const char *keys[MAXPAIRS];
     Py_ssize_t lens[MAXPAIRS];
     int64_t vals[MAXPAIRS], total = 0;
@@ -233,10 +241,8 @@ static int map_line(State *st, const char *p, const char *end) {
 
 /* `{"type": "hist", "data": {"@<hist map>": [{"min": a, "max": b, "count": n}, ...]}}` */
 static int hist_line(State *st, const char *p, const char *end) {
-    const char *name = p;
-    while (p < end && *p != '"') p++;
-    int h = name_index(name, p, HIST_NAMES, NHIST);
-    if (h < 0 || !lit(&p, end, "\": [", 4)) return 0;
+    int h = map_name(&p, end, HIST_NAMES, NHIST, "[");
+    if (h < 0) return 0;
     Bucket got[MAXPAIRS];
     int n = 0;
     for (;;) {
