@@ -110,10 +110,39 @@ static int decimal(const char *p, const char *e, double *out) {
     return 1;
 }
 
+/* Whether the n bytes at a and b are equal (memcmp(a, b, n) == 0) without a library call, in 8-byte words
+ * (the hot comparisons are short: a comm, a bucket's text, a literal). */
+static inline __attribute__((always_inline)) int same_bytes(const char *a, const char *b, size_t n) {
+    uint64_t x, y;
+    if (n >= 8) {
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y) return 0;
+        }
+        if (i == n) return 1;
+        memcpy(&x, a + n - 8, 8); /* the tail, overlapping the last word */
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        uint32_t u, v, w, z;
+        memcpy(&u, a, 4);
+        memcpy(&v, b, 4);
+        memcpy(&w, a + n - 4, 4);
+        memcpy(&z, b + n - 4, 4);
+        return u == v && w == z;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
 /* Match the literal `s` (length n) at *p, advancing past it. */
 static inline __attribute__((always_inline)) int lit(const char **p, const char *end, const char *s,
                                                      size_t n) {
-    if ((size_t)(end - *p) < n || memcmp(*p, s, n) != 0) return 0;
+    if ((size_t)(end - *p) < n || !same_bytes(*p, s, n)) return 0;
     *p += n;
     return 1;
 }
@@ -142,10 +171,46 @@ static int int_(const char **p, const char *end, int64_t *out) {
     return 1;
 }
 
-/* The index of the name [p, q) among `names`, or -1. */
-static int name_index(const char *p, const char *q, const char *const *names, int n) {
-    for (int i = 0; i < n; i++)
-        if (names[i][0] == *p && strncmp(names[i], p, q - p) == 0 && names[i][q - p] == '\0') return i;
+/* A fixed list of names found by a hash of (length, first, last character): a name that is not in the list
+ * (most of a mountstats entry's op lines) mostly lands in an empty bucket and costs no comparison. */
+#define NAME_BUCKETS 256
+#define NAME_PER_BUCKET 4
+typedef struct {
+    const char *const *names;
+    int n;
+    size_t len[32];
+    signed char bucket[NAME_BUCKETS][NAME_PER_BUCKET]; /* indices into names, -1 after the last */
+} Names;
+
+static unsigned name_hash(const char *p, size_t len) {
+    return (unsigned)(len * 31u + (unsigned char)p[0] * 7u + (unsigned char)p[len - 1]) % NAME_BUCKETS;
+}
+
+/* Fill `t` for `names` (at most 32, none empty); 0 when a bucket overflows (a list this hash cannot take). */
+static int names_init(Names *t, const char *const *names, int n) {
+    t->names = names;
+    t->n = n;
+    memset(t->bucket, -1, sizeof t->bucket);
+    for (int i = 0; i < n; i++) {
+        t->len[i] = strlen(names[i]);
+        signed char *b = t->bucket[name_hash(names[i], t->len[i])];
+        int k = 0;
+        while (k < NAME_PER_BUCKET && b[k] >= 0) k++;
+        if (k == NAME_PER_BUCKET || t->len[i] == 0 || i >= 32) return 0;
+        b[k] = (signed char)i;
+    }
+    return 1;
+}
+
+static Names SUM_TABLE, HIST_TABLE, OPS_TABLE; /* filled at import (OPS_TABLE once OPS is defined) */
+
+/* The index of the name [p, q) among `t`'s names, or -1. */
+static int name_index(const char *p, const char *q, const Names *t) {
+    size_t len = (size_t)(q - p);
+    if (len == 0) return -1;
+    const signed char *b = t->bucket[name_hash(p, len)];
+    for (int k = 0; k < NAME_PER_BUCKET && b[k] >= 0; k++)
+        if (t->len[b[k]] == len && same_bytes(t->names[b[k]], p, len)) return b[k];
     return -1;
 }
 
@@ -175,10 +240,10 @@ static int tick_line(State *st, const char *p, const char *end) {
 }
 
 /* A map's `<name>": <open>` after its `@`: the name's index among `names` (p moved past `open`), or -1. */
-static int map_name(const char **p, const char *end, const char *const *names, int n, const char *open) {
+static int map_name(const char **p, const char *end, const Names *names, const char *open) {
     const char *name = *p, *q = *p;
     while (q < end && *q != '"') q++;
-    int i = name_index(name, q, names, n);
+    int i = name_index(name, q, names);
     if (i < 0 || !lit(&q, end, "\": ", 3) || !lit(&q, end, open, 1)) return -1;
     *p = q;
     return i;
@@ -186,17 +251,18 @@ static int map_name(const char **p, const char *end, const char *const *names, i
 
 /* `{"type": "map", "data": {"@<sum map>": {"<comm>": <n>, ...}}}` with at least one pair. */
 static int map_line(State *st, const char *p, const char *end) {
-    int m = map_name(&p, end, SUM_NAMES, NSUM, "{");
+    int m = map_name(&p, end, &SUM_TABLE, "{");
     if (m < 0) return 0;
     const char *keys[MAXPAIRS];
     Py_ssize_t lens[MAXPAIRS];
     int64_t vals[MAXPAIRS], total = 0;
-    int n = 0;
+    int n = 0, same[MAXPAIRS]; /* same[i]: key i is the table's key i (the usual order) */
     for (;;) {
         if (n == MAXPAIRS || !lit(&p, end, "\"", 1)) return 0;
         const char *k = p;
         const KeyCount *usual = n < st->ncomms[m] ? &st->comms[m][n] : NULL; /* lines repeat their comms */
-        if (usual && end - k > usual->len && memcmp(k, usual->key, usual->len) == 0 && k[usual->len] == '"')
+        same[n] = usual && end - k > usual->len && same_bytes(k, usual->key, usual->len) && k[usual->len] == '"';
+        if (same[n])
             p = k + usual->len; /* where the scan below would stop: a table key holds none of its stops */
         else
             while (p < end && *p != '"' && *p != '\\' && *p != '{' && *p != '}') p++;
@@ -213,9 +279,10 @@ static int map_line(State *st, const char *p, const char *end) {
     int slot[MAXPAIRS], added = 0, nt = st->ncomms[m];
     unsigned stamp = new_stamp(st);
     for (int i = 0; i < n; i++) { /* check everything first: a line is taken whole or not at all */
-        int j = i < nt && table[i].len == lens[i] && memcmp(table[i].key, keys[i], lens[i]) == 0 ? i : -1;
+        int j = same[i] || (i < nt && table[i].len == lens[i] && same_bytes(table[i].key, keys[i], lens[i]))
+                    ? i : -1;
         for (int t = 0; j < 0 && t < nt; t++) /* lines repeat their comms in order: slot i is the usual one */
-            if (table[t].len == lens[i] && memcmp(table[t].key, keys[i], lens[i]) == 0) j = t;
+            if (table[t].len == lens[i] && same_bytes(table[t].key, keys[i], lens[i])) j = t;
         slot[i] = j;
         if (j >= 0) {
             int64_t sum;
@@ -224,7 +291,7 @@ static int map_line(State *st, const char *p, const char *end) {
             continue;
         }
         for (int k = 0; k < i; k++)
-            if (slot[k] < 0 && lens[k] == lens[i] && memcmp(keys[k], keys[i], lens[i]) == 0) return 0;
+            if (slot[k] < 0 && lens[k] == lens[i] && same_bytes(keys[k], keys[i], lens[i])) return 0;
         added++;
     }
     if (st->ncomms[m] + added > MAXKEYS) return 0;
@@ -241,7 +308,7 @@ static int map_line(State *st, const char *p, const char *end) {
 
 /* `{"type": "hist", "data": {"@<hist map>": [{"min": a, "max": b, "count": n}, ...]}}` */
 static int hist_line(State *st, const char *p, const char *end) {
-    int h = map_name(&p, end, HIST_NAMES, NHIST, "[");
+    int h = map_name(&p, end, &HIST_TABLE, "[");
     if (h < 0) return 0;
     Bucket got[MAXPAIRS];
     int n = 0;
@@ -250,7 +317,7 @@ static int hist_line(State *st, const char *p, const char *end) {
         if (n == MAXPAIRS) return 0;
         const Bucket *usual = n < st->nhist[h] ? &st->hist[h][n] : NULL; /* lines repeat their buckets */
         b->text = p;
-        if (usual && end - p > usual->text_len && memcmp(p, usual->text, usual->text_len) == 0) {
+        if (usual && end - p > usual->text_len && same_bytes(p, usual->text, usual->text_len)) {
             b->lo = usual->lo; /* the same text reads as the same bounds */
             b->hi = usual->hi;
             p += usual->text_len;
@@ -513,7 +580,7 @@ static int token(const char **p, const char *end) { /* \S+ */
 
 /* The value of `\t<key>:\t<value>` at line start p (key given with its ":\t"), or NULL. */
 static const char *key_line(const char *p, const char *lend, const char *key, size_t n) {
-    return (size_t)(lend - p) >= n + 1 && memcmp(p + 1, key, n) == 0 ? p + 1 + n : NULL;
+    return (size_t)(lend - p) >= n + 1 && same_bytes(p + 1, key, n) ? p + 1 + n : NULL;
 }
 
 /* One `\txprt:\t<proto> <numbers>` line [p, lend): its sends and backlog added; 0 if not exactly that. */
@@ -527,7 +594,7 @@ static int xprt_line(const char *p, const char *lend, Snap *s) {
     i128 v[MAXF + 8];
     int n = ints(nums, q, v, MAXF + 8);
     if (n < 0) return 0;
-    int udp = nums - 1 - w == 3 && memcmp(w, "udp", 3) == 0;
+    int udp = nums - 1 - w == 3 && same_bytes(w, "udp", 3);
     int i = udp ? 2 : 5, j = udp ? 5 : 8;
     if (n > j) {
         s->sends += v[i];
@@ -542,12 +609,12 @@ static int snap_parse(const char *b, Py_ssize_t len, Snap *s) {
     const char *e = b + len, *p = b;
     memset(s->nf, 0, sizeof s->nf);
     s->nops = 0;
-    if (len < 7 || memcmp(b, "device ", 7) != 0) return 0;
+    if (len < 7 || !same_bytes(b, "device ", 7)) return 0;
     const char *nl = memchr(b, '\n', len);
     if (nl == NULL) return 0;
     p += 7;
     if (!token(&p, nl) || !lit(&p, nl, " mounted on ", 12) || !token(&p, nl) ||
-        !lit(&p, nl, " with fstype ", 13) || nl - p < 3 || memcmp(p, "nfs", 3) != 0 || !token(&p, nl))
+        !lit(&p, nl, " with fstype ", 13) || nl - p < 3 || !same_bytes(p, "nfs", 3) || !token(&p, nl))
         return 0;
     const char *ops_at = memmem(b, len, "per-op statistics", 17);
     if (ops_at == NULL) return 0;
@@ -563,8 +630,8 @@ static int snap_parse(const char *b, Py_ssize_t len, Snap *s) {
     s->lines = 2; /* the device line, the marker's line */
     for (p = nl + 1; p < ops_line; s->lines++) {
         const char *lend = memchr(p, '\n', ops_line - p);
-        if (lend - p >= 7 && memcmp(p, "device ", 7) == 0) return 0; /* a second entry */
-        if (lend - p >= 4 && memcmp(p, "#ts ", 4) == 0) return 0;     /* another snapshot's head */
+        if (lend - p >= 7 && same_bytes(p, "device ", 7)) return 0; /* a second entry */
+        if (lend - p >= 4 && same_bytes(p, "#ts ", 4)) return 0;     /* another snapshot's head */
         if (*p == '\t') {
             if (!opts && (f = key_line(p, lend, "opts:\t", 6))) opts = f;
             else if (!age && (f = key_line(p, lend, "age:\t", 5))) age = f, age_end = lend;
@@ -596,7 +663,7 @@ static int snap_parse(const char *b, Py_ssize_t len, Snap *s) {
         while (q < lend && ((*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '_')) q++;
         const char *name_end = q;
         if (name == name_end || !lit(&q, lend, ": ", 2)) return 0;
-        int k = name_index(name, name_end, OPS, NOPS);
+        int k = name_index(name, name_end, &OPS_TABLE);
         if (k < 0) { /* an op Python reads (`[ \t]NAME: digits\n`) can hide in the rest only after a ':' */
             if (memchr(q, ':', lend - q) != NULL) return 0;
             continue;
@@ -781,7 +848,7 @@ static PyObject *mountstats(PyObject *self, PyObject *args) {
         while (p < stop) {
             double epoch, mono;
             const char *body, *sep, *body_end;
-            if (stop - p < 4 || memcmp(p, "#ts ", 4) != 0) break;
+            if (stop - p < 4 || !same_bytes(p, "#ts ", 4)) break;
             /* The next "\n#ts " is looked for near where the last snapshot's length puts it; a body that then
              * parses has no line starting with "#ts " (snap_parse refuses one), so that is the first one.
              * Otherwise the search starts over from here, as the plain rule says. */
@@ -998,7 +1065,7 @@ static int nf_line(NfState *st, const char *p, const char *e) {
     unsigned seen = 0; /* one pass, no branch: the classes of all its characters */
     for (const char *r = p; r < e; r++) seen |= NF_CLASS[(unsigned char)*r];
     if (seen & NF_ODD) return 0;
-    if (e - p >= 4 && memcmp(p, "#ts ", 4) == 0) { /* float(line.split()[1]) */
+    if (e - p >= 4 && same_bytes(p, "#ts ", 4)) { /* float(line.split()[1]) */
         const char *q = p + 4, *t;
         while (q < e && (*q == ' ' || *q == '\t')) q++;
         t = q;
@@ -1015,7 +1082,7 @@ static int nf_line(NfState *st, const char *p, const char *e) {
         st->emit = 0; /* a new sample: nothing is emitted until its mount line */
         return 1;
     }
-    if (e - p >= 9 && memcmp(p, "Timestamp", 9) == 0) return 0;
+    if (e - p >= 9 && same_bytes(p, "Timestamp", 9)) return 0;
     while (p < e && (*p == ' ' || *p == '\t')) p++;
     while (e > p && (e[-1] == ' ' || e[-1] == '\t')) e--;
     if (p == e) return 1;
@@ -1025,7 +1092,7 @@ static int nf_line(NfState *st, const char *p, const char *e) {
         if (!st->has_ts) return 0;
         for (int j = 0; j < st->nmounts; j++) {
             NfMount *m = &st->mounts[j];
-            if (m->len != len || memcmp(m->line, p, len) != 0) continue;
+            if (m->len != len || !same_bytes(m->line, p, len)) continue;
             st->pending = -1;
             st->emit = 1;
             st->has_prev = 1;
@@ -1046,7 +1113,7 @@ static int nf_line(NfState *st, const char *p, const char *e) {
         return 1;
     }
     for (int k = 0; k < st->nheaders; k++)
-        if (st->headers[k].len == len && memcmp(st->headers[k].line, p, len) == 0) {
+        if (st->headers[k].len == len && same_bytes(st->headers[k].line, p, len)) {
             st->pending = k;
             return 1;
         }
@@ -1200,5 +1267,10 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_scan", "labctl's co
 PyMODINIT_FUNC PyInit__scan(void) {
     if (PyType_Ready(&BufType) < 0) return NULL;
     nf_classes();
+    if (!names_init(&SUM_TABLE, SUM_NAMES, NSUM) || !names_init(&HIST_TABLE, HIST_NAMES, NHIST) ||
+        !names_init(&OPS_TABLE, OPS, NOPS)) {
+        PyErr_SetString(PyExc_RuntimeError, "_scan: a name table does not fit its hash (change name_hash)");
+        return NULL;
+    }
     return PyModule_Create(&module);
 }
