@@ -14,7 +14,7 @@ from labctl.analysis import lines
 from labctl.analysis.clock import HostClock, naive_epoch
 from labctl.analysis.lines import BlockReader, ParseStats
 from labctl.analysis.native import scanner
-from labctl.analysis.series import Series, SeriesStore
+from labctl.analysis.series import Column, SeriesStore
 
 SOURCE = "nfsiostat"
 _MOUNT = re.compile(r"^(?P<export>\S+) mounted on (?P<mount>.+?):?\s*$")
@@ -66,20 +66,26 @@ class _Parse:
         self.emit = False
         self.block_prev: float | None = None
         self.headers: dict[str, tuple[str, list[_Column]]] = {}  # op header line -> (op, its columns)
-        self.made: dict[str, Series] = {}
+        self.made: dict[str, tuple[str, Column, Column]] = {}  # metric -> unit, times, values (in order)
 
-    def series(self, metric: str, unit: str) -> Series:
-        """The store's series for `metric` (looked up once per parse)."""
-        s = self.made.get(metric)
-        if s is None:
-            s = self.made[metric] = self.store.series_for(self.host, -1, SOURCE, metric, unit)
-        return s
+    def columns(self, metric: str, unit: str) -> tuple[Column, Column]:
+        """The times and values of `metric` so far (joined and put in the store by `finish`)."""
+        made = self.made.get(metric)
+        if made is None:
+            made = self.made[metric] = (unit, Column("d"), Column("d"))
+        return made[1], made[2]
 
     def add(self, metric: str, unit: str, value: float) -> None:
-        s = self.series(metric, unit)
-        s.ts.append(self.ts)  # type: ignore[arg-type]
-        s.values.append(value)
+        ts, values = self.columns(metric, unit)
+        ts.append(self.ts)  # type: ignore[arg-type]
+        values.append(value)
         self.stats.records += 1
+
+    def finish(self) -> None:
+        """Every series into the store, each joined once (growing arrays block by block would copy them at
+        every block)."""
+        for metric, (unit, ts, values) in self.made.items():
+            self.store.extend(self.host, -1, SOURCE, metric, unit, ts.numpy(), values.numpy())
 
     def line(self, line: str) -> None:
         stats = self.stats
@@ -216,9 +222,9 @@ class _Native:
         if cur >= 0:
             p.mount = names[cur]
         for sid, ts, values in cols:
-            s = p.series(*self.metrics[sid])
-            s.ts.frombytes(ts)
-            s.values.frombytes(values)
+            ts_col, values_col = p.columns(*self.metrics[sid])
+            ts_col.add_chunk(ts)
+            values_col.add_chunk(values)
         p.stats.records += records
         p.stats.lines += lines
         for reason, n in skipped.items():
@@ -251,4 +257,5 @@ def parse_nfsiostat(path: Path, host: str, store: SeriesStore, clock: HostClock,
     if reader.rest:
         p.stats.lines += 1
         p.stats.skip("truncated_last_line")
+    p.finish()
     return p.stats
