@@ -6,7 +6,7 @@ import json
 import re
 import statistics
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,9 +163,7 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
     store, w = run.store, run.warnings
     trace, offset = _start_bpftrace(host, d, w)  # a large trace is parsed by workers meanwhile
     try:
-        series = _load_nfs_logs(run, host, d, clock, mount_path, manifest_opts, progress, meanwhile)
-        if logs_parsed is not None and series:
-            logs_parsed(series)
+        _load_nfs_logs(run, host, d, clock, mount_path, manifest_opts, progress, meanwhile, logs_parsed)
         if trace is not None:
             _told(progress, host, trace.path)
             res = trace.result(host, store, clock, offset)
@@ -191,35 +189,40 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
 
 
 def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
-                   manifest_opts: Any, progress: Progress,
-                   meanwhile: Callable[[], object] | None) -> dict[SeriesKey, Series]:
+                   manifest_opts: Any, progress: Progress, meanwhile: Callable[[], object] | None,
+                   logs_parsed: Callable[[dict[SeriesKey, Series]], object] | None) -> None:
     """mountstats.log and nfsiostat.log, parsed side by side in threads (the compiled scanners run without the
-    GIL), each into its own store, merged in that order (and returned); `meanwhile` is called once both are
-    under way."""
+    GIL), each into its own store, merged in that order; `meanwhile` is called once both are under way, and
+    `logs_parsed` given nfsiostat's series once it is parsed (mountstats may still be running: it has more to
+    read), then mountstats' (a fixed order, so that the timeline's rows come in the same order every time)."""
     ms, nf = d / "mountstats.log", d / "nfsiostat.log"
     ms_store, nf_store = SeriesStore(), SeriesStore()
     with ThreadPoolExecutor(2) as pool:
-        ms_job = nf_job = None
+        jobs: dict[Future, SeriesStore] = {}
         if ms.exists():
             _told(progress, host, ms)
-            ms_job = pool.submit(parse_mountstats_log, ms, host, ms_store, clock, mount=mount_path)
+            jobs[pool.submit(parse_mountstats_log, ms, host, ms_store, clock, mount=mount_path)] = ms_store
         if nf.exists():
             _told(progress, host, nf)
             info = first_mount_info(ms, mount_path) if ms.exists() else None  # the effective nconnect
             opts = info.opts if info is not None else manifest_opts
-            nf_job = pool.submit(parse_nfsiostat, nf, host, nf_store, clock, nconnect=_nconnect(opts))
+            jobs[pool.submit(parse_nfsiostat, nf, host, nf_store, clock, nconnect=_nconnect(opts))] = nf_store
         if meanwhile is not None:
             meanwhile()
-        if ms_job is not None:
-            stats, info = ms_job.result()
-            run.parse.append(stats)
-            if info is not None:
-                run.mounts[host] = info
-        if nf_job is not None:
-            run.parse.append(nf_job.result())
+        results = {}
+        for job in sorted(jobs, key=lambda job: jobs[job] is ms_store):  # nfsiostat first
+            results[jobs[job]] = job.result()
+            if logs_parsed is not None and jobs[job].series:
+                logs_parsed(jobs[job].series)
+    if ms_store in results:
+        stats, info = results[ms_store]
+        run.parse.append(stats)
+        if info is not None:
+            run.mounts[host] = info
+    if nf_store in results:
+        run.parse.append(results[nf_store])
     run.store.series.update(ms_store.series)
     run.store.series.update(nf_store.series)
-    return {**ms_store.series, **nf_store.series}
 
 
 def _start_bpftrace(host: str, d: Path, w: list[str]) -> tuple[PendingParse | None, float]:
