@@ -353,7 +353,9 @@ def _merge(parts: list[_Part], path: Path, host: str, store: SeriesStore, clock:
         res.lost_events += part.lost_events
         res.probes = part.probes if part.probes is not None else res.probes
     if ns_parts:
-        ticks = clock.host(np.concatenate(ns_parts) / 1e9 + offset)
+        ticks = np.concatenate(ns_parts) / 1e9
+        ticks += offset
+        clock.host_in_place(ticks)
         cols = {m: joined([part.sums[m] for part in parts]) for m in SUM_MAPS}
         _emit(store, host, ticks, np.concatenate(dt_parts), cols)
         stats.records = ticks.size * len(SUM_MAPS)
@@ -365,13 +367,16 @@ def _intervals(ns: np.ndarray, prev: int | None) -> np.ndarray:
     positive."""
     import numpy as np
 
-    before = np.empty_like(ns)
-    before[1:] = ns[:-1]
-    before[0] = prev if prev is not None else 0
-    known = ns > before
+    step = np.empty_like(ns)  # the previous tick, then the step to this one
+    step[1:] = ns[:-1]
+    step[0] = prev if prev is not None else 0
+    unknown = ns <= step
     if prev is None:
-        known[0] = False
-    return np.where(known, (ns - before) / 1e9, 1.0)
+        unknown[0] = True
+    np.subtract(ns, step, out=step)
+    seconds = step / 1e9
+    seconds[unknown] = 1.0
+    return seconds
 
 
 def _int(x: bytes | int | None) -> int | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -252,6 +251,8 @@ def _infer_utc_offset(run: RunData, host: str) -> None:
     if not local or not ref:
         return
     def median(group: list[Series]) -> float:  # robust to a few garbled timestamps
+        import statistics  # here: its imports (fractions, decimal) would delay every parse's start
+
         return statistics.median(t for s in group for t in s.ts[:: max(len(s.ts) // 500, 1)])
 
     delta = median(local) - median(ref)

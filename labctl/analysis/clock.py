@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import calendar
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,11 @@ class HostClock:
         """A host epoch timestamp on the controller clock."""
         return epoch - self.offset_s
 
+    def host_in_place(self, epochs: np.ndarray) -> np.ndarray:
+        """`host` for a float64 array, computed in it (no new array); returns it."""
+        epochs -= self.offset_s
+        return epochs
+
     def local(self, naive_epoch: float) -> float:
         """A host *local* wall time (read as if it were UTC) on the controller clock."""
         return naive_epoch - self.utc_offset_s - self.offset_s
@@ -27,6 +35,8 @@ class HostClock:
 
 def naive_epoch(year: int, month: int, day: int, hh: int, mm: int, ss: float) -> float:
     """Seconds since the epoch of a wall time taken as UTC (no zone conversion)."""
+    import calendar  # here: its imports (datetime, locale) would delay every parse's start
+
     return calendar.timegm((year, month, day, hh, mm, 0, 0, 0, 0)) + ss
 
 

@@ -466,7 +466,7 @@ def parse_mountstats_log(path: Path, host: str, store: SeriesStore, clock: HostC
         for key, cols in part.columns.items():
             columns.setdefault(key, []).append(cols)
     for (metric, unit), cols in columns.items():
-        times, values = clock.host(joined([t for t, _ in cols])), joined([v for _, v in cols])
+        times, values = clock.host_in_place(joined([t for t, _ in cols])), joined([v for _, v in cols])
         store.extend(host, -1, SOURCE, metric, unit, times, values)
     return stats, parts[0].info
 
