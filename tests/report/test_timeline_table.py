@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -149,3 +151,22 @@ def test_a_failed_analysis_leaves_no_timeline_behind(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         analyse_module.analyse(tmp_path / "run")
     assert not list((tmp_path / "run").glob("timeline.parquet*"))
+    assert gc.isenabled()  # the cycle collector, paused during the analysis, runs again
+
+
+def test_the_cycle_collector_is_paused_only_while_analysing(tmp_path, monkeypatch):
+    from labctl.analysis import analyse as analyse_module
+    from labctl.analysis.synth import SynthSpec, write_run
+
+    write_run(tmp_path / "run", SynthSpec(sources=("dmon",)))
+    seen = []
+    real = analyse_module._analyse
+    monkeypatch.setattr(analyse_module, "_analyse", lambda *a: seen.append(gc.isenabled()) or real(*a))
+    analyse_module.analyse(tmp_path / "run")
+    assert seen == [False] and gc.isenabled()
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        analyse_module.analyse(tmp_path / "run")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
