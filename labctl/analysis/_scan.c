@@ -62,15 +62,18 @@ typedef struct {
     int nomem;
 } State;
 
-static int vec_push(Vec *v, const void *item, size_t n) {
-    if (v->len + n > v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 4096;
-        while (cap < v->len + n) cap *= 2;
-        char *p = realloc(v->data, cap);
-        if (p == NULL) return 0;
-        v->data = p;
-        v->cap = cap;
-    }
+static __attribute__((noinline)) int vec_grow(Vec *v, size_t n) {
+    size_t cap = v->cap ? v->cap * 2 : 4096;
+    while (cap < v->len + n) cap *= 2;
+    char *p = realloc(v->data, cap);
+    if (p == NULL) return 0;
+    v->data = p;
+    v->cap = cap;
+    return 1;
+}
+
+static inline __attribute__((always_inline)) int vec_push(Vec *v, const void *item, size_t n) {
+    if (v->len + n > v->cap && !vec_grow(v, n)) return 0;
     memcpy(v->data + v->len, item, n);
     v->len += n;
     return 1;
@@ -205,7 +208,7 @@ static int names_init(Names *t, const char *const *names, int n) {
 static Names SUM_TABLE, HIST_TABLE, OPS_TABLE; /* filled at import (OPS_TABLE once OPS is defined) */
 
 /* The index of the name [p, q) among `t`'s names, or -1. */
-static int name_index(const char *p, const char *q, const Names *t) {
+static inline __attribute__((always_inline)) int name_index(const char *p, const char *q, const Names *t) {
     size_t len = (size_t)(q - p);
     if (len == 0) return -1;
     const signed char *b = t->bucket[name_hash(p, len)];
@@ -528,7 +531,7 @@ static int is_word(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-static int num128(const char **p, const char *end, i128 *out) {
+static inline __attribute__((always_inline)) int num128(const char **p, const char *end, i128 *out) {
     const char *q = *p;
     uint64_t small = 0; /* the first 19 digits in 64 bits (faster), any more in 128 */
     int n = 0;
@@ -548,7 +551,7 @@ static int num128(const char **p, const char *end, i128 *out) {
 }
 
 /* Space-separated digits over [p, end): Python's `_ints` for the inputs it takes; -1 when not that. */
-static int ints(const char *p, const char *end, i128 *out, int cap) {
+static inline __attribute__((always_inline)) int ints(const char *p, const char *end, i128 *out, int cap) {
     int n = 0;
     for (;;) {
         while (p < end && *p == ' ') p++;
