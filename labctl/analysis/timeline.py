@@ -39,21 +39,24 @@ class Binned:
 @dataclass
 class _Grouping:
     """How one timestamp array falls into seconds: the sort order (None: already sorted), where each second's
-    samples start, how many there are, and the seconds."""
+    samples start and how many there are (both None when every sample has a second of its own, in order: a
+    1 s log), and the seconds."""
 
     order: np.ndarray | None
-    starts: np.ndarray
-    counts: np.ndarray
+    starts: np.ndarray | None
+    counts: np.ndarray | None
     secs: np.ndarray
 
 
 def _grouping(ts: np.ndarray) -> _Grouping:
     secs = np.floor(ts).astype(np.int64)
+    if secs.size < 2 or bool(np.all(secs[1:] > secs[:-1])):
+        return _Grouping(None, None, None, secs)
     order = None
-    if secs.size > 1 and np.any(secs[1:] < secs[:-1]):
+    if np.any(secs[1:] < secs[:-1]):
         order = np.argsort(secs, kind="stable")
         secs = secs[order]
-    starts = np.flatnonzero(np.r_[True, secs[1:] != secs[:-1]]) if secs.size else np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, secs[1:] != secs[:-1]])
     return _Grouping(order, starts, np.diff(np.r_[starts, secs.size]), secs[starts])
 
 
@@ -61,10 +64,10 @@ def bin_series(metric: str, s: Series, grouping: _Grouping | None = None) -> Bin
     """Bin one series to 1 s (sum or mean, see module doc); `grouping` is that of its timestamps, if known."""
     g = grouping or _grouping(np.frombuffer(s.ts, dtype=np.float64))
     vals = np.frombuffer(s.values, dtype=np.float64)
+    if g.starts is None:  # a sample a second: its sum and its mean are itself
+        return Binned(s.unit, g.secs, vals.copy())
     if g.order is not None:
         vals = vals[g.order]
-    if g.starts.size == 0:
-        return Binned(s.unit, g.secs, vals.copy())
     sums = np.add.reduceat(vals, g.starts)
     return Binned(s.unit, g.secs, sums if is_summed(metric) else sums / g.counts)
 

@@ -93,6 +93,28 @@ def test_series_with_the_same_times_are_binned_as_each_alone():
                                                                              alone.values.tolist())
 
 
+@settings(max_examples=300, deadline=None)
+@given(start=st.integers(1_795_959_000, 1_795_960_000),
+       steps=st.one_of(st.lists(st.just(1.0), max_size=40),
+                       st.lists(st.sampled_from([1.0, 0.0, 0.25, 0.5, 2.0, -1.0, 3.7]), max_size=40)),
+       summed=st.booleans(), data=st.data())
+def test_binning_sums_or_averages_each_second_as_its_plain_definition(start, steps, summed, data):
+    """One sample a second in order (a 1 s log: taken as it is) or several, gaps, disorder (grouped)."""
+    from labctl.analysis.series import Series
+    from labctl.analysis.timeline import bin_series
+
+    ts = start + 0.3 + np.cumsum([0.0, *steps])
+    values = np.array(data.draw(st.lists(st.floats(-1e12, 1e12), min_size=ts.size, max_size=ts.size)))
+    metric = "nfs.read.bytes" if summed else "nfs.read.bytes_rate"
+    got = bin_series(metric, Series("B", ts.copy(), values.copy()))
+    per_second: dict[int, list[float]] = {}
+    for t, v in zip(ts.tolist(), values.tolist(), strict=True):
+        per_second.setdefault(int(np.floor(t)), []).append(v)
+    want = {sec: sum(vs) if summed else sum(vs) / len(vs) for sec, vs in sorted(per_second.items())}
+    assert got.secs.tolist() == list(want)
+    assert got.values.tolist() == pytest.approx(list(want.values()), rel=1e-12, abs=1e-3)
+
+
 @settings(max_examples=200, deadline=None)
 @given(series=st.lists(st.lists(st.one_of(st.integers(1_795_959_000, 1_795_999_000),
                                           st.integers(0, 2_000_000_000), st.integers(-10, 10)), max_size=60),
