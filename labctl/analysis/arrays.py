@@ -27,19 +27,48 @@ def run_grid(binned: dict[SeriesKey, Binned]) -> tuple[Grid, int]:
     over decades: samples farther than max(1 h, the 1–99 % quantile span) from that span are left out, and
     the grid is at most MAX_SPAN_S long.
     """
-    secs = [b.secs for b in binned.values() if b.secs.size]  # each sorted (binned)
-    if not secs:
+    shared: dict[int, list] = {}  # each seconds array once (series binned together share one), and its count
+    for b in binned.values():
+        if b.secs.size:
+            shared.setdefault(id(b.secs), [b.secs, 0])[1] += 1
+    if not shared:
         return Grid(0, 1), 0
-    lo, hi = np.quantile(np.concatenate(secs), [0.01, 0.99], overwrite_input=True)
+    secs, weights = [s for s, _ in shared.values()], [w for _, w in shared.values()]
+    lo, hi = _quantiles(secs, weights, (0.01, 0.99))
     margin = max(3600.0, hi - lo)
     # the first and last second inside [lo - margin, hi + margin], and the count outside [t0, t1]: per series
     first = [s[i] for s in secs if (i := int(np.searchsorted(s, lo - margin, "left"))) < s.size]
     last = [s[i - 1] for s in secs if (i := int(np.searchsorted(s, hi + margin, "right"))) > 0]
     t0 = int(min(first))
     t1 = int(min(max(last), t0 + MAX_SPAN_S))
-    outside = sum(int(np.searchsorted(s, t0, "left")) + s.size - int(np.searchsorted(s, t1, "right"))
-                  for s in secs)
+    outside = sum(w * (int(np.searchsorted(s, t0, "left")) + s.size - int(np.searchsorted(s, t1, "right")))
+                  for s, w in zip(secs, weights, strict=True))
     return Grid(t0, t1 - t0 + 1), outside
+
+
+def _quantiles(secs: list[np.ndarray], weights: list[int], qs: tuple[float, ...]) -> list[float]:
+    """np.quantile(qs) (its default, linear method) of the samples of every array in `secs` (each sorted),
+    the array counted `weights` times, without joining them: each order statistic is found by bisection over
+    the seconds (a count of samples ≤ a second is one searchsorted per array)."""
+    n = sum(w * s.size for s, w in zip(secs, weights, strict=True))
+
+    def kth(k: int) -> int:  # the k-th smallest sample (from 0)
+        lo, hi = min(int(s[0]) for s in secs), max(int(s[-1]) for s in secs)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if sum(w * int(np.searchsorted(s, mid, "right")) for s, w in zip(secs, weights, strict=True)) > k:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    out = []
+    for q in qs:
+        h = (n - 1) * q
+        k = int(np.floor(h))
+        pair = np.array([kth(k), kth(min(k + 1, n - 1))], dtype=np.int64)
+        out.append(float(np.quantile(pair, h - k)))  # numpy's own interpolation between the two neighbours
+    return out
 
 
 @dataclass

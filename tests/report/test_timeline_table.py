@@ -125,6 +125,8 @@ def test_the_run_grid_is_the_span_of_the_samples_without_far_outliers(series):
 
     secs = [np.unique(np.array(v, dtype=np.int64)) for v in series]
     binned = {("h", -1, "s", f"m{k}"): Binned("B", s, np.zeros(s.size)) for k, s in enumerate(secs)}
+    for k, s in enumerate(secs[::2]):  # series binned together share one seconds array
+        binned[("h", -1, "s", f"same{k}")] = Binned("B", s, np.ones(s.size))
     grid, outliers = run_grid(binned)
     allsecs = np.concatenate([b.secs for b in binned.values()] + [np.zeros(0, dtype=np.int64)])
     if allsecs.size == 0:
