@@ -134,9 +134,11 @@ def time_analysis(run: Path, env: dict[str, str], sample_memory: bool) -> tuple[
     of the PSS of the whole process tree (the parser's worker processes included; sampled every 0.1 s, which
     takes CPU from the child: such a run is not one of the timed ones), else 0; the largest single process's
     peak RSS (MB); and its summary."""
-    code = ("import sys, json; from pathlib import Path; from labctl.analysis.analyse import analyse;"
+    # the analysis, its result printed, and the exit as the `labctl` command makes it (labctl.cli.run:
+    # gc.freeze() before the interpreter's teardown)
+    code = ("import gc, sys, json; from pathlib import Path; from labctl.analysis.analyse import analyse;"
             "s = analyse(Path(sys.argv[1])).summary; print(json.dumps({'checkpoints': len(s['checkpoints']),"
-            "'rows': s['timeline_rows']}))")
+            "'rows': s['timeline_rows']})); gc.freeze()")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", code, str(run)], stdout=subprocess.PIPE,

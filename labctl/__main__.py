@@ -1,7 +1,5 @@
 """`python -m labctl` runs the CLI."""
 
-import sys
+from labctl.cli import run
 
-from labctl.cli import main
-
-sys.exit(main())
+run()

@@ -15,6 +15,13 @@ def test_version_runs_as_console_script():
     assert "labctl" in out.stdout
 
 
+def test_the_console_script_exits_with_mains_status():
+    """`python -m labctl` (like the `labctl` script) goes through `run`: main's status is the process's."""
+    out = subprocess.run([sys.executable, "-m", "labctl", "no-such-command"], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+
+
 def test_unknown_command_is_a_usage_error(capsys):
     assert main(["no-such-command"]) == 2
     assert "Traceback" not in capsys.readouterr().err
