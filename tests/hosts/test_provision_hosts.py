@@ -55,8 +55,14 @@ def view(host, name="mounts"):
     return path.read_text()
 
 
-def test_provision_mounts_verifies_and_installs(lab):
-    out = labctl(lab, "provision")
+@pytest.fixture(scope="module")
+def provisioned(lab):
+    """The lab after one `labctl provision` (the tests that need it run alone too, e.g. with -k)."""
+    return labctl(lab, "provision")
+
+
+def test_provision_mounts_verifies_and_installs(lab, provisioned):
+    out = provisioned
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     data_dir = Path(lab["ontap"]["data_dir"]) / "llm-lab" / "fg_llm"
     assert (data_dir / "data" / "oasst" / "train_full.pq").exists()  # the data set landed on the volume
@@ -78,7 +84,7 @@ def _counter(stats: str, key: str) -> list[int]:
     return [int(v) for v in line.split(":", 1)[1].split()]
 
 
-def test_mount_counts_the_real_bytes_moved(lab):
+def test_mount_counts_the_real_bytes_moved(lab, provisioned):
     host = lab["hosts"][0]
     before = view(host, "mountstats")
     out = ssh(lab, host, "dd if=/dev/zero of=/mnt/fg_llm/probe bs=1M count=3 conv=fsync status=none && "
@@ -97,7 +103,7 @@ def test_mount_counts_the_real_bytes_moved(lab):
     assert not (Path(lab["ontap"]["data_dir"]) / "llm-lab" / "fg_llm" / "probe").exists()
 
 
-def test_status_json_shows_effective_mounts(lab):
+def test_status_json_shows_effective_mounts(lab, provisioned):
     out = labctl(lab, "status", "--output", "json")
     assert out.returncode == 0, out.stderr[-2000:]
     hosts = json.loads(out.stdout)["hosts"]
@@ -110,7 +116,7 @@ def test_status_json_shows_effective_mounts(lab):
         assert eff["pnfs"] == "LAYOUT_NFSV4_1_FILES" and f"clientaddr={host['address']}" in eff["options"]
 
 
-def test_second_run_changes_nothing_and_an_unreachable_host_is_reported_alone(lab, tmp_path):
+def test_second_run_changes_nothing_and_an_unreachable_host_is_reported_alone(lab, provisioned, tmp_path):
     inv = tmp_path / "inventory"
     shutil.copytree(lab["inventory"], inv)
     hosts_yml = yaml.safe_load((inv / "hosts.yml").read_text())
@@ -130,7 +136,7 @@ def test_second_run_changes_nothing_and_an_unreachable_host_is_reported_alone(la
         assert summary["hosts"][name]["steps"] == {"prechecks": "ok", "mount": "ok", "llmstudio": "ok"}
 
 
-def test_capped_wsize_fails_verification_naming_the_svm_setting(lab, tmp_path):
+def test_capped_wsize_fails_verification_naming_the_svm_setting(lab, provisioned, tmp_path):
     inv, state = Path(lab["inventory"]), tmp_path / "state"
     svm = rest(lab, "GET", "/api/svm/svms?name=llm-lab")["records"][0]["uuid"]
     hosts_phase.teardown_hosts(inv, state, {"labctl_nfs_server": "127.0.0.1"})
