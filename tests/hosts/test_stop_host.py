@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
+from pathlib import Path
 
 from labctl.testlab.sshhost import belongs_to, namespace_of, stop_host
 
 
 def _sleeper(env_root: str | None = None) -> subprocess.Popen:
+    """A `sleep 30`, returned once it runs `sleep`: until the exec, /proc shows the forked parent's
+    environment (without the host root), and a check made then would see a stranger."""
     env = dict(os.environ)
     if env_root:
         env["LABCTL_SIM_HOST_ROOT"] = env_root
-    return subprocess.Popen(["sleep", "30"], env=env)
+    proc = subprocess.Popen(["sleep", "30"], env=env)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")[0] != b"sleep":
+        assert time.monotonic() < deadline, "sleep did not start"
+        time.sleep(0.005)
+    return proc
 
 
 def test_a_process_belongs_to_the_host_whose_root_it_carries(tmp_path):
