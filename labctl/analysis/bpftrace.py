@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from labctl.analysis.clock import HostClock
-from labctl.analysis.lines import BlockReader, ParseStats
+from labctl.analysis.lines import ParseStats, line_blocks
 from labctl.analysis.native import scanner
 from labctl.analysis.series import Column, SeriesStore, joined
 
@@ -83,22 +83,9 @@ class _Part:
     last_marker: int | None = None
 
 
-def _range_blocks(path: Path, start: int, end: int, stats: ParseStats) -> Iterator[tuple[bytearray, int]]:
-    """Bytes [start, end) of `path` as (buffer, n): its first n bytes are complete lines, newlines included
-    (the buffer is reused: valid until the next block); an unterminated final line is counted and dropped."""
-    with BlockReader(path, start, end, CHUNK) as reader:
-        used = 0
-        while reader.next(used) is not None:
-            used = reader.line_end(reader.n)
-            yield reader.buf, used
-    if reader.rest:
-        stats.lines += 1
-        stats.skip("truncated_last_line")
-
-
 def _range_lines(path: Path, start: int, end: int, stats: ParseStats) -> Iterator[bytes]:
     """Complete lines of bytes [start, end) of `path`."""
-    for buf, n in _range_blocks(path, start, end, stats):
+    for buf, n in line_blocks(path, stats, start, end, CHUNK):
         lines = bytes(buf[:n]).split(b"\n")
         lines.pop()  # after the last newline
         stats.lines += len(lines)
@@ -171,7 +158,7 @@ def _parse_range_native(scan: ModuleType, path: Path, start: int, end: int) -> _
     part = _Part(ParseStats(SOURCE, str(path)))
     cur: dict[str, float] = {}
     ended = False
-    for buf, n in _range_blocks(path, start, end, part.stats):
+    for buf, n in line_blocks(path, part.stats, start, end, CHUNK):
         pos = 0
         with memoryview(buf)[:n] as data:
             while True:

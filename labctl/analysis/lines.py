@@ -102,13 +102,24 @@ class BlockReader:
         self.final = self.left <= 0
         return memoryview(self.buf)[:self.n]
 
-    def lines(self, end: int) -> int:
-        """Newlines in the current block's first `end` bytes."""
-        return self.buf.count(b"\n", 0, end)
-
     def line_end(self, end: int) -> int:
         """Where the complete lines of the current block's first `end` bytes end (0: there are none)."""
         return self.buf.rfind(b"\n", 0, end) + 1
+
+
+def line_blocks(path: Path, stats: ParseStats, start: int = 0, end: int | None = None,
+                size: int | None = None) -> Iterator[tuple[bytearray, int]]:
+    """Bytes [start, end) of `path` (end None: to its end) as (buffer, n): the buffer's first n bytes are
+    complete lines, newlines included (the buffer is reused: valid until the next block); an unterminated
+    final line is counted and skipped as truncated. The lines yielded are not counted."""
+    with BlockReader(path, start, end, size) as reader:
+        used = 0
+        while reader.next(used) is not None:
+            used = reader.line_end(reader.n)
+            yield reader.buf, used
+    if reader.rest:
+        stats.lines += 1
+        stats.skip("truncated_last_line")
 
 
 def iter_text(path: Path, stats: ParseStats) -> Iterator[str]:

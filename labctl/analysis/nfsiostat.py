@@ -10,9 +10,8 @@ import re
 from pathlib import Path
 from types import ModuleType
 
-from labctl.analysis import lines
 from labctl.analysis.clock import HostClock, naive_epoch
-from labctl.analysis.lines import BlockReader, ParseStats
+from labctl.analysis.lines import ParseStats, line_blocks
 from labctl.analysis.native import scanner
 from labctl.analysis.series import Column, SeriesStore
 
@@ -244,18 +243,12 @@ def parse_nfsiostat(path: Path, host: str, store: SeriesStore, clock: HostClock,
     p = _Parse(path, host, store, clock, nconnect, skip_first)
     scan = scanner()
     native = _Native(scan, p) if scan is not None else None
-    with BlockReader(path, size=lines.BLOCK) as reader:
-        used = 0
-        while reader.next(used) is not None:
-            used = reader.line_end(reader.n)
-            if native is not None:  # it counts the lines it reads
-                native.block(reader.buf, used)
-            else:
-                p.stats.lines += reader.lines(used)
-                for raw in reader.buf[:used].split(b"\n")[:-1]:
-                    p.line(raw.rstrip(b"\r").decode("utf-8", "replace"))
-    if reader.rest:
-        p.stats.lines += 1
-        p.stats.skip("truncated_last_line")
+    for buf, used in line_blocks(path, p.stats):
+        if native is not None:  # it counts the lines it reads
+            native.block(buf, used)
+        else:
+            p.stats.lines += buf.count(b"\n", 0, used)
+            for raw in buf[:used].split(b"\n")[:-1]:
+                p.line(raw.rstrip(b"\r").decode("utf-8", "replace"))
     p.finish()
     return p.stats
