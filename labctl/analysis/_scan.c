@@ -113,6 +113,17 @@ static int decimal(const char *p, const char *e, double *out) {
     return 1;
 }
 
+/* `digits(.digits*)?` at q (before e) as float() reads it: where it ends, or NULL when it is not there or too
+ * long to convert. */
+static const char *plain_decimal(const char *q, const char *e, double *out) {
+    const char *t = q;
+    while (q < e && is_digit(*q)) q++;
+    if (q == t) return NULL;
+    if (q < e && *q == '.')
+        for (q++; q < e && is_digit(*q);) q++;
+    return decimal(t, q, out) ? q : NULL;
+}
+
 /* Whether the n bytes at a and b are equal (memcmp(a, b, n) == 0) without a library call, in 8-byte words
  * (the hot comparisons are short: a comm, a bucket's text, a literal). */
 static inline __attribute__((always_inline)) int same_bytes(const char *a, const char *b, size_t n) {
@@ -500,9 +511,7 @@ static PyObject *bpftrace(PyObject *self, PyObject *args) {
 
 /* ---- mountstats ------------------------------------------------------------------------------------
  * mountstats(data, pos, end, prev_mono, prev_body) takes the bundle's snapshots in data[pos:end] (each
- * `#ts <epoch> <monotonic>
-<body>`, the body ending before the next `
-#ts `, which may straddle `end`),
+ * `#ts <epoch> <monotonic>\n<body>`, the body ending before the next `\n#ts `, which may straddle `end`),
  * each against the one before (the first against `prev_body`), and computes exactly what mountstats.py's
  * `interval_metrics` does for entries its `_fast_entry` reads. It stops at the first snapshot it cannot take
  * whole (another head or layout, a number of 31+ digits, a division Python would round differently) and
@@ -812,15 +821,9 @@ static int interval(const Snap *a, const Snap *b, double dt, Out *o) {
 static const char *snap_head(const char *p, const char *e, double *epoch, double *mono) {
     const char *nl = memchr(p, '\n', e - p), *q = p;
     if (nl == NULL) return NULL;
-    double *out[2] = {epoch, mono};
-    for (int k = 0; k < 2; k++) {
-        const char *t = q;
-        while (q < nl && is_digit(*q)) q++;
-        if (q == t) return NULL;
-        if (q < nl && *q == '.')
-            for (q++; q < nl && is_digit(*q);) q++;
-        if (!decimal(t, q, out[k]) || (k == 0 && !lit(&q, nl, " ", 1))) return NULL;
-    }
+    if ((q = plain_decimal(q, nl, epoch)) == NULL || !lit(&q, nl, " ", 1) ||
+        (q = plain_decimal(q, nl, mono)) == NULL)
+        return NULL;
     return q == nl ? nl + 1 : NULL;
 }
 
@@ -1073,13 +1076,8 @@ static int nf_line(NfState *st, const char *p, const char *e) {
         while (q < e && (*q == ' ' || *q == '\t')) q++;
         t = q;
         while (t < e && *t != ' ' && *t != '\t') t++;
-        const char *r = q;
-        while (r < t && is_digit(*r)) r++;
-        if (r == q) return 0;
-        if (r < t && *r == '.')
-            for (r++; r < t && is_digit(*r);) r++;
         double raw;
-        if (r != t || !decimal(q, t, &raw)) return 0;
+        if (plain_decimal(q, t, &raw) != t) return 0;
         st->ts = raw - st->offset;
         st->has_ts = 1;
         st->emit = 0; /* a new sample: nothing is emitted until its mount line */
