@@ -195,3 +195,24 @@ def test_mountstats_times_are_moved_onto_the_controller_clock(tmp_path, store, m
     parse_mountstats_log(p, "h", store, HostClock(offset_s=2.5))
     assert times(store, "nfs.read.ops_rate") == [1002.5, 1007.5, 1012.5]
     assert times(store, "nfs.interval_s") == [1002.5, 1007.5, 1012.5]
+
+
+@pytest.mark.parametrize("pure", [True, False])
+def test_an_unterminated_last_nfsiostat_line_is_counted_as_truncated(tmp_path, store, monkeypatch, pure):
+    """The lines before it are read and counted; the cut one is skipped, not parsed."""
+    from labctl.analysis.native import PURE_ENV
+
+    if pure:
+        monkeypatch.setenv(PURE_ENV, "1")
+    else:
+        monkeypatch.delenv(PURE_ENV, raising=False)
+    text = with_ts((FIXTURES / "nfsiostat_s3_2.6.2.log").read_text(), 1000.0, 5.0)
+    whole = tmp_path / "whole.log"
+    whole.write_text(text)
+    complete = parse_nfsiostat(whole, "h", store, HostClock())
+    cut = tmp_path / "cut.log"
+    cut.write_text(text + "#ts 10")  # a line the monitor was still writing
+    stats = parse_nfsiostat(cut, "h2", store, HostClock())
+    assert stats.skipped["truncated_last_line"] == 1 and "truncated_last_line" not in complete.skipped
+    assert stats.lines == complete.lines + 1 and stats.records == complete.records
+    assert "bad_ts_line" not in stats.skipped  # the cut line was not parsed
