@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Hypothesis: CI (CI set) draws the same examples every run, within each test's own max_examples, and keeps
+# no example database; locally the "dev" profile draws new examples each run and replays the failures it saw.
+# HYPOTHESIS_PROFILE=ci reproduces CI's draw anywhere.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+
+# The tests run the environment's own commands (ansible-playbook, ruff) as an activated venv would have them.
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)])
 
 
 # --- ONTAP simulator (see README "The ONTAP simulator") ---------------------------------------------------

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -87,11 +88,31 @@ def playbook_path(name: str) -> Path:
     return path
 
 
+REINSTALL = "install labctl with its dependencies (pipx install, or scripts/setup.sh)"
+
+
+def ansible_bin_dir() -> str:
+    """Where labctl's own Ansible commands are: beside its interpreter (a venv, or pipx's, whose bin is not on
+    PATH), else the first on PATH."""
+    here = Path(sys.executable).parent
+    if (here / "ansible-playbook").exists():
+        return str(here)
+    found = shutil.which("ansible-playbook")
+    if found is None:
+        raise HostError("ansible-playbook not found", fix=REINSTALL)
+    return str(Path(found).parent)
+
+
+def _tool_path() -> str:
+    """PATH for Ansible's commands: labctl's Ansible first."""
+    return os.pathsep.join([ansible_bin_dir(), os.environ.get("PATH", os.defpath)])
+
+
 def inventory_hosts(inventory: Path, group: str = "gpu_hosts") -> dict[str, dict[str, Any]]:
     """The hosts of `group` with their variables, as Ansible resolves them (ansible-inventory --list)."""
-    exe = shutil.which("ansible-inventory")
+    exe = shutil.which("ansible-inventory", path=_tool_path())
     if exe is None:
-        raise HostError("ansible-inventory not found", fix="pip install ansible (scripts/setup.sh)")
+        raise HostError("ansible-inventory not found", fix=REINSTALL)
     out = subprocess.run(
         [exe, "-i", str(inventory), "--list"],
         capture_output=True,
@@ -271,6 +292,7 @@ def run_playbook(
         # on 8 hosts. Needs sudo without `requiretty`; `ansible_pipelining: false` in the inventory or
         # ANSIBLE_PIPELINING=False in the environment turns it off.
         "ANSIBLE_PIPELINING": os.environ.get("ANSIBLE_PIPELINING", "True"),
+        "PATH": _tool_path(),
     }
     kwargs: dict[str, Any] = {
         "private_data_dir": str(pdd),
