@@ -23,12 +23,12 @@ def demo(lab_dir: Path, hosts: int, keep: bool, experiment: Path | None) -> None
     console = Console(highlight=False)
     result = run_demo(lab_dir, hosts=hosts, keep=keep, experiment=experiment, console=console)
     console.rule("labctl demo")
-    console.print(f"report: {result.report}")
     for line in headline(result.summary):
         console.print(line)
     console.print("phases: " + ", ".join(f"{k} {v:.0f}s" for k, v in result.timings.items()))
     if keep:
         console.print(f"the simulated lab is still running; stop it with `labctl sim down --dir {lab_dir}`")
+    console.print(f"report: {result.report}")  # last, so that `demo | tail -1` is the report's path
 
 
 COMMANDS = [demo]
