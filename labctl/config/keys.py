@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -125,6 +126,7 @@ class LabVars(BaseModel):
     labctl_llmstudio_version: str = "v1.2.0"
     labctl_llmstudio_dir: str = "/opt/labctl/h2o-llmstudio"
     labctl_llmstudio_venv: str = "/opt/labctl/h2o-llmstudio/.venv"
+    labctl_llmstudio_python: str | None = None  # the trainer's interpreter; default: the venv's bin/python
     labctl_model_cache: str = "/var/tmp/labctl/hf-cache"
     labctl_dataset_dir: str | None = None
     labctl_host_workdir: str = "/var/tmp/labctl"
@@ -171,3 +173,11 @@ HOST_PHASE_KEYS = {
     "labctl_teardown_remove_install",
 }
 KNOWN_KEYS = set(LabVars.model_fields) | HOST_PHASE_KEYS
+
+
+def default_of(key: str) -> Any:
+    """The default of inventory key `key` as LabVars defines it; None for a required or unknown key."""
+    spec = LabVars.model_fields.get(key)
+    if spec is None or spec.is_required():
+        return None
+    return spec.get_default(call_default_factory=True)

@@ -7,20 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from labctl.config.inventory import plain_value
+from labctl.config.keys import default_of
 from labctl.errors import ConfigError
 from labctl.hosts.ssh import known_hosts_from_args
-
-DEFAULTS: dict[str, Any] = {
-    "labctl_mount_path": "/mnt/fg_llm",
-    "labctl_host_workdir": "/var/tmp/labctl",
-    "labctl_proc_mounts": "/proc/mounts",
-    "labctl_proc_mountstats": "/proc/self/mountstats",
-    "labctl_llmstudio_dir": "/opt/h2o-llmstudio",
-    "labctl_llmstudio_venv": None,
-    "labctl_llmstudio_python": None,
-    "labctl_model_cache": None,
-    "labctl_llmstudio_version": None,
-}
 
 
 @dataclass(frozen=True)
@@ -37,9 +26,9 @@ class Target:
     vars: dict[str, Any] = field(default_factory=dict)
 
     def var(self, key: str) -> Any:
-        """A lab variable of this host, else labctl's default."""
+        """A lab variable of this host, else labctl's default for it (`labctl.config.keys.LabVars`)."""
         value = self.vars.get(key)
-        return DEFAULTS.get(key) if value is None else value
+        return default_of(key) if value is None else value
 
     @property
     def mount(self) -> str:
@@ -47,7 +36,7 @@ class Target:
 
     @property
     def dataset_dir(self) -> str:
-        return str(self.vars.get("labctl_dataset_dir") or f"{self.mount.rstrip('/')}/data/oasst")
+        return str(self.var("labctl_dataset_dir") or f"{self.mount.rstrip('/')}/data/oasst")
 
     def as_json(self) -> dict[str, Any]:
         return {
