@@ -19,7 +19,7 @@ from labctl.lab.teardown import teardown_storage
 from tests.hardening.util import MUTATING, clean_output, distinct_calls, fired, glob_path, ledger_of, quiet
 from tests.ontap.test_faults import summary
 
-CLIENT_TIMEOUT = 0.2
+CLIENT_TIMEOUT = 0.5  # short, yet longer than any answer of the simulator on a busy machine
 KINDS: dict[str, dict[str, Any]] = {
     "5xx": {"action": "error", "status": 503, "message": "Injected: busy"},
     "reset": {"action": "reset"},
@@ -48,18 +48,25 @@ def test_resets_and_timeouts_on_every_provision_read_converge(lab, cfg):
     reference, calls = summary(lab.sim.state()), distinct_calls(lab.sim.requests())
     reads = [c for c in calls if c[0] == "GET"]  # the mutations: tests/ontap/test_faults.py
     assert len(reads) >= 8 and ("GET", "/api/cluster/jobs/*") in reads
+    unmade = []
     for n, (method, path) in enumerate(reads):
         for kind in ("reset", "timeout"):
             lab.sim.reset()
             lab.sim.add_fault(method=method, path=path, count=1, **KINDS[kind])
             state_dir = lab.root / f"p-{n}-{kind}"
             _provision(lab, cfg, state_dir)
-            assert fired(lab.sim), f"{kind} on {method} {path} never fired"
+            if not fired(lab.sim):
+                # a fault can only miss a call this run did not make (the SDK's follow-up GET of a created
+                # volume's Location is skipped when an earlier retry already found the volume)
+                where = f"{kind} on {method} {path}"
+                assert (method, path) not in distinct_calls(lab.sim.requests()), f"{where} never fired"
+                unmade.append(where)
             assert summary(lab.sim.state()) == reference, f"{kind} on {method} {path}"
             entries = ledger_of(state_dir)["objects"]
             assert {e["state"] for e in entries.values()} == {"done"}, (kind, method, path, entries)
             created = [r for r in lab.sim.requests() if r["method"] == "POST" and 200 <= r["status"] < 300]
             assert len(created) == 3, (kind, path, created)  # policy, rule, FlexGroup: once each
+    assert len(unmade) <= len(reads) * 2 // 10, unmade  # nearly every read was faulted
 
 
 def test_every_fault_kind_on_every_teardown_call_converges(lab, cfg):

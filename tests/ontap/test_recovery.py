@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from typing import Any
 
 import pytest
 
@@ -61,15 +64,35 @@ def test_slow_jobs_are_followed_to_the_end(lab, mode):
     assert lab.run("teardown", "--yes", "--only", "storage")[0] == 0
 
 
+def _finish_jobs_once_a_create_meets_the_running_one(sim: Any, since: int) -> threading.Thread:
+    """Hold every job until a second FlexGroup POST is refused (409: the first create still runs), then
+    let the jobs finish: the second run meets the first run's job whatever the machine's speed."""
+
+    def release() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(
+            r["method"] == "POST" and r["path"] == "/api/storage/volumes" and r["status"] == 409
+            for r in sim.requests()[since:]
+        ):
+            time.sleep(0.05)
+        sim.set_job_mode("seconds", seconds=0)
+
+    thread = threading.Thread(target=release, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_a_job_that_outlives_the_timeout_is_reported_then_picked_up(lab):
-    lab.sim.set_job_mode("seconds", seconds=2)
+    lab.sim.set_job_mode("seconds", seconds=3600)  # held until the second run has met it
     lab.configure(labctl_ontap_job_timeout=1)
     rc, _, err = lab.run("provision", "--only", "storage")
     assert rc == 1
     assert "cannot create FlexGroup fg_llm" in err and "did not finish in time" in err
     assert "labctl_ontap_job_timeout" in err and "Traceback" not in err
-    lab.configure(labctl_ontap_job_timeout=30)
+    lab.configure(labctl_ontap_job_timeout=60)
+    release = _finish_jobs_once_a_create_meets_the_running_one(lab.sim, lab.mark())
     rc, out, err = lab.run("provision", "--only", "storage")  # waits for the first run's job, adopts it
+    release.join(timeout=5)
     assert rc == 0, err
     assert "verified: fg_llm: 16 constituents" in out
     volume_posts = [
