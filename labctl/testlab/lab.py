@@ -30,9 +30,7 @@ import yaml
 
 from labctl.paths import repo_data
 from labctl.testlab import sshhost
-from labctl.testlab.fixture_repo import FIXTURE_TAG, make_fixture_repo
-
-LLMSTUDIO_BASE = "/var/tmp/labctl-llmstudio"
+from labctl.testlab.fixture_repo import make_fixture_repo
 
 
 class LabError(Exception):
@@ -136,17 +134,13 @@ def inventory_vars(lab_dir: Path, ontap: dict[str, Any], nfs_server: str, repo: 
         "labctl_ontap_password_file": ontap["password_file"],
         "labctl_ontap_ca_file": ontap["ca_file"],
         "labctl_nfs_server": nfs_server,
-        "labctl_mount_path": "/mnt/fg_llm",
-        "labctl_nfs_client_install": False,
-        "labctl_llmstudio_repo": str(repo),
-        "labctl_llmstudio_version": FIXTURE_TAG,
-        "labctl_llmstudio_dir": f"{LLMSTUDIO_BASE}/h2o-llmstudio",
-        "labctl_llmstudio_venv": f"{LLMSTUDIO_BASE}/venv",
-        "labctl_llmstudio_base_python": sys.executable,
-        "labctl_llmstudio_system_site_packages": True,
-        "labctl_model_cache": f"{LLMSTUDIO_BASE}/hf-cache",
-        "labctl_host_workdir": "/var/tmp/labctl",
-        "labctl_prechecks_warn_only": warn_only,
+        # No path key is set: each host has its own /opt, /mnt, /var/tmp and /etc/fstab (sshhost), so the
+        # lab runs on the inventory defaults, as a real lab does. What only a simulated host needs:
+        "labctl_nfs_client_install": False,  # its NFS client is the mount.nfs shim; no package to install
+        "labctl_llmstudio_repo": str(repo),  # the local fixture repository (tagged like the pinned release)
+        "labctl_llmstudio_base_python": sys.executable,  # this machine's Python, not the release's 3.10
+        "labctl_llmstudio_system_site_packages": True,  # the fixture's few imports come from this machine
+        "labctl_prechecks_warn_only": warn_only,  # no time sync daemon (and bpftrace only where installed)
         "labctl_simulated_lab": True,
         "ansible_user": sshhost._user(),
         "ansible_ssh_private_key_file": str(ssh / "id_ed25519"),

@@ -9,6 +9,8 @@ Layout of a host's private root `DIR/hosts/<name>/`:
     nfs/        one state directory per NFS "mount" (FUSE counter daemon pid, granted options, counters)
     gpu/        count (GPUs of this host) and activity.json (written by the emulated trainer)
     mnt/        bind-mounted onto /mnt in the namespace (so /mnt/fg_llm is per host)
+    opt/        the upper layer of an overlay on /opt in the namespace: the host sees this machine's /opt,
+                and what it installs there (LLM Studio in /opt/labctl by default) stays its own
     var-tmp/    bind-mounted onto /var/tmp in the namespace (host-local disk: LLM Studio, monitors)
     etc/fstab   bind-mounted onto /etc/fstab in the namespace (fstab persistence stays per host)
     etc/bashrc  bind-mounted onto the SSH user's ~/.bashrc in the namespace: a fresh host's, not the
@@ -116,7 +118,8 @@ def prepare_host(lab_dir: Path, index: int, client_pub: str, sim_info: dict) -> 
     name = f"gpu{index}"
     address = host_address(index)
     root = (lab_dir / "hosts" / name).resolve()
-    for sub in ("ssh", "sbin", "bin", "proc/self", "nfs", "gpu", "mnt", "var-tmp", "etc", "cache/pip"):
+    for sub in ("ssh", "sbin", "bin", "proc/self", "nfs", "gpu", "mnt", "var-tmp", "etc", "cache/pip",
+                "opt", "overlay-work/opt"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     (root / "ssh").chmod(0o700)
     fstab = root / "etc" / "fstab"
@@ -157,6 +160,8 @@ def _namespace_script(root: Path, config: Path, log: Path) -> str:
     lines = ["set -e",
              f"mount -t overlay labctl-sbin -o lowerdir={q(str(root / 'sbin'))}:/usr/sbin /usr/sbin",
              f"mount -t overlay labctl-bin -o lowerdir={q(str(root / 'bin'))}:/usr/local/bin /usr/local/bin"]
+    lines.append(f"mount -t overlay labctl-opt -o lowerdir=/opt,upperdir={q(str(root / 'opt'))},"
+                 f"workdir={q(str(root / 'overlay-work' / 'opt'))} /opt")
     for sub, target in NAMESPACE_BINDS:
         lines.append(f"mount --bind {q(str(root / sub))} {q(target)}")
     bashrc = Path.home() / ".bashrc"

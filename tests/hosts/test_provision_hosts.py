@@ -72,8 +72,9 @@ def test_provision_mounts_verifies_and_installs(lab, provisioned):
         stats = view(host, "mountstats")
         assert stats.count("\txprt:\ttcp") == 16 and "pnfs=LAYOUT_NFSV4_1_FILES" in stats
         root = Path(host["root"])
-        assert (root / "var-tmp" / "labctl-llmstudio" / "venv" / "bin" / "python").exists()
-        assert subprocess.run(["git", "-C", str(root / "var-tmp/labctl-llmstudio/h2o-llmstudio"), "describe",
+        # the inventory's defaults: /opt/labctl/h2o-llmstudio and its .venv, in this host's own /opt
+        assert (root / "opt" / "labctl" / "h2o-llmstudio" / ".venv" / "bin" / "python").exists()
+        assert subprocess.run(["git", "-C", str(root / "opt/labctl/h2o-llmstudio"), "describe",
                                "--tags"], capture_output=True, text=True).stdout.strip() == "v1.2.0"
     runs = Path(lab["inventory"]).parent / ".labctl" / "inventory" / "runs"
     assert len(list(runs.glob("*-provision-mount/artifacts/*/job_events/*.json"))) > 10

@@ -101,3 +101,28 @@ def test_ontap_only_lab_and_idempotent_down(tmp_path):
     finally:
         assert sim_down(tmp_path / "lab") == ["ontap"]
     assert sim_down(tmp_path / "lab") == [] and not is_running(read_lab(tmp_path / "lab"))
+
+
+# The path keys with defaults: the simulated lab runs on them, as a new user's lab does (issue: a run
+# looked for LLM Studio where provision had not put it, and no simulated-lab test could see it).
+DEFAULTED_PATHS = ("labctl_llmstudio_dir", "labctl_llmstudio_venv", "labctl_model_cache",
+                   "labctl_host_workdir", "labctl_mount_path", "labctl_mount_options", "labctl_dataset_dir")
+
+
+def test_the_inventory_leaves_every_path_to_its_default(sim_lab):
+    files = sorted(Path(sim_lab["inventory"]).rglob("*.yml"))
+    assert len(files) >= 2
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert not [k for k in DEFAULTED_PATHS if k in text], path
+
+
+def test_a_host_has_its_own_opt_over_this_machines(sim_lab):
+    host = sim_lab["hosts"][0]
+    res = ssh(sim_lab, host, "mkdir -p /opt/labctl-probe && touch /opt/labctl-probe/x && ls /opt")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "labctl-probe" in out.split()
+    assert not Path("/opt/labctl-probe").exists()  # written on the host's own layer only
+    assert (Path(host["root"]) / "opt" / "labctl-probe" / "x").exists()
+    assert {p.name for p in Path("/opt").iterdir()} <= set(out.split())  # this machine's /opt shows through
