@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from labctl.config.clients import client_text, covers_everything, parse_client
 from labctl.config.inventory import LAB_GROUP, InventoryData, InventoryHost, read_inventory
 from labctl.config.keys import KNOWN_KEYS, LabVars, LifSpec, parse_size
 from labctl.config.secrets import PasswordSource, resolve_password
@@ -216,6 +217,8 @@ def _ca_file(v: LabVars, inv: InventoryData) -> Path | None:
 
 
 def _clients(v: LabVars, hosts: list[InventoryHost], inv: InventoryData) -> list[str]:
+    """The export rule's client matches, validated as addresses, networks or names (never everyone, unless
+    `labctl_export_allow_any`)."""
     where = f"{inv.where('labctl_export_clients')}: labctl_export_clients"
     clients = v.labctl_export_clients if v.labctl_export_clients is not None else [h.address for h in hosts]
     if not clients:
@@ -224,14 +227,20 @@ def _clients(v: LabVars, hosts: list[InventoryHost], inv: InventoryData) -> list
             where=where,
             fix=f"add hosts to {LAB_GROUP} in hosts.yml or list labctl_export_clients",
         )
-    anywhere = {"0.0.0.0/0", "0/0", "0.0.0.0", "::/0"}
-    if anywhere & set(clients) and not v.labctl_export_allow_any:
+    parsed = []
+    for text in clients:
+        try:
+            parsed.append(parse_client(text))
+        except ValueError as exc:
+            origin = "" if v.labctl_export_clients is not None else f" (the address of a {LAB_GROUP} host)"
+            raise ConfigError(f"{exc}{origin}", where=where, fix=_FIXES["labctl_export_clients"]) from None
+    if covers_everything(parsed) and not v.labctl_export_allow_any:
         raise ConfigError(
-            "exporting to every address (0.0.0.0/0) is refused",
+            "together these clients cover every address: exporting to every address (0.0.0.0/0) is refused",
             where=where,
             fix="list the GPU hosts' addresses, or set labctl_export_allow_any: true",
         )
-    return list(dict.fromkeys(clients))
+    return list(dict.fromkeys(client_text(c) for c in parsed))
 
 
 def build_lab_config(inv: InventoryData, *, resolve_secrets: bool = True) -> LabConfig:
