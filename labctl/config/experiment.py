@@ -12,6 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from labctl.config.yaml_budget import ALIAS_FIX, AliasBudgetExceeded, load_yaml
 from labctl.errors import ConfigError
 
 Dtype = Literal["float32", "bfloat16", "float16", "int8", "int4"]
@@ -148,11 +149,13 @@ def load_experiment(path: str | Path) -> Experiment:
     """Read and validate an experiment file; every problem is a `ConfigError` naming the key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise ConfigError(f"cannot read experiment file: {exc.strerror}", where=str(path)) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not UTF-8 text (byte {exc.start})", where=str(path)) from None
+    except AliasBudgetExceeded as exc:
+        raise ConfigError(f"not valid YAML: {exc}", where=str(path), fix=ALIAS_FIX) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", where=str(path)) from exc
     except RecursionError:
@@ -174,4 +177,4 @@ def parse_experiment(raw: dict[str, Any], where: str = "experiment") -> Experime
             f"{loc}: {first['msg']}{more}",
             where=where,
             fix="see `labctl run --help` and templates/experiment.sim.yaml",
-        ) from exc
+        ) from None  # the chained error would reprint the whole input

@@ -5,8 +5,18 @@ environment it hands Ansible."""
 
 from __future__ import annotations
 
+import os
+import resource
+import subprocess
+import sys
+import time
+
 import pytest
 
+from labctl.config.experiment import load_experiment
+from labctl.config.lab import load_lab_config
+from labctl.config.yaml_budget import load_yaml
+from labctl.errors import ConfigError
 from tests.hardening.util import clean_output
 
 EVERYONE = [
@@ -38,3 +48,57 @@ def test_export_clients_are_sent_in_canonical_form(lab):
     assert [sorted(c["match"] for c in r["clients"]) for r in policy["rules"]] == [
         ["10.0.0.0/24", "10.0.1.7", "gpu9.example.com"]
     ]
+
+
+# --- YAML alias bombs ---------------------------------------------------------------------------------------
+def _alias_bomb(levels: int, key: str = "x") -> str:
+    """`levels` anchors, each a list of nine aliases of the one before: 9**levels strings when expanded."""
+    lines = [f'{key}0: &{key}0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for n in range(1, levels):
+        lines.append(f"{key}{n}: &{key}{n} [" + ",".join([f"*{key}{n - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_experiment_fails_fast_with_a_short_message(tmp_path):
+    bomb = tmp_path / "experiment.yaml"
+    bomb.write_text(_alias_bomb(10) + "name: bomb\n", encoding="utf-8")
+    assert len(bomb.read_bytes()) < 500
+    started = time.monotonic()
+    proc = subprocess.run(  # a memory cap, so that an expansion fails the test instead of the machine
+        [sys.executable, "-m", "labctl", "-i", str(tmp_path / "none"), "run", str(bomb), "--runs-dir",
+         str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(tmp_path)},
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)),
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert time.monotonic() - started < 30
+    assert f"{bomb}: not valid YAML: aliases would add more than" in proc.stderr
+    assert len(proc.stdout + proc.stderr) < 600 and proc.stderr.count("lol") == 0, proc.stderr[:2000]
+    assert not (tmp_path / "runs").exists()
+    for log in tmp_path.glob("*.log"):  # the error log holds the message, never an expansion
+        assert log.stat().st_size < 10_000, log
+
+
+def test_an_alias_referring_to_itself_is_refused(tmp_path):
+    path = tmp_path / "experiment.yaml"
+    path.write_text("training: &t {epochs: 1, extra: *t}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="an alias refers to a value that contains it"):
+        load_experiment(path)
+
+
+def test_ordinary_anchors_and_merge_keys_still_load(tmp_path):
+    path = tmp_path / "experiment.yaml"
+    path.write_text("common: &c {epochs: 2, batch_size: 4}\ntraining: {<<: *c, lora_r: 8}\n")
+    data = load_yaml(path.read_text(encoding="utf-8"))
+    assert data["training"] == {"epochs": 2, "batch_size": 4, "lora_r": 8}
+
+
+@pytest.mark.parametrize("where", ["group_vars/all.yml", "host_vars/gpu1.yml", "hosts.yml"])
+def test_an_alias_bomb_in_the_inventory_names_the_file(lab, where):
+    path = lab.inventory / where
+    path.parent.mkdir(exist_ok=True)
+    prefix = path.read_text(encoding="utf-8") if path.exists() else ""
+    path.write_text(prefix + _alias_bomb(6, key="labctl_bomb"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="aliases would add more than") as err:
+        load_lab_config(lab.inventory)
+    assert err.value.where == str(path)
