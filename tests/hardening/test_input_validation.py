@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+import yaml
 
 from labctl.config.experiment import load_experiment
 from labctl.config.lab import load_lab_config
@@ -102,3 +103,49 @@ def test_an_alias_bomb_in_the_inventory_names_the_file(lab, where):
     with pytest.raises(ConfigError, match="aliases would add more than") as err:
         load_lab_config(lab.inventory)
     assert err.value.where == str(path)
+
+
+# --- sizes and numbers in experiment.yaml -------------------------------------------------------------------
+HUGE_MODEL = {"backbone": "huge", "layers": 10**6, "hidden": 10**9, "ffn": 10**9, "vocab": 10**9}
+
+
+@pytest.mark.parametrize(
+    ("emulate", "model", "key"),
+    [
+        ({"checkpoint_scale": 1e308}, {}, "emulate.checkpoint_scale"),
+        ({"checkpoint_scale": 1000}, {}, "emulate.checkpoint_scale"),  # 13B × 1000 = 8.5 TB
+        ({"checkpoint_bytes": 2 * 10**33}, {}, "emulate.checkpoint_bytes"),
+        ({}, HUGE_MODEL, "model.layers"),
+        ({"dataset_bytes": 10**30}, {}, "emulate.dataset_bytes"),
+    ],
+)
+def test_sizes_beyond_sane_bounds_are_refused_before_any_host(tmp_path, capsys, emulate, model, key):
+    from labctl.cli import main
+
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump({"trainer": "emulate", "emulate": emulate, "model": model}))
+    runs = tmp_path / "runs"
+    rc = main(["-i", str(tmp_path / "no-inventory"), "run", str(path), "--runs-dir", str(runs)])
+    out, err = capsys.readouterr()
+    assert rc == 2, out + err
+    assert str(path) in err and key in err, err
+    clean_output(out, err)
+    assert not runs.exists() or not any(runs.iterdir())  # no bundle: nothing was prepared
+
+
+@pytest.mark.parametrize("section", [{"training": {"epochs": True}}, {"training": {"batch_size": False}},
+                                     {"emulate": {"checkpoint_scale": True}}, {"gpus_per_host": True}])
+def test_a_boolean_is_not_a_number(tmp_path, section):
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(section))
+    with pytest.raises(ConfigError, match="must be a number") as err:
+        load_experiment(path)
+    (top,) = section
+    assert top in err.value.message
+
+
+def test_booleans_stay_booleans_and_numbers_numbers(tmp_path):
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump({"training": {"epochs": 2, "lora": False, "learning_rate": 1}}))
+    exp = load_experiment(path)
+    assert (exp.training.epochs, exp.training.lora, exp.training.learning_rate) == (2, False, 1.0)
