@@ -11,6 +11,7 @@ Keys and defaults are the inventory contract of docs/design.md; inventories/samp
 from __future__ import annotations
 
 import difflib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from labctl.config.keys import KNOWN_KEYS, LabVars, LifSpec, parse_size
 from labctl.config.secrets import PasswordSource, resolve_password
 from labctl.errors import ConfigError
 from labctl.redact import register_secret
+
+log = logging.getLogger(__name__)
 
 
 class OntapSettings(BaseModel):
@@ -144,6 +147,7 @@ def _format_errors(exc: ValidationError, inv: InventoryData) -> ConfigError:
 
 
 def _check_unknown(inv: InventoryData) -> None:
+    """A near-certain typo of a key is an error; another unknown `labctl_*` key a warning (as in Ansible)."""
     for key in inv.lab_vars:
         if key.startswith("labctl_") and key not in KNOWN_KEYS:
             close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.85)
@@ -153,6 +157,9 @@ def _check_unknown(inv: InventoryData) -> None:
                     where=f"{inv.where(key)}: {key}",
                     fix=f"rename it to {close[0]}",
                 )
+            near = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.6)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            log.warning("%s: unknown key %s is ignored%s", inv.where(key), key, hint)
 
 
 def _password_source(v: LabVars, inv: InventoryData) -> PasswordSource:
