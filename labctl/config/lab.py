@@ -157,8 +157,9 @@ def _check_unknown(inv: InventoryData) -> None:
                     where=f"{inv.where(key)}: {key}",
                     fix=f"rename it to {close[0]}",
                 )
-            near = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.6)
-            hint = f" (did you mean {near[0]}?)" if near else ""
+            names = [k.removeprefix("labctl_") for k in KNOWN_KEYS]  # the shared prefix would match anything
+            near = difflib.get_close_matches(key.removeprefix("labctl_"), names, n=1, cutoff=0.6)
+            hint = f" (did you mean labctl_{near[0]}?)" if near else ""
             log.warning("%s: unknown key %s is ignored%s", inv.where(key), key, hint)
 
 

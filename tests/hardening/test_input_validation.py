@@ -153,10 +153,10 @@ def test_booleans_stay_booleans_and_numbers_numbers(tmp_path):
 
 # --- unknown keys -------------------------------------------------------------------------------------------
 def test_unknown_labctl_keys_are_named_with_their_file(lab):
-    lab.configure(labctl_fstab_mount=True, labctl_zebra_mode=True, my_own_var=1)
+    lab.configure(labctl_workdir="/tmp", labctl_zebra_mode=True, my_own_var=1)
     rc, out, err = lab.run("provision", "--only", "storage", "--plan")
     assert rc == 0, out + err
     all_yml = lab.inventory / "group_vars" / "all.yml"
-    assert f"{all_yml}: unknown key labctl_fstab_mount is ignored (did you mean labctl_proc_mounts?)" in err
+    assert f"{all_yml}: unknown key labctl_workdir is ignored (did you mean labctl_host_workdir?)" in err
     assert f"{all_yml}: unknown key labctl_zebra_mode is ignored\n" in err
     assert "my_own_var" not in err  # only labctl's own names are checked
