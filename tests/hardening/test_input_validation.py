@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import os
 import resource
+import stat
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -160,3 +163,63 @@ def test_unknown_labctl_keys_are_named_with_their_file(lab):
     assert f"{all_yml}: unknown key labctl_workdir is ignored (did you mean labctl_host_workdir?)" in err
     assert f"{all_yml}: unknown key labctl_zebra_mode is ignored\n" in err
     assert "my_own_var" not in err  # only labctl's own names are checked
+
+
+# --- where labctl writes for itself -------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", [0o1777, 0o755, 0o2770 & ~0o020])
+def test_an_existing_state_dir_keeps_its_mode(lab, tmp_path, monkeypatch, mode):
+    shared = tmp_path / "shared-state"
+    shared.mkdir()
+    shared.chmod(mode)
+    monkeypatch.setenv("LABCTL_STATE_DIR", str(shared))
+    for command in (["status", "--only", "storage"], ["provision", "--only", "storage"]):
+        rc, out, err = lab.run(*command)
+        assert rc == 0, out + err
+        assert stat.S_IMODE(shared.stat().st_mode) == mode
+    assert stat.S_IMODE((shared / "ledger.json").stat().st_mode) & 0o077 == 0  # what labctl writes is its own
+
+
+def test_a_state_dir_others_can_write_to_is_refused_and_left_alone(lab, tmp_path, monkeypatch):
+    open_dir = tmp_path / "open-state"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    monkeypatch.setenv("LABCTL_STATE_DIR", str(open_dir))
+    rc, out, err = lab.run("provision", "--only", "storage")
+    assert rc == 1, out + err
+    assert f"{open_dir}: other users can write to this directory (mode 0777)" in err
+    clean_output(out, err)
+    assert stat.S_IMODE(open_dir.stat().st_mode) == 0o777 and not any(open_dir.iterdir())
+    assert lab.mutations() == []
+
+
+def _fail_before_the_state_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """A command that fails before any state dir is known: its error goes to the fallback log."""
+    from labctl.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training: {epochs: -1}\n", encoding="utf-8")
+    rc = main(["-i", str(tmp_path / "none"), "run", str(bad), "--runs-dir", str(tmp_path / "runs")])
+    out, err = capsys.readouterr()
+    assert rc == 2, out + err
+    clean_output(out, err)
+    return err
+
+
+def test_the_fallback_error_log_never_follows_a_planted_link(tmp_path, monkeypatch, capsys):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    tmp.chmod(0o1777)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    victim = tmp_path / "victim.conf"
+    victim.write_text("precious\n", encoding="utf-8")
+    (tmp / "labctl-errors.log").symlink_to(victim)
+    _fail_before_the_state_dir(tmp_path, capsys)
+    assert victim.read_text(encoding="utf-8") == "precious\n"
+    (tmp / "labctl-errors.log").unlink()
+    os.link(victim, tmp / "labctl-errors.log")  # a second name for someone else's file
+    _fail_before_the_state_dir(tmp_path, capsys)
+    assert victim.read_text(encoding="utf-8") == "precious\n"
+    (tmp / "labctl-errors.log").unlink()
+    _fail_before_the_state_dir(tmp_path, capsys)  # with nothing planted, the log is written, owner-only
+    log = tmp / "labctl-errors.log"
+    assert "epochs" in log.read_text(encoding="utf-8") and stat.S_IMODE(log.stat().st_mode) == 0o600
