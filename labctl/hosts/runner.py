@@ -23,6 +23,7 @@ from rich.table import Table
 
 from labctl.errors import HostError
 from labctl.paths import private_dir, repo_data
+from labctl.redact import scrub_env
 
 # Results of these modules (by action name) and tasks (by task name) are kept in HostResult.data.
 KEEP = {
@@ -118,7 +119,7 @@ def inventory_hosts(inventory: Path, group: str = "gpu_hosts") -> dict[str, dict
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False"},
+        env=scrub_env({**os.environ, "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False"}),
     )
     if out.returncode != 0:
         raise HostError(
@@ -250,6 +251,17 @@ class _Tracker:
 MAX_FORKS = 64
 
 
+def _run_without_secrets(kwargs: dict[str, Any]) -> Any:
+    """`ansible_runner.run(**kwargs)`, with the secret variables taken out of the environment it inherits
+    (ansible-playbook's, and the `command` artifact that records it)."""
+    from ansible_runner.interface import init_runner
+
+    runner = init_runner(**kwargs)
+    runner.config.env = scrub_env(runner.config.env)
+    runner.run()
+    return runner
+
+
 def run_playbook(
     name: str,
     inventory: Path,
@@ -264,8 +276,6 @@ def run_playbook(
     timeout: int = 3600,
 ) -> PlaybookRun:
     """Run playbooks/NAME against `inventory`; returns per-host results (never raises for host failures)."""
-    import ansible_runner
-
     phase = phase or Path(name).stem
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{time.monotonic_ns() % 10**6:06d}"
     pdd = private_dir(state_dir / "runs" / f"{stamp}-{phase}")
@@ -314,10 +324,10 @@ def run_playbook(
     if live and console.is_terminal:
         with Live(tracker.table(), console=console, refresh_per_second=4, transient=True) as lv:
             tracker.live = lv
-            result = ansible_runner.run(**kwargs)
+            result = _run_without_secrets(kwargs)
             tracker.live = None
     else:
-        result = ansible_runner.run(**kwargs)
+        result = _run_without_secrets(kwargs)
     run.rc, run.status = result.rc, result.status
     for h in run.hosts.values():
         if h.status in ("pending", "running"):

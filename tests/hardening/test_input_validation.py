@@ -5,6 +5,7 @@ environment it hands Ansible."""
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import stat
@@ -223,3 +224,30 @@ def test_the_fallback_error_log_never_follows_a_planted_link(tmp_path, monkeypat
     _fail_before_the_state_dir(tmp_path, capsys)  # with nothing planted, the log is written, owner-only
     log = tmp / "labctl-errors.log"
     assert "epochs" in log.read_text(encoding="utf-8") and stat.S_IMODE(log.stat().st_mode) == 0o600
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_a_password_from_the_environment_is_not_handed_to_ansible(tmp_path):
+    from tests.hosts.simlab import start_lab
+
+    for lab in start_lab(tmp_path / "lab", hosts=1):
+        password = Path(lab["ontap"]["password_file"]).read_text(encoding="utf-8").strip()
+        all_yml = Path(lab["inventory"]) / "group_vars" / "all.yml"
+        settings = yaml.safe_load(all_yml.read_text(encoding="utf-8"))
+        settings.pop("labctl_ontap_password_file")
+        all_yml.write_text(yaml.safe_dump({**settings, "labctl_ontap_password_env": "RELPW"}))
+        state = tmp_path / "state"
+        proc = subprocess.run(
+            [sys.executable, "-m", "labctl", "-i", lab["inventory"], "status"],
+            capture_output=True, text=True, timeout=300,
+            env={**os.environ, "RELPW": password, "LABCTL_STATE_DIR": str(state), "PW_COPY": f"x{password}x"},
+        )
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        commands = list(state.glob("runs/*/artifacts/*/command"))
+        assert commands, sorted(state.rglob("*"))
+        for command in commands:
+            env = json.loads(command.read_text(encoding="utf-8"))["env"]
+            assert "RELPW" not in env and "PW_COPY" not in env and env.get("PATH")
+        leaked = [p for p in state.rglob("*") if p.is_file() and password.encode() in p.read_bytes()]
+        assert not leaked
