@@ -251,15 +251,11 @@ class _Tracker:
 MAX_FORKS = 64
 
 
-def _run_without_secrets(kwargs: dict[str, Any]) -> Any:
-    """`ansible_runner.run(**kwargs)`, with the secret variables taken out of the environment it inherits
-    (ansible-playbook's, and the `command` artifact that records it)."""
-    from ansible_runner.interface import init_runner
-
-    runner = init_runner(**kwargs)
-    runner.config.env = scrub_env(runner.config.env)
-    runner.run()
-    return runner
+def _scrub_secrets(status: dict[str, Any], runner_config: Any) -> None:
+    """ansible-runner's status handler: at "starting", before it records the command and spawns
+    ansible-playbook, the secret variables leave the environment it inherited from labctl."""
+    if status.get("status") == "starting":
+        runner_config.env = scrub_env(runner_config.env)
 
 
 def run_playbook(
@@ -276,6 +272,8 @@ def run_playbook(
     timeout: int = 3600,
 ) -> PlaybookRun:
     """Run playbooks/NAME against `inventory`; returns per-host results (never raises for host failures)."""
+    import ansible_runner
+
     phase = phase or Path(name).stem
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{time.monotonic_ns() % 10**6:06d}"
     pdd = private_dir(state_dir / "runs" / f"{stamp}-{phase}")
@@ -312,6 +310,7 @@ def run_playbook(
         "envvars": env,
         "quiet": True,
         "event_handler": tracker,
+        "status_handler": _scrub_secrets,
         "settings": {"suppress_ansible_output": True, "job_timeout": timeout},
         "project_dir": str(path.parent),
         "rotate_artifacts": 0,
@@ -324,10 +323,10 @@ def run_playbook(
     if live and console.is_terminal:
         with Live(tracker.table(), console=console, refresh_per_second=4, transient=True) as lv:
             tracker.live = lv
-            result = _run_without_secrets(kwargs)
+            result = ansible_runner.run(**kwargs)
             tracker.live = None
     else:
-        result = _run_without_secrets(kwargs)
+        result = ansible_runner.run(**kwargs)
     run.rc, run.status = result.rc, result.status
     for h in run.hosts.values():
         if h.status in ("pending", "running"):
