@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
+
+from labctl.errors import StateError
 
 DEFAULT_INVENTORY = Path("inventories/lab")
 
@@ -28,13 +32,48 @@ def state_dir(inventory: Path) -> Path:
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` (and parents) with owner-only permissions and return it."""
-    created = [p for p in (path, *path.parents) if not p.exists()]
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for parent in created:  # mkdir gives missing parents the default mode
-        parent.chmod(0o700)
-    path.chmod(0o700)
+    """Create `path` (and missing parents) owner-only (0700) and return it.
+
+    A directory that already exists is never chmodded (it may be shared, e.g. a `LABCTL_STATE_DIR` of mode
+    1777); one that others may write to without the sticky bit is refused.
+
+    Raises:
+        StateError: `path` is not a directory, or others can replace what labctl writes in it.
+    """
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for parent in reversed(missing):
+        try:
+            parent.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile by someone else: not ours to chmod
+            continue
+        parent.chmod(0o700)  # whatever the umask
+    if not path.is_dir():
+        raise StateError("is not a directory", where=str(path), fix="point LABCTL_STATE_DIR at a directory")
+    mode = path.stat().st_mode
+    if mode & (stat.S_IWGRP | stat.S_IWOTH) and not mode & stat.S_ISVTX:
+        raise StateError(
+            f"other users can write to this directory (mode {stat.S_IMODE(mode):04o}) and replace what "
+            "labctl keeps there; labctl leaves its permissions alone",
+            where=str(path),
+            fix="chmod go-w (or +t) it yourself, or point LABCTL_STATE_DIR at a directory of your own",
+        )
     return path
+
+
+def open_append_own(path: Path) -> int:
+    """Open `path` for appending (created 0600), never through a symlink and only if it is a regular file
+    of this user with no other links; returns the file descriptor.
+
+    Raises:
+        OSError: a symlink (ELOOP), or a file labctl must not write to (EPERM).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_nlink != 1:
+        os.close(fd)
+        raise PermissionError(errno.EPERM, "not a private regular file of this user", str(path))
+    os.fchmod(fd, 0o600)
+    return fd
 
 
 def repo_data(*parts: str) -> Path:

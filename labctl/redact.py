@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
+_secret_env: set[str] = set()
 MASK = "********"
 
 
@@ -17,6 +18,20 @@ def register_secret(value: str | None) -> None:
     if value and len(value) >= 3:
         with _lock:
             _secrets.add(value)
+
+
+def register_secret_env(name: str) -> None:
+    """Remember that environment variable `name` holds a secret: `scrub_env` drops it."""
+    with _lock:
+        _secret_env.add(name)
+
+
+def scrub_env(env: dict[str, str]) -> dict[str, str]:
+    """`env` without the registered secret variables and without any variable holding a registered secret
+    (for the environment of a child process such as ansible-playbook)."""
+    with _lock:
+        names, secrets = set(_secret_env), set(_secrets)
+    return {k: v for k, v in env.items() if k not in names and not any(s in v for s in secrets)}
 
 
 def redact(text: str) -> str:

@@ -21,7 +21,7 @@ from rich.text import Text
 
 from labctl import __version__
 from labctl.errors import LabctlError, UsageError
-from labctl.paths import private_dir
+from labctl.paths import open_append_own, private_dir
 from labctl.redact import RedactingFilter, redact
 
 err_console = Console(stderr=True, highlight=False)
@@ -79,8 +79,7 @@ def set_log_dir(path: Path) -> None:
     global _log_dir
     try:
         private_dir(path)
-        os.close(os.open(path / "labctl.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-        (path / "labctl.log").chmod(0o600)
+        os.close(open_append_own(path / "labctl.log"))
         handler = logging.FileHandler(path / "labctl.log", encoding="utf-8")
     except OSError:
         return
@@ -122,13 +121,14 @@ def _setup_logging(verbose: int) -> None:
     root.setLevel(level)
 
 
-def _write_log(text: str) -> Path:
+def _write_log(text: str) -> Path | None:
+    """Append `text` (masked) to the log; None when it could not be written (e.g. a planted symlink)."""
     path = _log_file()
     try:
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a", encoding="utf-8") as fh:
+        with open(open_append_own(path), "a", encoding="utf-8") as fh:
             fh.write(redact(text) + "\n")
     except OSError:
-        pass
+        return None
     return path
 
 
@@ -158,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception:  # noqa: BLE001 - the single place where unexpected errors are reported
         path = _write_log(traceback.format_exc())
-        err_console.print(f"[bold red]internal error[/] ({redact(str(sys.exc_info()[1]))}); "
-                          f"traceback in {path}", soft_wrap=True)
+        where = f"traceback in {path}" if path else f"traceback not written: {_log_file()} is not ours"
+        err_console.print(f"[bold red]internal error[/] ({redact(str(sys.exc_info()[1]))}); {where}",
+                          soft_wrap=True)
         return 1
     return 0
 

@@ -7,18 +7,44 @@ lr 0.00015, batch 2, 3 epochs, no evaluation before training, save the best chec
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from labctl.config.yaml_budget import ALIAS_FIX, AliasBudgetExceeded, load_yaml
 from labctl.errors import ConfigError
 
 Dtype = Literal["float32", "bfloat16", "float16", "int8", "int4"]
 
 
+GiB = 1 << 30
+TiB = 1 << 40
+MAX_CHECKPOINT_BYTES = 4 * TiB
+"""The largest checkpoint labctl will emulate (a 405B-parameter bf16 model is ~0.8 TiB)."""
+DAY_S = 86400.0
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """`epochs: true` is a mistake, not 1: a number field refuses booleans."""
+        field = cls.model_fields.get(info.field_name or "")
+        kinds = set(get_args(field.annotation)) | {field.annotation} if field else set()
+        if isinstance(value, bool) and kinds & {int, float} and bool not in kinds:
+            raise ValueError(f"must be a number, not {str(value).lower()}")
+        return value
 
 
 class ModelSpec(_Strict):
@@ -26,10 +52,10 @@ class ModelSpec(_Strict):
 
     backbone: str = "h2oai/h2ogpt-4096-llama2-13b"
     backbone_dtype: Dtype = "int4"
-    layers: int | None = Field(None, gt=0)
-    hidden: int | None = Field(None, gt=0)
-    ffn: int | None = Field(None, gt=0)
-    vocab: int | None = Field(None, gt=0)
+    layers: int | None = Field(None, gt=0, le=1024)
+    hidden: int | None = Field(None, gt=0, le=1 << 17)
+    ffn: int | None = Field(None, gt=0, le=1 << 20)
+    vocab: int | None = Field(None, gt=0, le=1 << 22)
     kv_heads_ratio: float | None = Field(None, gt=0, le=1, description="kv heads / attention heads (GQA)")
 
 
@@ -37,18 +63,18 @@ class TrainingSpec(_Strict):
     """Hyper-parameters; `save_checkpoint` is version-neutral (rendered per LLM Studio version)."""
 
     learning_rate: float = Field(0.00015, gt=0)
-    batch_size: int = Field(2, gt=0)
-    epochs: int = Field(3, ge=0)
+    batch_size: int = Field(2, gt=0, le=1 << 16)
+    epochs: int = Field(3, ge=0, le=10_000)
     evaluate_before_training: bool = False
     save_checkpoint: Literal["best", "last", "disable"] = "best"
     evaluation_epochs: float = Field(
         1.0, gt=0, description="checkpoint cadence: one evaluation (+save) per N epochs"
     )
     lora: bool = True
-    lora_r: int = Field(4, gt=0)
+    lora_r: int = Field(4, gt=0, le=1 << 16)
     lora_alpha: int = Field(16, gt=0)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
-    max_length: int = Field(512, gt=0)
+    max_length: int = Field(512, gt=0, le=1 << 20)
     metric: Literal["Perplexity", "BLEU", "GPT"] = "Perplexity"
     seed: int = 42
 
@@ -108,17 +134,23 @@ class LlmStudioSpec(_Strict):
 class EmulateSpec(_Strict):
     """The DLIO-style emulated trainer (GPU-less hosts, the simulated lab)."""
 
-    steps_per_epoch: int = Field(40, gt=0)
-    step_compute_s: float = Field(0.5, ge=0, description="emulated GPU time per step")
-    read_bytes_per_step: int = Field(1 << 20, ge=0, description="data set bytes read per step")
-    startup_s: float = Field(2.0, ge=0, description="model load time (GPU idle)")
-    validation_s: float = Field(2.0, ge=0, description="emulated validation time (GPU busy)")
-    checkpoint_bytes: int | None = Field(None, gt=0, description="override the computed checkpoint size")
-    checkpoint_scale: float = Field(1.0, gt=0, description="multiply the computed size (simulated lab)")
-    write_chunk_bytes: int = Field(16 << 20, gt=0)
+    steps_per_epoch: int = Field(40, gt=0, le=10_000_000)
+    step_compute_s: float = Field(0.5, ge=0, le=DAY_S, description="emulated GPU time per step")
+    read_bytes_per_step: int = Field(1 << 20, ge=0, le=64 * GiB, description="data set bytes read per step")
+    startup_s: float = Field(2.0, ge=0, le=DAY_S, description="model load time (GPU idle)")
+    validation_s: float = Field(2.0, ge=0, le=DAY_S, description="emulated validation time (GPU busy)")
+    checkpoint_bytes: int | None = Field(
+        None, gt=0, le=MAX_CHECKPOINT_BYTES, description="override the computed checkpoint size"
+    )
+    checkpoint_scale: float = Field(
+        1.0, gt=0, le=1000, description="multiply the computed size (simulated lab)"
+    )
+    write_chunk_bytes: int = Field(16 << 20, gt=0, le=GiB)
     loader_workers: int = Field(2, ge=0, le=64, description="forked data-loader workers (pt_data_worker)")
-    dataset_bytes: int = Field(64 << 20, gt=0, description="size of the synthetic data set when none exists")
-    gpu_mem_mib: int = Field(20480, ge=0)
+    dataset_bytes: int = Field(
+        64 << 20, gt=0, le=TiB, description="size of the synthetic data set when none exists"
+    )
+    gpu_mem_mib: int = Field(20480, ge=0, le=1 << 20)
 
 
 class Experiment(_Strict):
@@ -148,11 +180,13 @@ def load_experiment(path: str | Path) -> Experiment:
     """Read and validate an experiment file; every problem is a `ConfigError` naming the key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise ConfigError(f"cannot read experiment file: {exc.strerror}", where=str(path)) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not UTF-8 text (byte {exc.start})", where=str(path)) from None
+    except AliasBudgetExceeded as exc:
+        raise ConfigError(f"not valid YAML: {exc}", where=str(path), fix=ALIAS_FIX) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", where=str(path)) from exc
     except RecursionError:
@@ -171,7 +205,7 @@ def parse_experiment(raw: dict[str, Any], where: str = "experiment") -> Experime
         loc = ".".join(str(p) for p in first["loc"])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(
-            f"{loc}: {first['msg']}{more}",
+            f"{loc}: {first['msg'].removeprefix('Value error, ')}{more}",
             where=where,
             fix="see `labctl run --help` and templates/experiment.sim.yaml",
-        ) from exc
+        ) from None  # the chained error would reprint the whole input

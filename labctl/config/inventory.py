@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from labctl.config.plain_inventory import read_plain
+from labctl.config.yaml_budget import ALIAS_FIX, AliasBudgetExceeded, load_yaml
 from labctl.errors import ConfigError
 
 LAB_GROUP = "gpu_hosts"
@@ -68,7 +69,9 @@ def _scan(path: Path) -> Any:
     if text.lstrip().startswith(VAULT_HEADER):
         return None
     try:
-        return yaml.load(text, Loader=_TolerantLoader)  # noqa: S506 - a SafeLoader subclass
+        return load_yaml(text, _TolerantLoader)
+    except AliasBudgetExceeded as exc:
+        raise ConfigError(f"not valid YAML: {exc}", where=str(path), fix=ALIAS_FIX) from None
     except RecursionError:
         raise ConfigError(
             "not valid YAML: nested too deeply", where=str(path), fix="fix the YAML structure"

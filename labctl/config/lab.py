@@ -11,16 +11,20 @@ Keys and defaults are the inventory contract of docs/design.md; inventories/samp
 from __future__ import annotations
 
 import difflib
+import logging
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from labctl.config.clients import client_text, covers_everything, parse_client
 from labctl.config.inventory import LAB_GROUP, InventoryData, InventoryHost, read_inventory
 from labctl.config.keys import KNOWN_KEYS, LabVars, LifSpec, parse_size
 from labctl.config.secrets import PasswordSource, resolve_password
 from labctl.errors import ConfigError
 from labctl.redact import register_secret
+
+log = logging.getLogger(__name__)
 
 
 class OntapSettings(BaseModel):
@@ -143,6 +147,7 @@ def _format_errors(exc: ValidationError, inv: InventoryData) -> ConfigError:
 
 
 def _check_unknown(inv: InventoryData) -> None:
+    """A near-certain typo of a key is an error; another unknown `labctl_*` key a warning (as in Ansible)."""
     for key in inv.lab_vars:
         if key.startswith("labctl_") and key not in KNOWN_KEYS:
             close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.85)
@@ -152,6 +157,10 @@ def _check_unknown(inv: InventoryData) -> None:
                     where=f"{inv.where(key)}: {key}",
                     fix=f"rename it to {close[0]}",
                 )
+            names = [k.removeprefix("labctl_") for k in KNOWN_KEYS]  # the shared prefix would match anything
+            near = difflib.get_close_matches(key.removeprefix("labctl_"), names, n=1, cutoff=0.6)
+            hint = f" (did you mean labctl_{near[0]}?)" if near else ""
+            log.warning("%s: unknown key %s is ignored%s", inv.where(key), key, hint)
 
 
 def _password_source(v: LabVars, inv: InventoryData) -> PasswordSource:
@@ -216,6 +225,8 @@ def _ca_file(v: LabVars, inv: InventoryData) -> Path | None:
 
 
 def _clients(v: LabVars, hosts: list[InventoryHost], inv: InventoryData) -> list[str]:
+    """The export rule's client matches, validated as addresses, networks or names (never everyone, unless
+    `labctl_export_allow_any`)."""
     where = f"{inv.where('labctl_export_clients')}: labctl_export_clients"
     clients = v.labctl_export_clients if v.labctl_export_clients is not None else [h.address for h in hosts]
     if not clients:
@@ -224,14 +235,20 @@ def _clients(v: LabVars, hosts: list[InventoryHost], inv: InventoryData) -> list
             where=where,
             fix=f"add hosts to {LAB_GROUP} in hosts.yml or list labctl_export_clients",
         )
-    anywhere = {"0.0.0.0/0", "0/0", "0.0.0.0", "::/0"}
-    if anywhere & set(clients) and not v.labctl_export_allow_any:
+    parsed = []
+    for text in clients:
+        try:
+            parsed.append(parse_client(text))
+        except ValueError as exc:
+            origin = "" if v.labctl_export_clients is not None else f" (the address of a {LAB_GROUP} host)"
+            raise ConfigError(f"{exc}{origin}", where=where, fix=_FIXES["labctl_export_clients"]) from None
+    if covers_everything(parsed) and not v.labctl_export_allow_any:
         raise ConfigError(
-            "exporting to every address (0.0.0.0/0) is refused",
+            "together these clients cover every address: exporting to every address (0.0.0.0/0) is refused",
             where=where,
             fix="list the GPU hosts' addresses, or set labctl_export_allow_any: true",
         )
-    return list(dict.fromkeys(clients))
+    return list(dict.fromkeys(client_text(c) for c in parsed))
 
 
 def build_lab_config(inv: InventoryData, *, resolve_secrets: bool = True) -> LabConfig:

@@ -19,6 +19,9 @@ from typing import Any
 
 import yaml
 
+from labctl.config.yaml_budget import ALIAS_FIX, AliasBudgetExceeded, load_yaml
+from labctl.errors import ConfigError
+
 YAML_EXTS = (".yml", ".yaml")
 SECTIONS = ("hosts", "vars", "children")
 JINJA = ("{{", "{%", "{#")
@@ -72,7 +75,9 @@ def _load(path: Path) -> Any:
     if text.lstrip().startswith("$ANSIBLE_VAULT") or ("!" in text and _has_tag(text)):
         raise NeedsAnsible
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
+    except AliasBudgetExceeded as exc:  # Ansible would expand it: refuse here, naming the file
+        raise ConfigError(f"not valid YAML: {exc}", where=str(path), fix=ALIAS_FIX) from None
     except yaml.YAMLError:
         raise NeedsAnsible from None
     _check_values(data)

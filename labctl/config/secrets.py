@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import SecretStr
 
 from labctl.errors import ConfigError
-from labctl.redact import register_secret
+from labctl.redact import register_secret, register_secret_env
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ def resolve_password(source: PasswordSource) -> SecretStr:
     where = f"{source.where}: {source.key}"
     if source.kind == "env":
         assert source.env is not None
+        register_secret_env(source.env)  # never handed on to Ansible
         value = os.environ.get(source.env)
         if value is None:
             raise ConfigError(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labctl.config.experiment import Experiment
+from labctl.config.experiment import MAX_CHECKPOINT_BYTES, Experiment
 from labctl.errors import ConfigError
 
 
@@ -85,8 +85,21 @@ def checkpoint_bytes(exp: Experiment) -> int:
     return int(base + lora)
 
 
-def emulated_checkpoint_bytes(exp: Experiment) -> int:
-    """What the emulator writes per checkpoint: the override, else the computed size × scale."""
+def emulated_checkpoint_bytes(exp: Experiment, where: str = "experiment") -> int:
+    """What the emulator writes per checkpoint: the override, else the computed size × scale.
+
+    Raises:
+        ConfigError: the size passes MAX_CHECKPOINT_BYTES (naming the keys that make it; `where` is the file).
+    """
     if exp.emulate.checkpoint_bytes:
         return exp.emulate.checkpoint_bytes
-    return max(1, int(checkpoint_bytes(exp) * exp.emulate.checkpoint_scale))
+    size = checkpoint_bytes(exp) * exp.emulate.checkpoint_scale
+    if size > MAX_CHECKPOINT_BYTES:
+        raise ConfigError(
+            f"the emulated checkpoint ({exp.model.backbone}'s size × {exp.emulate.checkpoint_scale:g}) "
+            f"would be {size:.3g} bytes, more than the limit of {MAX_CHECKPOINT_BYTES >> 40} TiB",
+            where=f"{where}: emulate.checkpoint_scale",
+            fix="lower emulate.checkpoint_scale or the model's layers/hidden/ffn/vocab, or set "
+            "emulate.checkpoint_bytes",
+        )
+    return max(1, int(size))

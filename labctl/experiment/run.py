@@ -281,6 +281,8 @@ def _parallel(fn, items: list) -> list[BaseException | None]:
 def start_run(experiment_file: Path, inventory: Path, runs_root: Path) -> Path:
     """Prepare and start a run on every host; returns the bundle directory (manifest.json written)."""
     exp = load_experiment(experiment_file)
+    if exp.trainer == "emulate":
+        emulated_checkpoint_bytes(exp, str(experiment_file))  # its size is checked before any host is touched
     targets = resolve_hosts(inventory, exp.hosts)
     runs_root.mkdir(parents=True, exist_ok=True)
     run_id = new_run_id(exp.name, runs_root)

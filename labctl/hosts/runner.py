@@ -23,6 +23,7 @@ from rich.table import Table
 
 from labctl.errors import HostError
 from labctl.paths import private_dir, repo_data
+from labctl.redact import scrub_env
 
 # Results of these modules (by action name) and tasks (by task name) are kept in HostResult.data.
 KEEP = {
@@ -118,7 +119,7 @@ def inventory_hosts(inventory: Path, group: str = "gpu_hosts") -> dict[str, dict
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False"},
+        env=scrub_env({**os.environ, "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False"}),
     )
     if out.returncode != 0:
         raise HostError(
@@ -250,6 +251,13 @@ class _Tracker:
 MAX_FORKS = 64
 
 
+def _scrub_secrets(status: dict[str, Any], runner_config: Any) -> None:
+    """ansible-runner's status handler: at "starting", before it records the command and spawns
+    ansible-playbook, the secret variables leave the environment it inherited from labctl."""
+    if status.get("status") == "starting":
+        runner_config.env = scrub_env(runner_config.env)
+
+
 def run_playbook(
     name: str,
     inventory: Path,
@@ -302,6 +310,7 @@ def run_playbook(
         "envvars": env,
         "quiet": True,
         "event_handler": tracker,
+        "status_handler": _scrub_secrets,
         "settings": {"suppress_ansible_output": True, "job_timeout": timeout},
         "project_dir": str(path.parent),
         "rotate_artifacts": 0,
