@@ -40,7 +40,7 @@ def provision_storage(cfg: LabConfig, state_dir: Path, *, plan: bool, console: C
     """
     result = ProvisionResult()
     with Ledger.open(state_dir) as ledger, ontap_session(cfg, console) as ontap:
-        preflight.check_before_changes(ontap, ledger)  # a provision that must fail changes nothing
+        preflight.check_before_changes(ontap, ledger, plan=plan)  # a provision that must fail changes nothing
         if plan:
             result.changes.append(nfs.plan_nfs(ontap))
             result.changes += export_policy.plan_export(ontap, ledger)[0]

@@ -13,14 +13,15 @@ from labctl.ontap.session import Ontap
 from labctl.state import Ledger
 
 
-def check_before_changes(ontap: Ontap, ledger: Ledger) -> None:
-    """Raise the error provision would meet later, before anything is changed.
+def check_before_changes(ontap: Ontap, ledger: Ledger, *, plan: bool = False) -> None:
+    """Raise the error provision would meet later, before anything is changed (with `plan`, a layout that
+    cannot change is shown in the plan as refused rather than raised).
 
     Raises:
         OntapError: naming the inventory key to fix.
     """
     change, vol = flexgroup.plan_flexgroup(ontap, ledger)  # refuses a same-named volume labctl does not own
-    if change.action == flexgroup.REFUSED:
+    if change.action == flexgroup.REFUSED and not plan:
         raise flexgroup.layout_error(change)
     if vol is not None:
         return  # labctl's FlexGroup exists: its aggregates and junction were checked when it was made
