@@ -189,19 +189,22 @@ def remove_export(
     ontap: Ontap, ledger: Ledger, name: str | None = None, *, plan: bool = False
 ) -> list[Change]:
     """Delete labctl's rule (found by its content, never by index alone) and, if labctl created it, the
-    policy `name` (default: the configured one). A rule whose content is not labctl's is left alone."""
+    policy `name` (default: the configured one). A rule whose content is not labctl's is left alone, and so
+    is a policy labctl created that now holds such rules."""
     svm, name = ontap.cfg.svm, name or ontap.cfg.export.policy
     out: list[Change] = []
     pkey, rkey = policy_key(svm, name), rule_key(svm, name)
     policy_entry, rule_entry = ledger.get(pkey), ledger.get(rkey)
     policy_id = find_policy(ontap, name)
+    present = rules(ontap, policy_id) if policy_id is not None else {}
+    index = owned_index(present, rule_entry)
+    others = sorted(set(present) - {index})
+    with_policy = bool(policy_entry and policy_entry.get("created")) and policy_id is not None and not others
     if rule_entry is not None:
-        present = rules(ontap, policy_id) if policy_id is not None else {}
-        index = owned_index(present, rule_entry)
         if index is None:
             note = _not_ours(foreign_at_index(present, rule_entry))
             out.append(Change(RULE, f"{name}#{rule_entry.get('index')}", ABSENT, note=note))
-        elif policy_entry is not None and policy_entry.get("created"):
+        elif with_policy:
             out.append(Change(RULE, f"{name}#{index}", DELETE, note="with its policy"))
         else:
             out.append(Change(RULE, f"{name}#{index}", DELETE))
@@ -217,6 +220,10 @@ def remove_export(
     if policy_entry is not None and policy_entry.get("created"):
         if policy_id is None:
             out.append(Change(POLICY, name, ABSENT))
+        elif others:
+            held = ", ".join(map(str, others))
+            note = f"holds rules labctl did not add ({held}): left alone"
+            out.append(Change(POLICY, name, KEEP, note=note))
         else:
             out.append(Change(POLICY, name, DELETE))
             if not plan:

@@ -272,3 +272,14 @@ def test_teardown_forgets_its_vanished_volume_and_leaves_the_foreign_one_of_that
         assert len(list(Volume.get_collection(name="fg_llm", **{"svm.name": "llm-lab"}))) == 1
     rc, out, err = lab.run("teardown", "--yes", "--only", "storage")
     assert rc == 0 and "leftovers: none" in out, out + err
+
+
+def test_teardown_keeps_labctls_policy_when_someone_added_a_rule_to_it(lab):
+    assert lab.run("provision", "--only", "storage")[0] == 0
+    with lab.sdk():
+        ExportRule(_policy_id(lab, "labctl_fg_llm"), **ADMIN_RULE).post()
+    rc, out, err = lab.run("teardown", "--yes", "--only", "storage")
+    assert rc == 0, out + err
+    assert "holds rules labctl did not add (2): left alone" in out and "leftovers: none" in out
+    assert _rules(lab, "labctl_fg_llm") == {2: ["10.9.9.9"]}  # labctl's rule 1 went, the admin's stayed
+    assert ledger_of(lab.root / "state")["objects"] == {}
