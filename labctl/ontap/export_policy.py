@@ -215,8 +215,8 @@ def remove_export(
                     lambda: ExportRule(policy_id, index=index).delete(poll=True),
                     gone_ok=True,
                 )
-        if not plan:
-            ledger.forget(rkey)
+        if not plan and not with_policy:
+            ledger.forget(rkey)  # with its policy, the record goes when the policy is gone
     if policy_entry is not None and policy_entry.get("created"):
         if policy_id is None:
             out.append(Change(POLICY, name, ABSENT))
@@ -234,6 +234,7 @@ def remove_export(
                     gone_ok=True,
                 )
         if not plan:
+            ledger.forget(rkey)
             ledger.forget(pkey)
     elif policy_id is not None and rule_entry is None:
         out.append(Change(POLICY, name, KEEP, note="not created by labctl"))
