@@ -177,7 +177,7 @@ def _print_storage_status(console: Console, report: dict[str, Any], state_dir: P
         table.add_column(col, overflow="fold")
     for obj in report["objects"]:
         drift = "; ".join(f"{k}: {_show(d['recorded'])} → {_show(d['now'])}" for k, d in obj["drift"].items())
-        style = {"ok": "green", "drift": "yellow", "missing": "red"}.get(obj["status"], "")
+        style = {"ok": "green", "drift": "yellow", "missing": "red", "foreign": "red"}.get(obj["status"], "")
         owned = "created" if obj["created"] else "changed"
         table.add_row(obj["kind"], obj["name"], owned, f"[{style}]{obj['status']}[/]", drift)
     console.print(table if report["objects"] else "the ledger records nothing: labctl owns nothing here")

@@ -13,6 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_MOUNT_OPTIONS = "vers=4.1,proto=tcp,rsize=1048576,wsize=1048576,hard,nconnect=16"
 SECURITY_FLAVORS = ("any", "none", "never", "krb5", "krb5i", "krb5p", "ntlm", "sys")
+# ONTAP reads `* | ! < > ..` (and `{ }`, `=`, `,`) in a query value as operators, so a name fed into a query
+# is a plain name: letters, digits, `_`, `.`, `-` (no `..`).
+ONTAP_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,255}")
+JUNCTION = re.compile(r"/(?:[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*)?")
+NAME_RULE = "letters, digits, _ . - only (ONTAP reads * | ! < > .. in a query as operators)"
+MAX_CONSTITUENTS = 200  # ONTAP's maximum number of constituents of one FlexGroup
 _UNITS = {
     "": 1,
     "B": 1,
@@ -49,6 +55,20 @@ def parse_size(value: int | str) -> int:
     return int(size)
 
 
+def ontap_name(value: str) -> str:
+    """`value` when it is a plain ONTAP name (safe inside a REST query); ValueError otherwise."""
+    if not ONTAP_NAME.fullmatch(value) or ".." in value:
+        raise ValueError(f"{value!r} is not a plain ONTAP name: {NAME_RULE}")
+    return value
+
+
+def junction_path(value: str) -> str:
+    """`value` when it is a plain junction path such as `/fg_llm`; ValueError otherwise."""
+    if not JUNCTION.fullmatch(value) or ".." in value:
+        raise ValueError(f"{value!r} is not a junction path such as /fg_llm: {NAME_RULE}")
+    return value
+
+
 def format_size(value: int) -> str:
     """`10995116277760` → `10 TiB` (exact when possible)."""
     for unit, factor in (
@@ -74,6 +94,11 @@ class LifSpec(BaseModel):
     netmask: str = "24"
     home_port: str = "e0d"
     service_policy: str = "default-data-files"
+
+    @field_validator("name", "node", "home_port", "service_policy")
+    @classmethod
+    def _names(cls, value: str) -> str:
+        return ontap_name(value)
 
     @field_validator("address")
     @classmethod
@@ -113,8 +138,8 @@ class LabVars(BaseModel):
     labctl_flexgroup_name: str = Field("fg_llm", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,196}$")
     labctl_flexgroup_size: int | str = "10TB"
     labctl_flexgroup_aggregates: list[str] | None = None
-    labctl_flexgroup_constituents_per_aggregate: int = Field(8, ge=1, le=1000)
-    labctl_flexgroup_junction: str = Field("/fg_llm", pattern=r"^/\S*$")
+    labctl_flexgroup_constituents_per_aggregate: int = Field(8, ge=1, le=MAX_CONSTITUENTS)
+    labctl_flexgroup_junction: str = "/fg_llm"
     labctl_data_lifs: list[LifSpec] | None = None
     labctl_nfs_server: str | None = None
     labctl_mount_path: str = Field("/mnt/fg_llm", pattern=r"^/\S*$")
@@ -138,6 +163,23 @@ class LabVars(BaseModel):
         if bad or not value:
             raise ValueError(f"each entry must be one of {', '.join(SECURITY_FLAVORS)} (got {bad or value})")
         return value
+
+    @field_validator("labctl_svm", "labctl_export_policy")
+    @classmethod
+    def _ontap_name(cls, value: str) -> str:
+        return ontap_name(value)
+
+    @field_validator("labctl_flexgroup_aggregates")
+    @classmethod
+    def _aggregates(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("list at least one aggregate, or leave the key out (one per node)")
+        return [ontap_name(v) for v in value] if value is not None else None
+
+    @field_validator("labctl_flexgroup_junction")
+    @classmethod
+    def _junction(cls, value: str) -> str:
+        return junction_path(value)
 
     @field_validator("labctl_nfs_tcp_max_xfer_size")
     @classmethod

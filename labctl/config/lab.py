@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from labctl.config.clients import client_text, covers_everything, parse_client
 from labctl.config.inventory import LAB_GROUP, InventoryData, InventoryHost, read_inventory
-from labctl.config.keys import KNOWN_KEYS, LabVars, LifSpec, parse_size
+from labctl.config.keys import KNOWN_KEYS, MAX_CONSTITUENTS, LabVars, LifSpec, parse_size
 from labctl.config.secrets import PasswordSource, resolve_password
 from labctl.errors import ConfigError
 from labctl.redact import register_secret
@@ -251,6 +251,20 @@ def _clients(v: LabVars, hosts: list[InventoryHost], inv: InventoryData) -> list
     return list(dict.fromkeys(client_text(c) for c in parsed))
 
 
+def _check_constituents(v: LabVars, inv: InventoryData) -> None:
+    """Listed aggregates × constituents per aggregate within ONTAP's FlexGroup limit (discovered aggregates
+    are checked by provision before it changes anything)."""
+    aggrs, per = v.labctl_flexgroup_aggregates, v.labctl_flexgroup_constituents_per_aggregate
+    if aggrs and len(aggrs) * per > MAX_CONSTITUENTS:
+        key = "labctl_flexgroup_constituents_per_aggregate"
+        raise ConfigError(
+            f"{len(aggrs)} aggregates × {per} = {len(aggrs) * per} constituents; a FlexGroup has at most "
+            f"{MAX_CONSTITUENTS}",
+            where=f"{inv.where(key)}: {key}",
+            fix=f"lower it to at most {MAX_CONSTITUENTS // len(aggrs)} (8 is the usual choice)",
+        )
+
+
 def build_lab_config(inv: InventoryData, *, resolve_secrets: bool = True) -> LabConfig:
     """Validate the inventory's lab vars into a LabConfig.
 
@@ -262,6 +276,7 @@ def build_lab_config(inv: InventoryData, *, resolve_secrets: bool = True) -> Lab
         v = LabVars.model_validate(inv.lab_vars)
     except ValidationError as exc:
         raise _format_errors(exc, inv) from None
+    _check_constituents(v, inv)
     hosts = inv.groups.get(LAB_GROUP, [])
     source = _password_source(v, inv)
     password = resolve_password(source) if resolve_secrets else None

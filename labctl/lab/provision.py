@@ -13,7 +13,7 @@ from rich.console import Console
 from labctl.config.lab import LabConfig
 from labctl.errors import LabctlError
 from labctl.lab import hosts_phase_module
-from labctl.ontap import export_policy, flexgroup, flexgroup_check, interfaces, nfs
+from labctl.ontap import export_policy, flexgroup, flexgroup_check, interfaces, nfs, preflight
 from labctl.ontap.changes import Change
 from labctl.ontap.session import ontap_session
 from labctl.state import Ledger, read_ledger
@@ -40,6 +40,7 @@ def provision_storage(cfg: LabConfig, state_dir: Path, *, plan: bool, console: C
     """
     result = ProvisionResult()
     with Ledger.open(state_dir) as ledger, ontap_session(cfg, console) as ontap:
+        preflight.check_before_changes(ontap, ledger, plan=plan)  # a provision that must fail changes nothing
         if plan:
             result.changes.append(nfs.plan_nfs(ontap))
             result.changes += export_policy.plan_export(ontap, ledger)[0]

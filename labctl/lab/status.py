@@ -17,7 +17,8 @@ from labctl.state import Ledger, read_ledger
 
 
 def _check(ontap: Ontap, entry: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """('ok' | 'drift' | 'missing', {field: {recorded, now}}) for one ledger entry."""
+    """('ok' | 'drift' | 'missing' | 'foreign', {field: {recorded, now}}) for one ledger entry ('foreign':
+    what the ledger recorded is gone and something that is not labctl's is in its place)."""
     kind, name = entry.get("kind"), entry.get("name", "")
     want = entry.get("desired", {})
     if kind == "nfs_service":
@@ -31,11 +32,10 @@ def _check(ontap: Ontap, entry: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if kind == "export_rule":
         policy_id = export_policy.find_policy(ontap, name)
         rules = export_policy.rules(ontap, policy_id) if policy_id is not None else {}
-        rule = rules.get(int(entry.get("index", -1)))
-        if rule is None:
-            return "missing", {}
-        drift = {k: {"recorded": v, "now": rule.get(k)} for k, v in want.items() if rule.get(k) != v}
-        return ("drift" if drift else "ok"), drift
+        # labctl's rule is known by its content: another rule at the recorded index is someone else's
+        if export_policy.owned_index(rules, entry) is not None:
+            return "ok", {}
+        return ("foreign" if export_policy.foreign_at_index(rules, entry) is not None else "missing"), {}
     if kind == "interface":
         lif = interfaces.lifs(ontap).get(name)
         if lif is None:

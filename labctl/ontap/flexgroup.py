@@ -12,7 +12,7 @@ from netapp_ontap.resources import Aggregate, Volume
 
 from labctl.config.keys import format_size
 from labctl.errors import OntapError
-from labctl.ontap.changes import ABSENT, CREATE, DELETE, MODIFY, UNCHANGED, Change
+from labctl.ontap.changes import ABSENT, CREATE, DELETE, KEEP, MODIFY, UNCHANGED, Change
 from labctl.ontap.interfaces import nodes
 from labctl.ontap.rest import changed
 from labctl.ontap.session import Ontap
@@ -68,6 +68,17 @@ def find_volume(ontap: Ontap, name: str | None = None) -> VolumeState | None:
     )
 
 
+def all_aggregates(ontap: Ontap) -> list[Any]:
+    """Every aggregate of the cluster (read once per session)."""
+    return ontap.memo(
+        "aggregates",
+        lambda: ontap.call(
+            "list the aggregates",
+            lambda: list(Aggregate.get_collection(fields="name,node,state,space.block_storage.available")),
+        ),
+    )
+
+
 def aggregates(ontap: Ontap) -> list[str]:
     """The configured aggregates, else one per node (the online one with the most free space).
 
@@ -76,13 +87,7 @@ def aggregates(ontap: Ontap) -> list[str]:
     """
     if ontap.cfg.flexgroup.aggregates:
         return list(ontap.cfg.flexgroup.aggregates)
-    found = ontap.memo(
-        "aggregates",
-        lambda: ontap.call(
-            "list the aggregates",
-            lambda: list(Aggregate.get_collection(fields="name,node,state,space.block_storage.available")),
-        ),
-    )
+    found = all_aggregates(ontap)
     best: dict[str, tuple[int, str]] = {}
     for aggr in found:
         d = aggr.to_dict()
@@ -164,6 +169,14 @@ def plan_flexgroup(ontap: Ontap, ledger: Ledger) -> tuple[Change, VolumeState | 
     return Change(KIND, fg.name, MODIFY if fields else UNCHANGED, fields), vol
 
 
+def layout_error(change: Change) -> OntapError:
+    """The error for a FlexGroup whose layout differs from the configuration (it cannot change in place)."""
+    return OntapError(
+        f"FlexGroup {change.name} does not match the configuration: {change.describe()}",
+        fix="run `labctl teardown` and provision again (or restore the previous layout settings)",
+    )
+
+
 def _layout(per_aggregate: dict[str, int]) -> str:
     return ", ".join(f"{a}×{n}" for a, n in sorted(per_aggregate.items())) or "none"
 
@@ -174,10 +187,7 @@ def ensure_flexgroup(ontap: Ontap, ledger: Ledger) -> Change:
     key = ledger_key(svm, fg.name)
     change, vol = plan_flexgroup(ontap, ledger)
     if change.action == REFUSED:
-        raise OntapError(
-            f"FlexGroup {fg.name} does not match the configuration: {change.describe()}",
-            fix="run `labctl teardown` and provision again (or restore the previous layout settings)",
-        )
+        raise layout_error(change)
     if change.action == CREATE:
         aggrs = aggregates(ontap)
         body = {
@@ -305,7 +315,11 @@ def remove_flexgroup(ontap: Ontap, ledger: Ledger, name: str | None = None, *, p
             ledger.forget(key)
         return Change(KIND, name, ABSENT, note=note)
     if not _owned(ontap, ledger, vol, name):
-        return Change(KIND, name, REFUSED, note=str(_refusal(ontap, vol, name).message))
+        # someone else's volume of that name: never touched, and not a leftover of labctl's (labctl's own,
+        # if the ledger recorded one, is gone: its record goes too)
+        if entry is not None and not plan:
+            ledger.forget(key)
+        return Change(KIND, name, KEEP, note=f"uuid {vol.uuid}: not created by labctl, left alone")
     if plan:
         return Change(KIND, name, DELETE, {"junction": (vol.junction or None, None)} if vol.junction else {})
     ledger.update(key, state="removing", uuid=vol.uuid)

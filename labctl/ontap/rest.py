@@ -173,10 +173,13 @@ def call(
     target: Target,
     recover: Callable[[], Any] | None = None,
     gone_ok: bool = False,
+    duplicate_found: bool = False,
 ) -> T:
     """Run `fn`, retrying transient failures; before each retry `recover()` may show that the change already
     happened (a POST whose answer was lost) — then its truthy result is returned instead of retrying.
     With `gone_ok` (deletes), a 404 answer means the object is already gone and returns None.
+    With `duplicate_found` (a create whose intent an earlier, interrupted run recorded), a 409 "already
+    exists" on the first attempt too is that earlier create landing: `recover()` finds it.
 
     Raises:
         OntapError / ConfigError: a non-transient failure, or transient ones beyond the retry budget.
@@ -193,7 +196,8 @@ def call(
                 return None  # type: ignore[return-value]
             if not is_transient(exc) or attempt >= policy.retries:
                 # a retried create that now clashes ("already exists") may be the first attempt landing late
-                if attempt and recover is not None and (found := recover()):
+                late = attempt or (duplicate_found and getattr(exc, "status_code", None) == 409)
+                if late and recover is not None and (found := recover()):
                     return found
                 raise to_labctl_error(exc, what, target) from exc
             attempt += 1

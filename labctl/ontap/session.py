@@ -64,9 +64,18 @@ class Ontap:
         *,
         recover: Callable[[], Any] | None = None,
         gone_ok: bool = False,
+        duplicate_found: bool = False,
     ) -> T:
         """Run one SDK call with retries and error mapping (see `labctl.ontap.rest.call`)."""
-        return call(what, fn, policy=self.policy, target=self.target, recover=recover, gone_ok=gone_ok)
+        return call(
+            what,
+            fn,
+            policy=self.policy,
+            target=self.target,
+            recover=recover,
+            gone_ok=gone_ok,
+            duplicate_found=duplicate_found,
+        )
 
     def progress(self, what: str) -> contextlib.AbstractContextManager[Callable[[str], None]]:
         """A progress display (spinner, job state, elapsed time) on a terminal; silent otherwise."""

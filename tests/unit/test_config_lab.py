@@ -190,7 +190,7 @@ def test_no_gpu_hosts_and_no_clients_is_an_error(tmp_path):
         ({"labctl_ontap_port": "https"}, "labctl_ontap_port", "valid integer"),
         ({"labctl_ontap_port": 70000}, "labctl_ontap_port", "less than or equal to 65535"),
         ({"labctl_flexgroup_size": "ten"}, "labctl_flexgroup_size", "'ten' is not a size"),
-        ({"labctl_flexgroup_junction": "fg"}, "labctl_flexgroup_junction", "should match pattern"),
+        ({"labctl_flexgroup_junction": "fg"}, "labctl_flexgroup_junction", "is not a junction path"),
         ({"labctl_export_rw_rule": ["unix"]}, "labctl_export_rw_rule", "must be one of"),
         ({"labctl_nfs_tcp_max_xfer_size": 100000}, "labctl_nfs_tcp_max_xfer_size", "multiple of 4096"),
         ({"labctl_export_clients": "10.0.0.1"}, "labctl_export_clients", "valid list"),

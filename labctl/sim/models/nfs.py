@@ -298,17 +298,21 @@ class NfsMixin(BackendBase):
         return all(a.get(k) == b.get(k) for k in keys)
 
     def _insert_rule(self, policy: Record, rule: Record) -> Record:
+        """Append (index: one past the highest) or insert at `index`, moving that rule and later ones down
+        by one. Indexes are never compacted: a delete leaves a gap, as in ONTAP."""
         rules = policy["rules"]
         index = rule.get("index")
-        if index is None or index > len(rules):
-            rule["index"] = len(rules) + 1
+        if index is not None and index < 1:
+            raise InvalidValue("index", index)
+        if index is None or all(r["index"] < index for r in rules):
+            rule["index"] = index if index is not None else max((r["index"] for r in rules), default=0) + 1
             rules.append(rule)
         else:
-            if index < 1:
-                raise InvalidValue("index", index)
-            rules.insert(index - 1, rule)
-            for i, r in enumerate(rules, start=1):
-                r["index"] = i
+            for r in rules:
+                if r["index"] >= index:
+                    r["index"] += 1
+            rules.append(rule)
+        rules.sort(key=lambda r: r["index"])
         return rule
 
     def create_export_rule(self, policy_id: str, body: dict[str, Any]) -> tuple[Record, Record]:
@@ -339,8 +343,6 @@ class NfsMixin(BackendBase):
                 r["index"] = i
 
     def delete_export_rule(self, policy_id: str, index: str) -> None:
-        """DELETE …/rules/{index}; later rules move up."""
+        """DELETE …/rules/{index}; the other rules keep their indexes (ONTAP never renumbers on delete)."""
         policy = self.find_policy(policy_id)
         policy["rules"].remove(self.find_rule(policy, index))
-        for i, r in enumerate(policy["rules"], start=1):
-            r["index"] = i
