@@ -28,6 +28,7 @@ from labctl.paths import private_dir, repo_data
 KEEP = {
     "labctl_prechecks": "prechecks",
     "labctl_nfs_verify": "mount",
+    "labctl_stop_users": "release",
 }
 KEEP_TASKS = {
     "Report the LLM Studio checkout": "llmstudio",
