@@ -46,18 +46,8 @@ class Ledger:
         Raises:
             StateError: another labctl holds the lock, or the ledger file is unreadable or too new.
         """
-        private_dir(state_dir)
-        lock_path = state_dir / LOCK_FILE
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            _lock(fd, lock_path, wait)
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+        with lab_lock(state_dir, wait=wait):
             yield cls(state_dir / LEDGER_FILE, _read(state_dir / LEDGER_FILE))
-        finally:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
     @property
     def lab_id(self) -> str:
@@ -136,6 +126,28 @@ class Ledger:
     def save(self) -> None:
         """Write the ledger atomically with owner-only permissions."""
         _atomic_write(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def lab_lock(state_dir: Path, *, wait: float = 0.0) -> Iterator[None]:
+    """Hold the lab's lock (the one `Ledger.open` takes): the hosts phase of provision and teardown runs under
+    it too, so two labctl runs never work on the same lab at once. Not re-entrant within one process.
+
+    Raises:
+        StateError: another labctl holds the lock.
+    """
+    private_dir(state_dir)
+    lock_path = state_dir / LOCK_FILE
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        _lock(fd, lock_path, wait)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def read_ledger(state_dir: Path) -> dict[str, Any]:

@@ -104,8 +104,10 @@ def provision(ctx: click.Context, only: str | None, plan: bool) -> None:
 @click.command("teardown")
 @click.option("--only", type=ONLY, help="Only the ONTAP side (storage) or only the GPU hosts (hosts).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--force", is_flag=True, help="Unmount lazily on hosts where the mount is busy.")
-@click.option("--remove-install", is_flag=True, help="Also remove LLM Studio from the hosts.")
+@click.option(
+    "--force", is_flag=True, help="Stop an active run's processes, unmount lazily (never anyone else's)."
+)
+@click.option("--remove-install", is_flag=True, help="Also remove the LLM Studio install labctl created.")
 @click.pass_context
 def teardown(ctx: click.Context, only: str | None, yes: bool, force: bool, remove_install: bool) -> None:
     """Undo exactly what labctl did (per its ledger), in reverse order, and report what is left."""

@@ -212,6 +212,7 @@ HOST_PHASE_KEYS = {
     "labctl_prechecks_min_gpus",
     "labctl_prechecks_warn_only",
     "labctl_teardown_force",
+    "labctl_host_state_dir",
     "labctl_teardown_remove_install",
 }
 KNOWN_KEYS = set(LabVars.model_fields) | HOST_PHASE_KEYS

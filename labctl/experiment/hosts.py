@@ -50,6 +50,19 @@ class Target:
         }
 
 
+def _quiet_match(manager: Any, pattern: str) -> list[Any]:
+    """The hosts `pattern` matches, without Ansible's "Could not match supplied host pattern" warning on
+    screen: an empty match is reported by labctl itself, with the file and the fix."""
+    from ansible import constants
+
+    saved = constants.HOST_PATTERN_MISMATCH
+    constants.HOST_PATTERN_MISMATCH = "ignore"
+    try:
+        return list(manager.get_hosts(pattern=pattern))
+    finally:
+        constants.HOST_PATTERN_MISMATCH = saved
+
+
 def resolve_hosts(inventory: Path, pattern: str) -> list[Target]:
     """Every host matching `pattern` in the inventory directory, with its variables (group_vars included).
 
@@ -69,7 +82,7 @@ def resolve_hosts(inventory: Path, pattern: str) -> list[Target]:
     loader = DataLoader()
     manager = InventoryManager(loader=loader, sources=[str(inventory)])
     variables = VariableManager(loader=loader, inventory=manager)
-    hosts = manager.get_hosts(pattern=pattern)
+    hosts = _quiet_match(manager, pattern)
     if not hosts:
         raise ConfigError(
             f"the host pattern {pattern!r} matches no host of the inventory",

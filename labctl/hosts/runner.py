@@ -29,6 +29,7 @@ from labctl.redact import scrub_env
 KEEP = {
     "labctl_prechecks": "prechecks",
     "labctl_nfs_verify": "mount",
+    "labctl_stop_users": "release",
 }
 KEEP_TASKS = {
     "Report the LLM Studio checkout": "llmstudio",
@@ -148,8 +149,11 @@ def _group_members(data: dict[str, Any], group: str) -> list[str]:
 def _message(res: dict[str, Any]) -> str:
     """The clearest one-line reason from a failed/unreachable task result."""
     msg = res.get("msg") or ""
-    if not msg and res.get("stderr"):
-        msg = res["stderr"]
+    if res.get("stderr") and (not msg or msg == "non-zero return code"):
+        # a failed command: what it said (e.g. "mount.nfs: Connection refused"), not Ansible's generic line
+        argv = res.get("cmd")
+        name = argv[0] if isinstance(argv, list) and argv else "the command"
+        msg = f"{name} exited {res.get('rc')}: {res['stderr']}" if msg else res["stderr"]
     if res.get("results"):
         inner = [r for r in res["results"] if r.get("failed") or r.get("unreachable")]
         if inner:

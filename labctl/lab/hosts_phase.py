@@ -61,6 +61,22 @@ def describe_mount(effective: dict[str, Any] | None) -> str:
             f"({effective.get('transports')} xprt) pnfs={effective.get('pnfs')}")
 
 
+def release_notes(release: dict[str, Any]) -> list[str]:
+    """What teardown left alone or stopped on one host (labctl_stop_users' result), one line each."""
+    notes = [
+        f"{path} holds {what}, which labctl did not mount: left alone"
+        for path, what in sorted((release.get("foreign") or {}).items())
+    ]
+    notes += [f"stopped labctl run {run}" for run in release.get("stopped_runs") or []]
+    others = release.get("others") or []
+    if others and release.get("stopped") is not None and not release.get("failed"):
+        notes.append(
+            "left running (the mount was unmounted lazily under them): "
+            + ", ".join(f"pid {o['pid']} ({str(o['cmd'])[:60]})" for o in others)
+        )
+    return notes
+
+
 def _summarize(
     phase: str, hostvars: dict[str, dict[str, Any]], runs: list[PlaybookRun], steps: tuple[str, ...]
 ) -> dict[str, Any]:
@@ -85,6 +101,8 @@ def _summarize(
                 entry["mount_problems"] = hr.data["mount"].get("problems", [])
             if "prechecks" in hr.data:
                 entry["prechecks"] = hr.data["prechecks"].get("checks", {})
+            if "release" in hr.data:
+                entry["notes"] = release_notes(hr.data["release"])
             if hr.status in ("failed", "unreachable") and entry["error"] is None:
                 entry["status"] = hr.status
                 entry["error"] = hr.message
@@ -111,7 +129,7 @@ def _print_summary(console: Console, summary: dict[str, Any], steps: tuple[str, 
             status = e["steps"].get(step, "not run")
             style = {"failed": "red", "unreachable": "red", "changed": "yellow", "ok": "green"}.get(status)
             cells.append(f"[{style}]{status}[/]" if style else status)
-        detail = e["error"] or describe_mount(e.get("mount"))
+        detail = e["error"] or "; ".join(e.get("notes") or []) or describe_mount(e.get("mount"))
         table.add_row(name, e["address"], *cells, str(e["changed"]), detail)
     console.print(table)
     console.print(
@@ -245,7 +263,13 @@ def teardown_hosts(
             "hosts": {
                 n: {
                     "address": _address(hv, n),
-                    "actions": ["stop users of the mount", "unmount", "remove fstab line"],
+                    "actions": [
+                        "refuse while a labctl run is active or the mount is busy (--force: stop only "
+                        "the run's processes, unmount lazily)",
+                        f"undo what {hv.get('labctl_host_state_dir', '/var/lib/labctl')}/host.json records: "
+                        "unmount, fstab line, mount point"
+                        + (", LLM Studio install" if remove_install else ""),
+                    ],
                 }
                 for n, hv in hostvars.items()
             },

@@ -16,7 +16,7 @@ from labctl.lab import hosts_phase_module
 from labctl.ontap import export_policy, flexgroup, flexgroup_check, interfaces, nfs, preflight
 from labctl.ontap.changes import Change
 from labctl.ontap.session import ontap_session
-from labctl.state import Ledger, read_ledger
+from labctl.state import Ledger, lab_lock, read_ledger
 
 HOSTS_MISSING = "hosts phase not available (labctl.lab.hosts_phase is not installed)"
 
@@ -128,5 +128,6 @@ def provision(
         if only is None and hosts_phase_module() is None:
             result.notes.append(HOSTS_MISSING + "; the storage part is done")
         else:
-            result.hosts = provision_hosts(cfg, state_dir, result.nfs_server, plan=plan, console=console)
+            with lab_lock(state_dir):  # as the storage phase: two provisions never stack mounts on a host
+                result.hosts = provision_hosts(cfg, state_dir, result.nfs_server, plan=plan, console=console)
     return result

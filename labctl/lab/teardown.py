@@ -16,7 +16,7 @@ from labctl.lab.provision import HOSTS_MISSING
 from labctl.ontap import export_policy, flexgroup, flexgroup_check, interfaces, nfs
 from labctl.ontap.changes import Change
 from labctl.ontap.session import Ontap, ontap_session
-from labctl.state import Ledger, read_ledger
+from labctl.state import Ledger, lab_lock, read_ledger
 
 
 @dataclass
@@ -105,14 +105,17 @@ def teardown(
             # console=rich Console) -> a JSON-able summary; it raises a HostError when a host fails, and
             # then the storage is left alone (hosts may still use it; `--only storage` goes ahead anyway).
             server = cfg.nfs_server or read_ledger(state_dir).get("meta", {}).get("nfs_server")
-            hosts_result = module.teardown_hosts(
-                inventory=cfg.inventory,
-                state_dir=state_dir,
-                extra_vars={"labctl_nfs_server": server},
-                console=console,
-                force=force,
-                remove_install=remove_install,
-            )
+            with lab_lock(state_dir):
+                hosts_result = module.teardown_hosts(
+                    inventory=cfg.inventory,
+                    state_dir=state_dir,
+                    extra_vars={"labctl_nfs_server": server},
+                    console=console,
+                    force=force,
+                    remove_install=remove_install,
+                )
+    for name, host in ((hosts_result or {}).get("hosts") or {}).items():
+        notes += [f"{name}: {note}" for note in host.get("notes") or []]
     result = teardown_storage(cfg, state_dir, console=console) if only != "hosts" else TeardownResult()
     result.hosts = hosts_result
     result.notes += notes

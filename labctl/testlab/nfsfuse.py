@@ -287,10 +287,13 @@ def serve(state_dir: Path) -> int:
     mountpoint = request["mountpoint"]
 
     def writer() -> None:
+        shown = False
         while not stop.is_set():
             _write_counters(state_dir, counters)
-            if nfsviews.is_fuse_mounted(mountpoint):
+            mounted = nfsviews.is_fuse_mounted(mountpoint)
+            if mounted or shown:  # a lazy unmount (umount -l) leaves the table at once, as a real one does
                 nfsviews.refresh(host_root)
+            shown = mounted
             stop.wait(0.5)
 
     thread = threading.Thread(target=writer, daemon=True)
