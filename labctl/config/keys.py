@@ -155,6 +155,16 @@ class LabVars(BaseModel):
     labctl_model_cache: str = "/var/tmp/labctl/hf-cache"
     labctl_dataset_dir: str | None = None
     labctl_host_workdir: str = "/var/tmp/labctl"
+    # read by the host playbooks only (playbooks/roles/labctl/defaults/main.yml is held equal to these)
+    labctl_host_state_dir: str = Field("/var/lib/labctl", pattern=r"^/\S*$")
+    labctl_nfs_client_install: bool = True
+    labctl_llmstudio_base_python: str = "python3.10"
+    labctl_llmstudio_system_site_packages: bool = False
+    labctl_prechecks_min_kernel: str = "5.3"
+    labctl_prechecks_min_gpus: int = Field(1, ge=0)
+    labctl_prechecks_warn_only: list[str] = []
+    labctl_teardown_force: bool = False
+    labctl_teardown_remove_install: bool = False
 
     @field_validator("labctl_export_rw_rule", "labctl_export_ro_rule", "labctl_export_superuser")
     @classmethod
@@ -203,19 +213,7 @@ class LabVars(BaseModel):
         return value.strip()
 
 
-# Keys the host playbooks read (playbooks/roles/labctl/defaults/main.yml); passed through unvalidated here.
-HOST_PHASE_KEYS = {
-    "labctl_nfs_client_install",
-    "labctl_llmstudio_base_python",
-    "labctl_llmstudio_system_site_packages",
-    "labctl_prechecks_min_kernel",
-    "labctl_prechecks_min_gpus",
-    "labctl_prechecks_warn_only",
-    "labctl_teardown_force",
-    "labctl_host_state_dir",
-    "labctl_teardown_remove_install",
-}
-KNOWN_KEYS = set(LabVars.model_fields) | HOST_PHASE_KEYS
+KNOWN_KEYS = set(LabVars.model_fields)
 
 
 def default_of(key: str) -> Any:
@@ -224,3 +222,9 @@ def default_of(key: str) -> Any:
     if spec is None or spec.is_required():
         return None
     return spec.get_default(call_default_factory=True)
+
+
+def var_or_default(variables: dict[str, Any], key: str) -> Any:
+    """`variables[key]` (a host's resolved variables), else LabVars' default for it."""
+    value = variables.get(key)
+    return default_of(key) if value is None else value

@@ -14,10 +14,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from labctl.config.keys import var_or_default
 from labctl.errors import HostError
 from labctl.hosts.runner import PlaybookRun, inventory_hosts, run_playbook
 
-DEFAULT_OPTIONS = "vers=4.1,proto=tcp,rsize=1048576,wsize=1048576,hard,nconnect=16"
 PROVISION_STEPS = (("prechecks", "prechecks.yml"), ("mount", "mount.yml"), ("llmstudio", "llmstudio.yml"))
 
 
@@ -216,16 +216,19 @@ def _plan(inventory: Path, extra: dict[str, Any], console: Console) -> dict[str,
         table.add_column(col, overflow="fold")
     for name, hv in hostvars.items():
         v = {**hv, **extra}
+
+        def var(key: str, v: dict[str, Any] = v) -> Any:
+            return var_or_default(v, key)
+
         server = v.get("labctl_nfs_server") or "<first data LIF>"
-        path = v.get("labctl_mount_path", "/mnt/fg_llm")
         actions = [
-            "prechecks (SSH, become, OS family, kernel ≥ 5.3, NFS client, nvidia-smi, bpftrace, time sync)",
-            f"mount {server}:{v.get('labctl_flexgroup_junction', '/fg_llm')} on {path} with "
-            f"{v.get('labctl_mount_options', DEFAULT_OPTIONS)}"
-            + (" (+ /etc/fstab)" if v.get("labctl_mount_fstab") else ""),
+            f"prechecks (SSH, become, OS family, kernel ≥ {var('labctl_prechecks_min_kernel')}, NFS client, "
+            "nvidia-smi, bpftrace, time sync)",
+            f"mount {server}:{var('labctl_flexgroup_junction')} on {var('labctl_mount_path')} with "
+            f"{var('labctl_mount_options')}" + (" (+ /etc/fstab)" if var("labctl_mount_fstab") else ""),
             "verify vers, granted rsize/wsize, nconnect transports and pNFS layout",
-            f"LLM Studio {v.get('labctl_llmstudio_version', 'v1.2.0')} into "
-            f"{v.get('labctl_llmstudio_dir', '/opt/labctl/h2o-llmstudio')}, data set on the FlexGroup",
+            f"LLM Studio {var('labctl_llmstudio_version')} into {var('labctl_llmstudio_dir')}, "
+            "data set on the FlexGroup",
         ]
         hosts[name] = {"address": _address(hv, name), "actions": actions}
         table.add_row(name, hosts[name]["address"], "\n".join(actions))
@@ -266,7 +269,7 @@ def teardown_hosts(
                     "actions": [
                         "refuse while a labctl run is active or the mount is busy (--force: stop only "
                         "the run's processes, unmount lazily)",
-                        f"undo what {hv.get('labctl_host_state_dir', '/var/lib/labctl')}/host.json records: "
+                        f"undo what {var_or_default(hv, 'labctl_host_state_dir')}/host.json records: "
                         "unmount, fstab line, mount point"
                         + (", LLM Studio install" if remove_install else ""),
                     ],
@@ -312,7 +315,7 @@ def host_status(
             "effective": mount.get("effective"),
             "problems": mount.get("problems", []),
             "error": hr.message if hr and hr.status in ("failed", "unreachable") else None,
-            "mount_path": hv.get("labctl_mount_path", "/mnt/fg_llm"),
+            "mount_path": var_or_default(hv, "labctl_mount_path"),
         }
         llm = hr.data.get("llmstudio", {}) if hr else {}
         out[name]["llmstudio"] = (llm.get("stdout") or "").strip() or None if llm.get("rc") == 0 else None

@@ -163,9 +163,7 @@ def write_inventory(lab_dir: Path, hosts: list[sshhost.SimHost], group_vars: dic
             "ansible_host": host.address, "ansible_port": host.port,
             "labctl_proc_mounts": str(root / "proc" / "mounts"),
             "labctl_proc_mountstats": str(root / "proc" / "self" / "mountstats"),
-            "labctl_sim_host_root": str(root),
-            # the host's record of what labctl made on it: /var/lib is this machine's, shared by all hosts
-            "labctl_host_state_dir": str(root / "labctl-state")}
+            "labctl_sim_host_root": str(root)}
     doc = {"all": {"children": {"gpu_hosts": {"hosts": members}}}}
     if not hosts:  # ONTAP only (`--hosts 0`): export to this machine; `provision --only storage` works as is
         group_vars = {**group_vars, "labctl_export_clients": ["127.0.0.1"]}

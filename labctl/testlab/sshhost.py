@@ -9,8 +9,9 @@ Layout of a host's private root `DIR/hosts/<name>/`:
     nfs/        one state directory per NFS "mount" (FUSE counter daemon pid, granted options, counters)
     gpu/        count (GPUs of this host) and activity.json (written by the emulated trainer)
     mnt/        bind-mounted onto /mnt in the namespace (so /mnt/fg_llm is per host)
-    opt/        the upper layer of an overlay on /opt in the namespace: the host sees this machine's /opt,
-                and what it installs there (LLM Studio in /opt/labctl by default) stays its own
+    opt/        the upper layers of overlays on /opt and /var/lib in the namespace: the host sees this
+    var-lib/    machine's /opt and /var/lib, and what it writes there stays its own (LLM Studio in
+                /opt/labctl, labctl's record of what it made on the host in /var/lib/labctl, by default)
     var-tmp/    bind-mounted onto /var/tmp in the namespace (host-local disk: LLM Studio, monitors)
     etc/fstab   bind-mounted onto /etc/fstab in the namespace (fstab persistence stays per host)
     etc/bashrc  bind-mounted onto the SSH user's ~/.bashrc in the namespace: a fresh host's, not the
@@ -35,6 +36,7 @@ from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
 NAMESPACE_BINDS = (("mnt", "/mnt"), ("var-tmp", "/var/tmp"), ("etc/fstab", "/etc/fstab"))
+NAMESPACE_OVERLAYS = (("opt", "/opt"), ("var-lib", "/var/lib"))  # this machine's below, the host's own above
 # Debian's default ~/.bashrc starts so: a non-interactive shell (each SSH command) reads nothing further
 HOST_BASHRC = """# labctl simulated host: its own ~/.bashrc (the controller's is hidden in its namespace)
 case $- in *i*) ;; *) return;; esac
@@ -119,7 +121,7 @@ def prepare_host(lab_dir: Path, index: int, client_pub: str, sim_info: dict) -> 
     address = host_address(index)
     root = (lab_dir / "hosts" / name).resolve()
     for sub in ("ssh", "sbin", "bin", "proc/self", "nfs", "gpu", "mnt", "var-tmp", "etc", "cache/pip",
-                "opt", "overlay-work/opt"):
+                "opt", "overlay-work/opt", "var-lib", "overlay-work/var-lib"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     (root / "ssh").chmod(0o700)
     fstab = root / "etc" / "fstab"
@@ -160,8 +162,9 @@ def _namespace_script(root: Path, config: Path, log: Path) -> str:
     lines = ["set -e",
              f"mount -t overlay labctl-sbin -o lowerdir={q(str(root / 'sbin'))}:/usr/sbin /usr/sbin",
              f"mount -t overlay labctl-bin -o lowerdir={q(str(root / 'bin'))}:/usr/local/bin /usr/local/bin"]
-    lines.append(f"mount -t overlay labctl-opt -o lowerdir=/opt,upperdir={q(str(root / 'opt'))},"
-                 f"workdir={q(str(root / 'overlay-work' / 'opt'))} /opt")
+    for sub, target in NAMESPACE_OVERLAYS:
+        lines.append(f"mount -t overlay labctl-{sub} -o lowerdir={target},upperdir={q(str(root / sub))},"
+                     f"workdir={q(str(root / 'overlay-work' / sub))} {target}")
     for sub, target in NAMESPACE_BINDS:
         lines.append(f"mount --bind {q(str(root / sub))} {q(target)}")
     bashrc = Path.home() / ".bashrc"

@@ -158,7 +158,7 @@ def test_two_concurrent_provisions_never_stack_mounts(lab, state):
     clean_output(second.stdout, second.stderr)
     for host in lab["hosts"]:
         assert _mounted(host) == ["127.0.0.1:/fg_llm"], host["name"]
-        record = json.loads((Path(host["root"]) / "labctl-state" / "host.json").read_text())
+        record = json.loads((Path(host["root"]) / "var-lib" / "labctl" / "host.json").read_text())
         assert record["mounts"] == {"/mnt/fg_llm": "127.0.0.1:/fg_llm"} and "/mnt/fg_llm" in record["dirs"]
 
 
@@ -219,7 +219,7 @@ def test_teardown_refuses_during_a_run_and_force_stops_only_the_run(lab, state, 
         root = Path(each["root"])
         assert not (root / "mnt" / "fg_llm").exists()
         assert not (root / "var-tmp" / "labctl-llmstudio" / "h2o-llmstudio").exists()
-        record = json.loads((root / "labctl-state" / "host.json").read_text())
+        record = json.loads((root / "var-lib" / "labctl" / "host.json").read_text())
         assert (record["mounts"], record["dirs"], record["installs"], record["fstab"]) == ({}, [], [], {})
 
 
