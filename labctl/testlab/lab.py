@@ -141,7 +141,6 @@ def inventory_vars(lab_dir: Path, ontap: dict[str, Any], nfs_server: str, repo: 
         "labctl_llmstudio_base_python": sys.executable,  # this machine's Python, not the release's 3.10
         "labctl_llmstudio_system_site_packages": True,  # the fixture's few imports come from this machine
         "labctl_prechecks_warn_only": warn_only,  # no time sync daemon (and bpftrace only where installed)
-        "labctl_simulated_lab": True,
         "ansible_user": sshhost._user(),
         "ansible_ssh_private_key_file": str(ssh / "id_ed25519"),
         "ansible_ssh_common_args": f"-o UserKnownHostsFile={ssh / 'known_hosts'} "

@@ -36,6 +36,21 @@ def state(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("ownstate") / "state"
 
 
+@pytest.fixture
+def provisioned(lab, state) -> None:
+    """The lab provisioned (a no-op rerun when an earlier test left it so): each test also runs alone."""
+    out = labctl(lab["inventory"], state, "provision")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+
+@pytest.fixture
+def unmounted(lab, state) -> None:
+    """The cluster provisioned, no host mounted."""
+    for args in (("provision", "--only", "storage"), ("teardown", "--yes", "--only", "hosts")):
+        out = labctl(lab["inventory"], state, *args)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+
 def _env(state: Path) -> dict[str, str]:
     return {**os.environ, "LABCTL_STATE_DIR": str(state), "COLUMNS": "200"}
 
@@ -142,10 +157,13 @@ def test_remove_install_removes_only_directories_labctl_created(lab, state, tmp_
 
 def test_two_concurrent_provisions_never_stack_mounts(lab, state):
     """Item 11: the hosts phase holds the lab's lock, as the storage phase does."""
+    earlier = set(state.glob("runs/*-provision-prechecks"))  # the state dir is shared by this module's tests
     first = subprocess.Popen([sys.executable, "-m", "labctl", "-i", lab["inventory"], "provision"],
                              env=_env(state), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: list(state.glob("runs/*-provision-prechecks")) or first.poll() is not None, 300)
+        # the first provision is in its hosts phase (under the lab's lock) once its own prechecks run starts
+        wait_for(lambda: set(state.glob("runs/*-provision-prechecks")) - earlier or first.poll() is not None,
+                 300)
         second = labctl(lab["inventory"], state, "provision", "--only", "hosts")
         out, err = first.communicate(timeout=600)
     finally:
@@ -181,7 +199,7 @@ def _host_status(host: dict[str, Any], run_id: str) -> dict[str, Any]:
         return {}
 
 
-def test_teardown_refuses_during_a_run_and_force_stops_only_the_run(lab, state, tmp_path):
+def test_teardown_refuses_during_a_run_and_force_stops_only_the_run(lab, state, provisioned, tmp_path):
     """Item 4: teardown during training refuses; --force stops the run's own processes, never a bystander's,
     and unmounts lazily under the bystander."""
     host = lab["hosts"][0]
@@ -223,7 +241,7 @@ def test_teardown_refuses_during_a_run_and_force_stops_only_the_run(lab, state, 
         assert (record["mounts"], record["dirs"], record["installs"], record["fstab"]) == ({}, [], [], {})
 
 
-def test_a_failed_mount_says_why(lab, state, tmp_path):
+def test_a_failed_mount_says_why(lab, state, unmounted, tmp_path):
     """Item 17: mount.nfs's own words, not only "non-zero return code"."""
     inv = _inventory_with(lab, tmp_path, labctl_flexgroup_junction="/nope")
     result = labctl(inv, state, "provision", "--only", "hosts")
