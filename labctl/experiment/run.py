@@ -331,7 +331,7 @@ def _start_hosts(bundle: Path, manifest: dict[str, Any], exp: Experiment, runs: 
                         hosts=[h.record for h in runs])
         manifest["errors"].append("interrupted (Ctrl-C) while starting" if interrupted else str(exc))
         save_manifest(bundle, manifest)
-        _, left = undo(bundle, manifest)  # stops any agent already started; nothing of the run is left
+        _, left = undo(bundle, manifest, manifest["hosts"])  # stops any agent started; leaves nothing
         kept = (f"; could not remove {'; '.join(left)} (the bundle is kept: `labctl attach {bundle}` retries)"
                 if left else "; nothing of it is left on the hosts or under runs/")
         if interrupted:

@@ -109,10 +109,12 @@ def _records(manifest: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]
     return [{**t.as_json(), "rundir": host_rundir(t, manifest["run_id"])} for t in targets], []
 
 
-def undo(bundle: Path, manifest: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Clean the hosts of a run that never started, then remove its bundle; returns (the hosts cleaned, what
-    is left): with something left, the bundle stays, marked `failed to start`, naming it."""
-    records, left = _records(manifest)
+def undo(bundle: Path, manifest: dict[str, Any],
+         records: list[dict[str, Any]] | None = None) -> tuple[list[str], list[str]]:
+    """Clean the hosts of a run that never started (`records`, else those the manifest names), then remove
+    its bundle; returns (the hosts cleaned, what is left): with something left, the bundle stays, marked
+    `failed to start`, naming it."""
+    records, left = (records, []) if records is not None else _records(manifest)
     left += clean_hosts(records)
     names = [r["name"] for r in records]
     if not left:
