@@ -6,7 +6,7 @@ import json
 import logging
 import shlex
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -271,8 +271,14 @@ def choose_version(exp: Experiment, runs: list[HostRun]) -> str:
 
 
 def _parallel(fn, items: list) -> list[BaseException | None]:
-    with ThreadPoolExecutor(max_workers=max(1, min(16, len(items)))) as pool:
+    """`fn` on every item at once; each one's exception (or None). On Ctrl-C the calls under way are waited
+    for (those not begun are cancelled), so that undoing the run cannot race a host still being prepared."""
+    pool = ThreadPoolExecutor(max_workers=max(1, min(16, len(items))))
+    try:
         futures = [pool.submit(fn, item) for item in items]
+        wait(futures)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     errors: list[BaseException | None] = []
     for f in futures:
         errors.append(f.exception())
