@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import ParseStats, line_blocks
 from labctl.analysis.native import scanner
+from labctl.analysis.rawfile import open_raw
 from labctl.analysis.series import Column, SeriesStore, joined
 
 if TYPE_CHECKING:
@@ -254,7 +255,7 @@ def _ranges(path: Path, workers: int) -> list[tuple[int, int]]:
     if workers <= 1 or size < PARALLEL_MIN:
         return [(0, size)]
     cuts = [0]
-    with path.open("rb") as fh:
+    with open_raw(path) as fh:
         for k in range(1, workers):
             fh.seek(size * k // workers)
             window = fh.read(1 << 20)

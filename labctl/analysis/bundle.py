@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,12 +16,14 @@ from labctl.analysis.dmon import parse_dmon
 from labctl.analysis.lines import ParseStats
 from labctl.analysis.mountstats import MountInfo, first_mount_info, parse_mountstats_log
 from labctl.analysis.nfsiostat import parse_nfsiostat
+from labctl.analysis.rawfile import finite_number, read_json
 from labctl.analysis.runner_events import parse_runner_events
 from labctl.analysis.series import Series, SeriesKey, SeriesStore
 from labctl.analysis.trainlog import TrainLog, parse_trainlog
 from labctl.errors import StateError
 
 Progress = Callable[[str], None]  # told, in words, what is being parsed now
+MAX_EPOCH = 1e11  # seconds since 1970: beyond the year 5000, no time a sidecar file can mean
 
 
 @dataclass
@@ -53,15 +55,7 @@ def dig(data: Any, *paths: str) -> Any:
     return None
 
 
-def load_json(path: Path, warnings: list[str]) -> Any:
-    """A JSON file's content, or None (with a warning) when absent or unreadable."""
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as exc:
-        warnings.append(f"{path}: unreadable JSON ({exc})")
-        return None
+load_json = read_json  # a JSON file's content, or None (with a warning); a FIFO, directory … is refused
 
 
 def _nconnect(opts: Any) -> int:
@@ -95,7 +89,9 @@ def _dmon_start(monitors: list[dict[str, Any]]) -> tuple[float | None, float]:
     start = dig(entry, "started_at", "start")
     cmd = entry.get("command") or ""
     m = re.search(r"-d\s+(\d+)", " ".join(cmd) if isinstance(cmd, list) else str(cmd))
-    return (float(start) if isinstance(start, (int, float)) else None), (float(m[1]) if m else 1.0)
+    ok = isinstance(start, (int, float)) and not isinstance(start, bool) and math.isfinite(start)
+    interval = float(m[1]) if m and 1 <= int(m[1]) <= 86_400 else 1.0
+    return (float(start) if ok and abs(start) < MAX_EPOCH else None), interval
 
 
 def _monitor_warnings(host: str, monitors: list[dict[str, Any]], warnings: list[str]) -> None:
@@ -228,14 +224,17 @@ def _start_bpftrace(host: str, d: Path, w: list[str]) -> tuple[PendingParse | No
     """Start parsing `d`/bpftrace.jsonl: (its parse, its clock offset); (None, 0) when absent or unusable."""
     if not (p := d / "bpftrace.jsonl").exists():
         return None, 0.0
-    meta = load_json(d / "bpftrace.meta.json", w)
+    meta_path = d / "bpftrace.meta.json"
+    meta = load_json(meta_path, w)
     offset = dig(meta, "realtime_minus_boottime")
-    if not isinstance(offset, (int, float)):
-        w.append(f"{d}/bpftrace.meta.json: no realtime_minus_boottime; bpftrace series skipped")
+    if offset is None:
+        w.append(f"{meta_path}: no realtime_minus_boottime; bpftrace series skipped")
         return None, 0.0
-    checks = dig(meta, "checks") or []
-    drift = [abs(float(c.get("realtime_minus_boottime", offset)) - offset)
-             for c in checks if isinstance(c, dict)]
+    key = "realtime_minus_boottime"
+    offset = finite_number(offset, path=meta_path, key=key, limit=MAX_EPOCH)
+    checks = dig(meta, "checks")
+    drift = [abs(finite_number(c.get(key, offset), path=meta_path, key=f"checks[].{key}", limit=MAX_EPOCH)
+                 - offset) for c in (checks if isinstance(checks, list) else []) if isinstance(c, dict)]
     if drift and max(drift) > 0.1:
         w.append(f"{host}: CLOCK_REALTIME stepped by up to {max(drift):.3f} s during the run (NTP?)")
     return start_bpftrace(p), float(offset)

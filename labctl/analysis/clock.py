@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from labctl.analysis.rawfile import finite_number, read_json
+
 if TYPE_CHECKING:
     import numpy as np
+
+MAX_OFFSET_S = 4e9  # a host clock more than a century off the controller's is no clock offset
+MAX_UTC_OFFSET_S = 86_400.0  # time zones lie within a day of UTC
 
 
 @dataclass(frozen=True)
@@ -41,15 +45,26 @@ def naive_epoch(year: int, month: int, day: int, hh: int, mm: int, ss: float) ->
 
 
 def load_clock(path: Path, warnings: list[str]) -> HostClock:
-    """Read `clock.json` (`offset_s`, optional `utc_offset_s`); a missing or bad file means no correction."""
+    """Read `clock.json` (`offset_s`, optional `utc_offset_s`); a missing or unparsable file means no
+    correction (with a warning).
+
+    Raises:
+        StateError: the file is not a regular file, or an offset is NaN, infinite, out of range or not a
+            number (a wrong correction would misplace every sample of the host).
+    """
     if not path.exists():
         warnings.append(f"{path}: missing; host clock taken as the controller clock")
         return HostClock()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        offset = float(data.get("offset_s", 0.0) or 0.0)
-        utc = data.get("utc_offset_s")
-        return HostClock(offset, float(utc) if utc is not None else 0.0, utc is not None)
-    except (ValueError, TypeError, AttributeError) as exc:
-        warnings.append(f"{path}: unreadable ({exc}); no clock correction")
+    data = read_json(path, warnings)
+    if data is None:
+        warnings[-1] += "; no clock correction"
         return HostClock()
+    if not isinstance(data, dict):
+        warnings.append(f"{path}: not a JSON object; no clock correction")
+        return HostClock()
+    offset = data.get("offset_s")
+    offset = 0.0 if offset is None else finite_number(offset, path=path, key="offset_s", limit=MAX_OFFSET_S)
+    utc = data.get("utc_offset_s")
+    if utc is None:
+        return HostClock(offset)
+    return HostClock(offset, finite_number(utc, path=path, key="utc_offset_s", limit=MAX_UTC_OFFSET_S), True)

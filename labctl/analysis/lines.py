@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labctl.analysis.rawfile import open_raw
+
 
 @dataclass
 class ParseStats:
@@ -37,7 +39,7 @@ class ParseStats:
 
 def iter_lines(path: Path, stats: ParseStats) -> Iterator[bytes]:
     """Complete lines of `path` (without the newline); an unterminated last line is counted as truncated."""
-    with path.open("rb") as fh:
+    with open_raw(path) as fh:
         for raw in fh:
             stats.lines += 1
             if raw[-1:] != b"\n":
@@ -63,7 +65,7 @@ class BlockReader:
     """
 
     def __init__(self, path: Path, start: int = 0, end: int | None = None, size: int | None = None) -> None:
-        self.fh = open(path, "rb", buffering=0)  # noqa: SIM115 (closed by __exit__)
+        self.fh = open_raw(path, buffering=0)  # closed by __exit__
         self.fh.seek(start)
         self.left = float("inf") if end is None else max(end - start, 0)
         self.buf = bytearray(size or BLOCK)

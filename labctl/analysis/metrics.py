@@ -243,21 +243,28 @@ def _sizing(cks: list[dict[str, Any]], wall: float) -> dict[str, Any]:
             "targets": targets}
 
 
+def _amount(value: Any) -> float | int | None:
+    """A manifest count or size if it is a finite positive number (NaN, Infinity, 1e308, bools: None)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return value if ok and math.isfinite(value) and 0 < value < 1e18 else None
+
+
 def _dataset(run: RunData, read_bytes: float) -> dict[str, Any]:
     size = dig(run.manifest, "dataset.size_bytes", "dataset.bytes", "dataset_bytes")
     if size is None and dig(run.manifest, "experiment.trainer") == "emulate":
         size = dig(run.manifest, "experiment.emulate.dataset_bytes")
+    size = _amount(size)
     epochs = next((t.epochs for t in run.train.values() if t.epochs), None)
-    epochs = epochs or dig(run.manifest, "experiment.training.epochs", "experiment.epochs")
+    epochs = _amount(epochs or dig(run.manifest, "experiment.training.epochs", "experiment.epochs"))
     hosts = max(len(run.hosts), 1)
     out: dict[str, Any] = {"size_bytes": size, "epochs": epochs, "read_bytes": read_bytes,
                            "read_to_dataset_ratio": None, "expected_read_bytes_uncached": None,
                            "caching_warning": None}
-    if not isinstance(size, (int, float)) or size <= 0:
+    if size is None:
         return out
     ratio = read_bytes / size
     out["read_to_dataset_ratio"] = _r(ratio)
-    if isinstance(epochs, (int, float)) and epochs > 0:
+    if epochs is not None:
         expected = size * epochs * hosts
         out["expected_read_bytes_uncached"] = expected
         if read_bytes < 0.9 * expected:
@@ -265,8 +272,8 @@ def _dataset(run: RunData, read_bytes: float) -> dict[str, Any]:
                 f"NFS reads are {ratio:.2f}× the data set over {epochs} epochs on {hosts} host(s) (uncached: "
                 f"{expected / size:.0f}×): the data set is served from the client page cache after the first "
                 "read, so read throughput here does not measure storage read bandwidth")
-    mem = dig(run.manifest, "host_memory_bytes")
-    if isinstance(mem, (int, float)) and size <= mem and not out["caching_warning"]:
+    mem = _amount(dig(run.manifest, "host_memory_bytes"))
+    if mem is not None and size <= mem and not out["caching_warning"]:
         out["caching_warning"] = ("the data set fits in host memory: later epochs may be served from "
                                   "the page cache")
     return out

@@ -17,6 +17,7 @@ from types import ModuleType
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import BlockReader, ParseStats
 from labctl.analysis.native import scanner
+from labctl.analysis.rawfile import open_raw
 from labctl.analysis.series import Column, SeriesStore, joined
 
 SOURCE = "mountstats"
@@ -419,7 +420,7 @@ def _split(path: Path, mount: str | None) -> tuple[int, _Prev] | None:
     """A snapshot start near the middle of the log whose previous snapshot is complete (the second half then
     starts from it, as a whole parse would), or None."""
     size = path.stat().st_size
-    with path.open("rb") as fh:
+    with open_raw(path) as fh:
         fh.seek(size // 2)
         window = fh.read(WINDOW)
     seps = [m.start() for m in re.finditer(rb"\n#ts ", window)]

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from labctl.analysis.lines import ParseStats
+from labctl.analysis.rawfile import read_text
 
 _HOST_EVENTS = {"runner_on_ok": "ok", "runner_on_failed": "failed", "runner_on_unreachable": "unreachable",
                 "runner_on_skipped": "skipped"}
@@ -35,7 +36,7 @@ def parse_runner_events(events_dir: Path) -> tuple[list[dict[str, object]], Pars
         for path in sorted(phase_dir.rglob("job_events/*.json")):
             stats.lines += 1
             try:
-                ev = json.loads(path.read_text(encoding="utf-8"))
+                ev = json.loads(read_text(path))
                 kind = ev["event"]
                 data = ev.get("event_data") or {}
             except (ValueError, KeyError, TypeError, OSError):
@@ -53,7 +54,7 @@ def parse_runner_events(events_dir: Path) -> tuple[list[dict[str, object]], Pars
                     c["changed"] += 1
                 if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
                     failed.append(f"{host}: {data.get('task', '?')}")
-        status = [p.read_text(encoding="utf-8", errors="replace").strip() for p in phase_dir.rglob("status")]
+        status = [read_text(p).strip() for p in phase_dir.rglob("status")]
         phases.append({"phase": phase_dir.name, "start": min(times) if times else None,
                        "end": max(times) if times else None,
                        "hosts": {h: dict(c) for h, c in sorted(hosts.items())},

@@ -32,7 +32,7 @@ lost_after_option = click.option(
 
 
 def _finish(bundle: Path) -> None:
-    from labctl.experiment.collect import collect, require_success
+    from labctl.experiment.collect import collect, require_complete, require_success
 
     manifest = collect(bundle)
     n = len(manifest["files"])
@@ -43,6 +43,7 @@ def _finish(bundle: Path) -> None:
     )
     for err in manifest.get("errors", []):
         console.print(f"[yellow]  {err}")
+    require_complete(bundle, manifest)
     require_success(bundle, manifest)
 
 
@@ -93,7 +94,7 @@ def attach(run_ref: str, runs_dir: Path, lost_after_s: float) -> None:
 def collect_cmd(run_ref: str, runs_dir: Path, force: bool) -> None:
     """Fetch every raw file of RUN into its bundle (resumable, sha256-verified) and write manifest.json."""
     from labctl.experiment.bundle import find_run
-    from labctl.experiment.collect import collect
+    from labctl.experiment.collect import collect, require_complete
 
     bundle = find_run(run_ref, runs_dir)
     manifest = collect(bundle, force=force)
@@ -101,6 +102,7 @@ def collect_cmd(run_ref: str, runs_dir: Path, force: bool) -> None:
         f"{len(manifest['files'])} files in {bundle}; state {manifest['state']}; "
         f"{'complete' if manifest['complete'] else 'INCOMPLETE'}"
     )
+    require_complete(bundle, manifest)
 
 
 COMMANDS = [run, attach, collect_cmd]

@@ -20,6 +20,7 @@ from labctl.experiment.bundle import load_manifest, save_manifest
 from labctl.experiment.follow import FINAL, agent_cmd, poll, target_of
 from labctl.experiment.manifest import finalize
 from labctl.experiment.remote import SSH_ERRORS, Remote
+from labctl.experiment.unstarted import refuse_unstarted
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
@@ -127,6 +128,7 @@ def collect_host(bundle: Path, rec: dict[str, Any], *, force: bool) -> dict[str,
 def collect(bundle: Path, *, force: bool = False) -> dict[str, Any]:
     """Collect every host of the run and write the complete manifest; returns the manifest."""
     manifest = load_manifest(bundle)
+    refuse_unstarted(bundle, manifest)
     hosts = manifest["hosts"]
     if not hosts:
         raise RunError("this run has no started host to collect from", where=str(bundle))
@@ -137,6 +139,20 @@ def collect(bundle: Path, *, force: bool = False) -> dict[str, Any]:
     manifest["times"]["collected"] = round(time.time(), 6)
     save_manifest(bundle, manifest)
     return manifest
+
+
+def require_complete(bundle: Path, manifest: dict[str, Any]) -> None:
+    """Raise RunError naming what is missing unless every host ended and every file was fetched, verified."""
+    if manifest["complete"]:
+        return
+    missing = manifest.get("missing") or manifest.get("errors") or ["(unknown)"]
+    shown = "; ".join(missing[:10]) + (f"; … {len(missing) - 10} more" if len(missing) > 10 else "")
+    raise RunError(
+        f"the bundle is INCOMPLETE: {shown}",
+        where=str(bundle),
+        fix=f"rerun `labctl collect {bundle}` (add --force while training still runs): it resumes, keeping "
+        "every file already fetched and verified",
+    )
 
 
 def require_success(bundle: Path, manifest: dict[str, Any]) -> None:

@@ -80,8 +80,15 @@ def follow(
     lost_after_s: float = 600.0,
     interactive: bool | None = None,
 ) -> str:
-    """Follow until every host is done; returns "done" or "detached"."""
+    """Follow until every host is done; returns "done" or "detached".
+
+    Raises:
+        RunError: the run never started training (it is undone first: see `unstarted`).
+    """
+    from labctl.experiment.unstarted import refuse_unstarted
+
     manifest = load_manifest(bundle)
+    refuse_unstarted(bundle, manifest)
     hosts = manifest["hosts"]
     remotes = {h["name"]: Remote(target_of(h)) for h in hosts}
     status: dict[str, dict[str, Any]] = {}

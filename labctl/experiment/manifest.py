@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -130,9 +131,11 @@ def finalize(bundle: Path, manifest: dict[str, Any], reports: list[dict[str, Any
     by_name = {r["name"]: r for r in reports}
     hosts = manifest["hosts"]
     errors: list[str] = []
+    stale: set[str] = set()  # the previous collection's errors: this collection says what still holds
     ended = []
     for h in hosts:
         rep = by_name.get(h["name"], {})
+        stale.update(f"{h['name']}: {e}" for e in h.get("collection_errors") or [])
         st = rep.get("status") or {}
         h["state"] = st.get("state", h.get("state"))
         h["trainer"] = st.get("trainer") or h.get("trainer")
@@ -161,10 +164,13 @@ def finalize(bundle: Path, manifest: dict[str, Any], reports: list[dict[str, Any
     manifest["state"] = (
         "finished" if manifest["success"] else ("stopped" if "stopped" in states else "failed")
     )
-    manifest["errors"] = list(dict.fromkeys(manifest.get("errors", []) + errors))
-    manifest["complete"] = (
-        all(s in ("finished", "failed", "stopped", "lost") for s in states)
-        and not errors
-        and not verify(bundle, manifest)
-    )
+    kept = [e for e in manifest.get("errors", []) if e not in stale]
+    manifest["errors"] = list(dict.fromkeys(kept + errors))
+    missing = [f"{h['name']}: still {h.get('state') or 'unknown'}" for h in hosts
+               if h.get("state") not in ("finished", "failed", "stopped", "lost")]
+    missing += errors + verify(bundle, manifest)
+    manifest["missing"] = missing
+    manifest["complete"] = not missing
+    history = manifest.setdefault("collections", [])  # every collection's outcome, oldest first
+    history.append({"at": round(time.time(), 6), "complete": not missing, "errors": errors})
     return manifest

@@ -6,7 +6,7 @@ import json
 import logging
 import shlex
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from labctl.experiment.hosts import Target, resolve_hosts
 from labctl.experiment.modelsize import emulated_checkpoint_bytes
 from labctl.experiment.remote import Remote
 from labctl.experiment.render import render_config
+from labctl.experiment.unstarted import starting, undo
 from labctl.paths import repo_data
 
 log = logging.getLogger(__name__)
@@ -270,8 +271,14 @@ def choose_version(exp: Experiment, runs: list[HostRun]) -> str:
 
 
 def _parallel(fn, items: list) -> list[BaseException | None]:
-    with ThreadPoolExecutor(max_workers=max(1, min(16, len(items)))) as pool:
+    """`fn` on every item at once; each one's exception (or None). On Ctrl-C the calls under way are waited
+    for (those not begun are cancelled), so that undoing the run cannot race a host still being prepared."""
+    pool = ThreadPoolExecutor(max_workers=max(1, min(16, len(items))))
+    try:
         futures = [pool.submit(fn, item) for item in items]
+        wait(futures)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     errors: list[BaseException | None] = []
     for f in futures:
         errors.append(f.exception())
@@ -305,7 +312,15 @@ def start_run(experiment_file: Path, inventory: Path, runs_root: Path) -> Path:
         "hosts": [],
         "errors": [],
     }
-    save_manifest(bundle, manifest)
+    manifest["hosts"] = [h.record for h in runs]  # before any host is touched: what to undo if killed
+    with starting(bundle):
+        save_manifest(bundle, manifest)
+        _start_hosts(bundle, manifest, exp, runs)
+    return bundle
+
+
+def _start_hosts(bundle: Path, manifest: dict[str, Any], exp: Experiment, runs: list[HostRun]) -> None:
+    """Prepare and start every host; on failure or Ctrl-C undo the run (hosts and bundle) and re-raise."""
     try:
         _raise_first(_parallel(HostRun.prepare, runs), runs)
         version = choose_version(exp, runs)
@@ -318,20 +333,24 @@ def start_run(experiment_file: Path, inventory: Path, runs_root: Path) -> Path:
         _raise_first(_parallel(lambda h: h.launch(version), runs), runs)
     except (LabctlError, KeyboardInterrupt) as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
+        for h in runs:
+            h.remote.close()
         manifest.update(state="interrupted before start" if interrupted else "failed to start",
                         hosts=[h.record for h in runs])
         manifest["errors"].append("interrupted (Ctrl-C) while starting" if interrupted else str(exc))
         save_manifest(bundle, manifest)
-        for h in runs:
-            if h.record.get("agent_pid"):
-                _stop_quietly(h)
+        _, left = undo(bundle, manifest, manifest["hosts"])  # stops any agent started; leaves nothing
+        kept = (f"; could not remove {'; '.join(left)} (the bundle is kept: `labctl attach {bundle}` retries)"
+                if left else "; nothing of it is left on the hosts or under runs/")
         if interrupted:
             raise Interrupted(
                 "interrupted while the run was starting: the agents already started were stopped, so no "
-                "training is left running",
+                "training is left running" + kept,
                 where=str(bundle),
                 fix="start it again with `labctl run`",
             ) from exc
+        if isinstance(exc, LabctlError):
+            exc.message += f" (the run did not start{kept})"
         raise
     finally:
         for h in runs:
@@ -339,7 +358,6 @@ def start_run(experiment_file: Path, inventory: Path, runs_root: Path) -> Path:
     manifest.update(state="running", hosts=[h.record for h in runs], labctl_version=__version__)
     manifest["times"]["started"] = min(h.record["started_at"] for h in runs)
     save_manifest(bundle, manifest)
-    return bundle
 
 
 def _raise_first(errors: list[BaseException | None], runs: list[HostRun]) -> None:
@@ -350,9 +368,3 @@ def _raise_first(errors: list[BaseException | None], runs: list[HostRun]) -> Non
             raise err
         raise HostError(f"{type(err).__name__}: {err}", where=h.target.name) from err
 
-
-def _stop_quietly(h: HostRun) -> None:
-    try:
-        h.remote.run(h._agent("stop", h.rundir))
-    except Exception:  # noqa: BLE001 - best effort while reporting the real error
-        log.debug("could not stop the agent on %s", h.target.name, exc_info=True)

@@ -82,12 +82,13 @@ def test_ctrl_c_while_starting_leaves_no_training_running(lab, tmp_path):
     runs = tmp_path / "runs"
     proc = _start(lab, runs, _experiment(tmp_path / "e.yaml"))
     wait_for(lambda: _manifest_state(runs) is not None or proc.poll() is not None, 60)
+    (bundle,) = runs.iterdir()
     out, err = _ctrl_c(proc)
     assert proc.returncode == 130, out + err
     assert "Traceback" not in out + err and "no training is left running" in err, err
-    assert _manifest_state(runs) == "interrupted before start"
-    (bundle,) = runs.iterdir()
     wait_for(lambda: _run_processes(lab, bundle.name) == [], 15)  # no agent, monitor or trainer of it is left
+    assert list(runs.iterdir()) == []  # a run that never started leaves no bundle, nor run dirs on the hosts
+    assert not any((Path(h["root"]) / "var-tmp" / "labctl" / bundle.name).exists() for h in lab["hosts"])
 
 
 def _run_processes(lab: dict, run_id: str) -> list[bytes]:
