@@ -67,7 +67,9 @@ def test_program_counts_a_real_workload(tmp_path):
                           stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 30
-        while not (out.exists() and "attached_probes" in out.read_text()):
+        # BEGIN (which starts tracking the workload's pid) has run once its "start" line is out; bpftrace
+        # reports attached_probes before that, and on a busy machine the workload could open its file between
+        while not (out.exists() and '"start ' in out.read_text()):
             assert bt.poll() is None, bt.stderr.read() if bt.stderr else ""
             assert time.time() < deadline, "bpftrace did not attach"
             time.sleep(0.1)
