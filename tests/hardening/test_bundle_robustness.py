@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from labctl.analysis.synth import SynthCheckpoint, SynthSpec, write_run
-from tests.hardening.util import wait_for
+from tests.hardening.util import emulated_experiment, wait_for
 
 REPORT_TIMEOUT_S = 120  # a report of this bundle takes a few seconds; a hang fails here instead of forever
 
@@ -133,14 +133,7 @@ def lab(tmp_path_factory):
 
 
 def _experiment(path: Path) -> Path:
-    path.write_text(json.dumps({
-        "name": "robust", "trainer": "emulate", "training": {"epochs": 1},
-        "monitors": {"dmon_interval_s": 1, "lead_s": 1, "tail_s": 1, "bpftrace": False},
-        "emulate": {"steps_per_epoch": 4, "step_compute_s": 0.2, "startup_s": 0.2, "validation_s": 0.2,
-                    "checkpoint_bytes": 1_000_000, "dataset_bytes": 1_000_000,
-                    "read_bytes_per_step": 1 << 16},
-    }))
-    return path
+    return emulated_experiment(path, "robust", epochs=1, steps=4, compute_s=0.2, phase_s=0.2)
 
 
 def labctl(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

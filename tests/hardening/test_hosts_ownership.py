@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from labctl.testlab.sshhost import processes_in_namespace
-from tests.hardening.util import clean_output, wait_for
+from tests.hardening.util import clean_output, emulated_experiment, wait_for
 from tests.hosts.simlab import start_lab
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -181,14 +181,7 @@ def test_two_concurrent_provisions_never_stack_mounts(lab, state):
 
 
 def _experiment(path: Path) -> Path:
-    path.write_text(yaml.safe_dump({
-        "name": "busy", "trainer": "emulate", "training": {"epochs": 3},
-        "monitors": {"dmon_interval_s": 1, "lead_s": 1, "tail_s": 1, "bpftrace": False},
-        "emulate": {"steps_per_epoch": 100, "step_compute_s": 0.5, "startup_s": 0.5, "validation_s": 0.5,
-                    "checkpoint_bytes": 1_000_000, "dataset_bytes": 1_000_000,
-                    "read_bytes_per_step": 1 << 16},
-    }))
-    return path
+    return emulated_experiment(path, "busy", epochs=3, steps=100, compute_s=0.5)
 
 
 def _host_status(host: dict[str, Any], run_id: str) -> dict[str, Any]:

@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from labctl.experiment.manifest import verify
 from labctl.testlab.sshhost import processes_in_namespace
-from tests.hardening.util import wait_for
+from tests.hardening.util import emulated_experiment, wait_for
 from tests.hosts.simlab import start_lab
 from tests.run.simprep import provision_and_mount
 
@@ -32,14 +31,8 @@ def lab(tmp_path_factory):
 
 
 def _experiment(path: Path) -> Path:
-    path.write_text(yaml.safe_dump({
-        "name": "hostdown", "trainer": "emulate", "training": {"epochs": 2},
-        "monitors": {"dmon_interval_s": 1, "lead_s": 1, "tail_s": 1, "bpftrace": False},
-        "emulate": {"steps_per_epoch": 10, "step_compute_s": 0.6, "startup_s": 0.5, "validation_s": 0.5,
-                    "checkpoint_bytes": 4_000_000, "dataset_bytes": 4_000_000,
-                    "read_bytes_per_step": 1 << 18},
-    }))
-    return path
+    return emulated_experiment(path, "hostdown", epochs=2, steps=10, compute_s=0.6, data_bytes=4_000_000,
+                               read_per_step=1 << 18)
 
 
 def _cut_ssh(host: dict) -> None:

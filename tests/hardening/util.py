@@ -59,3 +59,17 @@ def wait_for(predicate: Callable[[], object], timeout: float = 120.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail("timed out waiting")
         time.sleep(0.1)
+
+
+def emulated_experiment(path: Path, name: str, *, epochs: int, steps: int, compute_s: float,
+                        phase_s: float = 0.5, data_bytes: int = 10**6, read_per_step: int = 65536) -> Path:
+    """An experiment file for the emulated trainer: `steps` of `compute_s` per epoch, `data_bytes` for the
+    data set and each checkpoint, startup and validation of `phase_s`; dmon every second, no bpftrace."""
+    path.write_text(json.dumps({
+        "name": name, "trainer": "emulate", "training": {"epochs": epochs},
+        "monitors": {"dmon_interval_s": 1, "lead_s": 1, "tail_s": 1, "bpftrace": False},
+        "emulate": {"steps_per_epoch": steps, "step_compute_s": compute_s, "startup_s": phase_s,
+                    "validation_s": phase_s, "checkpoint_bytes": data_bytes, "dataset_bytes": data_bytes,
+                    "read_bytes_per_step": read_per_step},
+    }), encoding="utf-8")
+    return path
