@@ -143,10 +143,11 @@ class OntapResponses:
         return instance(req, public(self.backend.state["cluster"]), View(()))
 
     def list_nodes(self, req: Request) -> Response:
-        return collection(req, [public(n) for n in self.backend.state["nodes"].values()], VIEWS["named"])
+        b = self.backend
+        return collection(req, [b.render_node(n) for n in b.state["nodes"].values()], VIEWS["named"])
 
     def get_node(self, req: Request, uuid: str) -> Response:
-        return instance(req, public(self.backend.get_record("nodes", uuid)), VIEWS["named"])
+        return instance(req, self.backend.render_node(self.backend.get_record("nodes", uuid)), VIEWS["named"])
 
     def list_jobs(self, req: Request) -> Response:
         return collection(req, [public(j) for j in self.backend.state["jobs"].values()], VIEWS["job"])
