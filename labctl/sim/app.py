@@ -17,7 +17,9 @@ from labctl.sim.faults import Faults
 from labctl.sim.models import OntapBackend
 from labctl.sim.query import as_int, expand_body
 from labctl.sim.responses import OntapResponses, PendingJob, Request, Response, job_link
-from labctl.sim.urls import API, CONTROL, resolve
+from labctl.sim.schema import schema_for, warm
+from labctl.sim.strict import check_body, check_query
+from labctl.sim.urls import API, API_ROUTES, CONTROL, resolve, template_of
 
 MAX_RETURN_TIMEOUT = 120
 
@@ -56,6 +58,7 @@ class SimApp:
         self._log: list[dict[str, Any]] = []
         self._log_lock = threading.Lock()
         self._epoch = 0  # bumped by reset: a request delayed across a reset never touches the new state
+        warm([template for template, _ in API_ROUTES])  # the API's field sets, derived once from the SDK
 
     # log and reset ----------------------------------------------------------------------------------------
     def request_log(self) -> list[dict[str, Any]]:
@@ -169,6 +172,7 @@ class SimApp:
         methods, params = found
         if req.method not in methods:
             raise MethodNotAllowed(req.method)
+        self._check_against_schema(req)
         job_fault = self.faults.take(req.method, req.path, job=True)
         backend = self.backend
         with backend.lock:
@@ -186,6 +190,18 @@ class SimApp:
             result = self._job_answer(req, result)
         backend.save()
         return result
+
+    @staticmethod
+    def _check_against_schema(req: Request) -> None:
+        """ONTAP's strictness: query arguments, `fields=` and body fields/types checked against the API's
+        schema (CLI passthrough has none); the body is converted to ONTAP's stored types."""
+        template = template_of(req.path)
+        schema = schema_for(template) if template else None
+        if schema is None:
+            return
+        req.shorthands = check_query(schema, req.query)
+        if req.method in ("POST", "PATCH") and req.body:
+            req.body = check_body(schema, req.body)
 
     def _job_answer(self, req: Request, pending: PendingJob) -> Response:
         """201/200 with the job link when it finishes within `return_timeout`, else 202."""

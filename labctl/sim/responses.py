@@ -10,9 +10,9 @@ from labctl.sim.exceptions import EntryNotFound, InvalidValue
 from labctl.sim.models import OntapBackend
 from labctl.sim.models.base import Record, link, public
 from labctl.sim.query import as_bool, as_int, matches, parse_fields, select, values_at
+from labctl.sim.strict import CONTROL_PARAMS
 
-RESERVED = {"fields", "max_records", "return_records", "return_timeout", "order_by", "is_constituent",
-            "force", "sizing_method", "new_index", "privilege_level", "hal_linking"}
+RESERVED = CONTROL_PARAMS
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Request:
     query: dict[str, str]
     body: dict[str, Any]
     accept: str = "*/*"
+    shorthands: dict[str, tuple[str, ...]] = field(default_factory=dict)  # `svm=x` → svm.name, svm.uuid
 
 
 @dataclass
@@ -80,11 +81,18 @@ def shape(record: Record, view: View, fields: list[str] | None, extra: list[str]
     return out
 
 
+def _filter_matches(record: Record, key: str, expression: str,
+                    shorthands: dict[str, tuple[str, ...]]) -> bool:
+    """A query filter; a shorthand (`svm=x`) matches the object's name or uuid (or id)."""
+    return any(matches(record, path, expression) for path in shorthands.get(key, (key,)))
+
+
 def collection(req: Request, records: list[Record], view: View) -> Response:
     """A HAL collection answer with filters, `order_by`, `max_records` paging and `return_records`."""
     q = req.query
     filters = {k: v for k, v in q.items() if k not in RESERVED and not k.startswith("start.")}
-    records = [r for r in records if all(matches(r, k, v) for k, v in filters.items())]
+    records = [r for r in records
+               if all(_filter_matches(r, k, v, req.shorthands) for k, v in filters.items())]
     if "order_by" in q:
         for term in reversed([t.strip() for t in q["order_by"].split(",") if t.strip()]):
             name, _, direction = term.partition(" ")
@@ -135,10 +143,11 @@ class OntapResponses:
         return instance(req, public(self.backend.state["cluster"]), View(()))
 
     def list_nodes(self, req: Request) -> Response:
-        return collection(req, [public(n) for n in self.backend.state["nodes"].values()], VIEWS["named"])
+        b = self.backend
+        return collection(req, [b.render_node(n) for n in b.state["nodes"].values()], VIEWS["named"])
 
     def get_node(self, req: Request, uuid: str) -> Response:
-        return instance(req, public(self.backend.get_record("nodes", uuid)), VIEWS["named"])
+        return instance(req, self.backend.render_node(self.backend.get_record("nodes", uuid)), VIEWS["named"])
 
     def list_jobs(self, req: Request) -> Response:
         return collection(req, [public(j) for j in self.backend.state["jobs"].values()], VIEWS["job"])

@@ -46,11 +46,11 @@ CONTROL_ROUTES: list[tuple[str, dict[str, str]]] = [
 ]
 
 
-def _compile(routes: list[tuple[str, dict[str, str]]]) -> list[tuple[re.Pattern[str], dict[str, str]]]:
+def _compile(routes: list[tuple[str, dict[str, str]]]) -> list[tuple[re.Pattern[str], dict[str, str], str]]:
     out = []
     for template, methods in routes:
         pattern = re.sub(r"\{(\w+)\}", lambda m: _SEG.format(m.group(1)), template)
-        out.append((re.compile(f"^{pattern}/?$"), methods))
+        out.append((re.compile(f"^{pattern}/?$"), methods, template))
     return out
 
 
@@ -58,11 +58,19 @@ API = _compile(API_ROUTES)
 CONTROL = _compile(CONTROL_ROUTES)
 
 
-def resolve(path: str, table: list[tuple[re.Pattern[str], dict[str, str]]]
+def resolve(path: str, table: list[tuple[re.Pattern[str], dict[str, str], str]]
             ) -> tuple[dict[str, str], dict[str, str]] | None:
     """(methods → handler name, path parameters) for `path`, or None when no route matches."""
-    for pattern, methods in table:
+    for pattern, methods, _template in table:
         match = pattern.match(path)
         if match:
             return methods, match.groupdict()
+    return None
+
+
+def template_of(path: str) -> str | None:
+    """The API route template (`/api/storage/volumes/{uuid}`) that `path` matches, or None."""
+    for pattern, _methods, template in API:
+        if pattern.match(path):
+            return template
     return None

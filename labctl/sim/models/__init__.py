@@ -11,7 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from labctl.sim.models.base import COLLECTIONS, link
+from labctl.sim.models.base import COLLECTIONS, link, public
+from labctl.sim.models.counters import add_counters
 from labctl.sim.models.mount import MountMixin, MountRefused
 from labctl.sim.models.svm import SvmMixin
 from labctl.sim.query import ref_name
@@ -67,7 +68,7 @@ class OntapBackend(SvmMixin, MountMixin):
             self.state["nodes"][node_uuid] = {
                 "uuid": node_uuid, "name": spec["name"], "state": "up", "membership": "member",
                 "model": spec.get("model", "AFF-A400"), "serial_number": f"7219{i:08d}",
-                "system_id": f"05371{i:05d}", "location": "", "is_all_flash_optimized": True,
+                "system_id": f"05371{i:05d}", "location": "",
                 "uptime": 86400, "date": self.now(), "version": dict(version),
                 "ha": {"enabled": len(names) > 1, "auto_giveback": True, "partners": partners[:1],
                        "takeover": {"state": "not_attempted"}, "giveback": {"state": "nothing_to_giveback"}},
@@ -93,6 +94,10 @@ class OntapBackend(SvmMixin, MountMixin):
                 self.add_interface(svm, lif["name"], node, lif.get("port", "e0d"),
                                    self._ip({"address": lif["address"], "netmask": lif.get("netmask", "24")}),
                                    ref_name(lif.get("service_policy")) or "default-data-files")
+
+    def render_node(self, node: dict[str, Any]) -> dict[str, Any]:
+        """The node as REST shows it, with its counters."""
+        return add_counters(public(node), "/api/cluster/nodes", self.now())
 
     def _remove_volume_dirs(self) -> None:
         """Delete the directories of the volumes in the state (never anything else under data_dir)."""

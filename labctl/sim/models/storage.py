@@ -18,6 +18,7 @@ from labctl.sim.exceptions import (
     UnexpectedArgument,
 )
 from labctl.sim.models.base import Record, link, public
+from labctl.sim.models.counters import add_counters
 from labctl.sim.models.jobs import JobsMixin
 from labctl.sim.query import as_int, as_size, deep_merge, ref_name
 
@@ -27,7 +28,7 @@ VOLUME_FIELDS = {
     "guarantee", "state", "type", "snapshot_policy", "space", "comment", "language", "encryption",
     "efficiency", "tiering", "qos", "_tags", "optimize_aggregates", "use_mirrored_aggregates",
     "granular_data", "autosize", "snaplock", "files", "analytics", "activity_tracking", "application",
-    "scheduled_snapshot_naming_scheme",
+    "scheduled_snapshot_naming_scheme", "access_time_enabled", "snapshot_directory_access_enabled",
 }
 PATCH_READ_ONLY = {"svm", "style", "constituents_per_aggregate", "constituent_count", "aggregates", "type",
                    "uuid", "create_time", "is_svm_root"}
@@ -107,10 +108,10 @@ class StorageMixin(JobsMixin):
         out["space"] = {"block_storage": {"size": size, "used": used, "available": size - used,
                                           "full_threshold_percent": 98},
                         "efficiency": {"savings": 0, "ratio": 1.0}}
-        out["volume_count"] = sum(1 for v in self.state["volumes"].values()
+        out["volume-count"] = sum(1 for v in self.state["volumes"].values()
                                   if v["style"] != "flexgroup"
                                   and any(a["uuid"] == aggr["uuid"] for a in v["aggregates"]))
-        return out
+        return add_counters(out, "/api/storage/aggregates", self.now())
 
     def aggregate_available(self, aggr: Record) -> int:
         """Free bytes in the aggregate."""
@@ -147,9 +148,21 @@ class StorageMixin(JobsMixin):
         return sorted((v for v in self.state["volumes"].values()
                        if v.get("flexgroup", {}).get("uuid") == volume["uuid"]), key=lambda v: v["name"])
 
+    @staticmethod
+    def volume_defaults(volume: Record) -> Record:
+        """What ONTAP shows on every volume unless changed: autosize, efficiency state, atime, snapdir,
+        snapshot count, clone, move and analytics state (all-flash nodes enable efficiency at creation)."""
+        size = volume["size"]
+        return {"autosize": {"mode": "off", "maximum": size * 6 // 5, "minimum": size, "grow_threshold": 85,
+                             "shrink_threshold": 50},
+                "efficiency": {"state": "enabled"}, "snapshot_count": 0, "access_time_enabled": True,
+                "snapshot_directory_access_enabled": True, "clone": {"is_flexclone": False},
+                "movement": {}, "analytics": {"state": "off"}}
+
     def render_volume(self, volume: Record) -> Record:
-        """The volume as REST shows it (space, constituents, no empty junction)."""
-        out = public(volume)
+        """The volume as REST shows it (defaults, space, constituents, counters, no empty junction)."""
+        out = deep_merge(self.volume_defaults(volume), public(volume))
+        add_counters(out, "/api/storage/volumes", self.now())
         size = volume["size"]
         used = self.volume_used(volume) if volume["style"] != "flexgroup_constituent" else 0
         space = out.setdefault("space", {})

@@ -8,6 +8,7 @@ from typing import Any
 
 from labctl.sim.exceptions import Duplicate, FieldNotSettable, InvalidValue, OntapApiError, UnexpectedArgument
 from labctl.sim.models.base import Record, link, public
+from labctl.sim.models.counters import add_counters
 from labctl.sim.models.nfs import NfsMixin, nfs_defaults
 from labctl.sim.models.storage import StorageMixin
 from labctl.sim.query import as_bool, deep_merge, ref_name
@@ -150,7 +151,7 @@ class SvmMixin(StorageMixin, NfsMixin):
     # IP interfaces ----------------------------------------------------------------------------------------
     def render_interface(self, lif: Record) -> Record:
         """The IP interface as REST shows it."""
-        return public(lif)
+        return add_counters(public(lif), "/api/network/ip/interfaces", self.now())
 
     def _home(self, location: dict[str, Any]) -> tuple[Record, str]:
         port = location.get("home_port") or {}
