@@ -204,7 +204,8 @@ class SimApp:
             req.body = check_body(schema, req.body)
 
     def _job_answer(self, req: Request, pending: PendingJob) -> Response:
-        """201/200 with the job link when it finishes within `return_timeout`, else 202."""
+        """201/200 with the job link when it succeeds within `return_timeout`, its error (400) when it fails
+        within it, else 202."""
         asked = as_int(req.query.get("return_timeout", "0"), "return_timeout")
         timeout = min(max(asked, 0), MAX_RETURN_TIMEOUT)
         with self.backend.lock:
@@ -214,6 +215,11 @@ class SimApp:
         with self.backend.lock:
             self.backend.tick()
             done = self.backend.job_done(pending.job)
-        status = pending.done_status if timeout and done else 202
+            record = dict(self.backend.state["jobs"].get(pending.job, {}))
         headers = {"Location": pending.location} if pending.location else {}
+        if timeout and done and record.get("state") == "failure":  # ONTAP answers the job's error itself
+            error = record.get("error") or {"message": record.get("message", ""),
+                                            "code": str(record.get("code"))}
+            return Response(400, {"error": error, **job_link(pending.job)})
+        status = pending.done_status if timeout and done else 202
         return Response(status, job_link(pending.job), headers)

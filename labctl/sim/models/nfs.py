@@ -326,7 +326,7 @@ class NfsMixin(BackendBase):
 
     def patch_export_rule(self, policy_id: str, index: str, body: dict[str, Any],
                           new_index: str | None) -> None:
-        """PATCH …/rules/{index}, re-indexing with `new_index`."""
+        """PATCH …/rules/{index}; `new_index` moves the rule there (never clamped nor compacted)."""
         policy = self.find_policy(policy_id)
         rule = self.find_rule(policy, index)
         merged = {k: v for k, v in rule.items() if k != "index"}
@@ -337,10 +337,10 @@ class NfsMixin(BackendBase):
         if new_index is not None:
             target = as_int(new_index, "new_index")
             policy["rules"].remove(rule)
-            rule["index"] = max(1, target)
-            self._insert_rule(policy, rule)
-            for i, r in enumerate(policy["rules"], start=1):
-                r["index"] = i
+            if target < 1:
+                raise InvalidValue("new_index", new_index)
+            rule["index"] = target
+            self._insert_rule(policy, rule)  # setindex: others shift only when `target` is taken
 
     def delete_export_rule(self, policy_id: str, index: str) -> None:
         """DELETE …/rules/{index}; the other rules keep their indexes (ONTAP never renumbers on delete)."""

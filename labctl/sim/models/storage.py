@@ -47,6 +47,18 @@ def _get(body: dict[str, Any], dotted: str) -> Any:
     return node
 
 
+def split_size(size: int, parts: int) -> list[int]:
+    """A FlexGroup's size over its constituents: whole 4 KiB blocks, as even as can be, the remainder on the
+    first ones, so that the FlexGroup reports exactly the size asked (reruns compare equal)."""
+    if parts <= 1:
+        return [size]
+    blocks, rest = divmod(size, 4096)
+    each, extra = divmod(blocks, parts)
+    sizes = [(each + (1 if i < extra else 0)) * 4096 for i in range(parts)]
+    sizes[-1] += rest
+    return sizes
+
+
 def mounted_error(volume: Record) -> OntapApiError:
     """524546: a mounted volume cannot go offline (or be deleted)."""
     return OntapApiError(f"Volume \"{volume['name']}\" on SVM \"{volume['svm']['name']}\" must be unmounted "
@@ -155,7 +167,9 @@ class StorageMixin(JobsMixin):
         size = volume["size"]
         return {"autosize": {"mode": "off", "maximum": size * 6 // 5, "minimum": size, "grow_threshold": 85,
                              "shrink_threshold": 50},
-                "efficiency": {"state": "enabled"}, "snapshot_count": 0, "access_time_enabled": True,
+                "efficiency": {"state": "enabled", "dedupe": "background",
+                               "volume_path": f"/vol/{volume['name']}"},
+                "snapshot_count": 0, "access_time_enabled": True,
                 "snapshot_directory_access_enabled": True, "clone": {"is_flexclone": False},
                 "movement": {}, "analytics": {"state": "off"}}
 
@@ -163,6 +177,10 @@ class StorageMixin(JobsMixin):
         """The volume as REST shows it (defaults, space, constituents, counters, no empty junction)."""
         out = deep_merge(self.volume_defaults(volume), public(volume))
         add_counters(out, "/api/storage/volumes", self.now())
+        efficiency = out["efficiency"]
+        if "state" not in volume.get("efficiency", {}) and efficiency.get("dedupe") == "none" \
+                and efficiency.get("compression") == "none":
+            efficiency["state"] = "disabled"  # what disabling efficiency (dedupe and compression off) shows
         size = volume["size"]
         used = self.volume_used(volume) if volume["style"] != "flexgroup_constituent" else 0
         space = out.setdefault("space", {})
@@ -234,9 +252,6 @@ class StorageMixin(JobsMixin):
         aggr_refs = body.get("aggregates")
         per = body.get("constituents_per_aggregate")
         count = body.get("constituent_count")
-        if per is not None and not aggr_refs:
-            raise OntapApiError("\"constituents_per_aggregate\" requires \"aggregates\".", code="13109291",
-                                target="constituents_per_aggregate")
         if aggr_refs is not None and not isinstance(aggr_refs, list):
             raise InvalidValue("aggregates", aggr_refs)
         aggrs = [self.find_aggregate(ref) for ref in aggr_refs or []]
@@ -248,7 +263,7 @@ class StorageMixin(JobsMixin):
             if not aggrs:
                 aggrs = [max(self.state["aggregates"].values(), key=self.aggregate_available)]
             return style, aggrs
-        if not aggrs:
+        if not aggrs:  # auto-provisioned: every data aggregate of the cluster
             aggrs = sorted(self.state["aggregates"].values(), key=lambda a: a["name"])
         if count is not None:
             total = as_int(count, "constituent_count")
@@ -344,11 +359,11 @@ class StorageMixin(JobsMixin):
         if svm is None or self._volume_named(svm, record["name"]):
             raise Duplicate(f"Duplicate volume name {record['name']}.", code="917526")
         n = len(placement) if record["style"] == "flexgroup" else 1
-        each = (record["size"] // n) // 4096 * 4096 if n > 1 else record["size"]
+        parts = split_size(record["size"], n)
         if record["guarantee"]["type"] == "volume":
             need: dict[str, int] = {}
-            for aggr in placement:
-                need[aggr["uuid"]] = need.get(aggr["uuid"], 0) + each
+            for aggr, part in zip(placement, parts, strict=True):
+                need[aggr["uuid"]] = need.get(aggr["uuid"], 0) + part
             for aggr in placement:
                 free = self.aggregate_available(aggr)
                 missing = need[aggr["uuid"]] - free
@@ -360,14 +375,13 @@ class StorageMixin(JobsMixin):
                         f"aggregate \"{aggr['name']}\". Either create {missing} bytes of free space in the "
                         f"aggregate or select a size of at most {at_most} bytes for the new volume.",
                         code="917536")
-        record["size"] = each * n
         record["files"]["maximum"] = max(1, record["size"] // 32768)
         record["nodes"] = [self.ref(self.node_by_name(a["node"]["name"]) or a["node"]) for a in placement[:1]]
         self.state["volumes"][record["uuid"]] = record
         if record["style"] == "flexgroup":
             record["nodes"] = list({a["node"]["uuid"]: dict(a["node"]) for a in placement}.values())
-            for i, aggr in enumerate(placement, start=1):
-                self._add_constituent(record, i, aggr, each)
+            for i, (aggr, part) in enumerate(zip(placement, parts, strict=True), start=1):
+                self._add_constituent(record, i, aggr, part)
         if record["nas"]["path"]:
             self.volume_dir(record).mkdir(parents=True, exist_ok=True)
 
@@ -436,11 +450,8 @@ class StorageMixin(JobsMixin):
         deep_merge(volume, changes)
         members = self.constituents(volume)
         if size is not None:
-            if members:
-                each = (size // len(members)) // 4096 * 4096
-                for member in members:
-                    member["size"] = each
-                size = each * len(members)
+            for member, part in zip(members, split_size(size, len(members)) if members else [], strict=True):
+                member["size"] = part
             volume["size"] = size
         for member in members:
             member["state"] = volume["state"]

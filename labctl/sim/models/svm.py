@@ -219,7 +219,7 @@ class SvmMixin(StorageMixin, NfsMixin):
         return lif
 
     def patch_interface(self, lif_uuid: str, body: dict[str, Any]) -> None:
-        """PATCH /network/ip/interfaces/{uuid} (address, state, policy, home, name)."""
+        """PATCH /network/ip/interfaces/{uuid} (address, state, policy, home, migrate, name)."""
         lif = self.get_record("interfaces", lif_uuid)
         for key in body:
             if key in ("svm", "scope", "ipspace", "uuid"):
@@ -245,15 +245,42 @@ class SvmMixin(StorageMixin, NfsMixin):
             lif["name"] = body["name"]
         if "location" in body:
             loc = body["location"]
-            if "home_port" in loc or "home_node" in loc:
-                node, port = self._home(loc)
-                lif["location"].update(home_node=self.ref(node), home_port={"name": port,
-                                                                            "node": {"name": node["name"]}})
-            where = lif["location"]
-            where.update(node=dict(where["home_node"]), port=dict(where["home_port"]))
-            for key in ("auto_revert", "failover"):
-                if key in loc:
-                    lif["location"][key] = loc[key]
+            self._relocate(lif, loc)
+
+    def _relocate(self, lif: Record, loc: dict[str, Any]) -> None:
+        """A `location` PATCH: a new home (the LIF follows it unless told where to go), and a migrate to
+        `location.node`/`location.port`, which leaves the home as it is."""
+        where = lif["location"]
+        if "home_port" in loc or "home_node" in loc:
+            node, port = self._home(loc)
+            where.update(home_node=self.ref(node), home_port={"name": port, "node": {"name": node["name"]}})
+            if "node" not in loc and "port" not in loc:
+                where.update(node=dict(where["home_node"]), port=dict(where["home_port"]))
+        if "node" in loc or "port" in loc:
+            node, port = self._current(where, loc)
+            where.update(node=self.ref(node), port={"name": port, "node": {"name": node["name"]}})
+        where["is_home"] = (where["node"]["name"], where["port"]["name"]) == \
+            (where["home_node"]["name"], where["home_port"]["name"])
+        for key in ("auto_revert", "failover"):
+            if key in loc:
+                where[key] = loc[key]
+
+    def _current(self, where: dict[str, Any], loc: dict[str, Any]) -> tuple[Record, str]:
+        """The node and port a migrate goes to (a port on the node when only the node is named)."""
+        port = loc.get("port") or {}
+        if isinstance(port, str):
+            port = {"name": port}
+        node_name = ref_name(loc.get("node")) or ref_name(port.get("node")) or where["node"]["name"]
+        node = self.node_by_name(node_name)
+        if node is None:
+            raise OntapApiError(f"\"{node_name}\" is an invalid value for field \"location.node.name\"",
+                                code="393271", target="location.node.name")
+        name = port.get("name") or (where["port"]["name"] if where["port"]["name"] in node["_ports"]
+                                    else node["_ports"][0])
+        if name not in node["_ports"]:
+            raise OntapApiError(f"\"{name}\" is an invalid value for field \"location.port.name\"",
+                                code="1967130", target="location.port.name")
+        return node, name
 
     def delete_interface(self, lif_uuid: str) -> None:
         """DELETE /network/ip/interfaces/{uuid}; raises EntryNotFound."""
