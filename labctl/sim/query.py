@@ -158,6 +158,8 @@ def _text(value: Any) -> str:
 def _term_matches(values: list[Any], term: str) -> bool:
     if term.startswith("!"):
         return not _term_matches(values, term[1:])
+    if len(term) > 1 and term[0] == term[-1] == '"':  # a quoted value matches exactly (no wildcards)
+        return any(_text(v) == term[1:-1] for v in values)
     if term == "null":
         return not values or all(v is None or v == "" for v in values)
     for op in ("<=", ">=", "<", ">"):

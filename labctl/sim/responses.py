@@ -61,6 +61,7 @@ VIEWS = {
     "export_policy": View(("id", "name")),
     "rule": View(("index",)),
     "job": View(("uuid",)),
+    "qtree": View(("id", "name", "volume")),
 }
 
 
@@ -185,10 +186,50 @@ class OntapResponses:
         return PendingJob(job, 201, location)
 
     def patch_volume(self, req: Request, uuid: str) -> PendingJob:
-        return PendingJob(self.backend.patch_volume(uuid, req.body), 200)
+        """A volume PATCH; `?restore_to.snapshot.name=` (or `.uuid=`) restores it from a snapshot."""
+        restore = {k.rsplit(".", 1)[1]: v for k, v in req.query.items()
+                   if k.startswith("restore_to.snapshot.")}
+        body = {**req.body, "restore_to": {"snapshot": restore}} if restore else req.body
+        return PendingJob(self.backend.patch_volume(uuid, body), 200)
 
     def delete_volume(self, req: Request, uuid: str) -> PendingJob:
         return PendingJob(self.backend.delete_volume(uuid), 200)
+
+    # snapshots and qtrees -------------------------------------------------------------------------------
+    def list_snapshots(self, req: Request, volume_uuid: str) -> Response:
+        records = [public(s) for s in self.backend.snapshots_of(volume_uuid)]
+        return collection(req, records, VIEWS["named"])
+
+    def get_snapshot(self, req: Request, volume_uuid: str, uuid: str) -> Response:
+        return instance(req, public(self.backend.find_snapshot(volume_uuid, uuid)), VIEWS["named"])
+
+    def create_snapshot(self, req: Request, volume_uuid: str) -> PendingJob:
+        job, location = self.backend.create_snapshot(volume_uuid, req.body)
+        return PendingJob(job, 201, location)
+
+    def patch_snapshot(self, req: Request, volume_uuid: str, uuid: str) -> PendingJob:
+        return PendingJob(self.backend.patch_snapshot(volume_uuid, uuid, req.body), 200)
+
+    def delete_snapshot(self, req: Request, volume_uuid: str, uuid: str) -> PendingJob:
+        return PendingJob(self.backend.delete_snapshot(volume_uuid, uuid), 200)
+
+    def list_qtrees(self, req: Request) -> Response:
+        b = self.backend
+        return collection(req, [b.render_qtree(q) for q in b.state["qtrees"].values()], VIEWS["qtree"])
+
+    def get_qtree(self, req: Request, volume_uuid: str, id: str) -> Response:
+        qtree = self.backend.find_qtree(volume_uuid, id)
+        return instance(req, self.backend.render_qtree(qtree), VIEWS["qtree"])
+
+    def create_qtree(self, req: Request) -> PendingJob:
+        job, location = self.backend.create_qtree(req.body)
+        return PendingJob(job, 201, location)
+
+    def patch_qtree(self, req: Request, volume_uuid: str, id: str) -> PendingJob:
+        return PendingJob(self.backend.patch_qtree(volume_uuid, id, req.body), 200)
+
+    def delete_qtree(self, req: Request, volume_uuid: str, id: str) -> PendingJob:
+        return PendingJob(self.backend.delete_qtree(volume_uuid, id), 200)
 
     # SVMs -------------------------------------------------------------------------------------------------
     def list_svms(self, req: Request) -> Response:

@@ -3,8 +3,10 @@ FlexGroup size split, export rule moves and the `efficiency.volume_path` filter 
 
 from __future__ import annotations
 
-from netapp_ontap.resources import ExportPolicy, ExportRule, IpInterface, Volume
+from netapp_ontap.resources import ExportPolicy, ExportRule, IpInterface, Qtree, Snapshot, Volume
 
+from labctl.sim.schema import schema_for
+from tests.sim.test_schema import mismatches
 from tests.sim.util import error_of
 
 VOLUMES = "/api/storage/volumes"
@@ -90,3 +92,52 @@ def test_efficiency_volume_path_filter_and_state(ontap, raw):
     volume.efficiency = {"dedupe": "none", "compression": "none"}
     volume.patch(poll=True)
     assert Volume.find(name="v_eff", fields="efficiency.state").efficiency.state == "disabled"
+
+
+def _mounted_volume(raw, name: str) -> str:
+    body = {"name": name, "svm": {"name": "llm-lab"}, "size": 1 << 30, "nas": {"path": f"/{name}"}}
+    assert raw("POST", f"{VOLUMES}?return_timeout=30", json=body).status_code == 201
+    return raw("GET", f"{VOLUMES}?name={name}").json()["records"][0]["uuid"]
+
+
+def test_snapshot_create_list_rename_restore_delete(ontap, raw, sim):
+    vol_uuid = _mounted_volume(raw, "v_snap")
+    data = sim.data_dir / "llm-lab" / "v_snap" / "weights.bin"
+    data.write_bytes(b"epoch-1")
+    snapshot = Snapshot(vol_uuid, name="before", comment="first")
+    snapshot.post(poll=True)
+    assert [s.name for s in Snapshot.get_collection(vol_uuid)] == ["before"]
+    listed = raw("GET", f"{VOLUMES}/{vol_uuid}/snapshots?fields=**").json()["records"]
+    schema = schema_for("/api/storage/volumes/{volume_uuid}/snapshots")
+    assert listed and mismatches(schema, listed[0]) == []
+    assert Volume.find(name="v_snap", fields="snapshot_count").snapshot_count == 1
+    data.write_bytes(b"epoch-2 overwritten")
+    snapshot.name = "epoch1"
+    snapshot.patch(poll=True)
+    assert Snapshot.find(vol_uuid, name="epoch1", fields="comment").comment == "first"
+    Volume(uuid=vol_uuid).patch(poll=True, **{"restore_to.snapshot.name": "epoch1"})
+    assert data.read_bytes() == b"epoch-1"
+    missing = raw("PATCH", f"{VOLUMES}/{vol_uuid}?restore_to.snapshot.name=nope", json={})
+    assert error_of(missing)[:2] == (404, "4")
+    duplicate = raw("POST", f"{VOLUMES}/{vol_uuid}/snapshots", json={"name": "epoch1"})
+    assert error_of(duplicate)[:2] == (409, "1638407")
+    snapshot.delete(poll=True)
+    assert list(Snapshot.get_collection(vol_uuid)) == []
+    assert not (sim.data_dir / ".snapshots" / vol_uuid / snapshot.uuid).exists()
+
+
+def test_qtrees_by_volume_name_and_quoted_name(ontap, raw, sim):
+    _mounted_volume(raw, "v_qt")
+    body = {"name": "q1", "volume": {"name": "v_qt"}, "svm": {"name": "llm-lab"}, "unix_permissions": "750"}
+    assert raw("POST", "/api/storage/qtrees?return_timeout=10", json=body).status_code == 201
+    assert (sim.data_dir / "llm-lab" / "v_qt" / "q1").is_dir()
+    query = '/api/storage/qtrees?svm.name=llm-lab&volume=v_qt&name="q1"&fields=unix_permissions,volume,path'
+    records = raw("GET", query).json()["records"]
+    assert len(records) == 1 and records[0]["unix_permissions"] == 750 and records[0]["path"] == "/v_qt/q1"
+    assert raw("GET", '/api/storage/qtrees?name="q*"').json()["num_records"] == 0
+    qtree = Qtree.find(name="q1", volume="v_qt")
+    qtree.security_style = "mixed"
+    qtree.patch(poll=True)
+    assert Qtree.find(name="q1", fields="security_style").security_style == "mixed"
+    qtree.delete(poll=True)
+    assert Qtree.find(name="q1") is None and not (sim.data_dir / "llm-lab" / "v_qt" / "q1").exists()

@@ -46,6 +46,8 @@ def test_field_set_comes_from_the_sdk_schema():
 @pytest.mark.parametrize("path", SERVED)
 def test_every_returned_field_exists_in_the_schema_with_its_type(raw, path):
     assert raw("POST", "/api/storage/volumes?return_timeout=30", json=FG).status_code == 201
+    qtree = {"name": "q", "volume": {"name": FG["name"]}, "svm": {"name": "llm-lab"}}
+    assert raw("POST", "/api/storage/qtrees?return_timeout=10", json=qtree).status_code == 201
     queries = ["fields=*", "fields=**"]
     if path.endswith("volumes"):
         queries.append("fields=**&is_constituent=true")

@@ -14,13 +14,14 @@ from typing import Any
 from labctl.sim.models.base import COLLECTIONS, link, public
 from labctl.sim.models.counters import add_counters
 from labctl.sim.models.mount import MountMixin, MountRefused
+from labctl.sim.models.snapshots import SnapshotMixin
 from labctl.sim.models.svm import SvmMixin
 from labctl.sim.query import ref_name
 
 __all__ = ["OntapBackend", "MountRefused"]
 
 
-class OntapBackend(SvmMixin, MountMixin):
+class OntapBackend(SnapshotMixin, SvmMixin, MountMixin):
     """The state machine of the cluster: every create, change and delete goes through this class."""
 
     def __init__(self, seed: dict[str, Any], data_dir: Path, state_file: Path | None = None) -> None:
@@ -104,6 +105,7 @@ class OntapBackend(SvmMixin, MountMixin):
         for volume in self.state.get("volumes", {}).values():
             if volume["style"] != "flexgroup_constituent":
                 shutil.rmtree(self.volume_dir(volume), ignore_errors=True)
+        shutil.rmtree(self.data_dir / ".snapshots", ignore_errors=True)
         for svm in self.state.get("svms", {}).values():
             with contextlib.suppress(OSError):
                 (self.data_dir / svm["name"]).rmdir()

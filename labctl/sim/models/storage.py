@@ -177,6 +177,8 @@ class StorageMixin(JobsMixin):
         """The volume as REST shows it (defaults, space, constituents, counters, no empty junction)."""
         out = deep_merge(self.volume_defaults(volume), public(volume))
         add_counters(out, "/api/storage/volumes", self.now())
+        out["snapshot_count"] = sum(1 for s in self.state.get("snapshots", {}).values()
+                                    if s["volume"]["uuid"] == volume["uuid"])
         efficiency = out["efficiency"]
         if "state" not in volume.get("efficiency", {}) and efficiency.get("dedupe") == "none" \
                 and efficiency.get("compression") == "none":
@@ -197,6 +199,9 @@ class StorageMixin(JobsMixin):
                  "space": {"size": m["size"], "used": share, "available": max(0, m["size"] - share)}}
                 for m in members]
         return out
+
+    def forget_volume(self, volume: Record) -> None:
+        """Drop what belongs to a deleted volume (snapshots, qtrees: see SnapshotMixin)."""
 
     # volumes: writing -------------------------------------------------------------------------------------
     def _check_enums(self, body: dict[str, Any]) -> None:
@@ -475,5 +480,6 @@ class StorageMixin(JobsMixin):
                 del self.state["volumes"][member["uuid"]]
             self.state["volumes"].pop(volume["uuid"], None)
             shutil.rmtree(self.volume_dir(volume), ignore_errors=True)
+            self.forget_volume(volume)
 
         return self.submit_job(f"DELETE /api/storage/volumes/{vol_uuid}", action, svm=self.svm_ref(svm))
