@@ -143,6 +143,9 @@ class OntapResponses:
     def get_cluster(self, req: Request) -> Response:
         return instance(req, public(self.backend.state["cluster"]), View(()))
 
+    def patch_cluster(self, req: Request) -> PendingJob:
+        return PendingJob(self.backend.patch_cluster(req.body), 200)
+
     def list_nodes(self, req: Request) -> Response:
         b = self.backend
         return collection(req, [b.render_node(n) for n in b.state["nodes"].values()], VIEWS["named"])

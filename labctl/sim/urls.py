@@ -7,7 +7,7 @@ import re
 _SEG = r"(?P<{}>[^/]+)"
 
 API_ROUTES: list[tuple[str, dict[str, str]]] = [
-    ("/api/cluster", {"GET": "get_cluster"}),
+    ("/api/cluster", {"GET": "get_cluster", "PATCH": "patch_cluster"}),
     ("/api/cluster/nodes", {"GET": "list_nodes"}),
     ("/api/cluster/nodes/{uuid}", {"GET": "get_node"}),
     ("/api/cluster/jobs", {"GET": "list_jobs"}),

@@ -3,7 +3,7 @@ FlexGroup size split, export rule moves and the `efficiency.volume_path` filter 
 
 from __future__ import annotations
 
-from netapp_ontap.resources import ExportPolicy, ExportRule, IpInterface, Qtree, Snapshot, Volume
+from netapp_ontap.resources import Cluster, ExportPolicy, ExportRule, IpInterface, Qtree, Snapshot, Volume
 
 from labctl.sim.schema import schema_for
 from tests.sim.test_schema import mismatches
@@ -141,3 +141,14 @@ def test_qtrees_by_volume_name_and_quoted_name(ontap, raw, sim):
     assert Qtree.find(name="q1", fields="security_style").security_style == "mixed"
     qtree.delete(poll=True)
     assert Qtree.find(name="q1") is None and not (sim.data_dir / "llm-lab" / "v_qt" / "q1").exists()
+
+
+def test_cluster_patch_location_and_contact(ontap, raw):
+    cluster = Cluster()
+    cluster.location = "lab rack 4"
+    cluster.contact = "storage-team"
+    cluster.patch(poll=True)
+    cluster.get(fields="location,contact,name")
+    assert (cluster.location, cluster.contact, cluster.name) == ("lab rack 4", "storage-team", "cluster1")
+    assert raw("PATCH", "/api/cluster?return_timeout=30", json={"contact": "x"}).status_code == 200
+    assert error_of(raw("PATCH", "/api/cluster", json={"timezone": {"name": "UTC"}}))[:2] == (400, "262179")

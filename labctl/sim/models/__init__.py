@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from labctl.sim.exceptions import InvalidValue, UnexpectedArgument
 from labctl.sim.models.base import COLLECTIONS, link, public
 from labctl.sim.models.counters import add_counters
 from labctl.sim.models.mount import MountMixin, MountRefused
@@ -19,6 +20,8 @@ from labctl.sim.models.svm import SvmMixin
 from labctl.sim.query import ref_name
 
 __all__ = ["OntapBackend", "MountRefused"]
+
+CLUSTER_SETTABLE = {"name", "location", "contact"}
 
 
 class OntapBackend(SnapshotMixin, SvmMixin, MountMixin):
@@ -95,6 +98,16 @@ class OntapBackend(SnapshotMixin, SvmMixin, MountMixin):
                 self.add_interface(svm, lif["name"], node, lif.get("port", "e0d"),
                                    self._ip({"address": lif["address"], "netmask": lif.get("netmask", "24")}),
                                    ref_name(lif.get("service_policy")) or "default-data-files")
+
+    def patch_cluster(self, body: dict[str, Any]) -> str:
+        """PATCH /api/cluster: name, location, contact (a job, as on ONTAP); returns the job uuid."""
+        unknown = set(body) - CLUSTER_SETTABLE
+        if unknown:
+            raise UnexpectedArgument(sorted(unknown)[0])
+        if "name" in body and not body["name"]:
+            raise InvalidValue("name", body["name"])
+        changes = {k: v if isinstance(v, str) else str(v) for k, v in body.items()}
+        return self.submit_job("PATCH /api/cluster", lambda: self.state["cluster"].update(changes))
 
     def render_node(self, node: dict[str, Any]) -> dict[str, Any]:
         """The node as REST shows it, with its counters."""
