@@ -162,3 +162,12 @@ def test_trainer_log_real_llmstudio_v1_2_0_lines(store, utc):
     ]
     assert round(tl.saves[0]["next_ts"] - tl.saves[0]["ts"], 3) == 0.026  # the next epoch starts
     assert tl.stats.skipped.get("no_prefix", 0) == 0
+
+
+def test_trainer_log_a_whole_real_llmstudio_cpu_run(store, utc):
+    """logs.log of LLM Studio v1.2.0 training the simulated lab's tiny Llama on CPU (2 epochs, best saves)."""
+    tl = parse_trainlog(FIXTURES / "train_llmstudio_v1.2.0_cpu_logs.log", "h", store, utc)
+    assert tl.epochs == 2 and len(tl.saves) == 2
+    assert tl.saves[0]["text"].startswith("Saving best model checkpoint: val_Perplexity inf -> ")
+    assert values(store, "train.step")[-1] == 22.0
+    assert "model_loaded" in [e["kind"] for e in tl.events]

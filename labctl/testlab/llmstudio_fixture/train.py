@@ -101,6 +101,10 @@ class TqdmLine:
             return "#" * 10
         return ("#" * full + self.CHARSET[part]).ljust(10)
 
+    def close(self, n):
+        """tqdm's close() draws the last state once more (LLM Studio logs it twice)."""
+        self.log(n)
+
     def log(self, n):
         elapsed = time.monotonic() - self.start
         frac = n / self.total if self.total else 1.0
@@ -184,12 +188,15 @@ def run(cfg):
             if it % every == 0 or it == steps:
                 bar.desc = f"train loss: {loss:.2f}"
                 bar.log(it)
+        bar.close(steps)
         if not tr.get("save_best_checkpoint"):
             logger.info(f"Saving last model checkpoint to {out_dir}")
             save_checkpoint(out_dir, ckpt_mb)
         logger.info("Starting validation inference")
         val = TqdmLine(val_rows, "validation progress")
+        val.log(0)
         val.log(val_rows)
+        val.close(val_rows)
         metric = loss * 1.1
         logger.info(f"Mean validation loss: {loss:.5f}")
         logger.info(f"Validation {metric_name}: {metric:.5f}")
