@@ -157,6 +157,7 @@ class LabVars(BaseModel):
     labctl_model_cache: str = "/var/tmp/labctl/hf-cache"
     # an air-gapped or mirror-only lab (docs/design.md, "Inventory contract")
     labctl_llmstudio_requirement_overrides: dict[str, str | None] = {}
+    labctl_llmstudio_pip_args: list[str] = []
     labctl_llmstudio_backbone_dir: str | None = Field(None, pattern=r"^/\S*$")
     labctl_llmstudio_backbone_script: str | None = None
     labctl_dataset_source: str | None = None

@@ -43,6 +43,10 @@ PYPI_ONLY_OVERRIDES: dict[str, dict[str, str | None]] = {
     "v1.2.0": {"cmake": "cmake==3.28.1", "torch": "torch==2.0.1", "torchvision": "torchvision==0.15.2",
                **_NO_INDEX_LINES},
     "v1.9.0": {"torch": "torch==2.3.1", **_NO_INDEX_LINES},
+    # torch 2.8.0 from PyPI brings its own CUDA 12 wheels; the release's pins of them conflict with it
+    "v1.14.9": {"torch": "torch==2.8.0", **_NO_INDEX_LINES, **{f"nvidia-{lib}-cu12": None for lib in (
+        "cublas", "cuda-cupti", "cuda-nvrtc", "cuda-runtime", "cudnn", "cufft", "cufile", "curand",
+        "cusolver", "cusparse", "cusparselt", "nccl", "nvjitlink", "nvtx")}},
 }
 # where provision makes the tiny Llama on each host (host-local disk, the host's own /var/tmp)
 TINY_BACKBONE_DIR = "/var/tmp/labctl/models/tiny-llama"
@@ -180,6 +184,22 @@ def stage_dataset(lab_dir: Path) -> Path:
     return Path(module.prepare_default_dataset_causal_language_modeling(str(lab_dir / "llmstudio-data")))
 
 
+def llmstudio_source(lab_dir: Path, src: str) -> str:
+    """What the hosts clone: a git URL or repository as given; a git bundle (a file) through a mirror of it in
+    DIR/llmstudio-mirror.git, because Ansible's git module reaches a local path as file://, which git cannot
+    read a bundle through."""
+    local = Path(src).expanduser()
+    if not local.is_file():
+        return str(local.resolve()) if local.exists() else src
+    mirror = lab_dir / "llmstudio-mirror.git"
+    if not mirror.exists():
+        proc = subprocess.run(["git", "clone", "-q", "--mirror", str(local.resolve()), str(mirror)],
+                              capture_output=True, text=True)
+        if proc.returncode:
+            raise LabError(f"{src} is not a git bundle git can clone: {proc.stderr.strip()[-500:]}")
+    return str(mirror)
+
+
 def real_llmstudio_vars(lab_dir: Path, repo: str, version: str) -> dict[str, Any]:
     """The inventory keys for the real LLM Studio: what an air-gapped lab sets (docs/design.md)."""
     return {
@@ -267,8 +287,7 @@ def sim_up(lab_dir: Path, n_hosts: int, *, seed: Path | None = None, gpus: int =
         nfs_server = first_data_lif(lab["ontap"])
         group_vars = inventory_vars(lab_dir, lab["ontap"], nfs_server, repo)
         if llmstudio_repo:
-            local = Path(llmstudio_repo).expanduser()
-            source = str(local.resolve()) if local.exists() else llmstudio_repo
+            source = llmstudio_source(lab_dir, llmstudio_repo)
             group_vars.update(real_llmstudio_vars(lab_dir, source, llmstudio_version or FIXTURE_TAG))
             shutil.copyfile(repo_data("templates", "experiment.llmstudio.sim.yaml"),
                             lab_dir / "experiment.llmstudio.yaml")
