@@ -197,7 +197,7 @@ def run(cfg):
         val.log(0)
         val.log(val_rows)
         val.close(val_rows)
-        metric = loss * 1.1
+        metric = 1.0 / (1.0 + loss) if higher_is_better else loss * 1.1
         logger.info(f"Mean validation loss: {loss:.5f}")
         logger.info(f"Validation {metric_name}: {metric:.5f}")
         better = metric > best if higher_is_better else metric < best
