@@ -57,6 +57,7 @@ def agent_spec(exp: Experiment, target: Target, run_id: str) -> dict[str, Any]:
         "proc_mounts": str(target.var("labctl_proc_mounts")),
         "llmstudio_dir": str(target.var("labctl_llmstudio_dir")) if exp.trainer == "llmstudio" else None,
         "dataset": exp.dataset.train_dataframe or f"{target.dataset_dir}/train_full.pq",
+        "backbone_dir": local_backbone(exp, target),
         "monitors": {
             "dmon": m.dmon,
             "dmon_interval_s": m.dmon_interval_s,
@@ -152,6 +153,12 @@ def trainer_env(target: Target) -> dict[str, str]:
     return env
 
 
+def local_backbone(exp: Experiment, target: Target) -> str | None:
+    """The model directory LLM Studio loads on the host (a pre-staged one, or an absolute llm_backbone)."""
+    backbone = with_local_backbone(exp, target).model.backbone
+    return backbone if exp.trainer == "llmstudio" and backbone.startswith("/") else None
+
+
 def with_local_backbone(exp: Experiment, target: Target) -> Experiment:
     """The experiment as this host runs it: `labctl_llmstudio_backbone_dir` (a pre-staged copy) replaces the
     hub backbone when the inventory sets it."""
@@ -224,6 +231,13 @@ class HostRun:
                     f"the data set {self.spec['dataset']} does not exist",
                     where=name,
                     fix="run `labctl provision` (prepares OASST), or set dataset.train_dataframe",
+                )
+            if self.spec.get("backbone_dir") and not f.get("backbone_exists"):
+                raise HostError(
+                    f"the model directory {self.spec['backbone_dir']} does not exist",
+                    where=name,
+                    fix="run `labctl provision` (labctl_llmstudio_backbone_script makes it), or copy the "
+                    "model there (labctl_llmstudio_backbone_dir)",
                 )
         if not f.get("mounts"):
             raise HostError(
