@@ -49,8 +49,15 @@ def _skip_unless_possible() -> None:
 def labctl(*args: str, timeout: float) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "labctl", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO)
-    assert proc.returncode == 0, f"labctl {' '.join(args)}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, f"labctl {' '.join(args)}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}" + (
+        _trainer_tail(Path(args[args.index("--runs-dir") + 1])) if "--runs-dir" in args else "")
     return proc
+
+
+def _trainer_tail(runs: Path) -> str:
+    """The end of each host's trainer log and monitors.json of a failed run, for the failure message."""
+    return "".join(f"\n--- {p}:\n{p.read_text(errors='replace')[-3000:]}"
+                   for p in sorted(runs.glob("*/raw/*/*")) if p.name in ("train.log", "monitors.json"))
 
 
 def cache_dir(kind: str, version: str) -> Path:
