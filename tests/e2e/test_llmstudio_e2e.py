@@ -159,6 +159,11 @@ def test_real_llmstudio_end_to_end(tmp_path_factory, version):
     from labctl.testlab.lab import sim_down
 
     lab_dir = tmp_path_factory.mktemp(f"llmstudio-{version}")
+    if not (checkout(version, lab_dir / "check") / "llm_studio" / "src" / "datasets").is_dir():
+        # seen in ../shared/llmstudio/h2o-llmstudio.bundle: its v1.9.0 tree lost the package to the release's
+        # own .gitignore (`data*/`) when the bundle was made, so `train.py` cannot import; not labctl's to fix
+        pytest.skip(f"{BUNDLE}'s {version} tree lacks llm_studio/src/datasets/ (train.py cannot import it); "
+                    "rebuild the bundle with `git add -f` of that directory")
     timings: dict[str, float] = {}
     try:
         result = end_to_end(lab_dir, version, timings)
