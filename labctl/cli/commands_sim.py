@@ -47,7 +47,13 @@ def sim_ontap(listen: str, tls_dir: str, password_file: str, user: str, seed: st
               help="Number of simulated GPU hosts (0 = ONTAP only).")
 @click.option("--gpus", default=8, show_default=True, type=click.IntRange(1, 16), help="GPUs per host.")
 @click.option("--seed", type=click.Path(dir_okay=False, exists=True), help="Simulator seed file (JSON/YAML).")
-def sim_up_command(lab_dir: str, n_hosts: int, gpus: int, seed: str | None) -> None:
+@click.option("--llmstudio-repo", metavar="SRC",
+              help="Install the real H2O LLM Studio from SRC (git URL or git bundle) instead of the fixture; "
+                   "also writes DIR/experiment.llmstudio.yaml (the reference experiment for a CPU).")
+@click.option("--llmstudio-version", metavar="TAG",
+              help="The release to install (default: the pinned v1.2.0).")
+def sim_up_command(lab_dir: str, n_hosts: int, gpus: int, seed: str | None, llmstudio_repo: str | None,
+                   llmstudio_version: str | None) -> None:
     """Start the ONTAP simulator and N sshd GPU hosts; write DIR/inventory and DIR/lab.json."""
     from pathlib import Path
 
@@ -55,7 +61,8 @@ def sim_up_command(lab_dir: str, n_hosts: int, gpus: int, seed: str | None) -> N
     from labctl.testlab.lab import LabError, sim_up
 
     try:
-        lab = sim_up(Path(lab_dir), n_hosts, seed=Path(seed) if seed else None, gpus=gpus)
+        lab = sim_up(Path(lab_dir), n_hosts, seed=Path(seed) if seed else None, gpus=gpus,
+                     llmstudio_repo=llmstudio_repo, llmstudio_version=llmstudio_version)
     except (LabError, RuntimeError, OSError) as exc:
         raise LabctlError(str(exc), where=f"sim up --dir {lab_dir}",
                           fix=f"see the logs under {lab_dir}; `labctl sim down --dir {lab_dir}` cleans up"
@@ -64,6 +71,8 @@ def sim_up_command(lab_dir: str, n_hosts: int, gpus: int, seed: str | None) -> N
     for host in lab["hosts"]:
         click.echo(f"host {host['name']}: ssh {host['address']} port {host['port']} (pid {host['pid']})")
     click.echo(f"inventory: {lab['inventory']}")
+    if lab.get("experiment_llmstudio"):
+        click.echo(f"experiment (real LLM Studio on CPU): {lab['experiment_llmstudio']}")
     click.echo(f"next: labctl -i {lab['inventory']} provision")
 
 

@@ -17,6 +17,8 @@ SECURITY_FLAVORS = ("any", "none", "never", "krb5", "krb5i", "krb5p", "ntlm", "s
 # is a plain name: letters, digits, `_`, `.`, `-` (no `..`).
 ONTAP_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,255}")
 JUNCTION = re.compile(r"/(?:[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*)?")
+# a key of labctl_llmstudio_requirement_overrides: a requirement's name, or a pip option line such as `-i`
+REQUIREMENT_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*|--?[a-z][a-z-]*")
 NAME_RULE = "letters, digits, _ . - only (ONTAP reads * | ! < > .. in a query as operators)"
 MAX_CONSTITUENTS = 200  # ONTAP's maximum number of constituents of one FlexGroup
 _UNITS = {
@@ -153,6 +155,14 @@ class LabVars(BaseModel):
     labctl_llmstudio_venv: str = "/opt/labctl/h2o-llmstudio/.venv"
     labctl_llmstudio_python: str | None = None  # the trainer's interpreter; default: the venv's bin/python
     labctl_model_cache: str = "/var/tmp/labctl/hf-cache"
+    # an air-gapped or mirror-only lab (docs/design.md, "Inventory contract")
+    labctl_llmstudio_requirement_overrides: dict[str, str | None] = {}
+    labctl_llmstudio_pip_args: list[str] = []
+    labctl_llmstudio_backbone_dir: str | None = Field(None, pattern=r"^/\S*$")
+    labctl_llmstudio_backbone_script: str | None = None
+    labctl_dataset_source: str | None = None
+    labctl_hf_offline: bool = False
+    labctl_triton_cache: str = Field("/var/tmp/labctl/triton-cache", pattern=r"^/\S*$")
     labctl_dataset_dir: str | None = None
     labctl_host_workdir: str = "/var/tmp/labctl"
     # read by the host playbooks only (playbooks/roles/labctl/defaults/main.yml is held equal to these)
@@ -203,6 +213,17 @@ class LabVars(BaseModel):
     def _size(cls, value: int | str) -> int | str:
         if parse_size(value) < 1024**3:
             raise ValueError("must be at least 1GB")
+        return value
+
+    @field_validator("labctl_llmstudio_requirement_overrides")
+    @classmethod
+    def _overrides(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        for name, line in value.items():
+            if not REQUIREMENT_KEY.fullmatch(name):
+                raise ValueError(f"{name!r} is neither a requirement name (e.g. torch) nor a pip option "
+                                 "(e.g. --extra-index-url)")
+            if line is not None and (not line.strip() or "\n" in line):
+                raise ValueError(f"{name}: the replacement is one requirements.txt line, or null to drop it")
         return value
 
     @field_validator("labctl_mount_options")

@@ -57,6 +57,7 @@ def agent_spec(exp: Experiment, target: Target, run_id: str) -> dict[str, Any]:
         "proc_mounts": str(target.var("labctl_proc_mounts")),
         "llmstudio_dir": str(target.var("labctl_llmstudio_dir")) if exp.trainer == "llmstudio" else None,
         "dataset": exp.dataset.train_dataframe or f"{target.dataset_dir}/train_full.pq",
+        "backbone_dir": local_backbone(exp, target),
         "monitors": {
             "dmon": m.dmon,
             "dmon_interval_s": m.dmon_interval_s,
@@ -131,17 +132,40 @@ def trainer_spec(exp: Experiment, target: Target, rundir: str, out: str, version
             "-Y",
             f"{rundir}/cfg.yaml",
         ]
-    env = {"CUDA_VISIBLE_DEVICES": gpus}
-    if target.var("labctl_model_cache"):
-        env["HF_HOME"] = str(target.var("labctl_model_cache"))
     return {
         "kind": "llmstudio",
         "argv": argv,
         "cwd": repo,
         "output_dir": out,
         "flags_path": f"{out}/flags.json",
-        "env": env,
+        "env": {"CUDA_VISIBLE_DEVICES": gpus, **trainer_env(target)},
     }
+
+
+def trainer_env(target: Target) -> dict[str, str]:
+    """LLM Studio's environment from the inventory: caches on host-local disk, and offline Hugging Face."""
+    env = {
+        "HF_HOME": str(target.var("labctl_model_cache")),
+        "TRITON_CACHE_DIR": str(target.var("labctl_triton_cache")),
+    }
+    if target.var("labctl_hf_offline"):
+        env.update({name: "1" for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")})
+    return env
+
+
+def local_backbone(exp: Experiment, target: Target) -> str | None:
+    """The model directory LLM Studio loads on the host (a pre-staged one, or an absolute llm_backbone)."""
+    backbone = with_local_backbone(exp, target).model.backbone
+    return backbone if exp.trainer == "llmstudio" and backbone.startswith("/") else None
+
+
+def with_local_backbone(exp: Experiment, target: Target) -> Experiment:
+    """The experiment as this host runs it: `labctl_llmstudio_backbone_dir` (a pre-staged copy) replaces the
+    hub backbone when the inventory sets it."""
+    local = target.var("labctl_llmstudio_backbone_dir")
+    if not local or exp.trainer != "llmstudio":
+        return exp
+    return exp.model_copy(update={"model": exp.model.model_copy(update={"backbone": str(local)})})
 
 
 class HostRun:
@@ -208,6 +232,13 @@ class HostRun:
                     where=name,
                     fix="run `labctl provision` (prepares OASST), or set dataset.train_dataframe",
                 )
+            if self.spec.get("backbone_dir") and not f.get("backbone_exists"):
+                raise HostError(
+                    f"the model directory {self.spec['backbone_dir']} does not exist",
+                    where=name,
+                    fix="run `labctl provision` (labctl_llmstudio_backbone_script makes it), or copy the "
+                    "model there (labctl_llmstudio_backbone_dir)",
+                )
         if not f.get("mounts"):
             raise HostError(
                 f"nothing is mounted at {self.target.mount} (per {self.spec['proc_mounts']})",
@@ -217,7 +248,7 @@ class HostRun:
 
     def launch(self, version: str) -> None:
         """Render and upload the config and trainer, record the clock offset, start the agent."""
-        r, exp = self.remote, self.exp
+        r, exp = self.remote, with_local_backbone(self.exp, self.target)
         dataset = exp.dataset.train_dataframe or f"{self.target.dataset_dir}/train_full.pq"
         cfg = render_config(
             exp,

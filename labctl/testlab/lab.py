@@ -9,6 +9,10 @@
     DIR/hosts/<name>/     each host's private root (see `sshhost`)
     DIR/llmstudio-repo/   the LLM Studio fixture repository (tag = the pinned version)
     DIR/experiment.yaml   copy of templates/experiment.sim.yaml when the repository ships one
+
+With `llmstudio_repo` (`sim up --llmstudio-repo SRC`) the hosts install the real LLM Studio from SRC instead
+of the fixture (see `real_llmstudio_vars`), and DIR/experiment.llmstudio.yaml is the reference experiment as a
+CPU can run it; DIR/llmstudio-data/train_full.pq is the OASST-format data set provision stages.
 """
 
 from __future__ import annotations
@@ -29,8 +33,23 @@ from typing import Any
 import yaml
 
 from labctl.paths import repo_data
-from labctl.testlab import sshhost
-from labctl.testlab.fixture_repo import make_fixture_repo
+from labctl.testlab import sshhost, tiny_llama
+from labctl.testlab.fixture_repo import FIXTURE_TAG, SOURCE, make_fixture_repo
+
+# What a PyPI-only install of each release needs (../shared/research/llmstudio.md §8): PyPI has no
+# `+cu118`/`+cu121` torch builds and no cmake 3.28.0, and the release's own index lines point elsewhere.
+_NO_INDEX_LINES: dict[str, str | None] = {"-i": None, "--index-url": None, "--extra-index-url": None}
+PYPI_ONLY_OVERRIDES: dict[str, dict[str, str | None]] = {
+    "v1.2.0": {"cmake": "cmake==3.28.1", "torch": "torch==2.0.1", "torchvision": "torchvision==0.15.2",
+               **_NO_INDEX_LINES},
+    "v1.9.0": {"torch": "torch==2.3.1", **_NO_INDEX_LINES},
+    # torch 2.8.0 from PyPI brings its own CUDA 12 wheels; the release's pins of them conflict with it
+    "v1.14.9": {"torch": "torch==2.8.0", **_NO_INDEX_LINES, **{f"nvidia-{lib}-cu12": None for lib in (
+        "cublas", "cuda-cupti", "cuda-nvrtc", "cuda-runtime", "cudnn", "cufft", "cufile", "curand",
+        "cusolver", "cusparse", "cusparselt", "nccl", "nvjitlink", "nvtx")}},
+}
+# where provision makes the tiny Llama on each host (host-local disk, the host's own /var/tmp)
+TINY_BACKBONE_DIR = "/var/tmp/labctl/models/tiny-llama"
 
 
 class LabError(Exception):
@@ -151,6 +170,51 @@ def inventory_vars(lab_dir: Path, ontap: dict[str, Any], nfs_server: str, repo: 
     }
 
 
+def stage_dataset(lab_dir: Path) -> Path:
+    """DIR/llmstudio-data/train_full.pq: the OASST-format data set (instruction, output, id, parent_id) from
+    the fixture's bundled sample, written by the fixture's own preparation code, without any download."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "labctl_fixture_default_datasets", SOURCE / "llm_studio" / "app_utils" / "default_datasets.py")
+    if spec is None or spec.loader is None:
+        raise LabError("the LLM Studio fixture's data set preparation is missing")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return Path(module.prepare_default_dataset_causal_language_modeling(str(lab_dir / "llmstudio-data")))
+
+
+def llmstudio_source(lab_dir: Path, src: str) -> str:
+    """What the hosts clone: a git URL or repository as given; a git bundle (a file) through a mirror of it in
+    DIR/llmstudio-mirror.git, because Ansible's git module reaches a local path as file://, which git cannot
+    read a bundle through."""
+    local = Path(src).expanduser()
+    if not local.is_file():
+        return str(local.resolve()) if local.exists() else src
+    mirror = lab_dir / "llmstudio-mirror.git"
+    if not mirror.exists():
+        proc = subprocess.run(["git", "clone", "-q", "--mirror", str(local.resolve()), str(mirror)],
+                              capture_output=True, text=True)
+        if proc.returncode:
+            raise LabError(f"{src} is not a git bundle git can clone: {proc.stderr.strip()[-500:]}")
+    return str(mirror)
+
+
+def real_llmstudio_vars(lab_dir: Path, repo: str, version: str) -> dict[str, Any]:
+    """The inventory keys for the real LLM Studio: what an air-gapped lab sets (docs/design.md)."""
+    return {
+        "labctl_llmstudio_repo": repo,
+        "labctl_llmstudio_version": version,
+        "labctl_llmstudio_base_python": sys.executable,  # this machine's Python, not the release's 3.10
+        "labctl_llmstudio_system_site_packages": False,  # a real venv: the release's own pinned packages
+        "labctl_llmstudio_requirement_overrides": PYPI_ONLY_OVERRIDES.get(version, dict(_NO_INDEX_LINES)),
+        "labctl_hf_offline": True,  # nothing is downloaded from the hub: the model and data are made here
+        "labctl_llmstudio_backbone_dir": TINY_BACKBONE_DIR,
+        "labctl_llmstudio_backbone_script": str(Path(tiny_llama.__file__).resolve()),
+        "labctl_dataset_source": str(stage_dataset(lab_dir)),
+    }
+
+
 def write_inventory(lab_dir: Path, hosts: list[sshhost.SimHost], group_vars: dict[str, Any]) -> Path:
     """DIR/inventory/{hosts.yml,group_vars/all.yml}."""
     inv = lab_dir / "inventory"
@@ -174,9 +238,14 @@ def write_inventory(lab_dir: Path, hosts: list[sshhost.SimHost], group_vars: dic
     return inv
 
 
-def sim_up(lab_dir: Path, n_hosts: int, *, seed: Path | None = None, gpus: int = 8) -> dict[str, Any]:
-    """Start the simulator and `n_hosts` hosts, write the inventory and lab.json; returns lab.json's data."""
+def sim_up(lab_dir: Path, n_hosts: int, *, seed: Path | None = None, gpus: int = 8,
+           llmstudio_repo: str | None = None, llmstudio_version: str | None = None) -> dict[str, Any]:
+    """Start the simulator and `n_hosts` hosts, write the inventory and lab.json; returns lab.json's data.
+    With `llmstudio_repo` (a git URL or bundle) the hosts install the real LLM Studio at `llmstudio_version`
+    (default the pinned v1.2.0) instead of the fixture."""
     lab_dir = lab_dir.resolve()
+    if llmstudio_version and not llmstudio_repo:
+        raise LabError(f"--llmstudio-version needs --llmstudio-repo (the fixture is only {FIXTURE_TAG})")
     if n_hosts and not sshhost.can_namespace():
         raise LabError("simulated GPU hosts need root (each gets its own mount namespace, so their "
                        "mounts, /mnt, /var/tmp and /etc/fstab never touch this machine); run as root or "
@@ -216,7 +285,14 @@ def sim_up(lab_dir: Path, n_hosts: int, *, seed: Path | None = None, gpus: int =
         (lab_dir / "ssh" / "known_hosts").write_text(
             "".join(sshhost.known_hosts_line(h) + "\n" for h in hosts), encoding="utf-8")
         nfs_server = first_data_lif(lab["ontap"])
-        write_inventory(lab_dir, hosts, inventory_vars(lab_dir, lab["ontap"], nfs_server, repo))
+        group_vars = inventory_vars(lab_dir, lab["ontap"], nfs_server, repo)
+        if llmstudio_repo:
+            source = llmstudio_source(lab_dir, llmstudio_repo)
+            group_vars.update(real_llmstudio_vars(lab_dir, source, llmstudio_version or FIXTURE_TAG))
+            shutil.copyfile(repo_data("templates", "experiment.llmstudio.sim.yaml"),
+                            lab_dir / "experiment.llmstudio.yaml")
+            lab["experiment_llmstudio"] = str(lab_dir / "experiment.llmstudio.yaml")
+        write_inventory(lab_dir, hosts, group_vars)
         template = repo_data("templates", "experiment.sim.yaml")
         if template.exists():
             shutil.copyfile(template, lab_dir / "experiment.yaml")
@@ -224,7 +300,7 @@ def sim_up(lab_dir: Path, n_hosts: int, *, seed: Path | None = None, gpus: int =
         lab["nfs_server"] = nfs_server
         lab["known_hosts"] = str(lab_dir / "ssh" / "known_hosts")
         lab["ssh_key"] = str(key)
-        lab["llmstudio_repo"] = str(repo)
+        lab["llmstudio_repo"] = group_vars["labctl_llmstudio_repo"]
         _write_json(lab_dir / "lab.json", lab)
     except BaseException:
         sim_down(lab_dir)

@@ -227,8 +227,10 @@ def _passthrough_class():
             return fh
 
         def create(self, path, mode, fi=None):
+            # FUSE does not pass the caller's flags here: open for reading too, as NFS does, so a file created
+            # O_RDWR (sqlite's database, LLM Studio's charts.db) can be read back through the same handle
             self.c.event("vfslookup")
-            fh = self._call("OPEN", os.open, self._p(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            fh = self._call("OPEN", os.open, self._p(path), os.O_RDWR | os.O_CREAT | os.O_TRUNC, mode)
             self._opened()
             return fh
 

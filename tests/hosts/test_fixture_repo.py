@@ -45,6 +45,15 @@ def test_fixture_repo_prepares_data_and_trains(tmp_path):
     assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - INFO: Training Epoch: 2 / 2$", log, re.M)
     assert "Keys {'save_checkpoint'} are not in the config." in log  # v1.2.0 drops newer keys
     assert any(PROGRESS.search(line) for line in log.splitlines())
-    assert "Saving best model checkpoint" in log
+    # GPT is v1.2.0's default metric: higher is better, so the first best is -inf
+    saves = re.findall(r"INFO: Saving best model checkpoint: val_GPT (\S+) -> (\S+) to ", log)
+    assert len(saves) == 2 and saves[0][0] == "-inf" and saves[1][0] == saves[0][1]
+    # LLM Studio v1.2.0's own lines (research §8, and a real CPU run: tests/report/fixtures/)
+    assert "INFO: Number of observations in train dataset: " in log
+    assert re.search(r"INFO: train loss:   0%\|          \| 0/\d+ \[00:00<\?, \?it/s\]$", log, re.M)
+    assert re.search(r"INFO: validation progress:   0%\|          \| 0/\d+ \[00:00<\?, \?it/s\]$", log, re.M)
+    last_bars = [ln.split(" - INFO: ")[1] for ln in log.splitlines() if "train loss" in ln and "100%" in ln]
+    # tqdm's close() logs the last state again (with the overall rate)
+    assert len(last_bars) == 4 and last_bars[0].split("[")[0] == last_bars[1].split("[")[0]
     assert (out / "checkpoint.pth").stat().st_size == 1 << 20
     assert json.loads((out / "flags.json").read_text())["status"] == "finished"

@@ -149,3 +149,25 @@ def test_bpftrace_tick_beyond_int64_is_a_bad_marker_not_a_crash(tmp_path, store,
     res = parse_bpftrace(p, "h", store, utc, 0.0)
     assert res.stats.skipped["bad_marker"] == 1
     assert times(store, "io.read.bytes") == [1.0, 2.0]
+
+
+def test_trainer_log_real_llmstudio_v1_2_0_lines(store, utc):
+    """Lines LLM Studio v1.2.0 itself wrote (research §8): epochs, steps, loss, the best-checkpoint save."""
+    tl = parse_trainlog(FIXTURES / "train_llmstudio_v1.2.0_real.log", "h", store, utc)
+    assert tl.epochs == 2
+    assert values(store, "train.loss") == [6.11, 5.82]
+    assert values(store, "train.step") == [4.0, 90.0]
+    assert [s["text"] for s in tl.saves] == [
+        "Saving best model checkpoint: val_BLEU -inf -> 0.83369 to /path/to/output_directory"
+    ]
+    assert round(tl.saves[0]["next_ts"] - tl.saves[0]["ts"], 3) == 0.026  # the next epoch starts
+    assert tl.stats.skipped.get("no_prefix", 0) == 0
+
+
+def test_trainer_log_a_whole_real_llmstudio_cpu_run(store, utc):
+    """logs.log of LLM Studio v1.2.0 training the simulated lab's tiny Llama on CPU (2 epochs, best saves)."""
+    tl = parse_trainlog(FIXTURES / "train_llmstudio_v1.2.0_cpu_logs.log", "h", store, utc)
+    assert tl.epochs == 2 and len(tl.saves) == 2
+    assert tl.saves[0]["text"].startswith("Saving best model checkpoint: val_Perplexity inf -> ")
+    assert values(store, "train.step")[-1] == 22.0
+    assert "model_loaded" in [e["kind"] for e in tl.events]

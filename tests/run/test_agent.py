@@ -291,3 +291,25 @@ def test_stop_after_the_agent_died_stops_what_it_left(host):
     while time.time() < deadline and any(agent_mod.pid_alive(p) for p in pids):
         time.sleep(0.2)
     assert not any(agent_mod.pid_alive(p) for p in pids)
+
+
+def test_progress_on_real_llmstudio_v1_2_0_lines(tmp_path):
+    """The live view on LLM Studio v1.2.0's own log lines (research §8), through each phase."""
+    real = Path(__file__).resolve().parents[1] / "report" / "fixtures" / "train_llmstudio_v1.2.0_real.log"
+    lines = real.read_text(encoding="utf-8").splitlines()
+    log = tmp_path / "train.log"
+    log.write_text("\n".join(lines[:8]) + "\n", encoding="utf-8")
+    assert agent_mod.progress(log) == {
+        "epoch": 1,
+        "epochs": 2,
+        "step": 90,
+        "total": 90,
+        "loss": 5.82,
+        "phase": "train",
+    }
+    log.write_text("\n".join(lines[:10]) + "\n", encoding="utf-8")
+    assert agent_mod.progress(log)["phase"] == "validation"
+    log.write_text("\n".join(lines[:12]) + "\n", encoding="utf-8")
+    assert agent_mod.progress(log)["phase"] == "checkpoint"
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert agent_mod.progress(log)["epoch"] == 2

@@ -84,6 +84,13 @@ def test_host_facts_are_checked_before_anything_starts():
     run.facts = {**mounted, "llmstudio_tag": "v1.2.0", "dataset_exists": False}
     with pytest.raises(HostError, match="data set /mnt/fg_llm/data/oasst/train_full.pq"):
         run._check_facts()
+    local = Experiment.model_validate({"model": {"backbone": "/var/tmp/labctl/models/tiny-llama"}})
+    run = HostRun(local, target, "r1")
+    run.facts = {**mounted, "llmstudio_tag": "v1.2.0", "dataset_exists": True, "backbone_exists": False}
+    with pytest.raises(HostError, match="model directory /var/tmp/labctl/models/tiny-llama does not exist"):
+        run._check_facts()
+    run.facts["backbone_exists"] = True
+    run._check_facts()
     run = HostRun(Experiment(trainer="emulate"), target, "r1")
     run.facts = {"mounts": []}
     with pytest.raises(HostError, match="nothing is mounted at /mnt/fg_llm"):

@@ -154,6 +154,28 @@ def test_run_ends_with_a_complete_bundle(lab, tmp_path):
             assert bpf["status"] == "skipped" and bpf["reason"]
 
 
+def test_sqlite_works_on_the_simulated_nfs_mount(lab):
+    """LLM Studio keeps its charts in sqlite (charts.db) in its output directory on the FlexGroup: a file
+    created read-write on the simulated NFS mount reads back through the same handle, as on NFS."""
+    import shlex
+
+    from labctl.experiment.hosts import resolve_hosts
+    from labctl.experiment.remote import Remote
+
+    script = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('create table t(x)'); "
+              "c.execute('insert into t values (42)'); c.commit(); "
+              "print(c.execute('select x from t').fetchone()[0])")
+    target = resolve_hosts(Path(lab["inventory"]), "gpu_hosts")[0]
+    r = Remote(target)
+    try:
+        path = "/mnt/fg_llm/sqlite-check.db"
+        python = shlex.quote(target.python)
+        out = r.check(f"rm -f {path}; {python} -c {shlex.quote(script)} {path}; rm -f {path}")
+    finally:
+        r.close()
+    assert out.strip() == "42"
+
+
 def test_controller_lost_mid_run_then_attach_completes(lab, tmp_path):
     runs = tmp_path / "runs"
     exp = experiment(tmp_path, "cut", steps=12, compute=0.6)

@@ -205,6 +205,16 @@ def test_no_gpu_hosts_and_no_clients_is_an_error(tmp_path):
             "does not appear to be an IPv4 or IPv6 address",
         ),
         ({"labctl_flexgroup_sise": "10TB"}, "labctl_flexgroup_sise", "did you mean labctl_flexgroup_size"),
+        (
+            {"labctl_llmstudio_requirement_overrides": {"torch; rm -rf": "torch==2.0.1"}},
+            "labctl_llmstudio_requirement_overrides",
+            "neither a requirement name",
+        ),
+        (
+            {"labctl_llmstudio_requirement_overrides": {"torch": "torch==2.0.1\nevil"}},
+            "labctl_llmstudio_requirement_overrides",
+            "one requirements.txt line",
+        ),
     ],
 )
 def test_invalid_settings_name_file_key_and_fix(tmp_path, settings, key, words):

@@ -11,7 +11,7 @@ import yaml
 from labctl.config.experiment import Experiment
 from labctl.config.keys import LabVars, default_of
 from labctl.experiment.hosts import Target
-from labctl.experiment.run import trainer_spec
+from labctl.experiment.run import trainer_spec, with_local_backbone
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE_DEFAULTS = REPO / "playbooks" / "roles" / "labctl" / "defaults" / "main.yml"
@@ -53,3 +53,21 @@ def test_a_run_on_inventory_defaults_uses_where_provision_installs():
     assert spec["cwd"] == "/opt/labctl/h2o-llmstudio"
     assert spec["argv"][0] == "/opt/labctl/h2o-llmstudio/.venv/bin/python"
     assert spec["env"]["HF_HOME"] == "/var/tmp/labctl/hf-cache"
+
+
+def test_an_air_gapped_lab_runs_offline_on_host_local_caches_and_a_staged_backbone():
+    target = Target(
+        name="gpu1",
+        address="10.0.0.11",
+        vars={"labctl_hf_offline": True, "labctl_llmstudio_backbone_dir": "/srv/models/llama2-13b"},
+    )
+    env = trainer_spec(Experiment(), target, "/var/tmp/labctl/r1/gpu1", "/mnt/fg_llm/out", "v1.2.0")["env"]
+    assert env["TRITON_CACHE_DIR"] == default_of("labctl_triton_cache") == "/var/tmp/labctl/triton-cache"
+    assert {env[k] for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")} == {"1"}
+    assert with_local_backbone(Experiment(), target).model.backbone == "/srv/models/llama2-13b"
+    online = trainer_spec(Experiment(), Target(name="gpu1", address="10.0.0.11"), "/r", "/o", "v1.2.0")["env"]
+    assert "HF_HUB_OFFLINE" not in online
+    assert (
+        with_local_backbone(Experiment(), Target(name="g", address="a")).model.backbone
+        == Experiment().model.backbone
+    )

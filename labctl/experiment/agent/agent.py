@@ -700,6 +700,7 @@ def cmd_facts(spec_path: str) -> int:
     facts["gpu_driver"] = driver.splitlines()[0].strip() if driver else None
     facts["gpus"] = _run(["nvidia-smi", "-L"])
     facts["dataset_exists"] = bool(spec.get("dataset")) and os.path.isfile(spec["dataset"])
+    facts["backbone_exists"] = bool(spec.get("backbone_dir")) and os.path.isdir(spec["backbone_dir"])
     facts["bpftrace"] = _run(["bpftrace", "--version"])
     nfs = _run(["dpkg-query", "-W", "-f=${Version}", "nfs-common"]) or _run(["rpm", "-q", "nfs-utils"])
     facts["nfs_utils"] = nfs

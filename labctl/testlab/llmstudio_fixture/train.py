@@ -87,22 +87,36 @@ def load_config(path, overrides):
 
 
 class TqdmLine:
-    """LLM Studio's progress lines: tqdm (ascii=True) rendered through the logger."""
+    """LLM Studio's progress lines: tqdm with `ascii=True` written through the logger, as v1.2.0 logs them:
+    `train loss: 6.11:   4%|4         | 4/90 [00:00<00:02, 33.04it/s]` (charset " 123456789#", 10 cells)."""
+
+    CHARSET = " 123456789#"
 
     def __init__(self, total, desc):
         self.total, self.desc, self.start = total, desc, time.monotonic()
 
+    def bar(self, frac):
+        full, part = divmod(int(frac * 10 * 10), 10)
+        if full >= 10:
+            return "#" * 10
+        return ("#" * full + self.CHARSET[part]).ljust(10)
+
+    def close(self, n):
+        """tqdm's close() draws the last state once more (LLM Studio logs it twice)."""
+        self.log(n)
+
     def log(self, n):
         elapsed = time.monotonic() - self.start
-        pct = int(100 * n / self.total) if self.total else 100
-        filled = int(10 * n / self.total) if self.total else 10
-        bar = ("#" * filled).ljust(10)
-        rate = n / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - n) / rate if rate > 0 else None
+        frac = n / self.total if self.total else 1.0
+        rate = n / elapsed if elapsed > 0 and n else None
         fmt = lambda s: f"{int(s // 60):02d}:{int(s % 60):02d}"  # noqa: E731
-        rate_txt = f"{rate:.2f}it/s" if rate >= 1 or rate == 0 else f"{1 / rate:.2f}s/it"
-        eta_txt = fmt(eta) if eta is not None else "?"
-        logger.info(f"{self.desc}: {pct:3d}%|{bar}| {n}/{self.total} [{fmt(elapsed)}<{eta_txt}, {rate_txt}]")
+        if rate is None:
+            rate_txt, eta_txt = "?it/s", "?"
+        else:
+            rate_txt = f"{rate:.2f}it/s" if rate >= 1 else f"{1 / rate:.2f}s/it"
+            eta_txt = fmt((self.total - n) / rate)
+        logger.info(f"{self.desc}: {int(frac * 100):3d}%|{self.bar(frac)}| {n}/{self.total} "
+                    f"[{fmt(elapsed)}<{eta_txt}, {rate_txt}]")
 
 
 def setup_logging(out_dir):
@@ -142,6 +156,12 @@ def run(cfg):
         if column not in table.column_names:
             raise KeyError(f"Column '{column}' not found in train DataFrame")
     rows = table.num_rows
+    val_rows = max(1, int(rows * float(cfg["dataset"].get("validation_size", 0.01))))
+    rows = max(1, rows - val_rows)
+    if not cfg["environment"].get("gpus"):
+        logger.warning("Training on CPU. This will be slow.")
+    logger.info(f"Number of observations in train dataset: {rows}")
+    logger.info(f"Number of observations in validation dataset: {val_rows}")
     dtype = cfg["architecture"].get("backbone_dtype", "int4")
     logger.info(f"Using {dtype} for backbone")
     logger.info(f"Loading {cfg.get('llm_backbone', 'h2oai/h2ogpt-4096-llama2-7b')}. This may take a while.")
@@ -152,9 +172,12 @@ def run(cfg):
         yaml.safe_dump(cfg, fh, sort_keys=False)
     epochs = int(tr.get("epochs", 1))
     steps = max(1, rows // max(1, int(tr.get("batch_size", 2))))
-    best = None
+    metric_name = cfg["prediction"].get("metric", "Perplexity")
+    higher_is_better = metric_name in ("BLEU", "GPT")
+    best = float("-inf") if higher_is_better else float("inf")
     for epoch in range(1, epochs + 1):
         logger.info(f"Training Epoch: {epoch} / {epochs}")
+        logger.info(f"Evaluation step: {steps}")
         bar = TqdmLine(steps, "train loss")
         every = max(steps // 20, 1)
         loss = 2.0 / epoch
@@ -165,19 +188,22 @@ def run(cfg):
             if it % every == 0 or it == steps:
                 bar.desc = f"train loss: {loss:.2f}"
                 bar.log(it)
-        logger.info(f"Evaluation step: {epoch * steps}")
+        bar.close(steps)
         if not tr.get("save_best_checkpoint"):
             logger.info(f"Saving last model checkpoint to {out_dir}")
             save_checkpoint(out_dir, ckpt_mb)
         logger.info("Starting validation inference")
-        val = TqdmLine(2, "validation progress")
-        val.log(2)
-        metric = loss * 1.1
-        logger.info(f"Validation Perplexity: {metric:.5f}")
+        val = TqdmLine(val_rows, "validation progress")
+        val.log(0)
+        val.log(val_rows)
+        val.close(val_rows)
+        metric = 1.0 / (1.0 + loss) if higher_is_better else loss * 1.1
         logger.info(f"Mean validation loss: {loss:.5f}")
-        if tr.get("save_best_checkpoint") and (best is None or metric < best):
-            logger.info(f"Saving best model checkpoint: val_Perplexity {best if best else 'inf'} -> "
-                        f"{metric:.5f} to {out_dir}")
+        logger.info(f"Validation {metric_name}: {metric:.5f}")
+        better = metric > best if higher_is_better else metric < best
+        if tr.get("save_best_checkpoint") and better:
+            logger.info(f"Saving best model checkpoint: val_{metric_name} {best:.5} -> {metric:.5} "
+                        f"to {out_dir}")
             best = metric
             save_checkpoint(out_dir, ckpt_mb)
     with open(os.path.join(out_dir, "cfg.yaml"), "w", encoding="utf-8") as fh:
