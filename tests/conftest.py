@@ -21,6 +21,15 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.enviro
 os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)])
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """The files that start a simulated lab (marked slow or root, or using sim_lab) run first, each file's
+    tests in their own order: with `--dist loadfile` the longest files start at once, not last and alone."""
+    heavy = {item.path for item in items
+             if item.get_closest_marker("slow") or item.get_closest_marker("root")
+             or "sim_lab" in getattr(item, "fixturenames", ())}
+    items.sort(key=lambda item: item.path not in heavy)
+
+
 # --- ONTAP simulator (see README "The ONTAP simulator") ---------------------------------------------------
 @pytest.fixture(scope="session")
 def _ontap_sim_server() -> Iterator[object]:
