@@ -78,6 +78,9 @@ def covers_everything(clients: Iterable[Client]) -> bool:
             v4.append(client)
         else:
             mapped = _as_v4(client)
-            v4.append(mapped) if mapped is not None else v6.append(client)
+            if mapped is not None:
+                v4.append(mapped)
+            else:
+                v6.append(client)
     merged = [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
     return any(net in _EVERYTHING for net in merged)

@@ -146,6 +146,9 @@ def _format_errors(exc: ValidationError, inv: InventoryData) -> ConfigError:
     return ConfigError(body, fix="; ".join(dict.fromkeys(f for _, _, f in lines)))
 
 
+_SHORT_KEYS = [k.removeprefix("labctl_") for k in KNOWN_KEYS]  # the shared prefix would match anything
+
+
 def _check_unknown(inv: InventoryData) -> None:
     """A near-certain typo of a key is an error; another unknown `labctl_*` key a warning (as in Ansible)."""
     for key in inv.lab_vars:
@@ -157,8 +160,7 @@ def _check_unknown(inv: InventoryData) -> None:
                     where=f"{inv.where(key)}: {key}",
                     fix=f"rename it to {close[0]}",
                 )
-            names = [k.removeprefix("labctl_") for k in KNOWN_KEYS]  # the shared prefix would match anything
-            near = difflib.get_close_matches(key.removeprefix("labctl_"), names, n=1, cutoff=0.6)
+            near = difflib.get_close_matches(key.removeprefix("labctl_"), _SHORT_KEYS, n=1, cutoff=0.6)
             hint = f" (did you mean labctl_{near[0]}?)" if near else ""
             log.warning("%s: unknown key %s is ignored%s", inv.where(key), key, hint)
 

@@ -153,19 +153,25 @@ def trainer_env(target: Target) -> dict[str, str]:
     return env
 
 
+def _backbone(exp: Experiment, target: Target) -> str:
+    """The backbone this host loads: `labctl_llmstudio_backbone_dir` (a pre-staged copy) when the inventory
+    sets it for an LLM Studio run, else the experiment's."""
+    local = target.var("labctl_llmstudio_backbone_dir")
+    return str(local) if local and exp.trainer == "llmstudio" else exp.model.backbone
+
+
 def local_backbone(exp: Experiment, target: Target) -> str | None:
     """The model directory LLM Studio loads on the host (a pre-staged one, or an absolute llm_backbone)."""
-    backbone = with_local_backbone(exp, target).model.backbone
+    backbone = _backbone(exp, target)
     return backbone if exp.trainer == "llmstudio" and backbone.startswith("/") else None
 
 
 def with_local_backbone(exp: Experiment, target: Target) -> Experiment:
-    """The experiment as this host runs it: `labctl_llmstudio_backbone_dir` (a pre-staged copy) replaces the
-    hub backbone when the inventory sets it."""
-    local = target.var("labctl_llmstudio_backbone_dir")
-    if not local or exp.trainer != "llmstudio":
+    """The experiment as this host runs it (its backbone is `_backbone`)."""
+    backbone = _backbone(exp, target)
+    if backbone == exp.model.backbone:
         return exp
-    return exp.model_copy(update={"model": exp.model.model_copy(update={"backbone": str(local)})})
+    return exp.model_copy(update={"model": exp.model.model_copy(update={"backbone": backbone})})
 
 
 class HostRun:
@@ -340,10 +346,9 @@ def start_run(experiment_file: Path, inventory: Path, runs_root: Path) -> Path:
         "experiment_yaml": Path(experiment_file).read_text(encoding="utf-8"),
         "trainer": exp.trainer,
         "times": {"created": round(time.time(), 6)},
-        "hosts": [],
+        "hosts": [h.record for h in runs],  # before any host is touched: what to undo if killed
         "errors": [],
     }
-    manifest["hosts"] = [h.record for h in runs]  # before any host is touched: what to undo if killed
     with starting(bundle):
         save_manifest(bundle, manifest)
         _start_hosts(bundle, manifest, exp, runs)
