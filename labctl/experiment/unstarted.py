@@ -25,6 +25,7 @@ from typing import Any
 
 from labctl.errors import HostError, LabctlError, RunError
 from labctl.experiment.bundle import save_manifest
+from labctl.experiment.follow import agent_cmd, target_of
 from labctl.experiment.remote import SSH_ERRORS, Remote
 
 NEVER_STARTED = ("preparing", "failed to start", "interrupted before start")
@@ -65,9 +66,9 @@ def _clean_command(rec: dict[str, Any]) -> str:
     q = shlex.quote
     rundir = rec["rundir"].rstrip("/")
     agent = f"{rundir}/agent/agent.py"
-    steps = [f"if [ -f {q(agent)} ]; then {q(rec.get('python') or 'python3')} {q(agent)} stop {q(rundir)}"
-             " >/dev/null 2>&1; fi", f"rm -rf -- {q(rundir)}", f"rmdir -- {q(posixpath.dirname(rundir))}"
-             " 2>/dev/null"]
+    stop = agent_cmd({**rec, "rundir": rundir}, "stop")
+    steps = [f"if [ -f {q(agent)} ]; then {stop} >/dev/null 2>&1; fi", f"rm -rf -- {q(rundir)}",
+             f"rmdir -- {q(posixpath.dirname(rundir))} 2>/dev/null"]
     if rec.get("output_dir"):
         out = rec["output_dir"].rstrip("/")
         steps += [f"rmdir -- {q(out)} 2>/dev/null", f"rmdir -- {q(posixpath.dirname(out))} 2>/dev/null"]
@@ -76,8 +77,6 @@ def _clean_command(rec: dict[str, Any]) -> str:
 
 def clean_hosts(records: list[dict[str, Any]]) -> list[str]:
     """Undo the preparation on every host; returns what could not be removed (empty: all of it)."""
-    from labctl.experiment.follow import target_of
-
     left: list[str] = []
     for rec in records:
         remote = Remote(target_of(rec))
