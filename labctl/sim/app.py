@@ -16,7 +16,8 @@ from labctl.sim.exceptions import ApiNotFound, MethodNotAllowed, NotAuthorized, 
 from labctl.sim.faults import Faults
 from labctl.sim.models import OntapBackend
 from labctl.sim.query import as_int, expand_body
-from labctl.sim.responses import OntapResponses, PendingJob, Request, Response, job_link
+from labctl.sim.responses import PendingJob, Request, Response, job_link
+from labctl.sim.responses_more import MoreResponses
 from labctl.sim.schema import schema_for, warm
 from labctl.sim.strict import check_body, check_query
 from labctl.sim.urls import API, API_ROUTES, CONTROL, resolve, template_of
@@ -53,7 +54,7 @@ class SimApp:
         self.username = username
         self.password = password
         self.faults = Faults()
-        self.responses = OntapResponses(backend)
+        self.responses = MoreResponses(backend)
         self.control = ControlApi(self)
         self._log: list[dict[str, Any]] = []
         self._log_lock = threading.Lock()

@@ -11,6 +11,9 @@ from labctl.sim.exceptions import InvalidValue, OntapApiError, UnexpectedArgumen
 from labctl.sim.query import as_bool, as_size, parse_fields
 from labctl.sim.schema import ApiField, fields_of, lookup
 
+# Quota limits ONTAP resets with "-" instead of a number (na_ontap_quotas: "Rest allows reset quota limits
+# using '-'").
+RESETTABLE = {"space.hard_limit", "space.soft_limit", "files.hard_limit", "files.soft_limit"}
 # Query parameters that are not fields: ONTAP's common controls and the per-operation ones served here.
 CONTROL_PARAMS = {"fields", "max_records", "return_records", "return_timeout", "order_by", "is_constituent",
                   "force", "sizing_method", "new_index", "privilege_level", "hal_linking",
@@ -90,6 +93,8 @@ def _scalar(field: ApiField, value: Any, dotted: str) -> Any:
     if field.kind == "boolean":
         return as_bool(value, dotted)
     if field.kind == "integer":
+        if value == "-" and dotted in RESETTABLE:
+            return value
         if isinstance(value, bool):
             raise InvalidValue(dotted, value)
         return as_size(value, dotted)

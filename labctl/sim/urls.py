@@ -39,7 +39,19 @@ API_ROUTES: list[tuple[str, dict[str, str]]] = [
      {"GET": "get_interface", "PATCH": "patch_interface", "DELETE": "delete_interface"}),
     ("/api/network/fc/interfaces", {"GET": "list_fc_interfaces"}),
     ("/api/network/fc/interfaces/{uuid}", {"GET": "get_fc_interface"}),
+    ("/api/storage/snapshot-policies", {"GET": "list_snapshot_policies", "POST": "create_snapshot_policy"}),
+    ("/api/storage/snapshot-policies/{uuid}",
+     {"GET": "get_snapshot_policy", "PATCH": "patch_snapshot_policy", "DELETE": "delete_snapshot_policy"}),
+    ("/api/storage/snapshot-policies/{policy_uuid}/schedules",
+     {"GET": "list_policy_schedules", "POST": "create_policy_schedule"}),
+    ("/api/storage/snapshot-policies/{policy_uuid}/schedules/{uuid}",
+     {"GET": "get_policy_schedule", "PATCH": "patch_policy_schedule", "DELETE": "delete_policy_schedule"}),
+    ("/api/storage/quota/rules", {"GET": "list_quota_rules", "POST": "create_quota_rule"}),
+    ("/api/storage/quota/rules/{uuid}",
+     {"GET": "get_quota_rule", "PATCH": "patch_quota_rule", "DELETE": "delete_quota_rule"}),
     ("/api/private/cli/volume/recovery-queue", {"GET": "list_recovery_queue"}),
+    ("/api/private/cli/volume", {"GET": "cli_volume_show"}),
+    ("/api/private/cli/vserver/nfs", {"GET": "cli_nfs_show"}),
 ]
 
 CONTROL_ROUTES: list[tuple[str, dict[str, str]]] = [

@@ -13,9 +13,13 @@ from typing import Any
 
 from labctl.sim.exceptions import InvalidValue, UnexpectedArgument
 from labctl.sim.models.base import COLLECTIONS, link, public
+from labctl.sim.models.cli import CliMixin
+from labctl.sim.models.clone import CloneMixin
 from labctl.sim.models.counters import add_counters
 from labctl.sim.models.mount import MountMixin, MountRefused
-from labctl.sim.models.snapshots import SnapshotMixin
+from labctl.sim.models.move import MoveMixin
+from labctl.sim.models.quotas import QuotaMixin
+from labctl.sim.models.snapshot_policies import SnapshotPolicyMixin
 from labctl.sim.models.svm import SvmMixin
 from labctl.sim.query import ref_name
 
@@ -24,7 +28,7 @@ __all__ = ["OntapBackend", "MountRefused"]
 CLUSTER_SETTABLE = {"name", "location", "contact"}
 
 
-class OntapBackend(SnapshotMixin, SvmMixin, MountMixin):
+class OntapBackend(MoveMixin, QuotaMixin, SnapshotPolicyMixin, CloneMixin, CliMixin, SvmMixin, MountMixin):
     """The state machine of the cluster: every create, change and delete goes through this class."""
 
     def __init__(self, seed: dict[str, Any], data_dir: Path, state_file: Path | None = None) -> None:
@@ -50,6 +54,7 @@ class OntapBackend(SnapshotMixin, SvmMixin, MountMixin):
             self._seeding = True
             try:
                 self._build_seed(copy.deepcopy(self.seed_spec))
+                self.seed_snapshot_policies()
             finally:
                 self._seeding = False
             self.save()

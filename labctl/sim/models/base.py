@@ -13,7 +13,7 @@ from labctl.sim.exceptions import EntryNotFound, OntapApiError, SvmNotFound, Svm
 from labctl.sim.query import ref_name
 
 COLLECTIONS = ("cluster", "nodes", "aggregates", "svms", "volumes", "nfs_services", "export_policies",
-               "interfaces", "jobs", "snapshots", "qtrees")
+               "interfaces", "jobs", "snapshots", "qtrees", "snapshot_policies", "quota_rules")
 _SEED_NS = uuidlib.UUID("6f1c3a52-3f7e-4b8e-9a0e-5b1d2c3e4f50")
 
 SEED_TIME = "2024-01-15T09:00:00+00:00"
