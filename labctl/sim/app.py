@@ -15,7 +15,7 @@ from labctl.sim.control import ControlApi
 from labctl.sim.exceptions import ApiNotFound, MethodNotAllowed, NotAuthorized, OntapApiError
 from labctl.sim.faults import Faults
 from labctl.sim.models import OntapBackend
-from labctl.sim.query import as_int, expand_body
+from labctl.sim.query import as_bool, as_int, expand_body
 from labctl.sim.responses import PendingJob, Request, Response, job_link
 from labctl.sim.responses_more import MoreResponses
 from labctl.sim.schema import schema_for, warm
@@ -223,4 +223,7 @@ class SimApp:
                                             "code": str(record.get("code"))}
             return Response(400, {"error": error, **job_link(pending.job)})
         status = pending.done_status if timeout and done else 202
-        return Response(status, job_link(pending.job), headers)
+        body = job_link(pending.job)
+        if pending.record is not None and as_bool(req.query.get("return_records", "false"), "return_records"):
+            body = {"num_records": 1, "records": [pending.record], **body}
+        return Response(status, body, headers)

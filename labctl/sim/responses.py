@@ -44,6 +44,7 @@ class PendingJob:
     job: str
     done_status: int
     location: str | None = None
+    record: Record | None = None  # what `return_records=true` returns with the job (the object to be)
 
 
 @dataclass(frozen=True)

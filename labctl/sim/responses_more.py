@@ -74,7 +74,8 @@ class MoreResponses(OntapResponses):
 
     def create_quota_rule(self, req: Request) -> PendingJob:
         job, location = self.backend.create_quota_rule(req.body)
-        return PendingJob(job, 201, location)
+        rule = self.backend.quota_rule_to_be(location.rsplit("/", 1)[1])
+        return PendingJob(job, 201, location, self.backend.render_quota_rule(rule))
 
     def patch_quota_rule(self, req: Request, uuid: str) -> PendingJob:
         return PendingJob(self.backend.patch_quota_rule(uuid, req.body), 200)

@@ -3,9 +3,12 @@ and the volume's references (snapshot policy, QoS policy, encryption), through t
 
 from __future__ import annotations
 
+import pytest
 from netapp_ontap.resources import CLI, QuotaRule, Snapshot, SnapshotPolicy, Volume
 
-from tests.sim.util import error_of
+from tests.sim.test_ansible import SVM as ANSIBLE_SVM
+from tests.sim.test_ansible import run
+from tests.sim.util import Raw, error_of
 
 VOLUMES = "/api/storage/volumes"
 SVM = {"name": "llm-lab"}
@@ -168,3 +171,48 @@ def test_cli_volume_show_and_vserver_nfs_show(ontap, raw):
     assert nfs == {"vserver": "llm-lab", "v4_1": "disabled", "v4_1_pnfs": "disabled",
                    "tcp_max_xfer_size": 65536}
     assert error_of(raw("GET", "/api/private/cli/volume?fields=bogus"))[:2] == (400, "262179")
+
+
+MODULE_TASKS = [
+    {"name": "snapshot policy", "netapp.ontap.na_ontap_snapshot_policy": {
+        **ANSIBLE_SVM, "name": "ckpt_policy", "schedule": ["hourly", "daily"], "count": [4, 2],
+        "enabled": True, "comment": "checkpoints"}},
+    {"name": "volume using it", "netapp.ontap.na_ontap_volume": {
+        **ANSIBLE_SVM, "name": "v_src", "aggregate_name": "aggr1", "size": 1, "size_unit": "gb",
+        "junction_path": "/v_src", "space_guarantee": "none", "snapshot_policy": "ckpt_policy"}},
+    {"name": "snapshot", "netapp.ontap.na_ontap_snapshot": {
+        **ANSIBLE_SVM, "volume": "v_src", "snapshot": "s1"}},
+    {"name": "FlexClone", "netapp.ontap.na_ontap_volume_clone": {
+        **ANSIBLE_SVM, "name": "v_cl", "parent_volume": "v_src", "parent_snapshot": "s1",
+        "junction_path": "/v_cl"}},
+    {"name": "tree quota", "netapp.ontap.na_ontap_quotas": {
+        **ANSIBLE_SVM, "volume": "v_src", "type": "tree", "quota_target": "q1", "disk_limit": "1GB",
+        "file_limit": "1000", "set_quota_status": True}},
+    {"name": "group quota", "netapp.ontap.na_ontap_quotas": {
+        **ANSIBLE_SVM, "volume": "v_src", "type": "group", "quota_target": "train", "disk_limit": "2GB"}},
+    {"name": "move", "netapp.ontap.na_ontap_volume": {
+        **ANSIBLE_SVM, "name": "v_mv", "aggregate_name": "aggr2", "wait_for_completion": True,
+        "check_interval": 1}},
+]
+
+
+@pytest.mark.slow
+def test_modules_converge_and_rerun_without_change(ontap_sim, tmp_path):
+    sim = ontap_sim
+    raw = Raw(sim)
+    _flexvol(raw, "v_mv", aggregate="aggr1")
+    assert run(sim, tmp_path / "first", "more", MODULE_TASKS)["changed"] == len(MODULE_TASKS)
+    policy = raw("GET", "/api/storage/snapshot-policies?name=ckpt_policy&fields=copies").json()["records"][0]
+    assert [(c["schedule"]["name"], c["count"]) for c in policy["copies"]] == [("hourly", 4), ("daily", 2)]
+    clone = raw("GET", f"{VOLUMES}?name=v_cl&fields=clone").json()["records"][0]["clone"]
+    assert clone["is_flexclone"] and clone["parent_snapshot"]["name"] == "s1"
+    rules = raw("GET", "/api/storage/quota/rules?fields=type,space,files").json()["records"]
+    assert sorted((r["type"], r["space"]["hard_limit"]) for r in rules) == [("group", 2 << 30),
+                                                                             ("tree", 1 << 30)]
+    source = raw("GET", f"{VOLUMES}?name=v_src&fields=quota.state,snapshot_policy").json()["records"][0]
+    assert source["quota"]["state"] == "on" and source["snapshot_policy"]["name"] == "ckpt_policy"
+    moved = raw("GET", f"{VOLUMES}?name=v_mv&fields=aggregates,movement").json()["records"][0]
+    assert moved["aggregates"][0]["name"] == "aggr2" and moved["movement"]["state"] == "success"
+    writes_before = [c for c in sim.requests() if c["method"] != "GET"]
+    assert run(sim, tmp_path / "second", "more", MODULE_TASKS)["changed"] == 0
+    assert [c for c in sim.requests() if c["method"] != "GET"] == writes_before

@@ -48,6 +48,15 @@ def test_every_returned_field_exists_in_the_schema_with_its_type(raw, path):
     assert raw("POST", "/api/storage/volumes?return_timeout=30", json=FG).status_code == 201
     qtree = {"name": "q", "volume": {"name": FG["name"]}, "svm": {"name": "llm-lab"}}
     assert raw("POST", "/api/storage/qtrees?return_timeout=10", json=qtree).status_code == 201
+    rule = {"svm": {"name": "llm-lab"}, "volume": {"name": FG["name"]}, "type": "user",
+            "users": [{"name": "u"}], "qtree": {"name": "q"}, "space": {"hard_limit": "1GB"},
+            "user_mapping": False}
+    assert raw("POST", "/api/storage/quota/rules?return_timeout=10", json=rule).status_code == 201
+    flexvol = {"name": "v_moved", "svm": {"name": "llm-lab"}, "aggregates": [{"name": "aggr1"}]}
+    assert raw("POST", "/api/storage/volumes?return_timeout=10", json=flexvol).status_code == 201
+    moved = raw("GET", "/api/storage/volumes?name=v_moved").json()["records"][0]["uuid"]
+    move = {"movement": {"destination_aggregate": {"name": "aggr2"}}}
+    assert raw("PATCH", f"/api/storage/volumes/{moved}?return_timeout=10", json=move).status_code == 200
     queries = ["fields=*", "fields=**"]
     if path.endswith("volumes"):
         queries.append("fields=**&is_constituent=true")
