@@ -50,8 +50,8 @@ class MoveMixin(StorageMixin):
             raise OntapApiError("Volume move is not supported on a FlexGroup volume; move its constituents.",
                                 code="13107380", target="movement.destination_aggregate")
         if volume.get("movement", {}).get("state") in RUNNING:
-            raise OntapApiError(f"Volume \"{volume['name']}\" is already being moved.", code="13107381",
-                                target="movement")  # code invented: see docs/simulator.md
+            raise OntapApiError(f"Volume \"{volume['name']}\" is already being moved.", code="13107406",
+                                target="movement")  # another volume operation in progress (manila)
         if volume["aggregates"][0]["uuid"] == aggr["uuid"]:
             raise OntapApiError(f"Volume \"{volume['name']}\" is already in aggregate \"{aggr['name']}\".",
                                 code="13107382", target="movement.destination_aggregate")  # code invented
