@@ -73,9 +73,8 @@ class MoreResponses(OntapResponses):
         return instance(req, b.render_quota_rule(b.find_quota_rule(uuid)), QUOTA_VIEW)
 
     def create_quota_rule(self, req: Request) -> PendingJob:
-        job, location = self.backend.create_quota_rule(req.body)
-        rule = self.backend.quota_rule_to_be(location.rsplit("/", 1)[1])
-        return PendingJob(job, 201, location, self.backend.render_quota_rule(rule))
+        job, rule = self.backend.create_quota_rule(req.body)
+        return PendingJob(job, 201, rule["_links"]["self"]["href"], self.backend.render_quota_rule(rule))
 
     def patch_quota_rule(self, req: Request, uuid: str) -> PendingJob:
         return PendingJob(self.backend.patch_quota_rule(uuid, req.body), 200)

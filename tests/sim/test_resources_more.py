@@ -87,7 +87,9 @@ def test_quota_rules_and_volume_quota_state(ontap, raw):
     group = raw("POST", "/api/storage/quota/rules?return_timeout=30&return_records=true",
                 json={"svm.name": "llm-lab", "volume.name": "v_quota", "type": "group",
                       "group.name": "train", "space.hard_limit": "1073741824"})
-    assert group.status_code == 201
+    assert group.status_code == 201 and group.json()["job"]["uuid"]
+    assert group.json()["records"][0]["group"] == {"name": "train"}  # na_ontap_quotas reads volume.uuid here
+    assert group.json()["records"][0]["volume"]["uuid"] == vol_uuid
     listed = raw("GET", "/api/storage/quota/rules?volume.name=v_quota&type=tree&qtree.name=q1"
                         "&fields=space,files,qtree").json()["records"]
     assert [(r["qtree"]["name"], r["files"]["hard_limit"]) for r in listed] == [("q1", 1000)]

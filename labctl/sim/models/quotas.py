@@ -22,15 +22,9 @@ NO_LIMIT = "-"  # REST resets a limit with "-" (na_ontap_quotas)
 class QuotaMixin(StorageMixin):
     """Quota rules are jobs, as on ONTAP; `PATCH volume quota.enabled` turns a volume's quotas on or off."""
 
-    _posted_rules: dict[str, Record] = {}  # the last rule posted (its job may still be queued)
-
     def render_quota_rule(self, rule: Record) -> Record:
         """The rule as REST shows it."""
         return public(rule)
-
-    def quota_rule_to_be(self, rule_uuid: str) -> Record:
-        """A rule just posted, whether or not its job has run yet."""
-        return self.state["quota_rules"].get(rule_uuid) or self._posted_rules[rule_uuid]
 
     def find_quota_rule(self, rule_uuid: str) -> Record:
         """A rule by uuid; raises EntryNotFound."""
@@ -72,8 +66,8 @@ class QuotaMixin(StorageMixin):
         return (rule["volume"]["uuid"], rule["type"], rule.get("qtree", {}).get("name", ""), users,
                 rule.get("group", {}).get("name", ""))
 
-    def create_quota_rule(self, body: dict[str, Any]) -> tuple[str, str]:
-        """POST /storage/quota/rules: validate, then a job adds the rule; returns (job, Location)."""
+    def create_quota_rule(self, body: dict[str, Any]) -> tuple[str, Record]:
+        """POST /storage/quota/rules: validate, then a job adds the rule; returns (job, the rule to be)."""
         unknown = set(body) - RULE_FIELDS
         if unknown:
             raise UnexpectedArgument(sorted(unknown)[0])
@@ -104,13 +98,12 @@ class QuotaMixin(StorageMixin):
         rule_uuid = self.new_uuid("quota_rule", repr(self._rule_key(rule)))
         rule["uuid"] = rule_uuid
         rule["_links"] = link(f"/api/storage/quota/rules/{rule_uuid}")
-        self._posted_rules = {rule_uuid: rule}
 
         def action() -> None:
             self.state["quota_rules"][rule_uuid] = rule
 
         job = self.submit_job(f"POST /api/storage/quota/rules/{rule_uuid}", action, svm=self.svm_ref(svm))
-        return job, rule["_links"]["self"]["href"]
+        return job, rule
 
     def patch_quota_rule(self, rule_uuid: str, body: dict[str, Any]) -> str:
         """PATCH /storage/quota/rules/{uuid}: limits and user mapping (a job)."""
