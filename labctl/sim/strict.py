@@ -14,7 +14,7 @@ from labctl.sim.schema import ApiField, fields_of, lookup
 # Query parameters that are not fields: ONTAP's common controls and the per-operation ones served here.
 CONTROL_PARAMS = {"fields", "max_records", "return_records", "return_timeout", "order_by", "is_constituent",
                   "force", "sizing_method", "new_index", "privilege_level", "hal_linking",
-                  "restore_to.snapshot.name", "restore_to.snapshot.uuid"}
+                  "restore_to.snapshot.name", "restore_to.snapshot.uuid", "interval"}
 
 
 class InvalidFieldsValue(OntapApiError):

@@ -14,6 +14,7 @@ from typing import Any
 from labctl.sim.exceptions import InvalidValue, UnexpectedArgument
 from labctl.sim.models.base import COLLECTIONS, link, public
 from labctl.sim.models.counters import add_counters
+from labctl.sim.models.io_stats import IoStats, IoStatsMixin
 from labctl.sim.models.mount import MountMixin, MountRefused
 from labctl.sim.models.snapshots import SnapshotMixin
 from labctl.sim.models.svm import SvmMixin
@@ -24,7 +25,7 @@ __all__ = ["OntapBackend", "MountRefused"]
 CLUSTER_SETTABLE = {"name", "location", "contact"}
 
 
-class OntapBackend(SnapshotMixin, SvmMixin, MountMixin):
+class OntapBackend(IoStatsMixin, SnapshotMixin, SvmMixin, MountMixin):
     """The state machine of the cluster: every create, change and delete goes through this class."""
 
     def __init__(self, seed: dict[str, Any], data_dir: Path, state_file: Path | None = None) -> None:
@@ -34,6 +35,7 @@ class OntapBackend(SnapshotMixin, SvmMixin, MountMixin):
         self.init_jobs()
         self._pending_names: set[tuple[str, str]] = set()
         self._du_cache = {}
+        self.io = IoStats()
         if state_file is not None and state_file.exists():
             self.load(json.loads(state_file.read_text(encoding="utf-8")))
         else:
@@ -46,6 +48,7 @@ class OntapBackend(SnapshotMixin, SvmMixin, MountMixin):
             self.init_jobs()
             self._pending_names = set()
             self._du_cache = {}
+            self.io = IoStats()
             self.state = {name: {} for name in COLLECTIONS}
             self._seeding = True
             try:
@@ -111,7 +114,7 @@ class OntapBackend(SnapshotMixin, SvmMixin, MountMixin):
 
     def render_node(self, node: dict[str, Any]) -> dict[str, Any]:
         """The node as REST shows it, with its counters."""
-        return add_counters(public(node), "/api/cluster/nodes", self.now())
+        return add_counters(public(node), "/api/cluster/nodes", self.now(), self.node_io(node))
 
     def _remove_volume_dirs(self) -> None:
         """Delete the directories of the volumes in the state (never anything else under data_dir)."""
