@@ -154,13 +154,17 @@ def lab(tmp_path_factory):
 
     started = start_lab(tmp_path_factory.mktemp("iolab"), hosts=1, mounts=True)
     lab = next(started)
-    try:
+    env = pytest.MonkeyPatch()
+    try:  # REQUESTS_CA_BUNDLE overrides `verify=<path>` inside requests: point it at the lab's CA
+        env.setenv("REQUESTS_CA_BUNDLE", lab["ontap"]["ca_file"])
+        env.delenv("CURL_CA_BUNDLE", raising=False)
         _rest_provision(lab)
         out = ssh(lab, f"mkdir -p /mnt/fg_llm && mount -t nfs4 -o {MOUNT_OPTS} {lab['nfs_server']}:/fg_llm "
                        "/mnt/fg_llm")
         assert out.returncode == 0, out.stderr
         yield lab
     finally:
+        env.undo()
         started.close()
 
 
@@ -172,9 +176,8 @@ def ssh(lab, command: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def sdk(lab, monkeypatch):
+def sdk(lab):
     o = lab["ontap"]
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", o["ca_file"])
     conn = HostConnection(o["host"], port=o["port"], username=o["username"],
                           password=Path(o["password_file"]).read_text().strip(), verify=o["ca_file"])
     with conn:
