@@ -15,6 +15,7 @@ import pytest
 from netapp_ontap import HostConnection
 from netapp_ontap.resources import Aggregate, IpInterface, Node, Volume, VolumeMetrics
 
+from labctl.sim.models.io_stats import IoStats, blank, rate_block
 from tests.hosts.simlab import fuse_reason, skip_reason, start_lab
 from tests.sim.test_mount import mount, provision
 
@@ -84,6 +85,22 @@ def test_pnfs_data_goes_to_the_owning_nodes_lif_and_metadata_to_the_mounted_one(
     assert busy[node["name"]] >= 90 and all(n["statistics"]["processor_utilization_base"] > 0 for n in nodes)
 
 
+def test_history_holds_the_values_in_force_at_each_15s_grid_point():
+    stats = IoStats(now=1000.0)
+    for n, when in ((30, 1001.0), (15, 1004.0)):
+        stats.count("volume:x", {**blank(), "write_bytes": n * MIB, "write_ops": n, "write_us": 20 * n}, when)
+    assert stats.at(1005.0) == {} and stats.times == []  # 1005 has not passed yet: nothing sampled
+    stats.count("volume:x", {**blank(), "read_bytes": MIB, "read_ops": 1, "read_us": 7}, now=1030.0)
+    assert stats.times == [1005.0]  # the grid point after the first two reports, sampled when it had passed
+    stats.advance(1100.0)
+    assert stats.times == [1005.0, 1035.0]
+    assert stats.at(1004.9) == {} and stats.at(1020.0)["volume:x"]["write_bytes"] == 45 * MIB
+    assert stats.at(1035.0)["volume:x"]["read_bytes"] == MIB and stats.at(1035.0) == stats.at(1095.0)
+    rates = rate_block(blank(), stats.at(1005.0)["volume:x"], 15)
+    assert rates["throughput"]["write"] == 3 * MIB and rates["iops"]["write"] == 3
+    assert rates["latency"]["write"] == 20 and rates["latency"]["total"] == 20  # µs per op
+
+
 def test_bad_reports_are_refused_by_name(raw, mounted):
     answer = raw("POST", "/_sim/nfs/io", json={"directory": "/elsewhere", "server": "127.0.0.1", "files": {}})
     assert answer.status_code == 400 and "/elsewhere" in answer.json()["error"]["message"]
@@ -111,7 +128,6 @@ with open(mp + "/through.bin", "wb") as fh:
 with open(mp + "/through.bin", "rb") as fh:
     data = fh.read()
 spent = time.monotonic() - start
-time.sleep(1.2)  # two report periods: both batches try (and fail) while mounted
 subprocess.run(["umount", mp], check=True)
 daemon.wait(timeout=30)
 print(len(data), os.path.getsize(src + "/through.bin"), round(spent, 2))

@@ -14,6 +14,7 @@ the newest sample at or before it; `metric` is the last complete 15 s window.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import hashlib
 import math
@@ -88,17 +89,19 @@ class IoStats:
     def __init__(self, now: float | None = None) -> None:
         self.start = time.time() if now is None else now
         self.raw: dict[str, Counter] = {}
-        self.history: list[tuple[float, dict[str, Counter]]] = []
+        self.times: list[float] = []  # the grid points of `samples`, ascending
+        self.samples: list[dict[str, Counter]] = []
         self.placement: dict[tuple[str, str], str] = {}
         self._pending: float | None = None  # the grid point after the last change, not yet sampled
 
     def advance(self, now: float) -> None:
         """Store the sample of the grid point after the last change once that point has passed."""
         if self._pending is not None and self._pending <= now:
-            self.history.append((self._pending, copy.deepcopy(self.raw)))
+            self.times.append(self._pending)
+            self.samples.append(copy.deepcopy(self.raw))
             self._pending = None
-            cut = next((i for i, (t, _) in enumerate(self.history) if t >= now - KEEP_S), len(self.history))
-            del self.history[:max(0, cut - 1)]
+            cut = max(0, bisect.bisect_left(self.times, now - KEEP_S) - 1)  # keep the one in force at the cut
+            del self.times[:cut], self.samples[:cut]
 
     def count(self, key: str, values: Counter, now: float) -> None:
         """Add `values` to the counters of `key`."""
@@ -108,12 +111,8 @@ class IoStats:
 
     def at(self, grid: float) -> dict[str, Counter]:
         """The counters in force at a grid point (empty before the first sample)."""
-        found: dict[str, Counter] = {}
-        for when, sample in self.history:
-            if when > grid:
-                break
-            found = sample
-        return found
+        i = bisect.bisect_right(self.times, grid)
+        return self.samples[i - 1] if i else {}
 
 
 def _sum(sample: dict[str, Counter], keys: list[str]) -> Counter:
