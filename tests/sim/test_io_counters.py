@@ -106,7 +106,12 @@ def test_bad_reports_are_refused_by_name(raw, mounted):
     assert answer.status_code == 400 and "/elsewhere" in answer.json()["error"]["message"]
     answer = raw("POST", "/_sim/nfs/io", json={"directory": mounted, "server": "10.9.9.9", "files": {}})
     assert answer.status_code == 400 and "10.9.9.9" in answer.json()["error"]["message"]
-    answer = raw("GET", "/api/storage/volumes?name=fg_llm").json()["records"][0]["uuid"]
+    files = {"/ok": {"write_bytes": MIB}, "/bad": {"write_bytes": "lots"}}
+    answer = raw("POST", "/_sim/nfs/io", json={"directory": mounted, "server": "127.0.0.1", "files": files})
+    assert answer.status_code == 400 and answer.json()["error"]["target"] == "files./bad"
+    fg = raw("GET", "/api/storage/volumes?name=fg_llm&fields=statistics").json()["records"][0]
+    assert fg["statistics"]["throughput_raw"]["total"] == 0  # nothing of a refused batch counts
+    answer = fg["uuid"]
     bad = raw("GET", f"/api/storage/volumes/{answer}/metrics?interval=2h")
     assert bad.status_code == 400 and bad.json()["error"]["target"] == "interval"
 

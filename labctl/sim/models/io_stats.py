@@ -150,6 +150,9 @@ class IoStatsMixin(SvmMixin):
         files = body.get("files")
         if not isinstance(files, dict):
             raise InvalidValue("files", files)
+        for path, values in files.items():  # the whole batch is checked before any of it counts
+            if not isinstance(values, dict) or not all(isinstance(values.get(k, 0), int) for k in FIELDS):
+                raise InvalidValue(f"files.{path}", values)
         volume, below = self._volume_of(str(body.get("directory", "")))
         svm = self.svm_by_uuid(volume["svm"]["uuid"]) or {}
         mounted = next((i for i in self.state["interfaces"].values()
@@ -162,8 +165,6 @@ class IoStatsMixin(SvmMixin):
         now = time.time()
         counted = 0
         for path, values in files.items():
-            if not isinstance(values, dict) or not all(isinstance(values.get(k, 0), int) for k in FIELDS):
-                raise InvalidValue(f"files.{path}", values)
             counter = {k: max(0, int(values.get(k, 0))) for k in FIELDS}
             rel = str(PurePosixPath(below, str(path).lstrip("/")))
             target = self.place_file(volume, rel)
