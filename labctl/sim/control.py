@@ -1,4 +1,4 @@
-"""The control API outside `/api` (like moto's `/moto-api`): log, reset, faults, state, jobs, mounts."""
+"""The control API outside `/api` (like moto's `/moto-api`): log, reset, faults, state, jobs, mounts, I/O."""
 
 from __future__ import annotations
 
@@ -80,3 +80,9 @@ class ControlApi:
         except MountRefused as exc:
             return Response(403, exc.body())
         return Response(200, result)
+
+    def nfs_io(self, req: Request) -> Response:
+        """A batch of I/O from a test host's FUSE layer (see `labctl.sim.models.io_stats`) → 200 with what was
+        counted; 400 for a directory no volume holds or a server that is no data LIF."""
+        with self.app.backend.lock:
+            return Response(200, self.app.backend.record_io(req.body))

@@ -63,6 +63,7 @@ VIEWS = {
     "rule": View(("index",)),
     "job": View(("uuid",)),
     "qtree": View(("id", "name", "volume")),
+    "metric": View(("timestamp",)),
 }
 
 
@@ -184,6 +185,15 @@ class OntapResponses:
     def get_volume(self, req: Request, uuid: str) -> Response:
         volume = self.backend.find_volume(uuid, self._is_constituent(req))
         return instance(req, self.backend.render_volume(volume), VIEWS["volume"])
+
+    def list_volume_metrics(self, req: Request, volume_uuid: str) -> Response:
+        """A volume's history (`interval` 1h by default: 15 s steps over the last hour)."""
+        b = self.backend
+        volume = b.state["volumes"].get(volume_uuid)
+        if volume is None:
+            raise EntryNotFound("volume.uuid")
+        records = b.volume_metrics(volume, req.query.get("interval", "1h"))
+        return collection(req, records, VIEWS["metric"])
 
     def create_volume(self, req: Request) -> PendingJob:
         job, location = self.backend.create_volume(req.body)

@@ -17,7 +17,7 @@ RESETTABLE = {"space.hard_limit", "space.soft_limit", "files.hard_limit", "files
 # Query parameters that are not fields: ONTAP's common controls and the per-operation ones served here.
 CONTROL_PARAMS = {"fields", "max_records", "return_records", "return_timeout", "order_by", "is_constituent",
                   "force", "sizing_method", "new_index", "privilege_level", "hal_linking",
-                  "restore_to.snapshot.name", "restore_to.snapshot.uuid"}
+                  "restore_to.snapshot.name", "restore_to.snapshot.uuid", "interval"}
 
 
 class InvalidFieldsValue(OntapApiError):

@@ -17,6 +17,7 @@ API_ROUTES: list[tuple[str, dict[str, str]]] = [
     ("/api/storage/volumes", {"GET": "list_volumes", "POST": "create_volume"}),
     ("/api/storage/volumes/{uuid}",
      {"GET": "get_volume", "PATCH": "patch_volume", "DELETE": "delete_volume"}),
+    ("/api/storage/volumes/{volume_uuid}/metrics", {"GET": "list_volume_metrics"}),
     ("/api/storage/volumes/{volume_uuid}/snapshots", {"GET": "list_snapshots", "POST": "create_snapshot"}),
     ("/api/storage/volumes/{volume_uuid}/snapshots/{uuid}",
      {"GET": "get_snapshot", "PATCH": "patch_snapshot", "DELETE": "delete_snapshot"}),
@@ -61,6 +62,7 @@ CONTROL_ROUTES: list[tuple[str, dict[str, str]]] = [
     ("/_sim/state", {"GET": "get_state"}),
     ("/_sim/jobs", {"GET": "get_job_mode", "POST": "set_job_mode"}),
     ("/_sim/nfs/mount", {"POST": "nfs_mount"}),
+    ("/_sim/nfs/io", {"POST": "nfs_io"}),
 ]
 
 

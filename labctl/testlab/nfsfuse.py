@@ -7,7 +7,8 @@ or close sends the rest; op bytes include approximate RPC header sizes),
 metadata calls map to their NFSv4 ops (GETATTR, OPEN, CLOSE, CREATE, REMOVE, RENAME, SETATTR, READDIR,
 STATFS, ACCESS, COMMIT), RPCs are spread round-robin over `nconnect` transports, and with pNFS granted every
 READ/WRITE also counts a pNFS dispatch (one LAYOUTGET per open). `counters.json` and the host's views are
-rewritten at least every 0.5 s and once more at unmount.
+rewritten at least every 0.5 s and once more at unmount. What crosses each file (bytes, ops, time) also goes
+to the simulator's I/O counters in batches (`labctl.testlab.io_report`), never holding up the I/O.
 
 Approximations (documented, not hidden): RTT/execute times are the time the passthrough call took on local
 disk; there is no page cache accounting beyond what FUSE forwards; with pNFS the data RPCs stay on the
@@ -25,7 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labctl.testlab import nfsviews
+from labctl.testlab import nfsviews, simapi
+from labctl.testlab.io_report import POST_TIMEOUT_S, IoReporter
 
 RPC_HEADER_SEND = 132
 RPC_HEADER_RECV = 112
@@ -128,27 +130,31 @@ def _passthrough_class():
 
         use_ns = True
 
-        def __init__(self, source: str, counters: Counters) -> None:
+        def __init__(self, source: str, counters: Counters, report: IoReporter) -> None:
             self.source = source
             self.c = counters
+            self.report = report
             self.dirty: set[int] = set()
 
         def _p(self, path: str) -> str:
             return os.path.join(self.source, path.lstrip("/"))
 
-        def _call(self, op: str, func, *args, **kwargs):
+        def _call(self, op: str, path: str, func, *args, **kwargs):
             start = time.monotonic()
             try:
                 result = func(*args, **kwargs)
             except OSError as exc:
                 self.c.rpc(op, seconds=time.monotonic() - start, error=True)
+                self.report.other(path, time.monotonic() - start)
                 raise fuse.FuseOSError(exc.errno or errno.EIO) from exc
-            self.c.rpc(op, seconds=time.monotonic() - start)
+            seconds = time.monotonic() - start
+            self.c.rpc(op, seconds=seconds)
+            self.report.other(path, seconds)
             return result
 
         def getattr(self, path, fh=None):
             self.c.event("inoderevalidates")
-            st = self._call("GETATTR", os.lstat, self._p(path))
+            st = self._call("GETATTR", path, os.lstat, self._p(path))
             attrs = {k: getattr(st, k) for k in ("st_mode", "st_nlink", "st_uid", "st_gid", "st_size",
                                                  "st_ino", "st_blocks")}
             attrs.update(st_atime=st.st_atime_ns, st_mtime=st.st_mtime_ns, st_ctime=st.st_ctime_ns)
@@ -156,62 +162,62 @@ def _passthrough_class():
 
         def access(self, path, amode):
             self.c.event("vfsaccess")
-            if not self._call("ACCESS", os.access, self._p(path), amode):
+            if not self._call("ACCESS", path, os.access, self._p(path), amode):
                 raise fuse.FuseOSError(errno.EACCES)
             return 0
 
         def readdir(self, path, fh):
             self.c.event("vfsgetdents")
-            return [".", "..", *self._call("READDIR", os.listdir, self._p(path))]
+            return [".", "..", *self._call("READDIR", path, os.listdir, self._p(path))]
 
         def readlink(self, path):
-            return self._call("READLINK", os.readlink, self._p(path))
+            return self._call("READLINK", path, os.readlink, self._p(path))
 
         def mkdir(self, path, mode):
-            return self._call("CREATE", os.mkdir, self._p(path), mode)
+            return self._call("CREATE", path, os.mkdir, self._p(path), mode)
 
         def rmdir(self, path):
-            return self._call("REMOVE", os.rmdir, self._p(path))
+            return self._call("REMOVE", path, os.rmdir, self._p(path))
 
         def unlink(self, path):
-            return self._call("REMOVE", os.unlink, self._p(path))
+            return self._call("REMOVE", path, os.unlink, self._p(path))
 
         def symlink(self, target, source):
-            return self._call("SYMLINK", os.symlink, source, self._p(target))
+            return self._call("SYMLINK", target, os.symlink, source, self._p(target))
 
         def link(self, target, source):
-            return self._call("LINK", os.link, self._p(source), self._p(target))
+            return self._call("LINK", target, os.link, self._p(source), self._p(target))
 
         def rename(self, old, new):
-            return self._call("RENAME", os.rename, self._p(old), self._p(new))
+            return self._call("RENAME", old, os.rename, self._p(old), self._p(new))
 
         def chmod(self, path, mode):
             self.c.event("vfssetattr")
-            return self._call("SETATTR", os.chmod, self._p(path), mode)
+            return self._call("SETATTR", path, os.chmod, self._p(path), mode)
 
         def chown(self, path, uid, gid):
             self.c.event("vfssetattr")
-            return self._call("SETATTR", os.lchown, self._p(path), uid, gid)
+            return self._call("SETATTR", path, os.lchown, self._p(path), uid, gid)
 
         def truncate(self, path, length, fh=None):
             self.c.event("vfssetattr")
             self.c.event("setattrtrunc")
             if fh is not None:
-                return self._call("SETATTR", os.ftruncate, fh, length)
-            return self._call("SETATTR", os.truncate, self._p(path), length)
+                return self._call("SETATTR", path, os.ftruncate, fh, length)
+            return self._call("SETATTR", path, os.truncate, self._p(path), length)
 
         def utimens(self, path, times=None):
             self.c.event("vfssetattr")
             if times is None:
-                return self._call("SETATTR", os.utime, self._p(path), follow_symlinks=False)
+                return self._call("SETATTR", path, os.utime, self._p(path), follow_symlinks=False)
             st = os.lstat(self._p(path))
             now = time.time_ns()
             ns = tuple(now if t == UTIME_NOW else cur if t == UTIME_OMIT else t
                        for t, cur in zip(times, (st.st_atime_ns, st.st_mtime_ns), strict=True))
-            return self._call("SETATTR", os.utime, self._p(path), ns=ns, follow_symlinks=False)
+            return self._call("SETATTR", path, os.utime, self._p(path), ns=ns, follow_symlinks=False)
 
         def statfs(self, path):
-            st = self._call("STATFS", os.statvfs, self._p(path))
+            st = self._call("STATFS", path, os.statvfs, self._p(path))
             return {k: getattr(st, k) for k in ("f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail",
                                                 "f_ffree", "f_files", "f_flag", "f_frsize", "f_namemax")}
 
@@ -222,7 +228,7 @@ def _passthrough_class():
 
         def open(self, path, flags):
             self.c.event("vfslookup")
-            fh = self._call("OPEN", os.open, self._p(path), flags)
+            fh = self._call("OPEN", path, os.open, self._p(path), flags)
             self._opened()
             return fh
 
@@ -230,14 +236,16 @@ def _passthrough_class():
             # FUSE does not pass the caller's flags here: open for reading too, as NFS does, so a file created
             # O_RDWR (sqlite's database, LLM Studio's charts.db) can be read back through the same handle
             self.c.event("vfslookup")
-            fh = self._call("OPEN", os.open, self._p(path), os.O_RDWR | os.O_CREAT | os.O_TRUNC, mode)
+            fh = self._call("OPEN", path, os.open, self._p(path), os.O_RDWR | os.O_CREAT | os.O_TRUNC, mode)
             self._opened()
             return fh
 
         def read(self, path, size, offset, fh):
             start = time.monotonic()
             data = os.pread(fh, size, offset)
-            self.c.io("read", len(data), time.monotonic() - start, fh, offset)
+            seconds = time.monotonic() - start
+            self.c.io("read", len(data), seconds, fh, offset)
+            self.report.data(path, "read", len(data), seconds)
             self.c.event("vfsreadpages")
             if len(data) < size:
                 self.c.event("shortreads")
@@ -246,7 +254,9 @@ def _passthrough_class():
         def write(self, path, data, offset, fh):
             start = time.monotonic()
             written = os.pwrite(fh, data, offset)
-            self.c.io("write", written, time.monotonic() - start, fh, offset)
+            seconds = time.monotonic() - start
+            self.c.io("write", written, seconds, fh, offset)
+            self.report.data(path, "write", written, seconds)
             self.c.event("vfswritepages")
             self.dirty.add(fh)
             return written
@@ -257,23 +267,23 @@ def _passthrough_class():
 
         def fsync(self, path, datasync, fh):
             self.c.event("vfsfsync")
-            self._commit(fh)
+            self._commit(path, fh)
             return 0
 
-        def _commit(self, fh: int) -> None:
+        def _commit(self, path: str, fh: int) -> None:
             self.c.settle(fh)
             if fh in self.dirty:
                 self.dirty.discard(fh)
-                self._call("COMMIT", os.fsync, fh)
+                self._call("COMMIT", path, os.fsync, fh)
                 if self.c.pnfs:
                     self.c.rpc("LAYOUTCOMMIT")
 
         def release(self, path, fh):
             self.c.event("vfsrelease")
-            self._commit(fh)
+            self._commit(path, fh)
             if self.c.pnfs:
                 self.c.rpc("LAYOUTRETURN")
-            return self._call("CLOSE", os.close, fh)
+            return self._call("CLOSE", path, os.close, fh)
 
     return Passthrough, fuse
 
@@ -283,8 +293,9 @@ def serve(state_dir: Path) -> int:
     request = json.loads((state_dir / "request.json").read_text(encoding="utf-8"))
     host_root = Path(request["host_root"])
     counters = Counters(request["granted"])
+    report = _reporter(request, host_root)
     passthrough, fuse = _passthrough_class()
-    ops = passthrough(request["directory"], counters)
+    ops = passthrough(request["directory"], counters, report)
     stop = threading.Event()
     mountpoint = request["mountpoint"]
 
@@ -300,6 +311,7 @@ def serve(state_dir: Path) -> int:
 
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
+    report.start()
     (state_dir / "daemon.pid").write_text(f"{os.getpid()}\n", encoding="utf-8")
     try:
         fuse.FUSE(ops, mountpoint, foreground=True, nothreads=False, allow_other=True,
@@ -307,10 +319,29 @@ def serve(state_dir: Path) -> int:
     finally:
         stop.set()
         thread.join(timeout=2)
+        report.stop()
         _write_counters(state_dir, counters)
         nfsviews.forget(state_dir)
         nfsviews.refresh(host_root)
     return 0
+
+
+def _reporter(request: dict[str, Any], host_root: Path) -> IoReporter:
+    """The reporter that sends this mount's per-file I/O to the simulator that granted the mount."""
+    try:
+        info = json.loads((host_root / "host.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        info = {}
+    granted = request["granted"]
+
+    def post(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if "ontap_url" not in info:
+            raise OSError(f"{host_root / 'host.json'} names no simulator (ontap_url)")
+        return simapi.post(info, "/_sim/nfs/io", body, timeout=POST_TIMEOUT_S)
+
+    mount = {"directory": request["directory"], "server": request["server"], "client": request["client"],
+             "vers": str(granted.get("vers", "")), "pnfs": bool(granted.get("pnfs"))}
+    return IoReporter(post, mount, int(granted["rsize"]), int(granted["wsize"]))
 
 
 def _write_counters(state_dir: Path, counters: Counters) -> None:

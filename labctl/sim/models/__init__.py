@@ -16,6 +16,7 @@ from labctl.sim.models.base import COLLECTIONS, link, public
 from labctl.sim.models.cli import CliMixin
 from labctl.sim.models.clone import CloneMixin
 from labctl.sim.models.counters import add_counters
+from labctl.sim.models.io_stats import IoStats, IoStatsMixin
 from labctl.sim.models.mount import MountMixin, MountRefused
 from labctl.sim.models.move import MoveMixin
 from labctl.sim.models.quotas import QuotaMixin
@@ -28,7 +29,9 @@ __all__ = ["OntapBackend", "MountRefused"]
 CLUSTER_SETTABLE = {"name", "location", "contact"}
 
 
-class OntapBackend(MoveMixin, QuotaMixin, SnapshotPolicyMixin, CloneMixin, CliMixin, SvmMixin, MountMixin):
+class OntapBackend(
+    IoStatsMixin, MoveMixin, QuotaMixin, SnapshotPolicyMixin, CloneMixin, CliMixin, SvmMixin, MountMixin
+):
     """The state machine of the cluster: every create, change and delete goes through this class."""
 
     def __init__(self, seed: dict[str, Any], data_dir: Path, state_file: Path | None = None) -> None:
@@ -38,6 +41,7 @@ class OntapBackend(MoveMixin, QuotaMixin, SnapshotPolicyMixin, CloneMixin, CliMi
         self.init_jobs()
         self._pending_names: set[tuple[str, str]] = set()
         self._du_cache = {}
+        self.io = IoStats()
         if state_file is not None and state_file.exists():
             self.load(json.loads(state_file.read_text(encoding="utf-8")))
         else:
@@ -50,6 +54,7 @@ class OntapBackend(MoveMixin, QuotaMixin, SnapshotPolicyMixin, CloneMixin, CliMi
             self.init_jobs()
             self._pending_names = set()
             self._du_cache = {}
+            self.io = IoStats()
             self.state = {name: {} for name in COLLECTIONS}
             self._seeding = True
             try:
@@ -116,7 +121,7 @@ class OntapBackend(MoveMixin, QuotaMixin, SnapshotPolicyMixin, CloneMixin, CliMi
 
     def render_node(self, node: dict[str, Any]) -> dict[str, Any]:
         """The node as REST shows it, with its counters."""
-        return add_counters(public(node), "/api/cluster/nodes", self.now())
+        return add_counters(public(node), "/api/cluster/nodes", self.now(), self.node_io(node))
 
     def _remove_volume_dirs(self) -> None:
         """Delete the directories of the volumes in the state (never anything else under data_dir)."""

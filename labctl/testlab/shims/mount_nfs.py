@@ -8,19 +8,15 @@ volume's real directory and waits until the mount and the host's `/proc` views s
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import ssl
 import subprocess
 import sys
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
-from labctl.testlab import nfsviews
+from labctl.testlab import nfsviews, simapi
 
 EX_USAGE = 1
 EX_FAIL = 32
@@ -64,25 +60,6 @@ def requested_options(opts: str) -> dict[str, str]:
     return out
 
 
-def _post(info: dict[str, Any], body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    url = info["ontap_url"].rstrip("/") + "/_sim/nfs/mount"
-    ctx = ssl.create_default_context(cafile=info.get("ca_file"))
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    pw_file = info.get("password_file")
-    if pw_file and Path(pw_file).exists():
-        token = f"{info.get('username', 'admin')}:{Path(pw_file).read_text().strip()}"
-        headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
-            return resp.status, json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read() or b"{}")
-        except ValueError:
-            return exc.code, {"error": {"message": f"mount.nfs: server answered HTTP {exc.code}"}}
-
-
 def mount(prog: str, argv: list[str], host_root: Path) -> int:
     """Do the mount; returns mount.nfs's exit status."""
     try:
@@ -108,15 +85,15 @@ def mount(prog: str, argv: list[str], host_root: Path) -> int:
     requested = requested_options(opts)
     nfs_opts = ",".join(k if v == "" else f"{k}={v}" for k, v in requested.items())
     try:
-        status, answer = _post(info, {"server": server, "export": export, "client": info["address"],
-                                      "options": nfs_opts})
+        body = {"server": server, "export": export, "client": info["address"], "options": nfs_opts}
+        status, answer = simapi.post(info, "/_sim/nfs/mount", body)
     except (OSError, urllib.error.URLError) as exc:
         print(f"{prog}: Connection refused ({exc})", file=sys.stderr)
         return EX_FAIL
     if status >= 300 or "directory" not in answer:
         message = answer.get("error", {}).get("message", f"server answered HTTP {status}")
-        if message.startswith("mount.nfs:"):
-            message = prog + message[len("mount.nfs"):]
+        rest = message[len("mount.nfs:"):] if message.startswith("mount.nfs:") else f" {message}"
+        message = prog + ":" + rest
         print(message, file=sys.stderr)
         return int(answer.get("error", {}).get("exit_status", EX_FAIL))
     if fake:
