@@ -1,0 +1,45 @@
+"""File and process helpers every layer may use, the host agent included (stdlib only: shipped with it)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+CHUNK = 1 << 20
+
+
+def write_json_atomic(path: Path, doc: Any, *, indent: int = 1, sort_keys: bool = False) -> None:
+    """Write `doc` as JSON to `path` through a temporary file and a rename: readers see the old file or the
+    new one, never a part of either."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(doc, indent=indent, sort_keys=sort_keys, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether `pid` names a live process (a zombie is not alive; another user's process is)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
