@@ -1,1 +1,1 @@
-"""Readers and writers of the files labctl produces and consumes (stdlib only where the host agent needs them)."""
+"""Readers and writers of the files labctl produces and reads."""
