@@ -91,6 +91,8 @@ def test_report_refuses_a_newer_manifest_in_one_line(tmp_path):
 def test_every_file_a_real_run_writes_loads(tmp_path_factory, tmp_path):
     """The emulated trainer on the simulated lab (one host): the bundle's manifest and monitors.json, and
     the host's spec.json and status.json, each load through its dataclass at the current version."""
+    from labctl.experiment.follow import target_of
+    from labctl.experiment.remote import Remote
     from tests.hosts.simlab import start_lab
     from tests.run.simprep import provision_and_mount
     from tests.run.test_sim_run import bundle_of, experiment, labctl
@@ -107,8 +109,13 @@ def test_every_file_a_real_run_writes_loads(tmp_path_factory, tmp_path):
         (host,) = manifest.hosts
         monitors = Monitors.load(bundle / "raw" / host["name"] / "monitors.json")
         assert monitors.schema_version == SCHEMA_VERSION and monitors.host == host["name"]
-        rundir = Path(host["rundir"])
-        spec = Spec.load(rundir / "spec.json")
+        remote = Remote(target_of(host))  # the host's run directory is in its own mount namespace
+        try:
+            read = {name: remote.check(f"cat {host['rundir']}/{name}")
+                    for name in ("spec.json", "status.json")}
+        finally:
+            remote.close()
+        spec = Spec.from_json(read["spec.json"])
         assert spec.rundir == host["rundir"] and spec.trainer["kind"] == "emulate"
-        status = Status.load(rundir / "status.json")
+        status = Status.from_json(read["status.json"])
         assert status.state == "finished" and status.trainer["finished_flag"] is True
