@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from labctl.analysis.bpftrace import BpfResult, PendingParse, start_bpftrace
 from labctl.analysis.clock import HostClock, load_clock
@@ -21,9 +21,10 @@ from labctl.analysis.runner_events import parse_runner_events
 from labctl.analysis.series import Series, SeriesKey, SeriesStore
 from labctl.analysis.trainlog import TrainLog, parse_trainlog
 from labctl.errors import StateError
-from labctl.formats.bundle import Manifest, Monitors
+from labctl.formats.bundle import BundleFile, Manifest, Monitors
 
 Progress = Callable[[str], None]  # told, in words, what is being parsed now
+F = TypeVar("F", bound=BundleFile)
 MAX_EPOCH = 1e11  # seconds since 1970: beyond the year 5000, no time a sidecar file can mean
 
 
@@ -75,11 +76,21 @@ def host_entry(manifest: dict[str, Any], host: str) -> dict[str, Any]:
     return {}
 
 
-def _monitor_records(path: Path, warnings: list[str]) -> list[dict[str, Any]]:
-    """monitors.json's monitor records ([] when absent or unreadable); a file of an unknown or newer
-    schema_version is refused, naming it."""
+def _bundle_file(cls: type[F], path: Path, warnings: list[str]) -> F | None:
+    """A bundle JSON file through its dataclass; None (with a warning) when absent, unreadable or not an
+    object. One of an unknown or newer schema_version, or with keys its version does not know, is refused
+    (StateError naming the file): read as if it were known, it could mean anything."""
     doc = load_json(path, warnings)
-    return [] if doc is None else Monitors.from_dict(doc, where=str(path)).monitors
+    if doc is not None and not isinstance(doc, dict):
+        warnings.append(f"{path}: not a JSON object; ignored")
+        return None
+    return None if doc is None else cls.from_dict(doc, where=str(path))
+
+
+def _monitor_records(path: Path, warnings: list[str]) -> list[dict[str, Any]]:
+    """monitors.json's monitor records ([] when absent or unreadable)."""
+    doc = _bundle_file(Monitors, path, warnings)
+    return doc.monitors if doc is not None else []
 
 
 def _dmon_start(monitors: list[dict[str, Any]]) -> tuple[float | None, float]:
@@ -124,11 +135,11 @@ def load_run(run_dir: Path, progress: Progress = no_progress, meanwhile: Callabl
         raise StateError("not a run bundle: no raw/ directory", where=str(run_dir),
                          fix="pass the directory of a run (runs/<run-id>) that holds raw/<host>/…")
     run = RunData(run_dir)
-    manifest = load_json(run_dir / Manifest.FILE, run.warnings)
+    manifest = _bundle_file(Manifest, run_dir / Manifest.FILE, run.warnings)
     if manifest is None:
         run.warnings.append("manifest.json missing or unreadable: versions and mount options unknown")
-    else:  # an unknown or newer schema_version is refused, naming the file
-        run.manifest = Manifest.from_dict(manifest, where=str(run_dir / Manifest.FILE)).to_dict()
+    else:
+        run.manifest = manifest.to_dict()
     for host_dir in sorted(p for p in raw.iterdir() if p.is_dir()):
         host = host_dir.name
         run.hosts.append(host)
