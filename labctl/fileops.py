@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -11,12 +12,32 @@ from typing import Any
 CHUNK = 1 << 20
 
 
-def write_json_atomic(path: Path, doc: Any, *, indent: int = 1, sort_keys: bool = False) -> None:
-    """Write `doc` as JSON to `path` through a temporary file and a rename: readers see the old file or the
-    new one, never a part of either."""
+def write_json_atomic(path: Path, doc: Any, *, indent: int = 1, sort_keys: bool = False,
+                      mode: int = 0o644, durable: bool = False) -> None:
+    """Write `doc` as JSON to `path` through a temporary file (created with `mode`) and a rename: readers see
+    the old file or the new one, never a part of either. `durable`: fsync the file and its directory, so a
+    crash right after cannot lose it."""
+    text = json.dumps(doc, indent=indent, sort_keys=sort_keys, default=str) + "\n"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc, indent=indent, sort_keys=sort_keys, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    if durable:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def sha256_file(path: Path) -> str:
