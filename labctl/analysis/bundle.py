@@ -145,7 +145,8 @@ def load_run(run_dir: Path, progress: Progress = no_progress, meanwhile: Callabl
         run.hosts.append(host)
         clock = load_clock(host_dir / "clock.json", run.warnings)
         mount_path = host_entry(run.manifest, host).get("mount")
-        opts = (run.manifest.get("mount_options") or {}).get(host)
+        by_host = run.manifest.get("mount_options")
+        opts = by_host.get(host) if isinstance(by_host, dict) else None
         _load_host(run, host, host_dir, clock, mount_path if isinstance(mount_path, str) else None, opts,
                    progress, meanwhile, logs_parsed)
         meanwhile = None

@@ -41,7 +41,7 @@ class BundleFile:
         """The dataclass of a parsed JSON document; `where` (the file) is named in every refusal."""
         where = where or cls.FILE
         if not isinstance(doc, dict):
-            raise StateError(f"{where} is not a JSON object", where=where, fix=_FIX_DAMAGED)
+            raise StateError(f"not a JSON object ({cls.FILE})", where=where, fix=_FIX_DAMAGED)
         doc = dict(doc)
         version = doc.pop("schema_version", None)
         if version is None:  # written before schema versions: version 1's shape
@@ -50,7 +50,7 @@ class BundleFile:
                 doc.pop(key, None)
         if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
             raise StateError(
-                f"{where} has schema_version {version!r}; this labctl reads version {SCHEMA_VERSION}",
+                f"schema_version {version!r} is not one this labctl reads (it reads {SCHEMA_VERSION})",
                 where=where,
                 fix="read it with the labctl that wrote it (a newer one), or upgrade labctl",
             )
@@ -58,7 +58,7 @@ class BundleFile:
         unknown = sorted(set(doc) - names)
         if unknown:
             raise StateError(
-                f"{where} has key(s) {', '.join(unknown)} unknown to schema_version {version}",
+                f"key(s) {', '.join(unknown)} unknown to {cls.FILE} schema_version {version}",
                 where=where,
                 fix="read it with the labctl that wrote it, or upgrade labctl",
             )
@@ -69,7 +69,7 @@ class BundleFile:
         try:
             doc = json.loads(text)
         except ValueError as exc:
-            raise StateError(f"{where or cls.FILE} is not JSON: {exc}", where=where or cls.FILE,
+            raise StateError(f"not JSON: {exc}", where=where or cls.FILE,
                              fix=_FIX_DAMAGED) from exc
         return cls.from_dict(doc, where=where)
 
@@ -79,7 +79,7 @@ class BundleFile:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise StateError(f"cannot read {path}: {exc}", where=str(path), fix=_FIX_DAMAGED) from exc
+            raise StateError(f"cannot read it: {exc}", where=str(path), fix=_FIX_DAMAGED) from exc
         return cls.from_json(text, where=str(path))
 
     def save(self, path: Path) -> None:
