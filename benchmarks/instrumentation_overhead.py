@@ -2,7 +2,7 @@
 
     python -m benchmarks --only instrumentation_overhead [--quick]
 
-Locally, no simulated lab needed: the host agent (labctl/experiment/agent/agent.py, `run SPEC`) runs in a
+Locally, no simulated lab needed: the host agent (labctl/experiment/agent as agent.pyz, `run SPEC`) runs in a
 private directory shaped like a simulated host: the `nvidia-smi` and `nfsiostat` shims of labctl/testlab on
 PATH, a mountstats view holding an nfs4 block for the "mount" (a directory on local disk), and labctl's
 bpftrace program rendered for it. "On" is what `labctl run` starts: nvidia-smi dmon, nfsiostat and the
@@ -36,7 +36,6 @@ from typing import Any
 NAME = "instrumentation_overhead"
 GOAL = 1.02
 REPO = Path(__file__).resolve().parents[1]
-AGENT_FILES = ("agent.py", "hostmon.py", "emulator.py")
 MONITORS = ("dmon", "nfsiostat", "mountstats", "bpftrace")
 # variant → the monitors it runs; "on" and "off" are the measurement, the others (full runs only) say where
 # the overhead comes from
@@ -112,13 +111,11 @@ class FakeHost:
     def rundir(self, name: str, emulate: dict[str, Any], monitors: frozenset[str]) -> Path:
         """A run directory with the agent, its spec and the emulator's spec."""
         from labctl.analysis.bpf import render_program
-        from labctl.experiment.agent import agent as agent_mod
+        from labctl.experiment.agent.ship import write_agent
 
         rundir = self.root / "runs" / name
         (rundir / "agent").mkdir(parents=True)
-        src = Path(agent_mod.__file__).parent
-        for file in AGENT_FILES:
-            shutil.copy2(src / file, rundir / "agent" / file)
+        write_agent(rundir / "agent")
         (rundir / "agent" / "io_by_second.bt").write_text(render_program(str(self.mount)))
         out = self.mount / "out" / name
         emu = {"output_dir": str(out), "dataset_path": str(self.dataset), "gpus": 1,
@@ -141,14 +138,15 @@ class FakeHost:
             "trainer": {"kind": "emulate", "cwd": str(rundir), "output_dir": str(out),
                         "flags_path": str(out / "flags.json"),
                         "argv": [sys.executable, "-c", timer, str(timing), sys.executable,
-                                 str(rundir / "agent" / "emulator.py"), str(rundir / "emulator.json")]},
+                                 str(rundir / "agent" / "agent.pyz"), "emulate",
+                                 str(rundir / "emulator.json")]},
         }
         (rundir / "spec.json").write_text(json.dumps(spec))
         return rundir
 
     def run(self, rundir: Path) -> tuple[tuple[float, float], dict[str, str]]:
         """Run the agent in the foreground; ((trainer wall s, trainer CPU s), {monitor: status})."""
-        argv = [sys.executable, str(rundir / "agent" / "agent.py"), "run", str(rundir / "spec.json")]
+        argv = [sys.executable, str(rundir / "agent" / "agent.pyz"), "run", str(rundir / "spec.json")]
         proc = subprocess.run(argv, env=self.env(), capture_output=True, text=True, timeout=1800)
         status = json.loads((rundir / "status.json").read_text())
         timing = rundir / "trainer.seconds"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.errors import StateError
+from labctl.fileops import write_json_atomic
 from labctl.paths import private_dir
 
 LEDGER_VERSION = 1
@@ -125,7 +126,7 @@ class Ledger:
 
     def save(self) -> None:
         """Write the ledger atomically with owner-only permissions."""
-        _atomic_write(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+        write_json_atomic(self.path, self.data, indent=2, sort_keys=True, mode=0o600, durable=True)
 
 
 @contextlib.contextmanager
@@ -221,24 +222,3 @@ def _read(path: Path) -> dict[str, Any]:
     data.setdefault("meta", {})
     data.setdefault("lab_id", secrets.token_hex(4))
     return data
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from labctl.analysis.bpftrace import BpfResult, PendingParse, start_bpftrace
 from labctl.analysis.clock import HostClock, load_clock
@@ -21,8 +21,10 @@ from labctl.analysis.runner_events import parse_runner_events
 from labctl.analysis.series import Series, SeriesKey, SeriesStore
 from labctl.analysis.trainlog import TrainLog, parse_trainlog
 from labctl.errors import StateError
+from labctl.formats.bundle import BundleFile, Manifest, Monitors
 
 Progress = Callable[[str], None]  # told, in words, what is being parsed now
+F = TypeVar("F", bound=BundleFile)
 MAX_EPOCH = 1e11  # seconds since 1970: beyond the year 5000, no time a sidecar file can mean
 
 
@@ -74,19 +76,27 @@ def host_entry(manifest: dict[str, Any], host: str) -> dict[str, Any]:
     return {}
 
 
-def _monitor_list(monitors: Any) -> list[dict[str, Any]]:
-    """monitors.json as a list of monitor records (`{"monitors": [...]}`, a bare list, or `{name: {...}}`)."""
-    if isinstance(monitors, dict) and isinstance(monitors.get("monitors"), list):
-        monitors = monitors["monitors"]
-    if isinstance(monitors, dict):
-        monitors = [dict(v, name=k) for k, v in monitors.items() if isinstance(v, dict)]
-    return [m for m in monitors if isinstance(m, dict)] if isinstance(monitors, list) else []
+def _bundle_file(cls: type[F], path: Path, warnings: list[str]) -> F | None:
+    """A bundle JSON file through its dataclass; None (with a warning) when absent, unreadable or not an
+    object. One of an unknown or newer schema_version, or with keys its version does not know, is refused
+    (StateError naming the file): read as if it were known, it could mean anything."""
+    doc = load_json(path, warnings)
+    if doc is not None and not isinstance(doc, dict):
+        warnings.append(f"{path}: not a JSON object; ignored")
+        return None
+    return None if doc is None else cls.from_dict(doc, where=str(path))
+
+
+def _monitor_records(path: Path, warnings: list[str]) -> list[dict[str, Any]]:
+    """monitors.json's monitor records ([] when absent or unreadable)."""
+    doc = _bundle_file(Monitors, path, warnings)
+    return doc.monitors if doc is not None else []
 
 
 def _dmon_start(monitors: list[dict[str, Any]]) -> tuple[float | None, float]:
     """Start time and `-d` interval of dmon from monitors.json (used only when dmon has no Date/Time)."""
     entry = next((m for m in monitors if m.get("name") == "dmon"), {})
-    start = dig(entry, "started_at", "start")
+    start = entry.get("started_at")
     cmd = entry.get("command") or ""
     m = re.search(r"-d\s+(\d+)", " ".join(cmd) if isinstance(cmd, list) else str(cmd))
     ok = isinstance(start, (int, float)) and not isinstance(start, bool) and math.isfinite(start)
@@ -125,17 +135,18 @@ def load_run(run_dir: Path, progress: Progress = no_progress, meanwhile: Callabl
         raise StateError("not a run bundle: no raw/ directory", where=str(run_dir),
                          fix="pass the directory of a run (runs/<run-id>) that holds raw/<host>/…")
     run = RunData(run_dir)
-    manifest = load_json(run_dir / "manifest.json", run.warnings)
+    manifest = _bundle_file(Manifest, run_dir / Manifest.FILE, run.warnings)
     if manifest is None:
         run.warnings.append("manifest.json missing or unreadable: versions and mount options unknown")
-    run.manifest = manifest if isinstance(manifest, dict) else {}
+    else:
+        run.manifest = manifest.to_dict()
     for host_dir in sorted(p for p in raw.iterdir() if p.is_dir()):
         host = host_dir.name
         run.hosts.append(host)
         clock = load_clock(host_dir / "clock.json", run.warnings)
         mount_path = host_entry(run.manifest, host).get("mount")
-        mount_path = mount_path or dig(run.manifest, "mount.path", "mount_path")
-        opts = dig(run.manifest, f"mount_options.{host}", "mount.options", "mount_options")
+        by_host = run.manifest.get("mount_options")
+        opts = by_host.get(host) if isinstance(by_host, dict) else None
         _load_host(run, host, host_dir, clock, mount_path if isinstance(mount_path, str) else None, opts,
                    progress, meanwhile, logs_parsed)
         meanwhile = None
@@ -169,7 +180,7 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
     finally:
         if trace is not None:
             trace.close()
-    monitors = _monitor_list(load_json(d / "monitors.json", w))
+    monitors = _monitor_records(d / Monitors.FILE, w)
     _monitor_warnings(host, monitors, w)
     if (p := d / "dmon.log").exists():
         _told(progress, host, p)

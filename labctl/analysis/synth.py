@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labctl.formats.bundle import Manifest, Monitors
+
 MiB = 2**20
 OPS_TAIL = ["NULL", "OPEN_CONFIRM", "OPEN_NOATTR", "OPEN_DOWNGRADE", "CLOSE", "SETATTR", "FSINFO", "RENEW",
             "LOCK", "LOCKT", "LOCKU", "ACCESS", "LOOKUP", "LOOKUP_ROOT", "REMOVE", "RENAME", "LINK", "SYMLINK",
@@ -124,11 +126,16 @@ def write_run(run_dir: Path, spec: SynthSpec | None = None) -> SynthSpec:
     run_dir.mkdir(parents=True, exist_ok=True)
     mount = "/mnt/fg_llm"
     opts = f"vers=4.1,proto=tcp,rsize=1048576,wsize=1048576,hard,nconnect={spec.nconnect}"
-    manifest = {"run_id": run_dir.name, "experiment": {"name": "synthetic", "epochs": spec.epochs},
-                "versions": {"labctl": "0.1.0", "llmstudio": "v1.2.0", "ontap": "9.14.1", "driver": "550.54.15"},
-                "mount": {"path": mount, "options": opts}, "dataset": {"size_bytes": spec.dataset_bytes},
-                "times": {"start": spec.start_epoch, "end": spec.end_epoch}}
-    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    mount_options = {"proc_mounts": [{"device": "10.0.0.1:/fg_llm", "fstype": "nfs4", "options": opts}],
+                     "mountstats_opts": opts, "xprt_count": spec.nconnect}
+    Manifest(run_id=run_dir.name, state="finished", complete=True, success=True, trainer="emulate",
+             experiment={"name": "synthetic", "trainer": "emulate", "training": {"epochs": spec.epochs},
+                         "emulate": {"dataset_bytes": spec.dataset_bytes}},
+             versions={"labctl": "0.1.0", "llmstudio": "v1.2.0", "ontap": "9.14.1",
+                       "hosts": {h: {"gpu_driver": "550.54.15"} for h in spec.hosts}},
+             hosts=[{"name": h, "mount": mount} for h in spec.hosts],
+             mount_options={h: mount_options for h in spec.hosts},
+             times={"started": spec.start_epoch, "ended": spec.end_epoch}).save(run_dir / Manifest.FILE)
     for rank, host in enumerate(spec.hosts):
         view = plan if rank == 0 else plan.for_other_host()
         d = run_dir / "raw" / host
@@ -137,8 +144,9 @@ def write_run(run_dir: Path, spec: SynthSpec | None = None) -> SynthSpec:
         if spec.declare_utc_offset:
             clock["utc_offset_s"] = spec.utc_offset_s
         (d / "clock.json").write_text(json.dumps(clock))
-        (d / "monitors.json").write_text(json.dumps({"dmon": {"command": "nvidia-smi dmon -s pucvmet -o DT -d 1",
-                                                              "start": spec.start_epoch, "exit": 0}}))
+        dmon = {"name": "dmon", "command": ["nvidia-smi", "dmon", "-s", "pucvmet", "-o", "DT", "-d", "1"],
+                "status": "stopped", "started_at": spec.start_epoch, "exit_status": 0, "errors": []}
+        Monitors(host=host, run_id=run_dir.name, monitors=[dmon]).save(d / Monitors.FILE)
         if "dmon" in spec.sources:
             _dmon(d / "dmon.log", view, spec)
         if "mountstats" in spec.sources:

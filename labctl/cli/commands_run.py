@@ -78,8 +78,8 @@ def run(ctx, experiment: Path, runs_dir: Path, lost_after_s: float, detach: bool
 @lost_after_option
 def attach(run_ref: str, runs_dir: Path, lost_after_s: float) -> None:
     """Follow RUN (a run directory or id) again until it ends, then collect its bundle."""
-    from labctl.experiment.bundle import find_run
     from labctl.experiment.follow import follow
+    from labctl.experiment.runs import find_run
 
     bundle = find_run(run_ref, runs_dir)
     if follow(bundle, console, lost_after_s=lost_after_s) == "detached":
@@ -93,8 +93,8 @@ def attach(run_ref: str, runs_dir: Path, lost_after_s: float) -> None:
 @click.option("--force", is_flag=True, help="Collect what exists even while training still runs.")
 def collect_cmd(run_ref: str, runs_dir: Path, force: bool) -> None:
     """Fetch every raw file of RUN into its bundle (resumable, sha256-verified) and write manifest.json."""
-    from labctl.experiment.bundle import find_run
     from labctl.experiment.collect import collect, require_complete
+    from labctl.experiment.runs import find_run
 
     bundle = find_run(run_ref, runs_dir)
     manifest = collect(bundle, force=force)

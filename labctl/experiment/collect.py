@@ -6,7 +6,6 @@ different hash keeps its place and the new copy is stored beside it as `<name>.<
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -16,22 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from labctl.errors import HostError, RunError
-from labctl.experiment.bundle import load_manifest, save_manifest
 from labctl.experiment.follow import FINAL, agent_cmd, poll, target_of
 from labctl.experiment.manifest import finalize
 from labctl.experiment.remote import SSH_ERRORS, Remote
+from labctl.experiment.runs import load_manifest, save_manifest
 from labctl.experiment.unstarted import refuse_unstarted
+from labctl.fileops import sha256_file
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _free_name(path: Path) -> Path:

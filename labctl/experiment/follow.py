@@ -6,7 +6,6 @@ the agents and trainers run detached, and `labctl attach RUN` follows again.
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 import time
@@ -17,10 +16,12 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
-from labctl.errors import HostError
-from labctl.experiment.bundle import load_manifest, save_manifest
+from labctl.errors import HostError, StateError
+from labctl.experiment.agent.ship import ARCHIVE
 from labctl.experiment.hosts import Target
 from labctl.experiment.remote import SSH_ERRORS, Remote
+from labctl.experiment.runs import load_manifest, save_manifest
+from labctl.formats.bundle import Status
 
 FINAL = ("finished", "failed", "stopped", "lost")
 
@@ -32,7 +33,7 @@ def target_of(rec: dict[str, Any]) -> Target:
 
 
 def agent_cmd(rec: dict[str, Any], cmd: str) -> str:
-    args = (rec.get("python") or "python3", f"{rec['rundir']}/agent/agent.py", cmd, rec["rundir"])
+    args = (rec.get("python") or "python3", f"{rec['rundir']}/agent/{ARCHIVE}", cmd, rec["rundir"])
     return " ".join(shlex.quote(a) for a in args)
 
 
@@ -41,7 +42,10 @@ def poll(remote: Remote, rec: dict[str, Any]) -> dict[str, Any]:
     rc, out, err = remote.run(agent_cmd(rec, "status"), timeout=30)
     if rc != 0:
         raise HostError(f"agent status failed: {(err or out).strip()[-300:]}", where=rec["name"])
-    return json.loads(out)
+    try:
+        return Status.from_json(out, where=f"{rec['rundir']}/status.json").to_dict()
+    except StateError as exc:
+        raise HostError(exc.message, where=rec["name"], fix=exc.fix) from exc
 
 
 def describe(st: dict[str, Any]) -> tuple[str, float | None, float]:

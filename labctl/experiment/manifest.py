@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import time
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl import __version__
+from labctl.fileops import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +25,11 @@ def file_entries(bundle: Path) -> list[dict[str, Any]]:
             continue
         for path in sorted(root.rglob("*")):
             if path.is_file() and not path.name.endswith(".part"):
-                h = hashlib.sha256()
-                with open(path, "rb") as fh:
-                    for block in iter(lambda f=fh: f.read(1 << 20), b""):
-                        h.update(block)
                 entries.append(
                     {
                         "path": str(path.relative_to(bundle)),
                         "size": path.stat().st_size,
-                        "sha256": h.hexdigest(),
+                        "sha256": sha256_file(path),
                     }
                 )
     return entries
@@ -47,12 +43,7 @@ def verify(bundle: Path, manifest: dict[str, Any]) -> list[str]:
         if not path.is_file():
             problems.append(f"{entry['path']}: missing")
             continue
-        h = hashlib.sha256(path.read_bytes()).hexdigest() if entry["size"] < (64 << 20) else None
-        if h is None:
-            from labctl.experiment.collect import sha256_file
-
-            h = sha256_file(path)
-        if h != entry["sha256"] or path.stat().st_size != entry["size"]:
+        if sha256_file(path) != entry["sha256"] or path.stat().st_size != entry["size"]:
             problems.append(f"{entry['path']}: checksum or size differs")
     return problems
 

@@ -7,7 +7,6 @@ import os
 import shlex
 import socket
 import time
-from pathlib import Path
 
 import paramiko
 
@@ -79,16 +78,14 @@ class Remote:
             self._sftp = self.connect().open_sftp()
         return self._sftp
 
-    def put(self, local: Path, remote: str, mode: int = 0o644) -> None:
+    def put_bytes(self, data: bytes, remote: str, mode: int = 0o644) -> None:
         sftp = self.sftp()
-        sftp.put(str(local), remote)
+        with sftp.open(remote, "w") as fh:
+            fh.write(data)
         sftp.chmod(remote, mode)
 
     def put_text(self, text: str, remote: str, mode: int = 0o644) -> None:
-        sftp = self.sftp()
-        with sftp.open(remote, "w") as fh:
-            fh.write(text.encode("utf-8"))
-        sftp.chmod(remote, mode)
+        self.put_bytes(text.encode("utf-8"), remote, mode)
 
     def mkdir(self, path: str) -> None:
         self.check(f"mkdir -p {shlex.quote(path)}")

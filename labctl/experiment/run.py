@@ -14,17 +14,17 @@ from labctl import __version__
 from labctl.config.experiment import Experiment, load_experiment
 from labctl.errors import ConfigError, HostError, Interrupted, LabctlError, RunError
 from labctl.experiment import llmstudio_keys as K
-from labctl.experiment.bundle import new_run_id, save_manifest
+from labctl.experiment.agent.ship import ARCHIVE, agent_archive
 from labctl.experiment.hosts import Target, resolve_hosts
 from labctl.experiment.modelsize import emulated_checkpoint_bytes
 from labctl.experiment.remote import Remote
 from labctl.experiment.render import render_config
+from labctl.experiment.runs import new_run_id, save_manifest
 from labctl.experiment.unstarted import starting, undo
+from labctl.formats.bundle import Spec
 from labctl.paths import repo_data
 
 log = logging.getLogger(__name__)
-AGENT_DIR = Path(__file__).resolve().parent / "agent"
-AGENT_FILES = ("agent.py", "hostmon.py", "emulator.py")
 BPF_PROGRAM = "io_by_second.bt"
 
 
@@ -110,7 +110,7 @@ def trainer_spec(exp: Experiment, target: Target, rundir: str, out: str, version
     if exp.trainer == "emulate":
         return {
             "kind": "emulate",
-            "argv": [target.python, f"{rundir}/agent/emulator.py", f"{rundir}/emulator.json"],
+            "argv": [target.python, f"{rundir}/agent/{ARCHIVE}", "emulate", f"{rundir}/emulator.json"],
             "cwd": rundir,
             "output_dir": out,
             "flags_path": f"{out}/flags.json",
@@ -203,13 +203,12 @@ class HostRun:
             )
         for sub in ("agent", "raw", "logs"):
             r.mkdir(f"{self.rundir}/{sub}")
-        for name in AGENT_FILES:
-            r.put(AGENT_DIR / name, f"{self.rundir}/agent/{name}", 0o755)
+        r.put_bytes(agent_archive(), f"{self.rundir}/agent/{ARCHIVE}")
         if bpf_program():
             from labctl.analysis.bpf import render_program
 
             r.put_text(render_program(self.target.mount), f"{self.rundir}/agent/{BPF_PROGRAM}")
-        r.put_text(json.dumps(self.spec, indent=1), f"{self.rundir}/spec.json")
+        r.put_text(Spec.from_dict(self.spec).to_json(), f"{self.rundir}/spec.json")
         out = r.check(self._agent("facts", f"{self.rundir}/spec.json"))
         self.facts = json.loads(out)
         self.record["facts"] = self.facts
@@ -271,7 +270,7 @@ class HostRun:
                 f"{self.rundir}/emulator.json",
             )
         self.spec["trainer"] = trainer_spec(exp, self.target, self.rundir, self.out, version)
-        r.put_text(json.dumps(self.spec, indent=1), f"{self.rundir}/spec.json")
+        r.put_text(Spec.from_dict(self.spec).to_json(), f"{self.rundir}/spec.json")
         r.mkdir(self.out)
         clock = r.clock_offset()
         self.record["clock"] = clock
@@ -283,7 +282,7 @@ class HostRun:
 
     def _agent(self, cmd: str, arg: str) -> str:
         return " ".join(
-            shlex.quote(a) for a in (self.target.python, f"{self.rundir}/agent/agent.py", cmd, arg)
+            shlex.quote(a) for a in (self.target.python, f"{self.rundir}/agent/{ARCHIVE}", cmd, arg)
         )
 
 
@@ -336,7 +335,6 @@ def start_run(experiment_file: Path, inventory: Path, runs_root: Path) -> Path:
     (bundle / "raw").mkdir(mode=0o700)
     runs = [HostRun(exp, t, run_id) for t in targets]
     manifest: dict[str, Any] = {
-        "version": 1,
         "run_id": run_id,
         "complete": False,
         "state": "preparing",

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from labctl.errors import HostError, LabctlError, RunError
-from labctl.experiment.bundle import save_manifest
+from labctl.experiment.agent.ship import ARCHIVE
 from labctl.experiment.follow import agent_cmd, target_of
 from labctl.experiment.remote import SSH_ERRORS, Remote
+from labctl.experiment.runs import save_manifest
 
 NEVER_STARTED = ("preparing", "failed to start", "interrupted before start")
 STARTING_LOCK = ".starting.lock"
@@ -65,7 +66,7 @@ def _clean_command(rec: dict[str, Any]) -> str:
     output directory and the run's parent directories only where they are empty."""
     q = shlex.quote
     rundir = rec["rundir"].rstrip("/")
-    agent = f"{rundir}/agent/agent.py"
+    agent = f"{rundir}/agent/{ARCHIVE}"
     stop = agent_cmd({**rec, "rundir": rundir}, "stop")
     steps = [f"if [ -f {q(agent)} ]; then {stop} >/dev/null 2>&1; fi", f"rm -rf -- {q(rundir)}",
              f"rmdir -- {q(posixpath.dirname(rundir))} 2>/dev/null"]

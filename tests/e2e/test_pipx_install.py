@@ -73,7 +73,7 @@ def test_shipped_files_and_ansible_come_from_the_installed_package(pipx_labctl, 
         assert path.is_file(), path
     assert Path(found["ansible"]).resolve() == (venv / "bin").resolve()
     agent = Path(found["package"]).parent / "experiment" / "agent"
-    assert (agent / "agent.py").is_file() and (agent / "hostmon.py").is_file()
+    assert (agent / "cli.py").is_file() and (agent / "hostmon.py").is_file() and (agent / "ship.py").is_file()
 
 
 def test_a_playbook_runs_with_only_labctl_on_path(pipx_labctl, tmp_path):

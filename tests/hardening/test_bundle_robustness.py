@@ -216,7 +216,7 @@ def test_attach_on_a_run_killed_while_preparing_undoes_it_instead_of_polling(lab
             manifest["hosts"] = []
             (bundle / "manifest.json").write_text(json.dumps(manifest))
         host_dirs = [Path(h["root"]) / "var-tmp" / "labctl" / bundle.name for h in lab["hosts"]]
-        assert (host_dirs[0] / "gpu1" / "agent" / "agent.py").exists()  # what it left on gpu1
+        assert (host_dirs[0] / "gpu1" / "agent" / "agent.pyz").exists()  # what it left on gpu1
 
         done = labctl("attach", str(bundle), timeout=90)  # polled forever before
         text = done.stdout + done.stderr

@@ -80,9 +80,9 @@ def test_agent_commands_quote_every_word(tmp_path_factory, rundir, python):
     run = SimpleNamespace(target=SimpleNamespace(python=python), rundir=rundir)
     for command, want in [
         (HostRun._agent(run, "start", f"{rundir}/spec.json"),  # type: ignore[arg-type]
-         [python, f"{rundir}/agent/agent.py", "start", f"{rundir}/spec.json"]),
+         [python, f"{rundir}/agent/agent.pyz", "start", f"{rundir}/spec.json"]),
         (agent_cmd({"python": python, "rundir": rundir}, "status"),
-         [python, f"{rundir}/agent/agent.py", "status", rundir]),
+         [python, f"{rundir}/agent/agent.pyz", "status", rundir]),
     ]:
         assert _through_sh(command, tmp) == want
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from labctl.experiment.agent import agent as agent_mod
+from labctl.experiment.agent import privilege, progress
+from labctl.experiment.agent.ship import ARCHIVE, write_agent
+from labctl.fileops import pid_alive
 
-AGENT_DIR = Path(agent_mod.__file__).parent
 DMON = """#!/bin/sh
 [ "$1" = dmon ] || exit 1
 echo "#Date       Time        gpu   pwr gtemp mtemp    sm   mem"
@@ -61,8 +62,7 @@ def host(tmp_path, monkeypatch):
 def spec_for(tmp_path: Path, mount: Path, *, steps: int = 6, epochs: int = 2, compute: float = 0.15) -> Path:
     rundir = tmp_path / "run"
     (rundir / "agent").mkdir(parents=True)
-    for name in ("agent.py", "hostmon.py", "emulator.py"):
-        (rundir / "agent" / name).write_bytes((AGENT_DIR / name).read_bytes())
+    write_agent(rundir / "agent")
     out = mount / "out"
     emu = {
         "output_dir": str(out),
@@ -98,7 +98,8 @@ def spec_for(tmp_path: Path, mount: Path, *, steps: int = 6, epochs: int = 2, co
         },
         "trainer": {
             "kind": "emulate",
-            "argv": [sys.executable, str(rundir / "agent" / "emulator.py"), str(rundir / "emulator.json")],
+            "argv": [sys.executable, str(rundir / "agent" / ARCHIVE), "emulate",
+                     str(rundir / "emulator.json")],
             "cwd": str(rundir),
             "output_dir": str(out),
             "flags_path": str(out / "flags.json"),
@@ -110,7 +111,7 @@ def spec_for(tmp_path: Path, mount: Path, *, steps: int = 6, epochs: int = 2, co
 
 def agent(rundir: Path, cmd: str, arg: str | None = None) -> dict | list:
     out = subprocess.run(
-        [sys.executable, str(rundir / "agent" / "agent.py"), cmd, arg or str(rundir)],
+        [sys.executable, str(rundir / "agent" / ARCHIVE), cmd, arg or str(rundir)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -195,7 +196,7 @@ def test_stop_request_stops_training(host):
     st = wait_final(rundir, 60)
     assert st["state"] == "stopped"
     assert st["trainer"]["finished_flag"] is False
-    assert not agent_mod.pid_alive(st["trainer"]["pid"])
+    assert not pid_alive(st["trainer"]["pid"])
     assert not (mount / "out" / "flags.json").exists()
     mon = json.loads((rundir / "raw" / "monitors.json").read_text())["monitors"]
     assert all(m["status"] in ("stopped", "skipped", "failed") for m in mon)
@@ -209,7 +210,7 @@ def test_status_of_a_dead_agent_is_lost(host, tmp_path):
         json.dumps({"state": "training", "agent_pid": 2**22 + 12345, "trainer": {"pid": 2**22 + 12346}})
     )
     out = subprocess.run(
-        [sys.executable, str(AGENT_DIR / "agent.py"), "status", str(rundir)],
+        [sys.executable, "-m", "labctl.experiment.agent", "status", str(rundir)],  # from the checkout
         capture_output=True,
         text=True,
         check=True,
@@ -228,18 +229,18 @@ def test_log_parsers():
     with tempfile.TemporaryDirectory() as d:
         log = Path(d) / "train.log"
         log.write_text("\n".join(text_lines) + "\n")
-        p = agent_mod.progress(log)
+        p = progress.progress(log)
         assert p == {"epoch": 2, "epochs": 3, "step": 6, "total": 43, "loss": 1.23, "phase": "train"}
         dmon = Path(d) / "dmon.log"
         dmon.write_text(
             "#Date Time gpu sm\n#YYYYMMDD HH:MM:SS Idx %\n 20260101 10:00:00 0 10\n"
             " 20260101 10:00:01 0 90\n 20260101 10:00:01 1 30\n 20260101 10:00:02 0 ^C"
         )
-        assert agent_mod.last_gpu_pct(dmon) == 60.0
-        assert agent_mod.last_gpu_pct(dmon, gpus=1) == 90.0
+        assert progress.last_gpu_pct(dmon) == 60.0
+        assert progress.last_gpu_pct(dmon, gpus=1) == 90.0
         rows = "".join(f" 20260101 10:{i // 60:02d}:{i % 60:02d} 0 {i % 100}\n" for i in range(3000))
         dmon.write_text("#Date Time gpu sm\n#YYYYMMDD HH:MM:SS Idx %\n" + rows)  # header far above the tail
-        assert agent_mod.last_gpu_pct(dmon) == 99.0
+        assert progress.last_gpu_pct(dmon) == 99.0
 
 
 def test_systemd_run_failure_falls_back_to_setsid(host):
@@ -260,13 +261,13 @@ def test_systemd_run_failure_falls_back_to_setsid(host):
 
 def test_bpftrace_is_skipped_without_root(monkeypatch):
     monkeypatch.setattr(
-        agent_mod.shutil, "which", lambda name: None if name == "sudo" else f"/usr/bin/{name}"
+        privilege.shutil, "which", lambda name: None if name == "sudo" else f"/usr/bin/{name}"
     )
-    monkeypatch.setattr(agent_mod.os, "geteuid", lambda: 1000)
-    prefix, reason = agent_mod.bpftrace_privilege()
+    monkeypatch.setattr(privilege.os, "geteuid", lambda: 1000)
+    prefix, reason = privilege.bpftrace_privilege()
     assert prefix == [] and "not root" in reason
-    monkeypatch.setattr(agent_mod.shutil, "which", lambda name: None)
-    assert agent_mod.bpftrace_privilege()[1] == "bpftrace is not installed"
+    monkeypatch.setattr(privilege.shutil, "which", lambda name: None)
+    assert privilege.bpftrace_privilege()[1] == "bpftrace is not installed"
 
 
 def test_stop_after_the_agent_died_stops_what_it_left(host):
@@ -285,12 +286,12 @@ def test_stop_after_the_agent_died_stops_what_it_left(host):
     monitors = json.loads((rundir / "raw" / "monitors.json").read_text())["monitors"]
     running = {m["name"]: m["pid"] for m in monitors if m["status"] == "running"}
     pids = [st["trainer"]["pid"], running["dmon"], running["mountstats"]]
-    assert all(agent_mod.pid_alive(p) for p in pids)
+    assert all(pid_alive(p) for p in pids)
     agent(rundir, "stop")
     deadline = time.time() + 15
-    while time.time() < deadline and any(agent_mod.pid_alive(p) for p in pids):
+    while time.time() < deadline and any(pid_alive(p) for p in pids):
         time.sleep(0.2)
-    assert not any(agent_mod.pid_alive(p) for p in pids)
+    assert not any(pid_alive(p) for p in pids)
 
 
 def test_progress_on_real_llmstudio_v1_2_0_lines(tmp_path):
@@ -299,7 +300,7 @@ def test_progress_on_real_llmstudio_v1_2_0_lines(tmp_path):
     lines = real.read_text(encoding="utf-8").splitlines()
     log = tmp_path / "train.log"
     log.write_text("\n".join(lines[:8]) + "\n", encoding="utf-8")
-    assert agent_mod.progress(log) == {
+    assert progress.progress(log) == {
         "epoch": 1,
         "epochs": 2,
         "step": 90,
@@ -308,8 +309,8 @@ def test_progress_on_real_llmstudio_v1_2_0_lines(tmp_path):
         "phase": "train",
     }
     log.write_text("\n".join(lines[:10]) + "\n", encoding="utf-8")
-    assert agent_mod.progress(log)["phase"] == "validation"
+    assert progress.progress(log)["phase"] == "validation"
     log.write_text("\n".join(lines[:12]) + "\n", encoding="utf-8")
-    assert agent_mod.progress(log)["phase"] == "checkpoint"
+    assert progress.progress(log)["phase"] == "checkpoint"
     log.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    assert agent_mod.progress(log)["epoch"] == 2
+    assert progress.progress(log)["epoch"] == 2

@@ -13,6 +13,7 @@ date for the `nvidia-smi` shim.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -22,6 +23,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from labctl.fileops import write_json_atomic
 
 log = logging.getLogger("labctl.emulator")
 
@@ -193,12 +196,8 @@ class GpuActivity:
             "mem_used_mib": [self.mem_mib] * self.gpus,
             "pid": os.getpid(),
         }
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            tmp.write_text(json.dumps(doc))
-            os.replace(tmp, self.path)
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            write_json_atomic(self.path, doc)
 
     def stop(self) -> None:
         self._stop.set()

@@ -1,14 +1,14 @@
-"""The run bundle on the controller: `runs/<run-id>/` with manifest.json and raw/<host>/…"""
+"""The runs directory on the controller: new run ids, finding a run's bundle (`runs/<run-id>/`), and
+reading and writing its manifest.json (through `labctl.formats.bundle.Manifest`)."""
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from labctl.errors import StateError
+from labctl.formats.bundle import Manifest
 
 MANIFEST = "manifest.json"
 
@@ -39,15 +39,11 @@ def find_run(ref: str, runs_root: Path) -> Path:
 
 
 def load_manifest(bundle: Path) -> dict[str, Any]:
-    try:
-        return json.loads((bundle / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise StateError(f"cannot read {bundle / MANIFEST}: {exc}") from exc
+    """manifest.json as a dict of its schema's keys; StateError naming the file when it is unreadable, of
+    an unknown schema version, or has keys that version does not know."""
+    return Manifest.load(bundle / MANIFEST).to_dict()
 
 
 def save_manifest(bundle: Path, manifest: dict[str, Any]) -> None:
-    """Atomic write of manifest.json."""
-    path = bundle / MANIFEST
-    tmp = path.with_name(f".{MANIFEST}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Check `manifest` against the schema, then write manifest.json atomically."""
+    Manifest.from_dict(manifest, where=str(bundle / MANIFEST)).save(bundle / MANIFEST)

@@ -1,0 +1,120 @@
+"""The host agent's commands (`python agent.pyz COMMAND ARG`), each printing one JSON document:
+
+  start SPEC.json   daemonize (setsid) the run below; print {"pid": …}
+  run SPEC.json     start monitors, then the detached trainer, follow it, stop monitors after it
+  status RUNDIR     print status.json (state "lost" when the agent died mid-run)
+  stop RUNDIR       ask the agent to stop training (or stop it directly when the agent is gone)
+  files RUNDIR      print [{"path", "size", "sha256"}] of every file under RUNDIR/raw
+  facts SPEC.json   print versions and mount facts of this host
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from labctl.errors import LabctlError
+from labctl.experiment.agent.facts import host_facts
+from labctl.experiment.agent.monitors import child_env, self_argv
+from labctl.experiment.agent.supervisor import Supervisor
+from labctl.fileops import pid_alive, sha256_file
+from labctl.formats.bundle import Monitors, Spec, Status
+
+FINAL = ("finished", "failed", "stopped")
+
+
+def cmd_start(spec_path: str) -> int:
+    spec_path = str(Path(spec_path).resolve())
+    rundir = Path(Spec.load(Path(spec_path)).rundir)
+    (rundir / "logs").mkdir(parents=True, exist_ok=True)
+    with open(rundir / "logs" / "agent.log", "ab") as log:
+        proc = subprocess.Popen(
+            [*self_argv(), "run", spec_path],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            cwd=rundir,
+            env=child_env(),
+        )
+    for _ in range(100):
+        if (rundir / "status.json").exists():
+            break
+        time.sleep(0.05)
+    print(json.dumps({"pid": proc.pid}))
+    return 0
+
+
+def _status(rundir: Path) -> Status | None:
+    try:
+        return Status.load(rundir / "status.json")
+    except LabctlError:
+        return None
+
+
+def cmd_status(rundir: str) -> int:
+    status = _status(Path(rundir)) or Status()
+    if status.state not in FINAL and not pid_alive(status.agent_pid):
+        status.state = "lost"
+        status.trainer_alive = pid_alive(status.trainer.get("pid"))
+    print(json.dumps(status.to_dict()))
+    return 0
+
+
+def cmd_stop(rundir: str) -> int:
+    rd = Path(rundir)
+    (rd / "stop.request").touch()
+    status = _status(rd)
+    if status and not pid_alive(status.agent_pid):  # the agent is gone: stop what it left running
+        try:
+            monitors = Monitors.load(rd / "raw" / "monitors.json").monitors
+        except LabctlError:
+            monitors = []
+        groups = [status.trainer.get("pgid")]
+        groups += [m.get("pid") for m in monitors if m.get("status") == "running"]
+        for pgid in filter(None, groups):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGTERM)
+    print(json.dumps({"requested": True}))
+    return 0
+
+
+def cmd_files(rundir: str) -> int:
+    raw = Path(rundir) / "raw"
+    out = [
+        {"path": str(p.relative_to(raw)), "size": p.stat().st_size, "sha256": sha256_file(p)}
+        for p in sorted(raw.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    ]
+    print(json.dumps(out))
+    return 0
+
+
+def cmd_facts(spec_path: str) -> int:
+    print(json.dumps(host_facts(Spec.load(Path(spec_path)))))
+    return 0
+
+
+def cmd_run(spec_path: str) -> int:
+    return Supervisor(Spec.load(Path(spec_path))).run()
+
+
+COMMANDS = {"start": cmd_start, "run": cmd_run, "status": cmd_status, "stop": cmd_stop, "files": cmd_files,
+            "facts": cmd_facts}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] not in COMMANDS:
+        print(__doc__, file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[argv[0]](argv[1])
+    except LabctlError as exc:  # a spec that is not this labctl's: said in one line, no traceback
+        print(f"error: {exc.message}" + (f" (fix: {exc.fix})" if exc.fix else ""), file=sys.stderr)
+        return 2

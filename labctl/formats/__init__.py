@@ -1,0 +1,1 @@
+"""Readers and writers of the files labctl produces and reads."""
