@@ -245,6 +245,12 @@ def default_of(key: str) -> Any:
     return spec.get_default(call_default_factory=True)
 
 
+def resolve_dataset_dir(dataset_dir: str | None, mount_path: str) -> str:
+    """Where `train_full.pq` lives: `labctl_dataset_dir`, else `<labctl_mount_path>/data/oasst` (on the
+    FlexGroup)."""
+    return dataset_dir or f"{mount_path.rstrip('/')}/data/oasst"
+
+
 def var_or_default(variables: dict[str, Any], key: str) -> Any:
     """`variables[key]` (a host's resolved variables), else LabVars' default for it."""
     value = variables.get(key)

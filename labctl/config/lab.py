@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from labctl.config import keys
 from labctl.config.clients import client_text, covers_everything, parse_client
 from labctl.config.inventory import LAB_GROUP, InventoryData, InventoryHost, read_inventory
 from labctl.config.keys import KNOWN_KEYS, MAX_CONSTITUENTS, LabVars, LifSpec, parse_size
@@ -297,7 +298,7 @@ def build_lab_config(inv: InventoryData, *, resolve_secrets: bool = True) -> Lab
     )
     resolved = v.model_dump()
     resolved.pop("labctl_ontap_password", None)
-    dataset_dir = v.labctl_dataset_dir or f"{v.labctl_mount_path.rstrip('/')}/data/oasst"
+    dataset_dir = keys.resolve_dataset_dir(v.labctl_dataset_dir, v.labctl_mount_path)
     resolved["labctl_dataset_dir"] = dataset_dir
     return LabConfig(
         inventory=inv.path,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.config.inventory import read_inventory
-from labctl.config.keys import default_of
+from labctl.config.keys import default_of, resolve_dataset_dir
 from labctl.errors import ConfigError
 from labctl.hosts.ssh import known_hosts_from_args
 
@@ -37,7 +37,7 @@ class Target:
 
     @property
     def dataset_dir(self) -> str:
-        return str(self.var("labctl_dataset_dir") or f"{self.mount.rstrip('/')}/data/oasst")
+        return resolve_dataset_dir(self.vars.get("labctl_dataset_dir"), self.mount)
 
     def as_json(self) -> dict[str, Any]:
         return {
