@@ -5,7 +5,8 @@ touched.
     cfg = load_lab_config(inventory_dir)          # raises ConfigError naming the file, the key and the fix
     cfg.mount.path, cfg.mount.options, cfg.hosts, cfg.flexgroup.size, cfg.ontap.password.get_secret_value()
 
-Keys and defaults are the inventory contract of docs/design.md; inventories/sample documents each one.
+Keys and defaults are defined once in `labctl.config.keys` (docs/configuration.md is generated from it);
+inventories/sample documents each one.
 """
 
 from __future__ import annotations
