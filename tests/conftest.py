@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(config, items) -> None:
     items.sort(key=lambda item: item.path not in heavy)
 
 
-# --- ONTAP simulator (see README "The ONTAP simulator") ---------------------------------------------------
+# --- ONTAP simulator (see docs/simulated-lab.md) ---------------------------------------------------
 @pytest.fixture(scope="session")
 def _ontap_sim_server() -> Iterator[object]:
     from labctl.sim import OntapSimulator
@@ -52,7 +52,7 @@ def ontap_sim(_ontap_sim_server):
     _ontap_sim_server.reset()
 
 
-# --- simulated lab (see README "The simulated lab") -------------------------------------------------------
+# --- simulated lab (see docs/simulated-lab.md) -------------------------------------------------------
 @pytest.fixture(scope="session")
 def sim_lab(tmp_path_factory) -> Iterator[dict]:
     """`labctl sim up --hosts 2` into a temp dir; `sim down` at the end (root only, else skipped).

@@ -55,18 +55,16 @@ def cli(ctx: click.Context, inventory: str | None, verbose: int) -> None:
 
 
 def _register() -> None:
-    from labctl.cli import commands_lab, commands_sim
+    from labctl.cli import (
+        commands_demo,
+        commands_hosts,
+        commands_lab,
+        commands_report,
+        commands_run,
+        commands_sim,
+    )
 
-    for module in (commands_sim, commands_lab):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-    for optional in ("commands_run", "commands_report", "commands_demo", "commands_hosts"):
-        try:
-            module = __import__(f"labctl.cli.{optional}", fromlist=["COMMANDS"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"labctl.cli.{optional}":
-                raise
-            continue
+    for module in (commands_sim, commands_lab, commands_run, commands_report, commands_demo, commands_hosts):
         for command in module.COMMANDS:
             cli.add_command(command)
 

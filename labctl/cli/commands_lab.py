@@ -192,10 +192,7 @@ def _print_storage_status(console: Console, report: dict[str, Any], state_dir: P
         console.print("pending: nothing (the cluster matches the configuration)")
 
 
-def _print_host_status(console: Console, hosts: Any) -> None:
-    if not isinstance(hosts, dict):
-        console.print("hosts: hosts phase not available")
-        return
+def _print_host_status(console: Console, hosts: dict[str, Any]) -> None:
     table = Table(title="GPU hosts", title_justify="left", show_edge=False, pad_edge=False)
     for col in ("host", "address", "reachable", "mounted", "problems"):
         table.add_column(col, overflow="fold")

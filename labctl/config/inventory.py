@@ -1,21 +1,24 @@
-"""Read an Ansible inventory directory the way the playbooks see it: hosts, groups and the `all` group's vars.
+"""The one reader of the inventory: Ansible's own loader, once per command, for everyone.
 
-Ansible's own loader does the work (InventoryManager + VariableManager + DataLoader, with vault secrets from
-`$ANSIBLE_VAULT_PASSWORD_FILE`). A plain YAML pass over the same files only finds which file set each key, so
-that a validation error can name it, and catches YAML syntax errors with their line number.
+Ansible's InventoryManager + VariableManager + DataLoader (vault secrets from `$ANSIBLE_VAULT_PASSWORD_FILE`)
+give the lab (`all` group) vars, every group's hosts and each host's `labctl_*`/`ansible_*` variables exactly
+as the playbooks see them. The result is kept for as long as no file of the inventory (nor an `ANSIBLE_*`
+setting) changes, so the lab config, the hosts phase and `labctl run` share one load. A plain YAML pass over
+the same files first catches syntax errors (with their line number) and alias bombs, and finds which file set
+each lab key, so that a validation error can name it.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
 
-from labctl.config.plain_inventory import read_plain
 from labctl.config.yaml_budget import ALIAS_FIX, AliasBudgetExceeded, load_yaml
 from labctl.errors import ConfigError
 
@@ -23,12 +26,20 @@ LAB_GROUP = "gpu_hosts"
 VAULT_HEADER = "$ANSIBLE_VAULT"
 
 
+VAR_PREFIXES = ("labctl_", "ansible_")
+VARS_EXTS = (".yml", ".yaml", ".json", "")
+_CACHE: dict[tuple[Any, ...], InventoryData] = {}
+_CACHE_SIZE = 8
+
+
 @dataclass(frozen=True)
 class InventoryHost:
-    """One host of the inventory: its inventory name and the address Ansible connects to."""
+    """One host of the inventory: its name, the address Ansible connects to, and its `labctl_*`/`ansible_*`
+    variables (group_vars and host_vars included, read-only)."""
 
     name: str
     address: str
+    vars: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
@@ -40,10 +51,24 @@ class InventoryData:
     origins: dict[str, str] = field(default_factory=dict)
     vaulted: set[str] = field(default_factory=set)
     groups: dict[str, list[InventoryHost]] = field(default_factory=dict)
+    manager: Any = field(default=None, repr=False, compare=False)  # Ansible's InventoryManager
 
     def where(self, key: str) -> str:
         """The file that set `key`, else the file where it belongs (group_vars/all.yml)."""
         return self.origins.get(key, str(self.path / "group_vars" / "all.yml"))
+
+    def hosts(self, pattern: str) -> list[InventoryHost]:
+        """The hosts an Ansible host pattern (`gpu_hosts`, `gpu1:gpu2`, `gpu_hosts:!gpu3`…) matches, in
+        Ansible's order; an empty list when none does (the caller says what to fix)."""
+        from ansible import constants
+
+        by_name = {h.name: h for hosts in self.groups.values() for h in hosts}
+        saved = constants.HOST_PATTERN_MISMATCH  # labctl reports an empty match itself, with the fix
+        constants.HOST_PATTERN_MISMATCH = "ignore"
+        try:
+            return [by_name[h.name] for h in self.manager.get_hosts(pattern=pattern)]
+        finally:
+            constants.HOST_PATTERN_MISMATCH = saved
 
 
 class _TolerantLoader(yaml.SafeLoader):
@@ -103,10 +128,29 @@ def _all_group_var_files(root: Path) -> list[Path]:
     return files
 
 
+def _vars_files(root: Path) -> list[Path]:
+    """Every file Ansible's vars plugin may read under group_vars/ and host_vars/."""
+    found = []
+    for top in ("group_vars", "host_vars"):
+        for dirpath, dirnames, filenames in os.walk(root / top):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            found += [
+                Path(dirpath) / f
+                for f in sorted(filenames)
+                if not f.startswith(".") and Path(f).suffix in VARS_EXTS
+            ]
+    return found
+
+
 def _origins(root: Path) -> tuple[dict[str, str], list[Path]]:
-    """Map each key of the `all` group to the file that sets it (later files win, as in Ansible)."""
+    """Map each key of the `all` group to the file that sets it (later files win, as in Ansible), after a
+    plain YAML pass over every file (syntax errors and alias bombs are reported here, naming the file)."""
     origins: dict[str, str] = {}
     encrypted: list[Path] = []
+    all_files = set(_all_group_var_files(root))
+    for path in _vars_files(root):
+        if path not in all_files and path.is_file():
+            _scan(path)
     for path in _inventory_files(root):
         data = _scan(path)
         if data is None:
@@ -168,12 +212,14 @@ def _vault_secrets(loader: Any) -> list[tuple[str, Any]]:
 
 
 def read_inventory(path: Path) -> InventoryData:
-    """Load hosts, groups and the lab (`all` group) vars of an inventory directory.
+    """Load hosts, groups and the lab (`all` group) vars of an inventory directory (once while its files and
+    Ansible settings stay the same; each caller gets its own lab_vars/origins to change).
 
     Raises:
-        ConfigError: the directory is missing or empty, a file is not valid YAML, or a vault value
-            cannot be decrypted.
+        ConfigError: the directory is missing or empty, a file is not valid YAML, Ansible cannot load it,
+            or a vault value cannot be decrypted.
     """
+    path = Path(path)
     if not path.is_dir():
         raise ConfigError(
             f"inventory directory {path} does not exist",
@@ -186,15 +232,42 @@ def read_inventory(path: Path) -> InventoryData:
             where=str(path),
             fix="create hosts.yml with a gpu_hosts group (see inventories/sample/hosts.yml)",
         )
-    origins, encrypted = _origins(path)
-    plain = None if encrypted else read_plain(path)
-    if plain is not None:
-        groups = {g: [InventoryHost(h, a) for h, a in hosts] for g, hosts in plain.groups.items()}
-        return InventoryData(path=path, lab_vars=plain.all_vars, origins=origins, groups=groups)
-    return read_with_ansible(path, origins, encrypted)
+    key = _fingerprint(path)
+    data = _CACHE.get(key)
+    if data is None:
+        origins, encrypted = _origins(path)
+        data = _load(path, origins, encrypted)
+        while len(_CACHE) >= _CACHE_SIZE:
+            del _CACHE[next(iter(_CACHE))]
+        _CACHE[key] = data
+    return replace(data, lab_vars=dict(data.lab_vars), origins=dict(data.origins), vaulted=set(data.vaulted))
 
 
-def read_with_ansible(path: Path, origins: dict[str, str], encrypted: list[Path]) -> InventoryData:
+def _fingerprint(path: Path) -> tuple[Any, ...]:
+    """What a load depends on: every file of the inventory (and the vault password file) as it is now, the
+    `ANSIBLE_*` settings and the working directory (where an ansible.cfg may be)."""
+    files = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        for name in sorted(filenames):
+            try:
+                st = os.stat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            files.append((dirpath, name, st.st_ino, st.st_size, st.st_mtime_ns))
+    vault = os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
+    vault_stat = None
+    if vault:
+        try:
+            st = os.stat(vault)
+            vault_stat = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            pass
+    settings = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("ANSIBLE_")))
+    return (str(path.resolve()), os.getcwd(), tuple(files), vault_stat, settings)
+
+
+def _load(path: Path, origins: dict[str, str], encrypted: list[Path]) -> InventoryData:
     """`read_inventory` through Ansible's InventoryManager (any inventory Ansible reads)."""
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
@@ -212,13 +285,8 @@ def read_with_ansible(path: Path, origins: dict[str, str], encrypted: list[Path]
         all_group = inventory.groups["all"]
         raw = dict(all_group.get_vars())
         raw.update(get_vars_from_inventory_sources(loader, [str(path)], [all_group], "all"))
-        groups = {
-            name: [
-                InventoryHost(h.name, str(variables.get_vars(host=h).get("ansible_host", h.name)))
-                for h in group.get_hosts()
-            ]
-            for name, group in inventory.groups.items()
-        }
+        hosts = {h.name: _host(h, variables) for h in all_group.get_hosts()}
+        groups = {name: [hosts[h.name] for h in g.get_hosts()] for name, g in inventory.groups.items()}
     except AnsibleError as exc:
         fix = (
             "set ANSIBLE_VAULT_PASSWORD_FILE to the vault password file"
@@ -229,7 +297,7 @@ def read_with_ansible(path: Path, origins: dict[str, str], encrypted: list[Path]
             f"Ansible cannot load the inventory: {exc.message}", where=str(path), fix=fix
         ) from None
 
-    data = InventoryData(path=path, lab_vars={}, origins=origins, groups=groups)
+    data = InventoryData(path=path, lab_vars={}, origins=origins, groups=groups, manager=inventory)
     for key, value in raw.items():
         if isinstance(value, EncryptedString):
             if not secrets:
@@ -254,6 +322,13 @@ def read_with_ansible(path: Path, origins: dict[str, str], encrypted: list[Path]
         data.lab_vars[key] = plain_value(value)
     _template(data, loader, {k: v for k, v in raw.items() if not isinstance(v, EncryptedString)})
     return data
+
+
+def _host(host: Any, variables: Any) -> InventoryHost:
+    """One host with its variables as a play would see them (inventory, group_vars, host_vars)."""
+    hv = variables.get_vars(host=host, include_hostvars=False)
+    own = {str(k): plain_value(v) for k, v in hv.items() if str(k).startswith(VAR_PREFIXES)}
+    return InventoryHost(host.name, str(own.get("ansible_host") or host.name), MappingProxyType(own))
 
 
 def _template(data: InventoryData, loader: Any, raw: dict[str, Any]) -> None:

@@ -5,7 +5,8 @@ touched.
     cfg = load_lab_config(inventory_dir)          # raises ConfigError naming the file, the key and the fix
     cfg.mount.path, cfg.mount.options, cfg.hosts, cfg.flexgroup.size, cfg.ontap.password.get_secret_value()
 
-Keys and defaults are the inventory contract of docs/design.md; inventories/sample documents each one.
+Keys and defaults are defined once in `labctl.config.keys` (docs/configuration.md is generated from it);
+inventories/sample documents each one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from labctl.config import keys
 from labctl.config.clients import client_text, covers_everything, parse_client
 from labctl.config.inventory import LAB_GROUP, InventoryData, InventoryHost, read_inventory
 from labctl.config.keys import KNOWN_KEYS, MAX_CONSTITUENTS, LabVars, LifSpec, parse_size
@@ -297,7 +299,7 @@ def build_lab_config(inv: InventoryData, *, resolve_secrets: bool = True) -> Lab
     )
     resolved = v.model_dump()
     resolved.pop("labctl_ontap_password", None)
-    dataset_dir = v.labctl_dataset_dir or f"{v.labctl_mount_path.rstrip('/')}/data/oasst"
+    dataset_dir = keys.resolve_dataset_dir(v.labctl_dataset_dir, v.labctl_mount_path)
     resolved["labctl_dataset_dir"] = dataset_dir
     return LabConfig(
         inventory=inv.path,

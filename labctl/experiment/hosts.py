@@ -1,4 +1,5 @@
-"""The run's target hosts: an inventory pattern resolved by Ansible's own inventory loader."""
+"""The run's target hosts: an inventory pattern resolved by the command's one inventory load
+(`labctl.config.inventory`, Ansible's own loader)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labctl.config.inventory import plain_value
-from labctl.config.keys import default_of
+from labctl.config.inventory import read_inventory
+from labctl.config.keys import default_of, resolve_dataset_dir
 from labctl.errors import ConfigError
 from labctl.hosts.ssh import known_hosts_from_args
 
@@ -36,7 +37,7 @@ class Target:
 
     @property
     def dataset_dir(self) -> str:
-        return str(self.var("labctl_dataset_dir") or f"{self.mount.rstrip('/')}/data/oasst")
+        return resolve_dataset_dir(self.vars.get("labctl_dataset_dir"), self.mount)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -50,39 +51,19 @@ class Target:
         }
 
 
-def _quiet_match(manager: Any, pattern: str) -> list[Any]:
-    """The hosts `pattern` matches, without Ansible's "Could not match supplied host pattern" warning on
-    screen: an empty match is reported by labctl itself, with the file and the fix."""
-    from ansible import constants
-
-    saved = constants.HOST_PATTERN_MISMATCH
-    constants.HOST_PATTERN_MISMATCH = "ignore"
-    try:
-        return list(manager.get_hosts(pattern=pattern))
-    finally:
-        constants.HOST_PATTERN_MISMATCH = saved
-
-
 def resolve_hosts(inventory: Path, pattern: str) -> list[Target]:
     """Every host matching `pattern` in the inventory directory, with its variables (group_vars included).
 
     Raises:
         ConfigError: the inventory is missing, or the pattern matches no host.
     """
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.vars.manager import VariableManager
-
     if not Path(inventory).exists():
         raise ConfigError(
             "inventory directory not found",
             where=str(inventory),
             fix="pass -i DIR (for the simulated lab: DIR/inventory of `labctl sim up`)",
         )
-    loader = DataLoader()
-    manager = InventoryManager(loader=loader, sources=[str(inventory)])
-    variables = VariableManager(loader=loader, inventory=manager)
-    hosts = _quiet_match(manager, pattern)
+    hosts = read_inventory(Path(inventory)).hosts(pattern)
     if not hosts:
         raise ConfigError(
             f"the host pattern {pattern!r} matches no host of the inventory",
@@ -91,21 +72,18 @@ def resolve_hosts(inventory: Path, pattern: str) -> list[Target]:
         )
     targets = []
     for host in hosts:
-        hv = variables.get_vars(host=host, include_hostvars=False)
-        plain = {str(k): plain_value(v) for k, v in hv.items() if str(k).startswith(("labctl_", "ansible_"))}
-        common = " ".join(
-            str(plain.get(k) or "") for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args")
-        )
+        hv = host.vars
+        common = " ".join(str(hv.get(k) or "") for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args"))
         targets.append(
             Target(
                 name=host.name,
-                address=str(plain.get("ansible_host") or host.name),
-                port=int(plain.get("ansible_port") or 22),
-                user=plain.get("ansible_user"),
-                key_file=plain.get("ansible_ssh_private_key_file"),
+                address=host.address,
+                port=int(hv.get("ansible_port") or 22),
+                user=hv.get("ansible_user"),
+                key_file=hv.get("ansible_ssh_private_key_file"),
                 known_hosts=known_hosts_from_args(common),
-                python=str(plain.get("ansible_python_interpreter") or "python3"),
-                vars={k: v for k, v in plain.items() if k.startswith("labctl_")},
+                python=str(hv.get("ansible_python_interpreter") or "python3"),
+                vars={k: v for k, v in hv.items() if k.startswith("labctl_")},
             )
         )
     return targets

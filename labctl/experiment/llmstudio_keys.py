@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 
-PINNED_VERSION = "v1.2.0"
+from labctl.config.keys import default_of
+
+PINNED_VERSION: str = default_of("labctl_llmstudio_version")  # the release provision installs by default
 
 _V1_2_0: dict[str, tuple[str, ...]] = {
     "": ("experiment_name", "output_directory", "llm_backbone", "problem_type"),

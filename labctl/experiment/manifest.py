@@ -74,7 +74,7 @@ def ontap_snapshot(inventory: str | Path) -> dict[str, Any]:
         quiet = Console(file=io.StringIO())
         with ontap_session(cfg, quiet) as ontap:
             svm = cfg.svm
-            fg_name = getattr(cfg.flexgroup, "name", "fg_llm")
+            fg_name = cfg.flexgroup.name
 
             def grab(what, fn):
                 try:

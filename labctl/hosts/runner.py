@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from labctl.config.inventory import read_inventory
 from labctl.errors import HostError
 from labctl.paths import private_dir, repo_data
 from labctl.redact import scrub_env
@@ -111,39 +111,9 @@ def _tool_path() -> str:
 
 
 def inventory_hosts(inventory: Path, group: str = "gpu_hosts") -> dict[str, dict[str, Any]]:
-    """The hosts of `group` with their variables, as Ansible resolves them (ansible-inventory --list)."""
-    exe = shutil.which("ansible-inventory", path=_tool_path())
-    if exe is None:
-        raise HostError("ansible-inventory not found", fix=REINSTALL)
-    out = subprocess.run(
-        [exe, "-i", str(inventory), "--list"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=scrub_env({**os.environ, "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False"}),
-    )
-    if out.returncode != 0:
-        raise HostError(
-            f"ansible-inventory could not read the inventory: {out.stderr.strip()[-500:]}",
-            where=str(inventory),
-        )
-    data = json.loads(out.stdout)
-    hostvars = data.get("_meta", {}).get("hostvars", {})
-    names = _group_members(data, group)
-    return {name: hostvars.get(name, {}) for name in names}
-
-
-def _group_members(data: dict[str, Any], group: str) -> list[str]:
-    seen: list[str] = []
-    entry = data.get(group, {})
-    for host in entry.get("hosts", []):
-        if host not in seen:
-            seen.append(host)
-    for child in entry.get("children", []):
-        for host in _group_members(data, child):
-            if host not in seen:
-                seen.append(host)
-    return seen
+    """The hosts of `group` with their `labctl_*`/`ansible_*` variables, as Ansible resolves them (the
+    command's one inventory load, `labctl.config.inventory`)."""
+    return {h.name: dict(h.vars) for h in read_inventory(inventory).groups.get(group, [])}
 
 
 def _message(res: dict[str, Any]) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import shlex
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import paramiko
@@ -154,9 +153,3 @@ def run_on(target: SshTarget, command: str, *, timeout: float = 60.0) -> Command
         return run(client, command, timeout=timeout, where=target.where)
     finally:
         client.close()
-
-
-def known_hosts_has(path: str | Path, host: str, port: int) -> bool:
-    """Whether `path` pins a key for host:port."""
-    keys = paramiko.HostKeys(str(path))
-    return keys.lookup(host if port == 22 else f"[{host}]:{port}") is not None

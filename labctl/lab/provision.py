@@ -12,13 +12,11 @@ from rich.console import Console
 
 from labctl.config.lab import LabConfig
 from labctl.errors import LabctlError
-from labctl.lab import hosts_phase_module
+from labctl.lab import hosts_phase
 from labctl.ontap import export_policy, flexgroup, flexgroup_check, interfaces, nfs, preflight
 from labctl.ontap.changes import Change
 from labctl.ontap.session import ontap_session
 from labctl.state import Ledger, lab_lock, read_ledger
-
-HOSTS_MISSING = "hosts phase not available (labctl.lab.hosts_phase is not installed)"
 
 
 @dataclass
@@ -85,20 +83,9 @@ def nfs_server_for_hosts(cfg: LabConfig, state_dir: Path, console: Console) -> s
 def provision_hosts(
     cfg: LabConfig, state_dir: Path, nfs_server: str | None, *, plan: bool, console: Console
 ) -> Any:
-    """Hand over to the hosts phase: Ansible on the GPU hosts (mount, verify, LLM Studio).
-
-    Raises:
-        LabctlError: "hosts phase not available" when that module is not installed.
-    """
-    module = hosts_phase_module()
-    if module is None:
-        raise LabctlError(
-            HOSTS_MISSING, fix="install a labctl that includes the hosts phase, or use --only storage"
-        )
-    # The agreed call: hosts_phase.provision_hosts(inventory=Path, state_dir=Path, extra_vars=dict,
-    # plan=bool, console=rich Console) -> a JSON-able summary (or None). extra_vars carries at least
-    # labctl_nfs_server (the data LIF address the hosts mount from).
-    return module.provision_hosts(
+    """Hand over to the hosts phase: Ansible on the GPU hosts (mount, verify, LLM Studio). extra_vars carries
+    labctl_nfs_server, the data LIF address the hosts mount from."""
+    return hosts_phase.provision_hosts(
         inventory=cfg.inventory,
         state_dir=state_dir,
         extra_vars={"labctl_nfs_server": nfs_server},
@@ -125,9 +112,6 @@ def provision(
         if on_storage is not None:
             on_storage(result)
     if only != "storage":
-        if only is None and hosts_phase_module() is None:
-            result.notes.append(HOSTS_MISSING + "; the storage part is done")
-        else:
-            with lab_lock(state_dir):  # as the storage phase: two provisions never stack mounts on a host
-                result.hosts = provision_hosts(cfg, state_dir, result.nfs_server, plan=plan, console=console)
+        with lab_lock(state_dir):  # as the storage phase: two provisions never stack mounts on a host
+            result.hosts = provision_hosts(cfg, state_dir, result.nfs_server, plan=plan, console=console)
     return result

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from labctl.config.lab import LabConfig
 from labctl.errors import ConfigError, LabctlError
-from labctl.lab import hosts_phase_module
+from labctl.lab import hosts_phase
 from labctl.ontap import export_policy, flexgroup, interfaces, nfs
 from labctl.ontap.session import Ontap, ontap_session
 from labctl.state import Ledger, read_ledger
@@ -71,11 +71,8 @@ def lab_status(
     report["hosts"] = None
     if only != "hosts":
         _storage_status(cfg, state_dir, data, report, console)
-    module = hosts_phase_module()
-    if module is not None and only != "storage":
-        # The agreed call: hosts_phase.host_status(inventory=Path, state_dir=Path, extra_vars=dict,
-        # console=Console) -> a JSON-able summary per host.
-        report["hosts"] = module.host_status(
+    if only != "storage":
+        report["hosts"] = hosts_phase.host_status(
             inventory=cfg.inventory, state_dir=state_dir, extra_vars=_host_vars(cfg, data), console=console
         )
     return report

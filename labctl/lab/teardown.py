@@ -11,8 +11,7 @@ from rich.console import Console
 
 from labctl.config.lab import LabConfig
 from labctl.errors import ConfigError, LabctlError
-from labctl.lab import hosts_phase_module
-from labctl.lab.provision import HOSTS_MISSING
+from labctl.lab import hosts_phase
 from labctl.ontap import export_policy, flexgroup, flexgroup_check, interfaces, nfs
 from labctl.ontap.changes import Change
 from labctl.ontap.session import Ontap, ontap_session
@@ -95,25 +94,18 @@ def teardown(
     hosts_result = None
     notes: list[str] = []
     if only != "storage":
-        module = hosts_phase_module()
-        if module is None:
-            if only == "hosts":
-                raise LabctlError(HOSTS_MISSING, fix="use --only storage")
-            notes.append(HOSTS_MISSING + "; only the storage part was torn down")
-        else:
-            # The agreed call: hosts_phase.teardown_hosts(inventory=Path, state_dir=Path, extra_vars=dict,
-            # console=rich Console) -> a JSON-able summary; it raises a HostError when a host fails, and
-            # then the storage is left alone (hosts may still use it; `--only storage` goes ahead anyway).
-            server = cfg.nfs_server or read_ledger(state_dir).get("meta", {}).get("nfs_server")
-            with lab_lock(state_dir):
-                hosts_result = module.teardown_hosts(
-                    inventory=cfg.inventory,
-                    state_dir=state_dir,
-                    extra_vars={"labctl_nfs_server": server},
-                    console=console,
-                    force=force,
-                    remove_install=remove_install,
-                )
+        # a host that fails raises a HostError, and then the storage is left alone (hosts may still use it;
+        # `--only storage` goes ahead anyway)
+        server = cfg.nfs_server or read_ledger(state_dir).get("meta", {}).get("nfs_server")
+        with lab_lock(state_dir):
+            hosts_result = hosts_phase.teardown_hosts(
+                inventory=cfg.inventory,
+                state_dir=state_dir,
+                extra_vars={"labctl_nfs_server": server},
+                console=console,
+                force=force,
+                remove_install=remove_install,
+            )
     for name, host in ((hosts_result or {}).get("hosts") or {}).items():
         notes += [f"{name}: {note}" for note in host.get("notes") or []]
     result = teardown_storage(cfg, state_dir, console=console) if only != "hosts" else TeardownResult()

@@ -36,7 +36,7 @@ CODE_FIXES: dict[str, str] = {
     "1703945": "the export policy is still used by a volume; unmount/delete the volume first",
     "524546": "the volume is still mounted (junction); labctl unmounts before deleting, rerun teardown",
     "13107405": "an earlier create of this volume is still running: wait for it, then rerun",
-    "6": "give the ONTAP user a role that allows this call (see README: least privilege)",
+    "6": "give the ONTAP user a role that allows this call (docs/lab.md lists labctl's REST endpoints)",
 }
 
 

@@ -31,8 +31,8 @@ def fake_hosts(lab, monkeypatch):
         fail=False,
         calls=calls,
     )
-    for where in ("labctl.lab.provision", "labctl.lab.teardown", "labctl.lab.status"):
-        monkeypatch.setattr(f"{where}.hosts_phase_module", lambda: fake)
+    for name in ("provision_hosts", "teardown_hosts", "host_status"):
+        monkeypatch.setattr(f"labctl.lab.hosts_phase.{name}", getattr(fake, name))
     return fake
 
 

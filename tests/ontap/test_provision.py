@@ -209,18 +209,6 @@ def test_status_reports_ownership_and_drift(lab):
     assert rc == 0 and "drift" in out
 
 
-def test_hosts_only_without_the_hosts_phase_says_so(lab, monkeypatch):
-    import labctl.lab as lab_pkg
-
-    monkeypatch.setattr(lab_pkg, "hosts_phase_module", lambda: None)
-    monkeypatch.setattr("labctl.lab.provision.hosts_phase_module", lambda: None)
-    monkeypatch.setattr("labctl.lab.teardown.hosts_phase_module", lambda: None)
-    rc, _, err = lab.run("provision", "--only", "hosts")
-    assert rc == 1 and "hosts phase not available" in err
-    rc, out, _ = lab.run("provision")
-    assert rc == 0 and "hosts phase not available" in out
-
-
 def test_an_existing_policy_gets_only_labctls_rule_and_keeps_the_rest(lab):
     seed = lab.sim.state()
     lab.configure(labctl_export_policy="default")
