@@ -129,7 +129,7 @@ def load_run(run_dir: Path, progress: Progress = no_progress, meanwhile: Callabl
     if manifest is None:
         run.warnings.append("manifest.json missing or unreadable: versions and mount options unknown")
     run.manifest = manifest if isinstance(manifest, dict) else {}
-    for host_dir in sorted(p for p in raw.iterdir() if p.is_dir()):
+    for host_dir in sorted(p for p in raw.iterdir() if p.is_dir() and not p.name.startswith("_")):  # _ontap
         host = host_dir.name
         run.hosts.append(host)
         clock = load_clock(host_dir / "clock.json", run.warnings)
