@@ -4,17 +4,21 @@ query, per-constituent sums, where the checkpoints landed, and the sentence that
 
 from __future__ import annotations
 
+import html
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from netapp_ontap.resources import Aggregate, IpInterface, Node, Volume
 
 from labctl.analysis.ontap import load_counters, series
 from labctl.analysis.ontap_findings import section
+from labctl.analysis.synth import SynthCheckpoint, SynthSpec, write_run
+from labctl.cli import main
 
 T0 = 1_800_000_000.0
 STEP = 5.0
@@ -57,8 +61,7 @@ class Cluster:
             c[k] += v
             c[k.rsplit(".", 1)[0] + ".total"] += v
 
-    def advance(self, poll: int) -> None:
-        burst = poll in CK_POLLS
+    def advance(self, burst: bool) -> None:
         lat = 2000.0 if burst else 500.0
         for i, con in enumerate(CONS):
             write = 1 * MB + (100 * MB if burst and con == HOT else 0)
@@ -93,30 +96,37 @@ SDK = {"flexgroup": Volume, "constituents": Volume, "nodes": Node, "aggregates":
        "lifs": IpInterface}
 
 
-@pytest.fixture
-def bundle(tmp_path: Path) -> tuple[Path, Cluster]:
+def write_stats(run_dir: Path, t0: float = T0, polls: int = POLLS, ck_polls: tuple[int, ...] = CK_POLLS,
+                damage: bool = True) -> Cluster:
+    """raw/_ontap/stats.jsonl as the poller writes it: a poll every STEP s from t0; with `damage` a counter
+    reset, a missing poll, a failed query and a truncated line."""
     cluster = Cluster()
     lines = []
-    for poll in range(1, POLLS + 1):
+    for poll in range(1, polls + 1):
         if poll > 1:
-            cluster.advance(poll)
-        if poll == RESET[1]:
+            cluster.advance(poll in ck_polls)
+        if damage and poll == RESET[1]:
             cluster.c[RESET[0]] = {k: 0.0 for k in cluster.c[RESET[0]]}  # e.g. a takeover restarts them
-        t = T0 + (poll - 1) * STEP
+        t = t0 + (poll - 1) * STEP
         records = cluster.records(t)
         for kind, recs in records.items():
             for rec in recs:
                 SDK[kind].from_dict(rec)  # the SDK's schema accepts every record (raises on a wrong shape)
         errors = {}
-        if poll == FAILED:
+        if damage and poll == FAILED:
             del records["constituents"]
             errors = {"constituents": "no answer within 5 s"}
-        if poll != MISSING:
+        if not damage or poll != MISSING:
             lines.append({"poll": poll, "t": t + 0.3, "took_s": 0.2, "records": records, "errors": errors})
-    (tmp_path / "raw" / "_ontap").mkdir(parents=True)
-    (tmp_path / "raw" / "_ontap" / "stats.jsonl").write_text(
-        "".join(json.dumps(ln) + "\n" for ln in lines) + "{not json\n")
-    return tmp_path, cluster
+    (run_dir / "raw" / "_ontap").mkdir(parents=True, exist_ok=True)
+    (run_dir / "raw" / "_ontap" / "stats.jsonl").write_text(
+        "".join(json.dumps(ln) + "\n" for ln in lines) + ("{not json\n" if damage else ""))
+    return cluster
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> tuple[Path, Cluster]:
+    return tmp_path, write_stats(tmp_path)
 
 
 def _summary(nfs_write: float | None = None) -> dict[str, Any]:
@@ -220,3 +230,33 @@ def test_a_bundle_without_ontap_counters_says_why(tmp_path: Path) -> None:
     o = section(tmp_path, _summary())
     assert o == {"available": False,
                  "reason": "the ONTAP poller was skipped: ONTAP refused every counter query: GET …: HTTP 403"}
+
+
+def test_report_and_compare_show_the_storage_side(tmp_path: Path, capsys) -> None:
+    spec = SynthSpec(warmup_s=10, train_s=120, cooldown_s=10, checkpoints=[
+        SynthCheckpoint(30, 4, 300_000_000), SynthCheckpoint(90, 4, 300_000_000)], dataset_read_s=10)
+    with_ontap, without = tmp_path / "with", tmp_path / "without"
+    write_run(with_ontap, spec)
+    write_run(without, spec)
+    t0 = spec.start_epoch - 2.0
+    polls = int((spec.end_epoch - t0) // STEP) + 2
+    ck_polls = tuple(int((spec.train_start + ck.offset_s - t0) // STEP) + 2 for ck in spec.checkpoints)
+    write_stats(with_ontap, t0=t0, polls=polls, ck_polls=ck_polls, damage=False)
+    assert main(["report", str(with_ontap)]) == 0 and main(["report", str(without)]) == 0
+    o = json.loads((with_ontap / "summary.json").read_text())["ontap"]
+    assert o["available"] and len(o["constituents"]) == 16
+    assert {n["name"] for n in o["nodes"]} == set(NODE.values())
+    assert o["findings"][0].startswith(f"all 2 checkpoints landed on {HOT} (cluster1-02)")
+    rows = pq.read_table(with_ontap / "timeline.parquet").to_pylist()
+    fg = [r for r in rows if r["source"] == "ontap" and r["metric"] == "ontap.flexgroup.write.bytes"]
+    assert sum(r["value"] for r in fg) == o["write_bytes"] and {r["host"] for r in fg} == {"fg_llm"}
+    page = (with_ontap / "report.html").read_text()
+    assert "Storage side (ONTAP)" in page and "Per constituent" in page and "Figure S2." in page
+    assert html.escape(o["findings"][0]) in page
+    absent = json.loads((without / "summary.json").read_text())["ontap"]
+    assert absent["available"] is False
+    assert "Not available: no raw/_ontap/stats.jsonl" in (without / "report.html").read_text()
+    capsys.readouterr()
+    assert main(["compare", str(with_ontap), str(without)]) == 0
+    out = capsys.readouterr().out
+    assert "ONTAP written" in out and "checkpoints landed on" in out and HOT in out
