@@ -204,11 +204,17 @@ def series(c: Counters) -> dict[tuple[str, int, str, str], Binned]:
 
 
 def monitor_reason(run_dir: Path, warnings: list[str]) -> str | None:
-    """Why the poller recorded nothing usable, from raw/_ontap/monitors.json (None when it says nothing)."""
+    """What raw/_ontap/monitors.json says went wrong (skipped or failed poller, failed polls, queries not
+    allowed), or None."""
     data = read_json(run_dir / MONITORS, warnings)
     mons = data.get("monitors") if isinstance(data, dict) else None
     rec = mons[0] if isinstance(mons, list) and mons and isinstance(mons[0], dict) else {}
     if rec.get("status") == "skipped" or rec.get("status") == "failed":
         why = rec.get("reason") or "; ".join(rec.get("errors") or [])
         return f"the ONTAP poller was {rec['status']}: {why}"
-    return None
+    notes = []
+    if rec.get("failed_polls"):
+        notes.append(f"{rec['failed_polls']} of {rec.get('polls')} ONTAP polls had a failed query (the next "
+                     f"poll's delta covers the gap): {'; '.join(rec.get('errors') or [])[:300]}")
+    notes += [f"ONTAP {kind} not polled: {why}" for kind, why in (rec.get("skipped") or {}).items()]
+    return "; ".join(notes) or None

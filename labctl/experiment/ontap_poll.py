@@ -57,8 +57,21 @@ class OntapPoller:
         }
 
     def start(self) -> None:
+        """Start polling; a run followed again (`labctl attach`) continues the earlier record and file."""
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._resume()
         self._thread.start()
+
+    def _resume(self) -> None:
+        try:
+            earlier = json.loads((self.dir / MONITORS).read_text(encoding="utf-8"))["monitors"][0]
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            return
+        if isinstance(earlier, dict):
+            for key in ("polls", "failed_polls", "skipped", "errors"):
+                if isinstance(earlier.get(key), type(self.rec[key])):
+                    self.rec[key] = earlier[key]
+            self.rec["followed"] = int(earlier.get("followed") or 1) + 1
 
     def stop(self) -> None:
         """End the polling after one last poll (bounded: the thread is abandoned after its timeouts)."""
@@ -100,8 +113,7 @@ class OntapPoller:
         self.rec["status"] = "running"
         self._save()
         with session as ontap, poll_session(ontap) as http:
-            last = False
-            while True:
+            while True:  # a stop during the wait gets one more poll: the counters at the run's end
                 began = time.monotonic()
                 result = read_counters(ontap, http, todo, self.timeout_s)
                 self._write(result, began)
@@ -114,9 +126,9 @@ class OntapPoller:
                     self._save()
                     return
                 self._save()
-                if last:
+                if self._stop.is_set():
                     break
-                last = self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - began)))
+                self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - began)))
         self.rec.update(status="stopped", stopped_at=_now(), exit_status=0)
         self._save()
 

@@ -11,7 +11,10 @@ from typing import Any
 
 import certifi
 import pytest
+import yaml
 
+from labctl.config.experiment import load_experiment
+from labctl.errors import ConfigError
 from labctl.experiment.ontap_poll import OntapPoller, start_polling
 from tests.ontap.conftest import Lab, write_inventory
 
@@ -153,3 +156,29 @@ def test_tls_is_verified(lab: Lab, tmp_path: Path) -> None:
     assert line["records"] == {}
     assert all(text.startswith("TLS verification failed") for text in line["errors"].values())
     assert set(line["errors"]) == KINDS
+
+
+def test_following_again_continues_the_record(lab: Lab, tmp_path: Path) -> None:
+    bundle = tmp_path / "run"
+    first = OntapPoller(bundle, lab.inventory, interval_s=1.0)
+    first.start()
+    first.stop()
+    polls = _monitor(bundle)["polls"]
+    again = OntapPoller(bundle, lab.inventory, interval_s=1.0)
+    again.start()
+    again.stop()
+    mon = _monitor(bundle)
+    lines = _lines(bundle)
+    assert mon["polls"] == len(lines) > polls and mon["followed"] == 2
+    assert [ln["poll"] for ln in lines] == list(range(1, len(lines) + 1))  # numbered on, not from 1 again
+
+
+@pytest.mark.parametrize("value", [0, 0.5, 301, "often"])
+def test_the_interval_is_validated(tmp_path: Path, value: object) -> None:
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump({"monitors": {"ontap_interval_s": value}}))
+    with pytest.raises(ConfigError, match=r"monitors\.ontap_interval_s") as err:
+        load_experiment(path)
+    assert err.value.where == str(path)
+    path.write_text("{}")
+    assert load_experiment(path).monitors.ontap_interval_s == 5.0
