@@ -17,11 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from labctl.analysis.rawfile import read_json, read_text
+from labctl.analysis.rawfile import read_text
 from labctl.analysis.timeline import Binned
 
 STATS = Path("raw") / "_ontap" / "stats.jsonl"
-MONITORS = Path("raw") / "_ontap" / "monitors.json"
 COUNTERS = tuple(f"{g}_raw.{op}" for g in ("iops", "throughput", "latency")
                  for op in ("read", "write", "other", "total"))
 COUNTERS += ("processor_utilization_raw", "processor_utilization_base")
@@ -45,7 +44,7 @@ class Counters:
     intervals: dict[str, dict[str, list[Interval]]] = field(default_factory=dict)
     last: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # kind → name → last record
     polls: int = 0
-    failed: dict[str, int] = field(default_factory=dict)  # kind → polls without its records
+    failed: dict[str, int] = field(default_factory=dict)  # kind → polls whose query for it failed
     resets: int = 0
     offset_s: float = 0.0
     window: tuple[float, float] | None = None
@@ -89,7 +88,8 @@ def load_counters(run_dir: Path) -> Counters:
         for kind in ("flexgroup", "constituents", "nodes", "aggregates", "lifs"):
             records = line["records"].get(kind)
             if records is None:
-                c.failed[kind] = c.failed.get(kind, 0) + 1
+                if kind in (line.get("errors") or {}):  # else not asked (not allowed): no failure
+                    c.failed[kind] = c.failed.get(kind, 0) + 1
                 continue
             for rec in records:
                 name = str(rec.get("name") or rec.get("uuid") or "?")
@@ -201,20 +201,3 @@ def series(c: Counters) -> dict[tuple[str, int, str, str], Binned]:
                     out[(name, -1, "ontap", f"ontap.{kind}.latency_{op}")] = _binned(
                         "us", [i.t1 for i in ok], lat, False)
     return out
-
-
-def monitor_reason(run_dir: Path, warnings: list[str]) -> str | None:
-    """What raw/_ontap/monitors.json says went wrong (skipped or failed poller, failed polls, queries not
-    allowed), or None."""
-    data = read_json(run_dir / MONITORS, warnings)
-    mons = data.get("monitors") if isinstance(data, dict) else None
-    rec = mons[0] if isinstance(mons, list) and mons and isinstance(mons[0], dict) else {}
-    if rec.get("status") == "skipped" or rec.get("status") == "failed":
-        why = rec.get("reason") or "; ".join(rec.get("errors") or [])
-        return f"the ONTAP poller was {rec['status']}: {why}"
-    notes = []
-    if rec.get("failed_polls"):
-        notes.append(f"{rec['failed_polls']} of {rec.get('polls')} ONTAP polls had a failed query (the next "
-                     f"poll's delta covers the gap): {'; '.join(rec.get('errors') or [])[:300]}")
-    notes += [f"ONTAP {kind} not polled: {why}" for kind, why in (rec.get("skipped") or {}).items()]
-    return "; ".join(notes) or None

@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from labctl.analysis.ontap import STATS, Counters, load_counters, monitor_reason, series, totals
+from labctl.analysis.ontap import STATS, Counters, load_counters, series, totals
+from labctl.analysis.rawfile import read_json
 from labctl.analysis.timeline import Binned
 
+MONITORS = Path("raw") / "_ontap" / "monitors.json"
 AGREE_PCT = 5.0  # client and storage bytes this close count as agreeing
 
 
@@ -134,3 +136,20 @@ def findings(o: dict[str, Any]) -> list[str]:
             f"{n['name']} {_pct((n['read_bytes'] + n['write_bytes']) / moved)}" for n in nodes))
     out.append(o["agreement"]["explanation"])
     return out
+
+
+def monitor_reason(run_dir: Path, warnings: list[str]) -> str | None:
+    """What raw/_ontap/monitors.json says went wrong (skipped or failed poller, failed polls, queries not
+    allowed), or None."""
+    data = read_json(run_dir / MONITORS, warnings)
+    mons = data.get("monitors") if isinstance(data, dict) else None
+    rec = mons[0] if isinstance(mons, list) and mons and isinstance(mons[0], dict) else {}
+    if rec.get("status") == "skipped" or rec.get("status") == "failed":
+        why = rec.get("reason") or "; ".join(rec.get("errors") or [])
+        return f"the ONTAP poller was {rec['status']}: {why}"
+    notes = []
+    if rec.get("failed_polls"):
+        notes.append(f"{rec['failed_polls']} of {rec.get('polls')} ONTAP polls had a failed query (the next "
+                     f"poll's delta covers the gap): {'; '.join(rec.get('errors') or [])[:300]}")
+    notes += [f"ONTAP {kind} not polled: {why}" for kind, why in (rec.get("skipped") or {}).items()]
+    return "; ".join(notes) or None

@@ -260,3 +260,17 @@ def test_report_and_compare_show_the_storage_side(tmp_path: Path, capsys) -> Non
     assert main(["compare", str(with_ontap), str(without)]) == 0
     out = capsys.readouterr().out
     assert "ONTAP written" in out and "checkpoints landed on" in out and HOT in out
+
+
+def test_failed_polls_and_refused_queries_are_named(bundle) -> None:
+    run_dir, _ = bundle
+    (run_dir / "raw" / "_ontap" / "monitors.json").write_text(json.dumps({"monitors": [
+        {"name": "ontap", "status": "stopped", "polls": POLLS - 1, "failed_polls": 1,
+         "errors": ["constituents: no answer within 5 s"],
+         "skipped": {"lifs": "GET /api/network/ip/interfaces: HTTP 403 (code 6): not authorized for that "
+                             "command"}}]}))
+    o = section(run_dir, _summary())
+    assert o["available"] and o["failed_polls"] == {"constituents": 1}
+    note = o["findings"][-1]
+    assert note.startswith(f"1 of {POLLS - 1} ONTAP polls had a failed query")
+    assert "constituents: no answer within 5 s" in note and "ONTAP lifs not polled: GET" in note
