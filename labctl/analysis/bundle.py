@@ -129,8 +129,10 @@ def load_run(run_dir: Path, progress: Progress = no_progress, meanwhile: Callabl
     if manifest is None:
         run.warnings.append("manifest.json missing or unreadable: versions and mount options unknown")
     run.manifest = manifest if isinstance(manifest, dict) else {}
-    for host_dir in sorted(p for p in raw.iterdir() if p.is_dir() and not p.name.startswith("_")):  # _ontap
+    for host_dir in sorted(p for p in raw.iterdir() if p.is_dir()):
         host = host_dir.name
+        if host.startswith("_"):  # raw/_ontap/: the cluster's counters (analysis/ontap.py), not a host
+            continue
         run.hosts.append(host)
         clock = load_clock(host_dir / "clock.json", run.warnings)
         mount_path = host_entry(run.manifest, host).get("mount")
