@@ -119,7 +119,8 @@ def findings(o: dict[str, Any]) -> list[str]:
             out.append(f"all {len(cks)} checkpoints landed on {t} ({cks[0]['node']}): one constituent took "
                        f"{_pct(on_top / ck_total)} of checkpoint writes")
         else:
-            names = ", ".join(f"{ck['top_constituent']} ({ck['node']})" for ck in cks)
+            landed = [(ck["top_constituent"], ck["node"]) for ck in cks]
+            names = ", ".join(f"{t} ({node}): {landed.count((t, node))}" for t, node in dict.fromkeys(landed))
             out.append(f"the {len(cks)} checkpoints landed on {len(tops)} constituents ({names}); each "
                        f"burst's top constituent took {_pct(on_top / ck_total)} of checkpoint writes")
     cons = o["constituents"]

@@ -274,3 +274,15 @@ def test_failed_polls_and_refused_queries_are_named(bundle) -> None:
     note = o["findings"][-1]
     assert note.startswith(f"1 of {POLLS - 1} ONTAP polls had a failed query")
     assert "constituents: no answer within 5 s" in note and "ONTAP lifs not polled: GET" in note
+
+
+def test_checkpoints_on_several_constituents_are_counted_per_constituent() -> None:
+    from labctl.analysis.ontap_findings import findings
+
+    cks = [{"top_constituent": t, "node": n, "write_bytes": 100, "by_constituent": {t: 100}}
+           for t, n in (("fg_llm__0002", "cluster1-02"), ("fg_llm__0002", "cluster1-02"),
+                        ("fg_llm__0015", "cluster1-01"))]
+    o = {"checkpoints": cks, "constituents": [], "nodes": [], "agreement": {"explanation": "-"}}
+    assert findings(o)[0] == ("the 3 checkpoints landed on 2 constituents (fg_llm__0002 (cluster1-02): 2, "
+                              "fg_llm__0015 (cluster1-01): 1); each burst's top constituent took 100 % of "
+                              "checkpoint writes")
