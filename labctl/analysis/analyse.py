@@ -99,6 +99,11 @@ def _analyse(run_dir: Path, write: bool, progress: Progress) -> Analysis:
             write_rows(rest)
             arrays = run_arrays(run, binned)
             summary = summarize(run, binned, arrays)
+            from labctl.analysis.ontap_findings import storage_side
+
+            summary["ontap"], ontap_rows = storage_side(run_dir, summary)  # the storage side (raw/_ontap/)
+            if ontap_rows:
+                write_rows(ontap_rows)
             if writers:
                 progress("writing timeline.parquet")
                 for job in writes:

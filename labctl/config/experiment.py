@@ -111,6 +111,9 @@ class MonitorSpec(_Strict):
     bpftrace: bool = True
     lead_s: float = Field(2.0, ge=0, description="monitors run this long before training starts")
     tail_s: float = Field(2.0, ge=0, description="and this long after it ends")
+    ontap_interval_s: float = Field(
+        5.0, ge=1, le=300, description="the controller polls ONTAP's raw counters this often (raw/_ontap/)"
+    )
 
 
 class LlmStudioSpec(_Strict):

@@ -89,6 +89,7 @@ def follow(
     Raises:
         RunError: the run never started training (it is undone first: see `unstarted`).
     """
+    from labctl.experiment.ontap_poll import start_polling
     from labctl.experiment.unstarted import refuse_unstarted
 
     manifest = load_manifest(bundle)
@@ -104,6 +105,7 @@ def follow(
         TextColumn("{task.percentage:>3.0f}%"),
         TextColumn("{task.fields[info]}"),
     )
+    poller = start_polling(bundle, manifest)  # ONTAP's counters into raw/_ontap/ while the run is followed
     try:
         with Progress(*columns, console=console, transient=False) as progress:
             tasks = {
@@ -142,6 +144,8 @@ def follow(
                         console.print("stopping training; waiting for the hosts to finish…")
                     progress.start()
     finally:
+        if poller is not None:
+            poller.stop()
         for r in remotes.values():
             r.close()
     _record(bundle, status, detached=False)

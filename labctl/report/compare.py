@@ -47,6 +47,12 @@ def _target(s: dict[str, Any], pct: float) -> float | None:
     return next((t["write_MBps"] for t in s["sizing"].get("targets", []) if t["stall_pct"] == pct), None)
 
 
+def _busiest(s: dict[str, Any]) -> str:
+    cons = s["ontap"]["constituents"]
+    total = sum(c["write_bytes"] for c in cons)
+    return num(100 * max(c["write_bytes"] for c in cons) / total, 1) if total else "—"
+
+
 ROWS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("hosts", lambda s: ", ".join(s["run"]["hosts"])),
     ("nconnect", _nconnect),
@@ -71,6 +77,14 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("stall %", lambda s: num(None if s["stall_fraction"] is None else 100 * s["stall_fraction"], 2)),
     ("write MB/s for 1 % stall", lambda s: num(_target(s, 1.0), 0)),
     ("write MB/s for 5 % stall", lambda s: num(_target(s, 5.0), 0)),
+    ("ONTAP read", lambda s: size(s["ontap"]["read_bytes"])),
+    ("ONTAP written", lambda s: size(s["ontap"]["write_bytes"])),
+    ("ONTAP vs client written %", lambda s: num(s["ontap"]["agreement"]["write"]["difference_pct"], 1)),
+    ("ONTAP write µs/op mean", lambda s: num(s["ontap"]["latency"]["write"]["mean_us"], 0)),
+    ("ONTAP write µs/op p99", lambda s: num(s["ontap"]["latency"]["write"]["p99_us"], 0)),
+    ("busiest constituent % of writes", _busiest),
+    ("checkpoints landed on", lambda s: ", ".join(sorted({str(c["top_constituent"])
+                                                          for c in s["ontap"]["checkpoints"]})) or "—"),
     ("warnings", lambda s: str(len(s["warnings"]))),
 ]
 

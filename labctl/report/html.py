@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.analysis.analyse import Analysis
-from labctl.report import figures
+from labctl.report import figures, storage
 from labctl.report.fmt import clock, num, size, utc
 
 CSS = """
@@ -211,6 +211,7 @@ def render(a: Analysis) -> str:
              f"<title>labctl report {_e(s['run']['id'])}</title>"
              f'<link rel="icon" href="data:,"><style>{CSS}</style></head><body>']
     parts += _header(s) + _gpu(s, gpu_png) + _nfs(s, nfs_png) + _checkpoints(s)
+    parts += storage.section(a.run.run_dir, s, t_ref)
     parts += _io(s, figures.hist_figure(s["io"])) + _environment(s) + [FORMULAS]
     parts.append("<h2>summary.json</h2><details><summary>show</summary><pre>"
                  + _e(json.dumps(s, indent=1, default=str)) + "</pre></details></body></html>")
