@@ -48,7 +48,6 @@ def test_the_run_polled_ontap_into_its_bundle(storage_run):
     assert "Storage side (ONTAP)" in page and "Figure S2." in page and "Per constituent" in page
 
 
-@pytest.mark.xfail(reason="needs sim20 counters", strict=False)
 def test_storage_side_agrees_with_the_clients(storage_run):
     _, summary = storage_run
     o, client = summary["ontap"], summary["nfs"]["write_bytes"]
