@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import labctl
-from labctl.analysis.synth import SynthCheckpoint, SynthSpec, _Plan, write_run
+from benchmarks.synthbundle import SynthCheckpoint, SynthSpec, _Plan, write_run
 
 DAY = 86_400
 TRACE_BYTES = 1_000_000_000

@@ -14,15 +14,13 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import ParseStats, line_blocks
-from labctl.analysis.native import scanner
 from labctl.analysis.rawfile import open_raw
 from labctl.analysis.series import Column, SeriesStore, joined
 
@@ -95,9 +93,6 @@ def _range_lines(path: Path, start: int, end: int, stats: ParseStats) -> Iterato
 
 def _parse_range(path: Path, start: int, end: int) -> _Part:
     """Parse one range; it begins at a tick record (or the file start)."""
-    scan = scanner()
-    if scan is not None:
-        return _parse_range_native(scan, path, start, end)
     part = _Part(ParseStats(SOURCE, str(path)))
     cur: dict[str, float] = {}
     ended = False
@@ -152,50 +147,6 @@ def _line(part: _Part, raw: bytes, cur: dict[str, float], ended: bool) -> bool:
                 h[a, b] = h.get((a, b), 0) + int(c)
             return ended
     return _slow(part, raw, cur, ended)
-
-
-def _parse_range_native(scan: ModuleType, path: Path, start: int, end: int) -> _Part:
-    """`_parse_range` with the compiled scanner taking labctl's own records and `_line` the rest."""
-    part = _Part(ParseStats(SOURCE, str(path)))
-    cur: dict[str, float] = {}
-    ended = False
-    for buf, n in line_blocks(path, part.stats, start, end, CHUNK):
-        pos = 0
-        with memoryview(buf)[:n] as data:
-            while True:
-                pos = _scan_some(scan, part, data, pos, cur, ended)
-                nl = buf.find(b"\n", pos, n)
-                if nl < 0:
-                    break
-                part.stats.lines += 1
-                ended = _line(part, bytes(buf[pos:nl]), cur, ended)
-                pos = nl + 1
-    _close(part, cur)
-    return part
-
-
-def _scan_some(scan: ModuleType, part: _Part, data: memoryview, pos: int, cur: dict[str, float],
-               ended: bool) -> int:
-    """Let the scanner take lines from `pos`; fold what it found into `part`; returns where it stopped."""
-    pos, lines, ticks, sums, cur_out, last, comms, hists = scan.bpftrace(
-        data, pos, bool(part.ticks), ended, tuple(cur.get(m, 0.0) for m in SUM_MAPS))
-    part.stats.lines += lines
-    if not lines:
-        return pos
-    part.ticks.add_chunk(ticks)
-    cur.update(zip(SUM_MAPS, cur_out, strict=True))
-    if last is not None:
-        part.last_marker = last
-    for m, col, found in zip(SUM_MAPS, sums, comms, strict=True):
-        part.sums[m].add_chunk(col)
-        d = part.by_comm[m]
-        for k, n in found.items():
-            d[k] = d.get(k, 0) + n
-    for m, found in zip(HIST_MAPS, hists, strict=True):
-        h = part.hists[m]
-        for k, n in found.items():
-            h[k] = h.get(k, 0) + n
-    return pos
 
 
 def _slow(part: _Part, raw: bytes, cur: dict[str, float], ended: bool) -> bool:
@@ -269,7 +220,7 @@ def _ranges(path: Path, workers: int) -> list[tuple[int, int]]:
 class PendingParse:
     """A trace whose ranges are being parsed by workers (files above 64 MiB) while the caller does other
     work; `result` waits for them and merges. Small files are parsed in `result`, in this process. The workers
-    are threads when the compiled scanner is built (it runs without the GIL), else processes."""
+    are processes."""
 
     def __init__(self, path: Path, workers: int | None = None) -> None:
         self.path = path
@@ -278,8 +229,7 @@ class PendingParse:
         self.futures: list = []
         if len(self.ranges) > 1:
             # (ProcessPoolExecutor is looked up only here: importing it costs ~10 ms at every start)
-            pool = ThreadPoolExecutor if scanner() is not None else concurrent.futures.ProcessPoolExecutor
-            self.pool = pool(len(self.ranges))
+            self.pool = concurrent.futures.ProcessPoolExecutor(len(self.ranges))
             self.futures = [self.pool.submit(_parse_range, path, a, b) for a, b in self.ranges]
 
     def result(self, host: str, store: SeriesStore, clock: HostClock,
@@ -301,7 +251,7 @@ class PendingParse:
 
 def start_bpftrace(path: Path, *, workers: int | None = None) -> PendingParse:
     """Start parsing a bpftrace file: above 64 MiB it is split at tick records over up to `workers` workers
-    (default: CPUs, at most 8; threads with the scanner, else processes), running meanwhile."""
+    (default: CPUs, at most 8; processes), running meanwhile."""
     return PendingParse(path, workers)
 
 

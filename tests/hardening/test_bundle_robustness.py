@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.analysis.synth import SynthCheckpoint, SynthSpec, write_run
+from benchmarks.synthbundle import SynthCheckpoint, SynthSpec, write_run
 from tests.hardening.util import emulated_experiment, wait_for
 
 REPORT_TIMEOUT_S = 120  # a report of this bundle takes a few seconds; a hang fails here instead of forever

@@ -100,9 +100,9 @@ def test_runner_events_per_phase(tmp_path):
 
 
 def test_bpftrace_split_parse_equals_sequential(tmp_path, monkeypatch, utc):
+    from benchmarks.synthbundle import SynthSpec, write_run
     from labctl.analysis import bpftrace as bt
     from labctl.analysis.series import SeriesStore
-    from labctl.analysis.synth import SynthSpec, write_run
 
     write_run(tmp_path / "run", SynthSpec(sources=("bpftrace",), train_s=300, checkpoints=[]))
     path = tmp_path / "run" / "raw" / "gpu1" / "bpftrace.jsonl"
@@ -118,9 +118,9 @@ def test_bpftrace_split_parse_equals_sequential(tmp_path, monkeypatch, utc):
 
 def test_a_bundle_with_its_trace_parsed_by_workers_meanwhile_gives_the_same_summary(tmp_path, monkeypatch):
     """load_run starts the trace's worker processes, parses mountstats/nfsiostat, then merges: same result."""
+    from benchmarks.synthbundle import SynthCheckpoint, SynthSpec, write_run
     from labctl.analysis import bpftrace as bt
     from labctl.analysis.analyse import analyse
-    from labctl.analysis.synth import SynthCheckpoint, SynthSpec, write_run
 
     spec = SynthSpec(train_s=300, checkpoints=[SynthCheckpoint(100, 10, 500_000_000)],
                      sources=("dmon", "mountstats", "nfsiostat", "bpftrace", "train"))
