@@ -25,6 +25,7 @@ from labctl.paths import repo_data
 log = logging.getLogger(__name__)
 AGENT_DIR = Path(__file__).resolve().parent / "agent"
 AGENT_FILES = ("agent.py", "hostmon.py", "emulator.py")
+FORMATS_DIR = Path(__file__).resolve().parents[1] / "formats"
 BPF_PROGRAM = "io_by_second.bt"
 
 
@@ -205,6 +206,11 @@ class HostRun:
             r.mkdir(f"{self.rundir}/{sub}")
         for name in AGENT_FILES:
             r.put(AGENT_DIR / name, f"{self.rundir}/agent/{name}", 0o755)
+        r.mkdir(f"{self.rundir}/agent/labctl/formats")  # the raw formats, importable beside the agent
+        r.put_text('"""labctl\'s raw formats, shipped with the host agent."""\n',
+                   f"{self.rundir}/agent/labctl/__init__.py")
+        for path in sorted(FORMATS_DIR.glob("*.py")):
+            r.put(path, f"{self.rundir}/agent/labctl/formats/{path.name}", 0o644)
         if bpf_program():
             from labctl.analysis.bpf import render_program
 

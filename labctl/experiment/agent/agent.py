@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -28,11 +27,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 FINAL = ("finished", "failed", "stopped")
-BAR = re.compile(
-    r"(?P<desc>train loss(?:: (?P<loss>[0-9.]+|nan))?|validation progress):\s+(?P<pct>\d+)%\|[^|]*\|"
-    r"\s*(?P<n>\d+)/(?P<total>\d+)"
-)
-EPOCH = re.compile(r"Training Epoch: (\d+) / (\d+)")
 
 
 def now() -> float:
@@ -81,29 +75,15 @@ def tail(path: Path, size: int = 65536) -> str:
 
 def progress(train_log: Path) -> dict:
     """Epoch, step/total and loss from the end of an LLM Studio log."""
-    text = tail(train_log)
-    out: dict = {}
-    epochs = EPOCH.findall(text)
-    if epochs:
-        out["epoch"], out["epochs"] = int(epochs[-1][0]), int(epochs[-1][1])
-    for m in BAR.finditer(text):
-        if m["desc"].startswith("train loss"):
-            out["step"], out["total"] = int(m["n"]), int(m["total"])
-            if m["loss"]:
-                out["loss"] = float(m["loss"])
-            out["phase"] = "train"
-        else:
-            out["phase"] = "validation"
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if lines and "Saving" in lines[-1] and "checkpoint" in lines[-1]:
-        out["phase"] = "checkpoint"
-    return out
+    from labctl.formats.trainlog import progress as log_progress  # noqa: PLC0415 - shipped beside the agent
+
+    return log_progress(tail(train_log))
 
 
 def last_gpu_pct(dmon_log: Path, gpus: int | None = None) -> float | None:
     """Mean `sm` % over the trainer's GPUs (index < gpus) of the last complete dmon sample."""
-    cols: list[str] = []
-    rows: list[list[str]] = []
+    from labctl.formats.dmon import last_sample_sm  # noqa: PLC0415 - shipped beside the agent
+
     text = tail(dmon_log, 16384)
     lines = text.splitlines()
     if not any(ln.startswith("#") for ln in lines):  # dmon prints its header once: take it from the top
@@ -113,26 +93,7 @@ def last_gpu_pct(dmon_log: Path, gpus: int | None = None) -> float | None:
         except OSError:
             head = []
         lines = head + lines[1:]  # the first tail line may be cut
-    if lines and not text.endswith("\n"):  # a partial last line (still being written, or cut by ^C)
-        lines.pop()
-    for line in lines:
-        if line.startswith("#"):
-            names = line.lstrip("#").split()
-            if "sm" in names:
-                cols = names
-            continue
-        parts = line.split()
-        if cols and len(parts) == len(cols):
-            rows.append(parts)
-    if not rows or "sm" not in cols:
-        return None
-    key = [cols.index(c) for c in ("Date", "Time") if c in cols]
-    last = [r for r in rows if [r[i] for i in key] == [rows[-1][i] for i in key]] if key else rows[-1:]
-    if gpus and "gpu" in cols:
-        last = [r for r in last if r[cols.index("gpu")].isdigit() and int(r[cols.index("gpu")]) < gpus]
-    sm = cols.index("sm")
-    values = [float(r[sm]) for r in last if r[sm].replace(".", "", 1).isdigit()]
-    return round(sum(values) / len(values), 1) if values else None
+    return last_sample_sm(lines, text.endswith("\n"), gpus)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -572,8 +533,10 @@ class Agent:
 
 
 def unescape(field: str) -> str:
-    """/proc's octal escapes (\\040 for a space …) undone."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+    """Undo the kernel's octal escaping in /proc/mounts fields."""
+    from labctl.formats.procmounts import unescape as proc_unescape  # noqa: PLC0415 - shipped beside the agent
+
+    return proc_unescape(field)
 
 
 def systemd_available() -> bool:
@@ -720,7 +683,7 @@ def cmd_facts(spec_path: str) -> int:
         facts["mount_error"] = str(exc)
     facts["mounts"] = mounts
     try:
-        from hostmon import find_block  # noqa: PLC0415 - sibling file shipped with the agent
+        from labctl.formats.mountstats import find_block  # noqa: PLC0415 - shipped beside the agent
 
         block = find_block(Path(spec.get("proc_mountstats", "/proc/self/mountstats")).read_text(), mount)
         if block:
