@@ -13,7 +13,7 @@ from labctl.analysis.bpftrace import BpfResult, PendingParse, start_bpftrace
 from labctl.analysis.clock import HostClock, load_clock
 from labctl.analysis.dmon import parse_dmon
 from labctl.analysis.lines import ParseStats
-from labctl.analysis.mountstats import MountInfo, parse_mountstats_log
+from labctl.analysis.mountstats import MountInfo, first_mount_info, parse_mountstats_log
 from labctl.analysis.nfsiostat import parse_nfsiostat
 from labctl.analysis.rawfile import finite_number, read_json
 from labctl.analysis.runner_events import parse_runner_events
@@ -183,14 +183,25 @@ def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_pat
     info = None
     if ms.exists():
         _told(progress, host, ms)
-        stats, info = parse_mountstats_log(ms, host, run.store, clock, mount=mount_path)
+        from labctl.analysis import compact  # here: numpy and pyarrow load only for the compact records
+
+        stats = compact.read_mountstats(d / "mountstats.csv", host, run.store, clock) \
+            if (d / "mountstats.csv").exists() else None
+        if stats is None:
+            stats, info = parse_mountstats_log(ms, host, run.store, clock, mount=mount_path)
+        else:
+            info = first_mount_info(ms, mount_path)
         run.parse.append(stats)
         if info is not None:
             run.mounts[host] = info
     if nf.exists():
         _told(progress, host, nf)
         opts = info.opts if info is not None else manifest_opts
-        run.parse.append(parse_nfsiostat(nf, host, run.store, clock, nconnect=_nconnect(opts)))
+        from labctl.analysis import compact
+
+        stats = compact.read_nfsiostat(d / "nfsiostat.csv", host, run.store, clock) \
+            if (d / "nfsiostat.csv").exists() else None
+        run.parse.append(stats or parse_nfsiostat(nf, host, run.store, clock, nconnect=_nconnect(opts)))
 
 
 def _start_bpftrace(host: str, d: Path, w: list[str]) -> tuple[PendingParse | None, float]:
