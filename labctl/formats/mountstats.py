@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from labctl.formats.procmounts import escape, options, unescape
+from .procmounts import escape, options, unescape
 
 OPS = ("READ", "WRITE", "COMMIT", "GETATTR", "LOOKUP", "OPEN", "CLOSE", "RENAME", "ACCESS", "LAYOUTGET",
        "LAYOUTCOMMIT", "LAYOUTRETURN", "READDIR", "SETATTR")

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Protocol
 
-from labctl.formats.mountstats import NoSkips, Skips
+from .mountstats import NoSkips, Skips
 
 _MOUNT = re.compile(r"^(?P<export>\S+) mounted on (?P<mount>.+?):?\s*$")
 _OP_HEADER = re.compile(r"^(?P<op>\w+):\s+ops?/s")

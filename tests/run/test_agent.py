@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -12,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
+import labctl.formats as formats_pkg
 from labctl.experiment.agent import agent as agent_mod
+from labctl.formats.mountstats import COLUMNS
 
 AGENT_DIR = Path(agent_mod.__file__).parent
+FORMATS_DIR = Path(formats_pkg.__file__).parent
 DMON = """#!/bin/sh
 [ "$1" = dmon ] || exit 1
 echo "#Date       Time        gpu   pwr gtemp mtemp    sm   mem"
@@ -63,6 +67,8 @@ def spec_for(tmp_path: Path, mount: Path, *, steps: int = 6, epochs: int = 2, co
     (rundir / "agent").mkdir(parents=True)
     for name in ("agent.py", "hostmon.py", "emulator.py"):
         (rundir / "agent" / name).write_bytes((AGENT_DIR / name).read_bytes())
+    shutil.copytree(FORMATS_DIR, rundir / "agent" / "labctl" / "formats")  # as `labctl run` ships them
+    (rundir / "agent" / "labctl" / "__init__.py").write_text("")
     out = mount / "out"
     emu = {
         "output_dir": str(out),
@@ -148,7 +154,10 @@ def test_monitors_bracket_training_and_a_failing_monitor_is_recorded(host):
 
     raw = rundir / "raw"
     names = sorted(p.name for p in raw.iterdir())
-    assert names == ["dmon.log", "monitors.json", "mountstats.log", "nfsiostat.log", "train.log"]
+    assert names == ["dmon.log", "monitors.json", "mountstats.csv", "mountstats.log", "nfsiostat.csv",
+                     "nfsiostat.log", "train.log"]
+    rows = (raw / "mountstats.csv").read_text().splitlines()
+    assert rows[0] == ",".join(COLUMNS) and len(rows) - 1 == (raw / "mountstats.log").read_text().count("#ts ")
     mon = {m["name"]: m for m in json.loads((raw / "monitors.json").read_text())["monitors"]}
     assert mon["nfsiostat"]["status"] == "failed" and mon["nfsiostat"]["exit_status"] == 1
     assert mon["nfsiostat"]["errors"] and "no NFS mount" in mon["nfsiostat"].get("stderr_tail", "")
