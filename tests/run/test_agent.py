@@ -157,7 +157,8 @@ def test_monitors_bracket_training_and_a_failing_monitor_is_recorded(host):
     assert names == ["dmon.log", "monitors.json", "mountstats.csv", "mountstats.log", "nfsiostat.csv",
                      "nfsiostat.log", "train.log"]
     rows = (raw / "mountstats.csv").read_text().splitlines()
-    assert rows[0] == ",".join(COLUMNS) and len(rows) - 1 == (raw / "mountstats.log").read_text().count("#ts ")
+    snapshots = (raw / "mountstats.log").read_text().count("#ts ")
+    assert rows[0] == ",".join(COLUMNS) and len(rows) - 1 == snapshots
     mon = {m["name"]: m for m in json.loads((raw / "monitors.json").read_text())["monitors"]}
     assert mon["nfsiostat"]["status"] == "failed" and mon["nfsiostat"]["exit_status"] == 1
     assert mon["nfsiostat"]["errors"] and "no NFS mount" in mon["nfsiostat"].get("stderr_tail", "")
