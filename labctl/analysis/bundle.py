@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labctl.analysis.bpftrace import BpfResult, PendingParse, start_bpftrace
+from labctl.analysis.bpftrace import BpfResult, parse_bpftrace
 from labctl.analysis.clock import HostClock, load_clock
 from labctl.analysis.dmon import parse_dmon
 from labctl.analysis.lines import ParseStats
@@ -149,19 +149,15 @@ def _told(progress: Progress, host: str, path: Path) -> None:
 def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
                manifest_opts: Any, progress: Progress) -> None:
     store, w = run.store, run.warnings
-    trace, offset = _start_bpftrace(host, d, w)  # a large trace is parsed by workers meanwhile
-    try:
-        _load_nfs_logs(run, host, d, clock, mount_path, manifest_opts, progress)
-        if trace is not None:
-            _told(progress, host, trace.path)
-            res = trace.result(host, store, clock, offset)
-            run.bpf[host] = res
-            run.parse.append(res.stats)
-            if res.lost_events:
-                w.append(f"{host}: bpftrace lost {res.lost_events} events")
-    finally:
-        if trace is not None:
-            trace.close()
+    offset = _bpftrace_offset(host, d, w)
+    _load_nfs_logs(run, host, d, clock, mount_path, manifest_opts, progress)
+    if offset is not None:
+        _told(progress, host, d / "bpftrace.jsonl")
+        res = parse_bpftrace(d / "bpftrace.jsonl", host, store, clock, offset)
+        run.bpf[host] = res
+        run.parse.append(res.stats)
+        if res.lost_events:
+            w.append(f"{host}: bpftrace lost {res.lost_events} events")
     monitors = _monitor_list(load_json(d / "monitors.json", w))
     _monitor_warnings(host, monitors, w)
     if (p := d / "dmon.log").exists():
@@ -204,16 +200,17 @@ def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_pat
         run.parse.append(stats or parse_nfsiostat(nf, host, run.store, clock, nconnect=_nconnect(opts)))
 
 
-def _start_bpftrace(host: str, d: Path, w: list[str]) -> tuple[PendingParse | None, float]:
-    """Start parsing `d`/bpftrace.jsonl: (its parse, its clock offset); (None, 0) when absent or unusable."""
-    if not (p := d / "bpftrace.jsonl").exists():
-        return None, 0.0
+def _bpftrace_offset(host: str, d: Path, w: list[str]) -> float | None:
+    """The clock offset of `d`/bpftrace.jsonl (CLOCK_REALTIME − CLOCK_BOOTTIME); None when there is no trace
+    or no usable offset."""
+    if not (d / "bpftrace.jsonl").exists():
+        return None
     meta_path = d / "bpftrace.meta.json"
     meta = load_json(meta_path, w)
     offset = dig(meta, "realtime_minus_boottime")
     if offset is None:
         w.append(f"{meta_path}: no realtime_minus_boottime; bpftrace series skipped")
-        return None, 0.0
+        return None
     key = "realtime_minus_boottime"
     offset = finite_number(offset, path=meta_path, key=key, limit=MAX_EPOCH)
     checks = dig(meta, "checks")
@@ -221,7 +218,7 @@ def _start_bpftrace(host: str, d: Path, w: list[str]) -> tuple[PendingParse | No
                  - offset) for c in (checks if isinstance(checks, list) else []) if isinstance(c, dict)]
     if drift and max(drift) > 0.1:
         w.append(f"{host}: CLOCK_REALTIME stepped by up to {max(drift):.3f} s during the run (NTP?)")
-    return start_bpftrace(p), float(offset)
+    return float(offset)
 
 
 def _infer_utc_offset(run: RunData, host: str) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 import labctl.formats as formats_pkg
 from labctl.experiment.agent import agent as agent_mod
-from labctl.formats.mountstats import COLUMNS
+from labctl.formats.mountstats import COLUMNS, parse_entries, pick, read_snapshots
 
 AGENT_DIR = Path(agent_mod.__file__).parent
 FORMATS_DIR = Path(formats_pkg.__file__).parent
@@ -39,6 +39,7 @@ device srv:/fg_llm mounted on {mount} with fstype nfs4 statvers=1.1
 \txprt:\ttcp 2 1 1 0 0 7 7 0 7 0 64 0 0
 \tper-op statistics
 \t        READ: 1 1 0 100 1100 0 1 1 0
+\t       WRITE: 1 1 0 1100 100 0 1 1 0
 
 device x mounted on /other with fstype ext4
 """
@@ -157,8 +158,9 @@ def test_monitors_bracket_training_and_a_failing_monitor_is_recorded(host):
     assert names == ["dmon.log", "monitors.json", "mountstats.csv", "mountstats.log", "nfsiostat.csv",
                      "nfsiostat.log", "train.log"]
     rows = (raw / "mountstats.csv").read_text().splitlines()
-    snapshots = (raw / "mountstats.log").read_text().count("#ts ")
-    assert rows[0] == ",".join(COLUMNS) and len(rows) - 1 == snapshots
+    snapshots = list(read_snapshots((raw / "mountstats.log").read_text().splitlines()))
+    complete = [b for _, _, b in snapshots if pick(parse_entries(b), str(mount)).complete()]
+    assert complete and rows[0] == ",".join(COLUMNS) and len(rows) - 1 == len(snapshots) == len(complete)
     mon = {m["name"]: m for m in json.loads((raw / "monitors.json").read_text())["monitors"]}
     assert mon["nfsiostat"]["status"] == "failed" and mon["nfsiostat"]["exit_status"] == 1
     assert mon["nfsiostat"]["errors"] and "no NFS mount" in mon["nfsiostat"].get("stderr_tail", "")

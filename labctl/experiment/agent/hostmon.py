@@ -59,9 +59,10 @@ def sample_mountstats(proc_file: str, mount: str, interval: float, out: str, rat
                 fh.write(ms.format_snapshot(wall, mono, block))
                 fh.flush()
                 entry = ms.pick(ms.parse_entries(block.splitlines()), mount)
-                if entry is not None and entry.complete():
+                if entry is not None and entry.complete():  # what the analysis can take an interval from
                     rows.write(",".join(ms.record(wall, mono, entry)) + "\n")
                     rows.flush()
+                if entry is not None and len(entry.bytes) >= 7:
                     counters = entry.bytes[4], entry.bytes[5]
                     if prev is not None and mono > prev[0]:
                         dt = mono - prev[0]
