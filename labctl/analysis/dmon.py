@@ -7,6 +7,7 @@ from pathlib import Path
 from labctl.analysis.clock import HostClock, naive_epoch
 from labctl.analysis.lines import ParseStats, iter_text
 from labctl.analysis.series import SeriesStore
+from labctl.formats.dmon import rows
 
 SOURCE = "dmon"
 # unit in dmon's header -> (timeline unit, factor)
@@ -27,8 +28,6 @@ def parse_dmon(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
     header's (a `^C` mid-line), `-` values and unparsable numbers produce no record and are counted.
     """
     stats = ParseStats(SOURCE, str(path))
-    names: list[str] = []
-    units: list[str] = []
     sample = -1
     last_idx = 10**9
     last_stamp = ""
@@ -36,22 +35,11 @@ def parse_dmon(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
     gpus_seen: set[int] = set()
     short_samples = 0
     day_cache: dict[str, float] = {}
-    for line in iter_text(path, stats):
-        if line.startswith("#"):
-            toks = line[1:].split()
-            if not toks:
-                continue
-            if "gpu" in toks:
-                names, units = toks, []
-            elif "Idx" in toks:
-                units = toks
+    for row_or_none in rows(iter_text(path, stats)):
+        if row_or_none is None or len(row_or_none[2]) != len(row_or_none[0]):
+            stats.skip("no_header" if row_or_none is None else "column_count")
             continue
-        toks = line.split()
-        if not toks:
-            continue
-        if not names or len(toks) != len(names):
-            stats.skip("no_header" if not names else "column_count")
-            continue
+        names, units, toks = row_or_none
         row = dict(zip(names, toks, strict=True))
         try:
             idx = int(row["gpu"])
