@@ -65,6 +65,7 @@ class SynthSpec:
     bpftrace_seconds: int | None = None  # None: the run's length
     sources: tuple[str, ...] = ("dmon", "mountstats", "nfsiostat", "bpftrace", "train")
     compact: bool = True  # the agent's mountstats.csv / nfsiostat.csv beside the verbatim logs
+    dmon_every_s: int = 1  # dmon's -d
 
     @property
     def train_start(self) -> int:
@@ -170,6 +171,8 @@ def _dmon(path: Path, plan: _Plan, spec: SynthSpec) -> None:
     units = "#YYYYMMDD    HH:MM:SS     Idx      W      C      C      %      %      %      %    MHz    MHz     MB\n"
     with path.open("w") as fh:
         for i, u in enumerate(plan.util):
+            if i % spec.dmon_every_s:
+                continue
             if i % 600 == 0:
                 fh.write(names + units)
             st = _local(spec, plan.t0 + i)
