@@ -15,32 +15,46 @@ from labctl.formats import mountstats as fmt
 from labctl.formats import nfsiostat as nfmt
 
 
-def _table(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
-    """The CSV's columns as float64 arrays (NaN where empty; text columns as they are), or None when it is
-    not a compact file of that shape."""
+def _table(path: Path, names: tuple[str, ...], text: tuple[str, ...] = ()) -> dict[str, np.ndarray] | None:
+    """The CSV's columns as float64 arrays (NaN where empty); the `text` columns as (codes, names) of their
+    dictionary; None when it is not a compact file of that shape."""
+    import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    types = {n: pa.dictionary(pa.int32(), pa.string()) if n in text else pa.float64() for n in names}
     try:
-        table = pacsv.read_csv(path)
-    except Exception:  # noqa: BLE001 - any unreadable file means: use the verbatim log
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
+    except (pa.ArrowInvalid, OSError):
         return None
     if tuple(table.column_names) != names:
         return None
-    return {n: (table[n].to_numpy(zero_copy_only=False) if table[n].type == "string"
-                else table[n].cast("double").to_numpy(zero_copy_only=False)) for n in names}
+    out = {}
+    for n in names:
+        col = table[n].combine_chunks()
+        if n in text:
+            out[n] = col.indices.to_numpy(zero_copy_only=False)
+            out[n + ":names"] = np.array(col.dictionary.to_pylist(), dtype=object)
+        else:
+            out[n] = col.to_numpy(zero_copy_only=False)
+    return out
 
 
 def read_nfsiostat(path: Path, host: str, store: SeriesStore, clock: HostClock) -> ParseStats | None:
     """`nfsiostat.csv` into `nfsiostat.*` series; None when it cannot be used."""
-    t = _table(path, nfmt.COLUMNS)
+    t = _table(path, nfmt.COLUMNS, ("metric", "unit"))
     if t is None:
         return None
-    stats = ParseStats("nfsiostat", str(path), lines=len(t["ts"]) + 1, records=len(t["ts"]))
-    metrics, first = np.unique(t["metric"], return_index=True)
-    for k in np.argsort(first):
-        rows = t["metric"] == metrics[k]
-        store.extend(host, -1, "nfsiostat", str(metrics[k]), str(t["unit"][first[k]]),
-                     clock.host_in_place(t["ts"][rows].copy()), t["value"][rows].copy())
+    n = len(t["ts"])
+    stats = ParseStats("nfsiostat", str(path), lines=n + 1, records=n)
+    order = np.argsort(t["metric"], kind="stable")
+    codes = t["metric"][order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if n else np.zeros(0, dtype=np.int64)
+    ts = clock.host_in_place(t["ts"][order])
+    values, units = t["value"][order], t["unit"][order]
+    runs = sorted(zip(starts.tolist(), [*starts[1:].tolist(), n], strict=True), key=lambda ab: order[ab[0]])
+    for a, b in runs:  # each metric's rows, in the order of its first row
+        store.extend(host, -1, "nfsiostat", str(t["metric:names"][codes[a]]), str(t["unit:names"][units[a]]),
+                     ts[a:b].copy(), values[a:b].copy())
     return stats
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from labctl.analysis.clock import HostClock, naive_epoch
 from labctl.analysis.lines import ParseStats, iter_text
-from labctl.analysis.series import SeriesStore
+from labctl.analysis.series import Series, SeriesStore
 from labctl.formats.dmon import rows
 
 SOURCE = "dmon"
@@ -35,6 +35,7 @@ def parse_dmon(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
     gpus_seen: set[int] = set()
     short_samples = 0
     day_cache: dict[str, float] = {}
+    series: dict[tuple[int, str, str], Series] = {}  # this parse's series, each looked up once
     for row_or_none in rows(iter_text(path, stats)):
         if row_or_none is None or len(row_or_none[2]) != len(row_or_none[0]):
             stats.skip("no_header" if row_or_none is None else "column_count")
@@ -72,10 +73,8 @@ def parse_dmon(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
         last_idx = idx
         gpus_seen.add(idx)
         for i, name in enumerate(names):
-            if name in _SKIP_COLS:
-                continue
             tok = toks[i]
-            if tok == "-":
+            if tok == "-" or name in _SKIP_COLS:
                 continue
             try:
                 value = float(tok)
@@ -83,7 +82,11 @@ def parse_dmon(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
                 stats.skip("bad_value")
                 continue
             unit, factor = _UNITS.get(units[i] if i < len(units) else "", ("", 1.0))
-            store.add(host, idx, SOURCE, f"gpu.{name}", unit, ts, value * factor)
+            key = (idx, name, unit)
+            if (s := series.get(key)) is None:
+                s = series[key] = store.series_for(host, idx, SOURCE, f"gpu.{name}", unit)
+            s.ts.append(ts)
+            s.values.append(value * factor)
             stats.records += 1
     if short_samples:
         stats.skip("short_sample", short_samples)

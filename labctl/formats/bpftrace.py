@@ -20,6 +20,9 @@ SUM_MAPS = ("read_bytes", "write_bytes", "read_calls", "write_calls", "fsync_cal
 HIST_MAPS = ("read_size", "write_size")
 MARKERS = ("tick", "start", "totals", "end")
 _MISESCAPE = re.compile(rb"\\uffffff([0-9a-fA-F]{2})")
+_TICK = b'{"type": "printf", "data": "tick '
+_IO = b'{"type": "map", "data": {"@io": '
+
 
 
 def fix_escapes(raw: bytes) -> str:
@@ -68,6 +71,22 @@ class Trace:
 
     def line(self, raw: bytes) -> None:
         """One line of the trace (without its newline)."""
+        digits = raw[len(_TICK):-4]
+        if raw.startswith(_TICK) and raw.endswith(b'\\n"}') and digits.isdigit() and len(digits) <= 18 \
+                and not self._totals:  # the shipped tick, as it is written
+            if self.ticks:
+                self._close_tick()
+            self.ticks.append(int(digits))
+            return
+        if raw.startswith(_IO) and self.ticks and not self._ended:  # its @io line: a flat object of integers
+            try:
+                sums = [(SUM_MAPS[int(key)], _num(v)) for key, v in json.loads(raw[len(_IO):-2]).items()]
+            except (ValueError, TypeError, IndexError, AttributeError):
+                sums = None  # read below, as any other record
+            if sums is not None:
+                for m, v in sums:
+                    self._cur[m] = self._cur.get(m, 0.0) + v
+                return
         if not raw.strip():
             self.skips.skip("blank")
             return
