@@ -37,15 +37,22 @@ class ParseStats:
                 "skipped": dict(sorted(self.skipped.items()))}
 
 
+BLOCK = 8 << 20  # bytes read at a time
+
+
 def iter_lines(path: Path, stats: ParseStats) -> Iterator[bytes]:
     """Complete lines of `path` (without the newline); an unterminated last line is counted as truncated."""
+    rest = b""
     with open_raw(path) as fh:
-        for raw in fh:
-            stats.lines += 1
-            if raw[-1:] != b"\n":
-                stats.skip("truncated_last_line")
-                return
-            yield raw.rstrip(b"\r\n")
+        while block := fh.read(BLOCK):
+            lines = (rest + block).split(b"\n")
+            rest = lines.pop()  # after the last newline: the start of a line the next block ends
+            stats.lines += len(lines)
+            for raw in lines:
+                yield raw.rstrip(b"\r")
+    if rest:
+        stats.lines += 1
+        stats.skip("truncated_last_line")
 
 
 def iter_text(path: Path, stats: ParseStats) -> Iterator[str]:

@@ -22,6 +22,7 @@ MARKERS = ("tick", "start", "totals", "end")
 _MISESCAPE = re.compile(rb"\\uffffff([0-9a-fA-F]{2})")
 _TICK = b'{"type": "printf", "data": "tick '
 _IO = b'{"type": "map", "data": {"@io": '
+_IO_PAIR = re.compile(rb'"([0-4])": (\d+)[,}]')
 
 
 
@@ -66,7 +67,7 @@ class Trace:
         self.lost_events = 0
         self.probes: int | None = None
         self.start: int | None = None  # the marker before the first tick
-        self._cur: dict[str, float] = {}
+        self._cur = [0.0] * len(SUM_MAPS)  # the open tick's sums, in SUM_MAPS order
         self._totals = self._ended = False
 
     def line(self, raw: bytes) -> None:
@@ -78,14 +79,11 @@ class Trace:
                 self._close_tick()
             self.ticks.append(int(digits))
             return
-        if raw.startswith(_IO) and self.ticks and not self._ended:  # its @io line: a flat object of integers
-            try:
-                sums = [(SUM_MAPS[int(key)], _num(v)) for key, v in json.loads(raw[len(_IO):-2]).items()]
-            except (ValueError, TypeError, IndexError, AttributeError):
-                sums = None  # read below, as any other record
-            if sums is not None:
-                for m, v in sums:
-                    self._cur[m] = self._cur.get(m, 0.0) + v
+        if raw.startswith(_IO) and raw.endswith(b"}}}") and self.ticks and not self._ended:  # its @io line
+            pairs = _IO_PAIR.findall(raw, len(_IO))
+            if len(pairs) == raw.count(b":") - 3:  # every pair a plain key and integer: else read it below
+                for key, v in pairs:
+                    self._cur[int(key)] += int(v)
                 return
         if not raw.strip():
             self.skips.skip("blank")
@@ -119,9 +117,9 @@ class Trace:
             self._close_tick()
 
     def _close_tick(self) -> None:
-        for m in SUM_MAPS:
-            self.sums[m].append(self._cur.get(m, 0.0))
-        self._cur.clear()
+        for m, v in zip(SUM_MAPS, self._cur, strict=True):
+            self.sums[m].append(float(v))
+        self._cur = [0.0] * len(SUM_MAPS)
 
     def _marker(self, data: str) -> None:
         word, _, rest = data.strip().partition(" ")
@@ -146,16 +144,18 @@ class Trace:
     def _map(self, name: str, value: object) -> None:
         try:
             if name == "io" and isinstance(value, dict):
-                for key, v in value.items():
-                    m = SUM_MAPS[int(key)]
-                    self._cur[m] = self._cur.get(m, 0.0) + _num(v)
+                adds = [(int(key), _num(v)) for key, v in value.items()]
+                if any(not 0 <= k < len(SUM_MAPS) for k, _ in adds):
+                    raise IndexError(name)
+                for k, v in adds:
+                    self._cur[k] += v
             elif name in SUM_MAPS:
                 total = _num(value) if not isinstance(value, dict) else 0.0
                 for comm, v in (value.items() if isinstance(value, dict) else ()):
                     total += _num(v)
                     self.by_comm[name][comm] += int(_num(v))
                 if not self._totals:  # a trace of the per-tick shape
-                    self._cur[name] = self._cur.get(name, 0.0) + total
+                    self._cur[SUM_MAPS.index(name)] += total
             elif name in HIST_MAPS and isinstance(value, list):
                 for b in value:
                     self.hists[name][(b.get("min"), b.get("max"))] += int(b.get("count", 0))

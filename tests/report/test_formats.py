@@ -135,3 +135,23 @@ def test_trainer_log_lines_written_read_back_and_progress():
     text = "\n".join([line, trainlog.format_line((2024, 1, 1, 12, 0, 6, 0), "INFO", bar)])
     assert trainlog.progress(text) == {"epoch": 2, "epochs": 3, "step": 5, "total": 10, "loss": 1.25,
                                        "phase": "train"}
+
+
+def test_dmon_read_a_column_at_a_time_equals_the_row_reference():
+    from labctl.analysis.dmon import _columns, _rows
+    from labctl.analysis.lines import ParseStats, iter_text
+    from labctl.formats import dmon
+
+    clock = HostClock(offset_s=3.0, utc_offset_s=3600.0, utc_offset_known=True)
+    for name in ("dmon_a_new_dt_ctrlc.log", "dmon_b_old_5char.log"):
+        stats = ParseStats("dmon")
+        kept = [r for r in dmon.rows(iter_text(FIXTURES / name, stats)) if r and len(r[2]) == len(r[0])]
+        by_rows, by_columns = SeriesStore(), SeriesStore()
+        row_stats, column_stats = ParseStats("dmon"), ParseStats("dmon")
+        _rows(kept, "h", by_rows, clock, row_stats, None, 1.0)
+        assert _columns(kept, "h", by_columns, clock, column_stats)
+        assert by_rows.series and sorted(by_rows.series) == sorted(by_columns.series)
+        for key, s in by_rows.series.items():
+            assert list(by_columns.series[key].ts) == list(s.ts)
+            assert list(by_columns.series[key].values) == list(s.values)
+        assert row_stats.records == column_stats.records and row_stats.skipped == column_stats.skipped
