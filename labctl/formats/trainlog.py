@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+LOG_FORMAT = "%(asctime)s - %(levelname)s: %(message)s"  # LLM Studio's logging.Formatter
 PREFIX = re.compile(r"^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d),(\d{3}) - (?:PID \d+ - )?([A-Z]+): (.*)$")
 EPOCH = re.compile(r"Training Epoch: (\d+) / (\d+)")
 BAR = re.compile(r"(?P<desc>train loss(?:: (?P<loss>[0-9.]+|nan))?|validation progress):\s+"
