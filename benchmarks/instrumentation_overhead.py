@@ -119,7 +119,7 @@ class FakeHost:
         src = Path(agent_mod.__file__).parent
         for file in AGENT_FILES:
             shutil.copy2(src / file, rundir / "agent" / file)
-        shutil.copytree(src.parents[1] / "formats", rundir / "agent" / "labctl" / "formats")  # as `labctl run`
+        shutil.copytree(src.parents[1] / "formats", rundir / "agent" / "labctl" / "formats")  # as labctl run
         (rundir / "agent" / "labctl" / "__init__.py").write_text("")
         (rundir / "agent" / "io_by_second.bt").write_text(render_program(str(self.mount)))
         out = self.mount / "out" / name
