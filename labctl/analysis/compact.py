@@ -10,6 +10,7 @@ import numpy as np
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import ParseStats
 from labctl.analysis.mountstats import LATENCIES, MAX_BYTES_RATE, MAX_DELTA
+from labctl.analysis.rawfile import open_raw
 from labctl.analysis.series import SeriesStore
 from labctl.formats import mountstats as fmt
 from labctl.formats import nfsiostat as nfmt
@@ -22,10 +23,11 @@ def _table(path: Path, names: tuple[str, ...], text: tuple[str, ...] = ()) -> di
     import pyarrow.csv as pacsv
 
     types = {n: pa.dictionary(pa.int32(), pa.string()) if n in text else pa.float64() for n in names}
-    try:
-        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
-    except (pa.ArrowInvalid, OSError):
-        return None
+    with open_raw(path) as fh:  # a regular file, else refused by name
+        try:
+            table = pacsv.read_csv(fh, convert_options=pacsv.ConvertOptions(column_types=types))
+        except (pa.ArrowInvalid, OSError):
+            return None
     if tuple(table.column_names) != names:
         return None
     out = {}

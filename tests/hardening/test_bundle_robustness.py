@@ -94,8 +94,8 @@ def _device(path: Path) -> None:
 
 
 KINDS = {"FIFO": _fifo, "directory": _directory, "socket": _socket, "character device": _device}
-VICTIMS = ["nfsiostat.log", "mountstats.log", "bpftrace.jsonl", "dmon.log", "train.log", "clock.json",
-           "bpftrace.meta.json", "monitors.json"]
+VICTIMS = ["nfsiostat.log", "nfsiostat.csv", "mountstats.log", "mountstats.csv", "bpftrace.jsonl", "dmon.log",
+           "train.log", "clock.json", "bpftrace.meta.json", "monitors.json"]
 
 
 @pytest.mark.parametrize(("victim", "kind"), [(v, k) for v in VICTIMS for k in KINDS
