@@ -1,15 +1,15 @@
-# ruff: noqa: E501  (raw-format templates read best on one line)
-"""Analysis throughput and memory of `labctl report` on a large synthetic bundle.
+"""Analysis throughput and memory of `labctl report` on a realistic day-long bundle.
 
     python -m benchmarks.report_throughput [--scale 1.0] [--dir DIR] [--keep]
 
-At scale 1 the bundle holds a 1 GB bpftrace event trace (ticks every ~0.1 s) plus 24 h of 1 s
-mountstats and nfsiostat logs; --scale shrinks both (0.01 for a smoke test). It prints, measured in this run:
-the time `wc -l` takes to read the same files and the time of the analysis (timeline.parquet + summary.json,
-in a child process run with labctl's bytecode compiled beforehand, as an install has it), each the best of 2
-runs on a warm cache after the new bundle is flushed to disk (so the kernel's writeback of 1.3 GB does not run
-during either); the analysis' peak memory (the sum of the PSS of its whole process tree, worker processes
-included, sampled every 0.1 s in a third run, untimed: the sampling takes CPU from the analysis); and their
+At scale 1 the bundle is 24 h of one host at the shipped rates: 8 GPUs in dmon every 10 s, mountstats and
+nfsiostat every 1 s (verbatim logs and the agent's compact records), the shipped bpftrace program's output
+(a tick and its @io line per second, the run's totals at the end) and the trainer log, all written through
+labctl.formats by benchmarks/synthbundle.py; --scale shrinks the day (0.01 for a smoke test). It prints,
+measured in this run: the time `wc -l` takes to read the bundle's raw files and the time of the analysis
+(timeline.parquet + summary.json, in a child process run with labctl's bytecode compiled beforehand, as an
+install has it), each the best of 2 runs on a warm cache after the new bundle is flushed to disk; the
+analysis' peak memory (the PSS of its process tree, sampled every 0.1 s in a third, untimed run); and their
 ratios against the targets (≤ 5× wc -l, ≤ 1 GB).
 """
 
@@ -28,53 +28,22 @@ import time
 from pathlib import Path
 
 import labctl
-from labctl.analysis.synth import SynthCheckpoint, SynthSpec, _Plan, write_run
+from benchmarks.synthbundle import SynthCheckpoint, SynthSpec, write_run
 
 DAY = 86_400
-TRACE_BYTES = 1_000_000_000
-COMMS = ("python", "pt_data_worker", "pt_autograd_0", "pt_autograd_1", "tokenizers", "torch_shm_mgr")
 TARGET_RATIO, TARGET_RSS_MB = 5.0, 1024.0
 
 
-def _bpftrace(d: Path, plan: _Plan, seconds: int, target_bytes: int) -> None:
-    """A dense trace of io_by_second.bt records: ticks spread evenly over the run, ~1.06 kB each."""
-    boot = 1_000_000_000_000
-    (d / "bpftrace.meta.json").write_text(json.dumps({"realtime_minus_boottime": plan.t0 - boot / 1e9}))
-    ticks = max(int(target_bytes / 1060), 1)
-    step_ns = seconds * 1_000_000_000 // ticks
-    hist = ", ".join(f'{{"min": {1 << k}, "max": {(1 << (k + 1)) - 1}, "count": {k * 3 + 1}}}' for k in range(12, 21))
-    hist_r = f'{{"type": "hist", "data": {{"@read_size": [{hist}]}}}}\n'
-    hist_w = '{"type": "hist", "data": {"@write_size": [{"min": 1024, "max": 2047, "count": 1}, {"min": 1048576, "max": 2097151, "count": 4}]}}\n'
-    with (d / "bpftrace.jsonl").open("w") as fh:
-        fh.write('{"type": "attached_probes", "data": {"probes": 26}}\n')
-        fh.write(f'{{"type": "printf", "data": "start {boot}\\n"}}\n')
-        for k in range(1, ticks + 1):
-            ns = boot + k * step_ns
-            sec = min(int(k * step_ns / 1e9), len(plan.write) - 1)
-            frac = step_ns / 1e9
-            r, w = int(plan.read[sec] * frac) + 4096, int(plan.write[sec] * frac)
-            per = r // len(COMMS)
-            rb = ", ".join(f'"{c}": {per + i}' for i, c in enumerate(COMMS))
-            rc = ", ".join(f'"{c}": {i + 1}' for i, c in enumerate(COMMS))
-            fh.write(f'{{"type": "printf", "data": "tick {ns}\\n"}}\n'
-                     f'{{"type": "map", "data": {{"@read_bytes": {{{rb}}}}}}}\n'
-                     f'{{"type": "map", "data": {{"@read_calls": {{{rc}}}}}}}\n' + hist_r)
-            if w:
-                fh.write(f'{{"type": "map", "data": {{"@write_bytes": {{"python": {w}}}}}}}\n'
-                         f'{{"type": "map", "data": {{"@write_calls": {{"python": {max(w >> 20, 1)}}}}}}}\n' + hist_w)
-
-
 def build(run: Path, scale: float) -> list[Path]:
-    """Write the benchmark bundle; returns the raw files the analysis reads."""
+    """Write the benchmark bundle; returns its raw files (what `wc -l` reads)."""
     seconds = max(int(DAY * scale), 600)
     every = max(seconds // 24, 120)
+    checkpoints = [SynthCheckpoint(o, 20, 2_000_000_000) for o in range(every, seconds - 60, every)]
     spec = SynthSpec(warmup_s=0, train_s=seconds - 10, cooldown_s=10, dataset_read_s=min(600, seconds // 4),
-                     checkpoints=[SynthCheckpoint(o, 20, 2_000_000_000) for o in range(every, seconds - 60, every)],
-                     sources=("mountstats", "nfsiostat"))
+                     checkpoints=checkpoints, gpus=8, dmon_every_s=10, epochs=3)
     write_run(run, spec)
-    host = run / "raw" / spec.hosts[0]
-    _bpftrace(host, _Plan(spec), seconds, int(TRACE_BYTES * scale))
-    return [host / "bpftrace.jsonl", host / "mountstats.log", host / "nfsiostat.log"]
+    raw = run / "raw" / spec.hosts[0]
+    return sorted(p for p in raw.iterdir() if p.suffix in (".log", ".csv", ".jsonl"))
 
 
 def time_wc(files: list[Path]) -> float:
@@ -165,8 +134,9 @@ def time_analysis(run: Path, env: dict[str, str], sample_memory: bool) -> tuple[
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.report_throughput", description=__doc__.split("\n")[0])
-    ap.add_argument("--scale", type=float, default=1.0, help="1.0 = 1 GB trace + 24 h logs (default)")
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.report_throughput",
+                                 description=__doc__.split("\n")[0])
+    ap.add_argument("--scale", type=float, default=1.0, help="1.0 = 24 h at the shipped rates (default)")
     ap.add_argument("--dir", type=Path, help="where to build the bundle (default: a temporary directory)")
     ap.add_argument("--keep", action="store_true", help="keep the generated bundle")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")

@@ -27,10 +27,6 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v unshare >/dev/null || need+=(util-linux)
   # simulated NFS client of the test hosts: a FUSE passthrough (libfuse3 through mfusepy)
   command -v fusermount3 >/dev/null || need+=(fuse3)
-  # the report's compiled scanner (labctl/analysis/_scan.c; without it the pure-Python parsers run)
-  command -v cc >/dev/null || need+=(gcc libc6-dev)
-  "$PY" -c 'import os, sysconfig; raise SystemExit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' \
-    || need+=(python3-dev)
   # a Debian/Ubuntu system Python has venv and ensurepip only with python3-venv
   if [ ! -x .venv/bin/python ] && ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then
     need+=("python$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')-venv")
@@ -52,7 +48,7 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 
 # ".[test]" includes the simulated lab's FUSE counter (mfusepy, extra "sim")
-stamp=$(cat pyproject.toml setup.py labctl/analysis/_scan.c 2>/dev/null | sha256sum | cut -c1-16)
+stamp=$(sha256sum < pyproject.toml | cut -c1-16)
 if [ "$(cat .venv/.labctl-installed 2>/dev/null)" != "$stamp" ] || ! .venv/bin/python -c 'import labctl' 2>/dev/null; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
   echo "$stamp" > .venv/.labctl-installed

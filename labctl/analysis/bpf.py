@@ -6,8 +6,8 @@ from labctl.paths import repo_data
 
 PROGRAM = ("bpf", "io_by_second.bt")
 MAX_PREFIX = 63  # "<mount>/" as a string literal: bpftrace 0.17 rejects literals over 64 bytes
-MAPS = ("read_bytes", "write_bytes", "read_calls", "write_calls", "fsync_calls", "read_size", "write_size",
-        "ckpt_open")
+MAPS = ("io", "read_bytes", "write_bytes", "read_calls", "write_calls", "fsync_calls", "read_size",
+        "write_size", "ckpt_open")
 
 
 def program_text() -> str:

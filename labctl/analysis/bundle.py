@@ -5,20 +5,19 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from labctl.analysis.bpftrace import BpfResult, PendingParse, start_bpftrace
+from labctl.analysis.bpftrace import BpfResult, parse_bpftrace
 from labctl.analysis.clock import HostClock, load_clock
 from labctl.analysis.dmon import parse_dmon
 from labctl.analysis.lines import ParseStats
 from labctl.analysis.mountstats import MountInfo, first_mount_info, parse_mountstats_log
 from labctl.analysis.nfsiostat import parse_nfsiostat
-from labctl.analysis.rawfile import finite_number, read_json
+from labctl.analysis.rawfile import finite_number, open_raw, read_json
 from labctl.analysis.runner_events import parse_runner_events
-from labctl.analysis.series import Series, SeriesKey, SeriesStore
+from labctl.analysis.series import Series, SeriesStore
 from labctl.analysis.trainlog import TrainLog, parse_trainlog
 from labctl.errors import StateError
 from labctl.formats.bundle import BundleFile, Manifest, Monitors
@@ -117,12 +116,8 @@ def no_progress(_: str) -> None:
     """A Progress that tells nobody."""
 
 
-def load_run(run_dir: Path, progress: Progress = no_progress, meanwhile: Callable[[], object] | None = None,
-             logs_parsed: Callable[[dict[SeriesKey, Series]], object] | None = None) -> RunData:
-    """Parse the bundle at `run_dir`; `progress` is told what is being parsed. For work to overlap the
-    parse: `meanwhile` is called once, when the first host's large files are being parsed by worker threads;
-    `logs_parsed` is given each host's mountstats and nfsiostat series (final) as soon as they are parsed,
-    while its trace may still be.
+def load_run(run_dir: Path, progress: Progress = no_progress) -> RunData:
+    """Parse the bundle at `run_dir`; `progress` is told what is being parsed.
 
     Raises:
         StateError: the directory or its `raw/` folder does not exist.
@@ -150,8 +145,7 @@ def load_run(run_dir: Path, progress: Progress = no_progress, meanwhile: Callabl
         by_host = run.manifest.get("mount_options")
         opts = by_host.get(host) if isinstance(by_host, dict) else None
         _load_host(run, host, host_dir, clock, mount_path if isinstance(mount_path, str) else None, opts,
-                   progress, meanwhile, logs_parsed)
-        meanwhile = None
+                   progress)
     if not run.hosts:
         run.warnings.append(f"{raw}: no host directories")
     phases, stats = parse_runner_events(run_dir / "events")
@@ -166,22 +160,17 @@ def _told(progress: Progress, host: str, path: Path) -> None:
 
 
 def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
-               manifest_opts: Any, progress: Progress, meanwhile: Callable[[], object] | None,
-               logs_parsed: Callable[[dict[SeriesKey, Series]], object] | None) -> None:
+               manifest_opts: Any, progress: Progress) -> None:
     store, w = run.store, run.warnings
-    trace, offset = _start_bpftrace(host, d, w)  # a large trace is parsed by workers meanwhile
-    try:
-        _load_nfs_logs(run, host, d, clock, mount_path, manifest_opts, progress, meanwhile, logs_parsed)
-        if trace is not None:
-            _told(progress, host, trace.path)
-            res = trace.result(host, store, clock, offset)
-            run.bpf[host] = res
-            run.parse.append(res.stats)
-            if res.lost_events:
-                w.append(f"{host}: bpftrace lost {res.lost_events} events")
-    finally:
-        if trace is not None:
-            trace.close()
+    offset = _bpftrace_offset(host, d, w)
+    _load_nfs_logs(run, host, d, clock, mount_path, manifest_opts, progress)
+    if offset is not None:
+        _told(progress, host, d / "bpftrace.jsonl")
+        res = parse_bpftrace(d / "bpftrace.jsonl", host, store, clock, offset)
+        run.bpf[host] = res
+        run.parse.append(res.stats)
+        if res.lost_events:
+            w.append(f"{host}: bpftrace lost {res.lost_events} events")
     monitors = _monitor_records(d / Monitors.FILE, w)
     _monitor_warnings(host, monitors, w)
     if (p := d / "dmon.log").exists():
@@ -197,52 +186,47 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
 
 
 def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
-                   manifest_opts: Any, progress: Progress, meanwhile: Callable[[], object] | None,
-                   logs_parsed: Callable[[dict[SeriesKey, Series]], object] | None) -> None:
-    """mountstats.log and nfsiostat.log, parsed side by side in threads (the compiled scanners run without the
-    GIL), each into its own store, merged in that order; `meanwhile` is called once both are under way, and
-    `logs_parsed` given nfsiostat's series once it is parsed (mountstats may still be running: it has more to
-    read), then mountstats' (a fixed order, so that the timeline's rows come in the same order every time)."""
+                   manifest_opts: Any, progress: Progress) -> None:
+    """mountstats.log, then nfsiostat.log (its nconnect: the mount's effective one, else the manifest's)."""
     ms, nf = d / "mountstats.log", d / "nfsiostat.log"
-    ms_store, nf_store = SeriesStore(), SeriesStore()
-    with ThreadPoolExecutor(2) as pool:
-        jobs: dict[Future, SeriesStore] = {}
-        if ms.exists():
-            _told(progress, host, ms)
-            jobs[pool.submit(parse_mountstats_log, ms, host, ms_store, clock, mount=mount_path)] = ms_store
-        if nf.exists():
-            _told(progress, host, nf)
-            info = first_mount_info(ms, mount_path) if ms.exists() else None  # the effective nconnect
-            opts = info.opts if info is not None else manifest_opts
-            jobs[pool.submit(parse_nfsiostat, nf, host, nf_store, clock, nconnect=_nconnect(opts))] = nf_store
-        if meanwhile is not None:
-            meanwhile()
-        results = {}
-        for job in sorted(jobs, key=lambda job: jobs[job] is ms_store):  # nfsiostat first
-            results[jobs[job]] = job.result()
-            if logs_parsed is not None and jobs[job].series:
-                logs_parsed(jobs[job].series)
-    if ms_store in results:
-        stats, info = results[ms_store]
+    for log in (ms, nf):  # the evidence behind the compact records: refused by name unless a regular file
+        if log.exists():
+            open_raw(log).close()
+    info = None
+    if ms.exists():
+        _told(progress, host, ms)
+        from labctl.analysis import compact  # here: numpy and pyarrow load only for the compact records
+
+        stats = compact.read_mountstats(d / "mountstats.csv", host, run.store, clock) \
+            if (d / "mountstats.csv").exists() else None
+        if stats is None:
+            stats, info = parse_mountstats_log(ms, host, run.store, clock, mount=mount_path)
+        else:
+            info = first_mount_info(ms, mount_path)
         run.parse.append(stats)
         if info is not None:
             run.mounts[host] = info
-    if nf_store in results:
-        run.parse.append(results[nf_store])
-    run.store.series.update(ms_store.series)
-    run.store.series.update(nf_store.series)
+    if nf.exists():
+        _told(progress, host, nf)
+        opts = info.opts if info is not None else manifest_opts
+        from labctl.analysis import compact
+
+        stats = compact.read_nfsiostat(d / "nfsiostat.csv", host, run.store, clock) \
+            if (d / "nfsiostat.csv").exists() else None
+        run.parse.append(stats or parse_nfsiostat(nf, host, run.store, clock, nconnect=_nconnect(opts)))
 
 
-def _start_bpftrace(host: str, d: Path, w: list[str]) -> tuple[PendingParse | None, float]:
-    """Start parsing `d`/bpftrace.jsonl: (its parse, its clock offset); (None, 0) when absent or unusable."""
-    if not (p := d / "bpftrace.jsonl").exists():
-        return None, 0.0
+def _bpftrace_offset(host: str, d: Path, w: list[str]) -> float | None:
+    """The clock offset of `d`/bpftrace.jsonl (CLOCK_REALTIME − CLOCK_BOOTTIME); None when there is no trace
+    or no usable offset."""
+    if not (d / "bpftrace.jsonl").exists():
+        return None
     meta_path = d / "bpftrace.meta.json"
     meta = load_json(meta_path, w)
     offset = dig(meta, "realtime_minus_boottime")
     if offset is None:
         w.append(f"{meta_path}: no realtime_minus_boottime; bpftrace series skipped")
-        return None, 0.0
+        return None
     key = "realtime_minus_boottime"
     offset = finite_number(offset, path=meta_path, key=key, limit=MAX_EPOCH)
     checks = dig(meta, "checks")
@@ -250,7 +234,7 @@ def _start_bpftrace(host: str, d: Path, w: list[str]) -> tuple[PendingParse | No
                  - offset) for c in (checks if isinstance(checks, list) else []) if isinstance(c, dict)]
     if drift and max(drift) > 0.1:
         w.append(f"{host}: CLOCK_REALTIME stepped by up to {max(drift):.3f} s during the run (NTP?)")
-    return start_bpftrace(p), float(offset)
+    return float(offset)
 
 
 def _infer_utc_offset(run: RunData, host: str) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from labctl.analysis.clock import HostClock, naive_epoch
 from labctl.analysis.lines import ParseStats, iter_text
-from labctl.analysis.series import SeriesStore
+from labctl.analysis.series import Series, SeriesStore
+from labctl.formats.dmon import rows
 
 SOURCE = "dmon"
 # unit in dmon's header -> (timeline unit, factor)
@@ -27,8 +30,20 @@ def parse_dmon(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
     header's (a `^C` mid-line), `-` values and unparsable numbers produce no record and are counted.
     """
     stats = ParseStats(SOURCE, str(path))
-    names: list[str] = []
-    units: list[str] = []
+    kept = []  # rows with as many tokens as their header has names
+    for r in rows(iter_text(path, stats)):
+        if r is None or len(r[2]) != len(r[0]):
+            stats.skip("no_header" if r is None else "column_count")
+        else:
+            kept.append(r)
+    if not _columns(kept, host, store, clock, stats):
+        _rows(kept, host, store, clock, stats, start_ts, interval_s)
+    return stats
+
+
+def _rows(kept: list[tuple[list[str], list[str], list[str]]], host: str, store: SeriesStore, clock: HostClock,
+          stats: ParseStats, start_ts: float | None, interval_s: float) -> None:
+    """The reference parse, a row at a time."""
     sample = -1
     last_idx = 10**9
     last_stamp = ""
@@ -36,22 +51,8 @@ def parse_dmon(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
     gpus_seen: set[int] = set()
     short_samples = 0
     day_cache: dict[str, float] = {}
-    for line in iter_text(path, stats):
-        if line.startswith("#"):
-            toks = line[1:].split()
-            if not toks:
-                continue
-            if "gpu" in toks:
-                names, units = toks, []
-            elif "Idx" in toks:
-                units = toks
-            continue
-        toks = line.split()
-        if not toks:
-            continue
-        if not names or len(toks) != len(names):
-            stats.skip("no_header" if not names else "column_count")
-            continue
+    series: dict[tuple[int, str, str], Series] = {}  # this parse's series, each looked up once
+    for names, units, toks in kept:
         row = dict(zip(names, toks, strict=True))
         try:
             idx = int(row["gpu"])
@@ -84,10 +85,8 @@ def parse_dmon(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
         last_idx = idx
         gpus_seen.add(idx)
         for i, name in enumerate(names):
-            if name in _SKIP_COLS:
-                continue
             tok = toks[i]
-            if tok == "-":
+            if tok == "-" or name in _SKIP_COLS:
                 continue
             try:
                 value = float(tok)
@@ -95,11 +94,72 @@ def parse_dmon(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
                 stats.skip("bad_value")
                 continue
             unit, factor = _UNITS.get(units[i] if i < len(units) else "", ("", 1.0))
-            store.add(host, idx, SOURCE, f"gpu.{name}", unit, ts, value * factor)
+            key = (idx, name, unit)
+            if (s := series.get(key)) is None:
+                s = series[key] = store.series_for(host, idx, SOURCE, f"gpu.{name}", unit)
+            s.ts.append(ts)
+            s.values.append(value * factor)
             stats.records += 1
     if short_samples:
         stats.skip("short_sample", short_samples)
-    return stats
+
+
+def _columns(kept: list[tuple[list[str], list[str], list[str]]], host: str, store: SeriesStore,
+             clock: HostClock, stats: ParseStats) -> bool:
+    """`_rows`' result computed a column at a time, for a log whose every row has a GPU index, a valid
+    Date/Time and numbers or `-` (what dmon writes); False, having stored nothing, for any other log."""
+    if not kept or any(not {"Date", "Time", "gpu"} <= set(names) for names, _, _ in kept):
+        return False
+    day_cache: dict[str, float] = {}
+    stamps = [(t[names.index("Date")], t[names.index("Time")]) for names, _, t in kept]
+    epochs = {st: _dt(st[0], st[1], day_cache) for st in dict.fromkeys(stamps)}
+    if None in epochs.values():
+        return False
+    gpus = [t[names.index("gpu")] for names, _, t in kept]
+    if not all(g.isdigit() for g in gpus):
+        return False
+    ts_all = clock.local(np.array([epochs[st] for st in stamps]))
+    idx_all = np.array(gpus, dtype=np.int64)
+    out: dict[tuple[int, str], tuple[str, list[np.ndarray], list[np.ndarray]]] = {}
+    start = 0
+    while start < len(kept):  # runs of rows under one header
+        names, units = kept[start][0], kept[start][1]
+        end = start
+        while end < len(kept) and kept[end][0] is names and kept[end][1] is units:
+            end += 1
+        cells = np.array([t for _, _, t in kept[start:end]], dtype=str)
+        for i, name in enumerate(names):
+            if name in _SKIP_COLS:
+                continue
+            col, ts, idx = cells[:, i], ts_all[start:end], idx_all[start:end]
+            given = col != "-"
+            try:
+                values = col[given].astype(np.float64)
+            except ValueError:
+                return False
+            unit, factor = _UNITS.get(units[i] if i < len(units) else "", ("", 1.0))
+            for g in np.unique(idx[given]).tolist():
+                mine = idx[given] == g
+                entry = out.setdefault((g, name), (unit, [], []))
+                entry[1].append(ts[given][mine])
+                entry[2].append(values[mine] * factor)
+        start = end
+    for (g, name), (unit, ts_parts, value_parts) in out.items():
+        values = np.concatenate(value_parts)
+        store.extend(host, g, SOURCE, f"gpu.{name}", unit, np.concatenate(ts_parts), values)
+        stats.records += values.size
+    seen: set[int] = set()
+    short = 0
+    k = 0
+    while k < len(stamps):  # samples (runs of one Date/Time): a short one lacks GPUs seen before it ended
+        j = k
+        while j < len(stamps) and stamps[j] == stamps[k]:
+            j += 1
+        seen.update(idx_all[k:j].tolist())
+        short += j < len(stamps) and j - k < len(seen)
+        k = j
+    stats.skip("short_sample", short)
+    return True
 
 
 def _dt(date: str, time: str, cache: dict[str, float]) -> float | None:

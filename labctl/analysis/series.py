@@ -31,60 +31,6 @@ class Series:
         return self
 
 
-class Column:
-    """An append-only numeric column built from single appends and bulk chunks (the compiled scanners'
-    output), joined once by `numpy()`: growing one array chunk by chunk would copy it again at every chunk."""
-
-    def __init__(self, typecode: str) -> None:
-        self.typecode = typecode
-        self.chunks: list[bytes | array | np.ndarray] = []
-        self.tail = array(typecode)  # single appends since the last chunk
-        self.n = 0  # items in chunks
-
-    def append(self, value: float | int) -> None:
-        self.tail.append(value)
-
-    def add_chunk(self, data: bytes | np.ndarray) -> None:
-        """Append the items packed in `data` (this column's type, machine byte order), kept as it is."""
-        size = memoryview(data).nbytes // self.tail.itemsize
-        if not size:
-            return
-        if self.tail:
-            self._seal()
-        self.chunks.append(data)
-        self.n += size
-
-    def _seal(self) -> None:
-        self.chunks.append(self.tail)
-        self.n += len(self.tail)
-        self.tail = array(self.typecode)
-
-    def __len__(self) -> int:
-        return self.n + len(self.tail)
-
-    def last(self) -> float | int:
-        """The last item (IndexError when empty)."""
-        if self.tail:
-            return self.tail[-1]
-        import numpy as np
-
-        return np.frombuffer(self.chunks[-1], dtype=self.typecode)[-1].item()
-
-    def numpy(self) -> np.ndarray:
-        """All items, in order, as one new array."""
-        return joined([self])
-
-
-def joined(columns: list[Column]) -> np.ndarray:
-    """The items of several columns of one type, in order, as one new array (a single copy)."""
-    import numpy as np  # here, not at import: the parsers start before numpy has loaded
-
-    typecode = columns[0].typecode if columns else "d"
-    parts = [np.frombuffer(c, dtype=typecode) for col in columns for c in (*col.chunks, col.tail)
-             if memoryview(c).nbytes]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=typecode)
-
-
 class SeriesStore:
     """All samples of a run, grouped by series; appends are O(1) and compact."""
 

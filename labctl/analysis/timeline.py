@@ -93,163 +93,61 @@ def bin_all(series: Mapping[SeriesKey, Series]) -> dict[SeriesKey, Binned]:
     return out
 
 
-ROWS_PER_GROUP = 1 << 20  # rows per Parquet row group; the table is built and written a group at a time
+ROWS_PER_GROUP = 1 << 20  # rows per Parquet row group
+# Dictionary pages for the text columns only, delta encoding for the seconds (ascending within each series),
+# statistics where readers filter (time, GPU), LZ4 pages.
+WRITE_OPTIONS = {"compression": "lz4", "use_dictionary": ["host", "source", "metric", "unit"],
+                 "column_encoding": {"ts": "DELTA_BINARY_PACKED"}, "write_statistics": ["ts", "gpu"]}
 
 
-def _dictionaries(binned: dict[SeriesKey, Binned]) -> dict[str, list[str]]:
-    """The values of each text column over these series (the dictionary of the row groups written with
-    them)."""
-    return {"host": sorted({k[0] for k in binned}), "source": sorted({k[2] for k in binned}),
-            "metric": sorted({k[3] for k in binned}), "unit": sorted({b.unit for b in binned.values()})}
-
-
-class Scratch:
-    """Column buffers reused by the row groups of one writer, so that each group's 5 × 8 bytes a row are not
-    fresh memory (page faults) again. A table built on them views them: write it before building the next."""
-
-    def __init__(self) -> None:
-        self._arrays: dict[str, np.ndarray] = {}
-
-    def take(self, name: str, dtype: type, n: int) -> np.ndarray:
-        """The buffer `name`, `n` items long (contents undefined)."""
-        a = self._arrays.get(name)
-        if a is None or a.size < n:
-            a = self._arrays[name] = np.empty(n, dtype=dtype)
-        return a[:n]
-
-
-def to_table(binned: dict[SeriesKey, Binned], keys: list[SeriesKey] | None = None,
-             dictionaries: dict[str, list[str]] | None = None, scratch: Scratch | None = None) -> pa.Table:
-    """The long-format timeline table (columns host, gpu, source, metric, value, unit, ts) of `keys` (default:
-    every series, in key order), rows grouped by series. Each series is one run of rows, so the text columns
-    are dictionary-encoded by filling each series' run with its code (no hashing of 5 M strings). With
-    `scratch` the columns are built in its buffers (see Scratch), else in new ones."""
+def to_table(binned: dict[SeriesKey, Binned]) -> pa.Table:
+    """The long-format timeline table (columns host, gpu, source, metric, value, unit, ts), one run of rows
+    per series in key order; the text columns dictionary-encoded by filling each run with its code."""
     import pyarrow as pa
 
-    keys = sorted(binned) if keys is None else keys
-    dictionaries = dictionaries or _dictionaries(binned)
-    bounds = np.cumsum([0] + [binned[k].secs.size for k in keys]).tolist()
-    rows = bounds[-1]
-    scratch = scratch or Scratch()
+    keys = sorted(binned)
+    sizes = np.array([binned[k].secs.size for k in keys], dtype=np.int64)
 
-    def runs(name: str, dtype: type, per_series: list) -> np.ndarray:  # each series' run of one value
-        out = scratch.take(name, dtype, rows)
-        for a, b, v in zip(bounds, bounds[1:], per_series, strict=False):
-            out[a:b] = v
-        return out
+    def runs(per_series: list, dtype: type) -> np.ndarray:  # each series' value over its run of rows
+        return np.repeat(np.array(per_series, dtype=dtype), sizes)
 
-    def dict_col(col: str, per_series: list[str]) -> pa.DictionaryArray:
-        code = {name: i for i, name in enumerate(dictionaries[col])}
-        codes = runs(col, np.int32, [code[v] for v in per_series])  # int32: one type for every row group
-        return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(dictionaries[col], pa.string()),
-                                              safe=False)  # codes made here, all in range: no bounds scan
+    def dict_col(per_series: list[str]) -> pa.DictionaryArray:
+        names = sorted(set(per_series))
+        code = {name: i for i, name in enumerate(names)}
+        return pa.DictionaryArray.from_arrays(pa.array(runs([code[v] for v in per_series], np.int32)),
+                                              pa.array(names, pa.string()))
 
-    def cat(name: str, parts: list[np.ndarray], dtype: type) -> np.ndarray:
-        out = scratch.take(name, dtype, rows)
-        if parts:
-            np.concatenate(parts, out=out)
-        return out
+    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
 
-    gpu = runs("gpu", np.int16, [k[1] for k in keys])
-    valid = np.packbits(runs("valid", np.bool_, [k[1] >= 0 for k in keys]), bitorder="little")
+    gpus = [k[1] for k in keys]
     columns = {
-        "host": dict_col("host", [k[0] for k in keys]),
-        "gpu": pa.Array.from_buffers(pa.int16(), rows, [pa.py_buffer(valid), pa.py_buffer(gpu)]),
-        "source": dict_col("source", [k[2] for k in keys]),
-        "metric": dict_col("metric", [k[3] for k in keys]),
-        "value": pa.array(cat("value", [binned[k].values for k in keys], np.float64), pa.float64()),
-        "unit": dict_col("unit", [binned[k].unit for k in keys]),
-        "ts": pa.array(cat("ts", [binned[k].secs for k in keys], np.int64),
-                       pa.timestamp("s", tz="UTC")),  # the int64 seconds as they are (no cast, no copy)
+        "host": dict_col([k[0] for k in keys]),
+        "gpu": pa.array(runs(gpus, np.int16), pa.int16(), mask=runs([g < 0 for g in gpus], np.bool_)),
+        "source": dict_col([k[2] for k in keys]),
+        "metric": dict_col([k[3] for k in keys]),
+        "value": pa.array(cat([binned[k].values for k in keys], np.float64), pa.float64()),
+        "unit": dict_col([binned[k].unit for k in keys]),
+        "ts": pa.array(cat([binned[k].secs for k in keys], np.int64), pa.timestamp("s", tz="UTC")),
     }
     # only gpu may be null (host-level metrics); the rest is declared not null: no definition levels to write
     schema = pa.schema([pa.field(name, col.type, nullable=name == "gpu") for name, col in columns.items()])
     return pa.Table.from_arrays(list(columns.values()), schema=schema)
 
 
-def _groups(binned: dict[SeriesKey, Binned]) -> list[list[SeriesKey]]:
-    """Consecutive series (in key order) of up to ROWS_PER_GROUP rows together (a longer series alone)."""
-    groups: list[list[SeriesKey]] = [[]]
-    rows = 0
-    for key in sorted(binned):
-        n = binned[key].secs.size
-        if groups[-1] and rows + n > ROWS_PER_GROUP:
-            groups.append([])
-            rows = 0
-        groups[-1].append(key)
-        rows += n
-    return groups
-
-
-# Dictionary pages for the text columns only (hashing 5 M values and timestamps costs more than it saves),
-# delta encoding for the seconds (ascending within each series), statistics where readers filter (time, GPU),
-# values encoded 64 K at a time (the default 1 K repeats per-batch work 64 times as often: ~7 % of the write),
-# LZ4 pages (a fifth less encoding time than zstd; the benchmark's 5 M rows take 250 kB instead of 180 kB).
-WRITE_OPTIONS = {"compression": "lz4", "use_dictionary": ["host", "source", "metric", "unit"],
-                 "column_encoding": {"ts": "DELTA_BINARY_PACKED"}, "write_statistics": ["ts", "gpu"],
-                 "write_batch_size": 1 << 16}
-
-
-class TimelineWriter:
-    """`timeline.parquet`, written as binned series become ready (a row group at a time, small reused buffers)
-    and put in place, atomically, by `close`. Each row group has its own dictionaries."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.tmp = path.with_suffix(".parquet.tmp")
-        self.rows = 0
-        self._writer = None
-        self._scratch = Scratch()
-
-    def write(self, binned: dict[SeriesKey, Binned]) -> None:
-        """Append these series (in key order)."""
-        dictionaries = _dictionaries(binned)
-        for keys in _groups(binned):
-            table = to_table(binned, keys, dictionaries, self._scratch)
-            if table.num_rows:
-                self._write(table)
-
-    def _write(self, table: pa.Table) -> None:
-        import pyarrow.parquet as pq
-
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.tmp, table.schema, **WRITE_OPTIONS)
-        self._writer.write_table(table, row_group_size=ROWS_PER_GROUP)
-        self.rows += table.num_rows
-
-    def close(self) -> int:
-        """Finish the file (an empty one has the schema and no rows) and move it into place; returns its row
-        count."""
-        if self._writer is None:
-            self._write(to_table({}))
-        self._writer.close()  # type: ignore[union-attr]
-        self.tmp.replace(self.path)
-        return self.rows
-
-    def abort(self) -> None:
-        """Drop the unfinished file (after an error)."""
-        if self._writer is not None:
-            self._writer.close()
-        self.tmp.unlink(missing_ok=True)
-
-
 def write_timeline(binned: dict[SeriesKey, Binned], path: Path) -> int:
-    """Write `timeline.parquet` atomically; returns the row count."""
-    writer = TimelineWriter(path)
+    """Write `timeline.parquet` atomically (tmp + rename); returns the row count."""
+    import pyarrow.parquet as pq
+
+    table = to_table(binned)
+    tmp = path.with_suffix(".parquet.tmp")
     try:
-        writer.write(binned)
+        pq.write_table(table, tmp, row_group_size=ROWS_PER_GROUP, **WRITE_OPTIONS)
     except BaseException:
-        writer.abort()
+        tmp.unlink(missing_ok=True)
         raise
-    return writer.close()
-
-
-def warm_up() -> None:
-    """Import pyarrow and its Parquet writer and build a one-row table, so that a thread can do it while the
-    bundle is still being parsed."""
-    import pyarrow.parquet  # noqa: F401
-
-    to_table({("", -1, "", ""): Binned("", np.zeros(1, dtype=np.int64), np.zeros(1))})
+    tmp.replace(path)
+    return table.num_rows
 
 
 def read_timeline(path: Path) -> pa.Table:

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from labctl.analysis.clock import HostClock, naive_epoch
 from labctl.analysis.lines import ParseStats, iter_text
 from labctl.analysis.series import SeriesStore
+from labctl.formats.trainlog import BAR, EPOCH, EVENTS, PREFIX, SAVE
 
 SOURCE = "trainer"
-_PREFIX = re.compile(r"^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d),(\d{3}) - (?:PID \d+ - )?([A-Z]+): (.*)$")
-_EPOCH = re.compile(r"Training Epoch: (\d+) / (\d+)")
-_BAR = re.compile(r"(?P<desc>train loss(?:: (?P<loss>[0-9.]+|nan))?|validation progress):\s+"
-                  r"(?P<pct>\d+)%\|[^|]*\|\s*(?P<n>\d+)/(?P<total>\d+) "
-                  r"\[(?P<elapsed>[0-9:]+)<(?P<eta>[0-9:?]+),\s*"
-                  r"(?P<rate>[0-9.?]+)(?P<unit>it/s|s/it)\]")
-_SAVE = re.compile(r"Saving (?:last |best )?model checkpoint(?::| to)?\s*(?P<rest>.*)$")
-_EVENTS = (("Evaluation step:", "evaluation"), ("Starting validation inference", "validation"),
-           ("Mean validation loss:", "validation_loss"), ("Exception occurred during", "exception"),
-           ("Loaded ", "model_loaded"), ("GPU Out-of-Memory", "oom"), ("NaN caught in loss", "nan_loss"))
-
-
 @dataclass
 class TrainLog:
     """Events of one trainer log on the controller clock."""
@@ -42,7 +30,7 @@ def parse_trainlog(path: Path, host: str, store: SeriesStore, clock: HostClock) 
     out = TrainLog(stats)
     epoch = 1
     for line in iter_text(path, stats):
-        m = _PREFIX.match(line)
+        m = PREFIX.match(line)
         if m is None:
             if line.strip():
                 stats.skip("no_prefix")  # tracebacks, tqdm carriage-return fragments
@@ -53,14 +41,14 @@ def parse_trainlog(path: Path, host: str, store: SeriesStore, clock: HostClock) 
         if out.saves and out.saves[-1]["next_ts"] is None:
             out.saves[-1]["next_ts"] = ts
         out.last_line_ts = ts
-        if (e := _EPOCH.search(msg)) is not None:
+        if (e := EPOCH.search(msg)) is not None:
             epoch, out.epochs = int(e[1]), int(e[2])
             if out.train_start is None:
                 out.train_start = ts
             store.add(host, -1, SOURCE, "train.epoch", "count", ts, float(epoch - 1))
             stats.records += 1
             continue
-        if (b := _BAR.search(msg)) is not None:
+        if (b := BAR.search(msg)) is not None:
             if b["desc"].startswith("train loss"):
                 n, total = int(b["n"]), max(int(b["total"]), 1)
                 if out.train_start is None:
@@ -73,10 +61,10 @@ def parse_trainlog(path: Path, host: str, store: SeriesStore, clock: HostClock) 
                     store.add(host, -1, SOURCE, "train.loss", "1", ts, float(b["loss"]))
                     stats.records += 1
             continue
-        if _SAVE.search(msg) is not None:
+        if SAVE.search(msg) is not None:
             out.saves.append({"ts": ts, "next_ts": None, "text": msg})
             continue
-        for needle, kind in _EVENTS:
+        for needle, kind in EVENTS:
             if needle in msg:
                 out.events.append({"ts": ts, "kind": kind, "text": msg[:200]})
                 break

@@ -1,1 +1,1 @@
-"""Readers and writers of the files labctl produces and reads."""
+"""One reader/writer per raw file format labctl produces or consumes (standard library only)."""

@@ -16,6 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labctl.formats.mountstats import Entry
+from labctl.formats.procmounts import MountLine, options, unescape
+
 FUSE_TYPE = "fuse.labctlnfs"
 
 # Kernel order of the NFSv4 per-op statistics (nfs-utils Nfsv4ops).
@@ -136,18 +139,6 @@ BYTES = [
 OP_FIELDS = ("ops", "ntrans", "timeouts", "bytes_sent", "bytes_recv", "queue", "rtt", "execute", "errors")
 
 
-def unescape(field: str) -> str:
-    """Undo the kernel's octal escaping of spaces, tabs, newlines and backslashes."""
-    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
-        field = field.replace(code, char)
-    return field
-
-
-def escape(field: str) -> str:
-    """The kernel's octal escaping of a device name or mount point."""
-    return field.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011").replace("\n", "\\012")
-
-
 def slug(mountpoint: str) -> str:
     """A file name for a mount point."""
     return "m" + mountpoint.replace("/", "_")
@@ -194,7 +185,7 @@ def mount_options(request: dict[str, Any], for_mountstats: bool = False) -> str:
 def mounts_line(request: dict[str, Any]) -> str:
     """The `/proc/mounts` line of a simulated NFS mount."""
     fstype = "nfs4" if str(request["granted"].get("vers", "4.1")).startswith("4") else "nfs"
-    return f"{escape(request['spec'])} {escape(request['mountpoint'])} {fstype} {mount_options(request)} 0 0"
+    return MountLine(request["spec"], request["mountpoint"], fstype, mount_options(request)).format()
 
 
 def mountstats_block(request: dict[str, Any], counters: dict[str, Any], now: float | None = None) -> str:
@@ -204,33 +195,23 @@ def mountstats_block(request: dict[str, Any], counters: dict[str, Any], now: flo
     vers = str(granted.get("vers", "4.1"))
     fstype = "nfs4" if vers.startswith("4") else "nfs"
     pnfs = "LAYOUT_NFSV4_1_FILES" if granted.get("pnfs") else "not configured"
-    age = max(0, int(now - request["mounted_at"]))
-    lines = [
-        f"device {escape(request['spec'])} mounted on {escape(request['mountpoint'])} "
-        f"with fstype {fstype} statvers=1.1",
-        f"\topts:\t{mount_options(request, for_mountstats=True)}",
-        f"\tage:\t{age}",
-        "\timpl_id:\tname='',domain='',date='0,0'",
-        "\tcaps:\tcaps=0x3fff7,wtmult=512,dtsize=32768,bsize=0,namlen=255",
-        f"\tnfsv4:\tbm0=0xfdffafff,bm1=0xf9be3e,bm2=0x800,acl=0x0,sessions,pnfs={pnfs},"
-        f"lease_time=90,lease_expired=0",
-        "\tsec:\tflavor=1,pseudoflavor=1",
-        "\tevents:\t" + " ".join(str(counters["events"][e]) for e in EVENTS) + " ",
-        "\tbytes:\t" + " ".join(str(counters["bytes"][b]) for b in BYTES) + " ",
-        f"\tRPC iostats version: 1.1  p/v: 100003/{vers.split('.')[0]} (nfs)",
-    ]
     base_port = 700 + (hash(request["mountpoint"]) % 200)
-    for i, x in enumerate(counters["xprt"]):
-        idle = max(0, int(now - x.get("last", request["mounted_at"])))
-        lines.append(
-            f"\txprt:\ttcp {base_port + i} 1 1 0 {idle} {x['sends']} {x['recvs']} 0 "
-            f"{x['req_u']} {x['bklog_u']} 65536 0 0"
-        )
-    lines.append("\tper-op statistics")
-    for op in NFS4_OPS:
-        c = counters["ops"][op]
-        lines.append(f"\t{op:>12s}: " + " ".join(str(c[f]) for f in OP_FIELDS))
-    return "\n".join(lines) + "\n\n"
+    entry = Entry(request["spec"], request["mountpoint"], fstype, "1.1",
+                  options(mount_options(request, for_mountstats=True)),
+                  {"impl_id": "name='',domain='',date='0,0'",
+                   "caps": "caps=0x3fff7,wtmult=512,dtsize=32768,bsize=0,namlen=255",
+                   "nfsv4": f"bm0=0xfdffafff,bm1=0xf9be3e,bm2=0x800,acl=0x0,sessions,pnfs={pnfs},"
+                            "lease_time=90,lease_expired=0",
+                   "sec": "flavor=1,pseudoflavor=1"},
+                  max(0, int(now - request["mounted_at"])),
+                  [counters["events"][e] for e in EVENTS], [counters["bytes"][b] for b in BYTES],
+                  f"1.1  p/v: 100003/{vers.split('.')[0]} (nfs)",
+                  [("tcp", [base_port + i, 1, 1, 0, max(0, int(now - x.get("last", request["mounted_at"]))),
+                            x["sends"], x["recvs"], 0, x["req_u"], x["bklog_u"], 65536, 0, 0])
+                   for i, x in enumerate(counters["xprt"])],
+                  {op: [counters["ops"][op][f] for f in OP_FIELDS] for op in NFS4_OPS})
+    return entry.format()
+
 
 
 def _requests(host_root: Path) -> dict[str, tuple[Path, dict[str, Any]]]:

@@ -39,56 +39,28 @@ import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+try:  # playbooks/module_utils/labctl_formats is labctl/formats: the one reader of these files
+    from ansible.module_utils.labctl_formats import mountstats, procmounts
+except ImportError:  # loaded outside Ansible (tests)
+    from labctl.formats import mountstats, procmounts
 
-def _unescape(field):
-    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
-        field = field.replace(code, char)
-    return field
 
-
-def parse_options(text):
-    out = {}
-    for item in filter(None, (o.strip() for o in text.split(","))):
-        key, _, value = item.partition("=")
-        out[key] = value
-    return out
+parse_options = procmounts.options  # "rw,vers=4.1" -> {"rw": "", "vers": "4.1"}
 
 
 def find_mount(mounts_text, path):
     """The last mount-table entry on `path`: (source, fstype, options dict) or None."""
-    found = None
-    for line in mounts_text.splitlines():
-        fields = line.split()
-        if len(fields) >= 4 and _unescape(fields[1]) == path:
-            found = (_unescape(fields[0]), fields[2], parse_options(fields[3]))
-    return found
+    found = procmounts.find(mounts_text, path)
+    return (found[-1].device, found[-1].fstype, procmounts.options(found[-1].options)) if found else None
 
 
 def find_stats(stats_text, path):
-    """The mountstats entry on `path`: {opts, pnfs, transports}."""
-    entry = result = None
-    for line in stats_text.splitlines():
-        if line.startswith("device "):
-            parts = line.split(" ")
-            entry = {"opts": {}, "pnfs": None, "transports": 0} if len(parts) >= 5 and \
-                _unescape(parts[4]) == path else None
-            if entry is not None:
-                result = entry
-            continue
-        if entry is None:
-            continue
-        words = line.split()
-        if not words:
-            continue
-        if words[0] == "opts:":
-            entry["opts"] = parse_options(words[1])
-        elif words[0] == "nfsv4:":
-            for item in line.split(None, 1)[1].split(","):
-                if item.startswith("pnfs="):
-                    entry["pnfs"] = item[len("pnfs="):]
-        elif words[0] == "xprt:":
-            entry["transports"] += 1
-    return result
+    """The last mountstats entry on `path`: {opts, pnfs, transports}, or None."""
+    entries = [e for e in mountstats.parse_entries(stats_text.splitlines()) if e.mount == path]
+    if not entries:
+        return None
+    last = entries[-1]
+    return {"opts": last.opts, "pnfs": last.nfsv4.get("pnfs"), "transports": len(last.xprts)}
 
 
 def check(mount, stats, requested, want_pnfs, svm, source):
@@ -186,7 +158,8 @@ def main():
         module.fail_json(msg=f"{path} is not mounted (no entry in {p['proc_mounts']})", mounted=False,
                          problems=[f"{path} is not mounted"])
     stats = find_stats(_read(p["proc_mountstats"]), path)
-    effective, problems = check(mount, stats, parse_options(p["options"]), p["pnfs"], p["svm"], p["source"])
+    requested = parse_options(p["options"])
+    effective, problems = check(mount, stats, requested, p["pnfs"], p["svm"], p["source"])
     if problems and p["state"] == "verified":
         module.fail_json(msg=f"{path}: " + "; ".join(problems), mounted=True, effective=effective,
                          problems=problems)

@@ -43,19 +43,12 @@ import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+try:  # playbooks/module_utils/labctl_formats is labctl/formats: the one reader of these files
+    from ansible.module_utils.labctl_formats.procmounts import unescape
+except ImportError:  # loaded outside Ansible (tests)
+    from labctl.formats.procmounts import unescape
+
 FINAL = ("finished", "failed", "stopped")
-
-
-def _unescape(field):
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
 
 
 def top_mounts():
@@ -66,7 +59,7 @@ def top_mounts():
             head, _, tail = line.partition(" - ")
             fields, rest = head.split(), tail.split()
             if len(fields) >= 5 and len(rest) >= 2:
-                found[_unescape(fields[4])] = (_unescape(rest[1]), rest[0])
+                found[unescape(fields[4])] = (unescape(rest[1]), rest[0])
     return found
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.analysis.synth import SynthCheckpoint, SynthSpec, write_run
+from benchmarks.synthbundle import SynthCheckpoint, SynthSpec, write_run
 from tests.hardening.util import emulated_experiment, wait_for
 
 REPORT_TIMEOUT_S = 120  # a report of this bundle takes a few seconds; a hang fails here instead of forever
@@ -94,8 +94,8 @@ def _device(path: Path) -> None:
 
 
 KINDS = {"FIFO": _fifo, "directory": _directory, "socket": _socket, "character device": _device}
-VICTIMS = ["nfsiostat.log", "mountstats.log", "bpftrace.jsonl", "dmon.log", "train.log", "clock.json",
-           "bpftrace.meta.json", "monitors.json"]
+VICTIMS = ["nfsiostat.log", "nfsiostat.csv", "mountstats.log", "mountstats.csv", "bpftrace.jsonl", "dmon.log",
+           "train.log", "clock.json", "bpftrace.meta.json", "monitors.json"]
 
 
 @pytest.mark.parametrize(("victim", "kind"), [(v, k) for v in VICTIMS for k in KINDS

@@ -90,5 +90,7 @@ def test_program_counts_a_real_workload(tmp_path):
     assert [o["path"] for o in res.opens] == [f"{mnt}/checkpoint.pth"]
     assert res.hists["write_size"] == {(1048576, 2097151): 8}
     assert not res.stats.skipped.get("bad_json") and res.probes
+    text = out.read_text()  # the shipped shape: a flat @io line per tick, per-command maps only at the end
+    assert '"@io"' in text and text.index('"totals ') < text.index('"@write_bytes"')
     ticks = next(s for (_, _, _, m), s in store.series.items() if m == "io.write.bytes").ts
     assert abs(ticks[0] - time.time()) < 60  # boot-clock ticks land on the wall clock

@@ -99,48 +99,6 @@ def test_runner_events_per_phase(tmp_path):
     assert stats.skipped["bad_event"] == 1
 
 
-def test_bpftrace_split_parse_equals_sequential(tmp_path, monkeypatch, utc):
-    from labctl.analysis import bpftrace as bt
-    from labctl.analysis.series import SeriesStore
-    from labctl.analysis.synth import SynthSpec, write_run
-
-    write_run(tmp_path / "run", SynthSpec(sources=("bpftrace",), train_s=300, checkpoints=[]))
-    path = tmp_path / "run" / "raw" / "gpu1" / "bpftrace.jsonl"
-    one, three = SeriesStore(), SeriesStore()
-    a = bt.parse_bpftrace(path, "h", one, utc, 5.0, workers=1)
-    monkeypatch.setattr(bt, "PARALLEL_MIN", 1)
-    assert len(bt._ranges(path, 3)) == 3
-    b = bt.parse_bpftrace(path, "h", three, utc, 5.0, workers=3)
-    assert {k: (list(s.ts), list(s.values)) for k, s in one.series.items()} == \
-        {k: (list(s.ts), list(s.values)) for k, s in three.series.items()}
-    assert a.by_comm == b.by_comm and a.hists == b.hists and a.stats.lines == b.stats.lines
-
-
-def test_a_bundle_with_its_trace_parsed_by_workers_meanwhile_gives_the_same_summary(tmp_path, monkeypatch):
-    """load_run starts the trace's worker processes, parses mountstats/nfsiostat, then merges: same result."""
-    from labctl.analysis import bpftrace as bt
-    from labctl.analysis.analyse import analyse
-    from labctl.analysis.synth import SynthCheckpoint, SynthSpec, write_run
-
-    spec = SynthSpec(train_s=300, checkpoints=[SynthCheckpoint(100, 10, 500_000_000)],
-                     sources=("dmon", "mountstats", "nfsiostat", "bpftrace", "train"))
-    write_run(tmp_path / "run", spec)
-    inline = analyse(tmp_path / "run", write=False).summary
-    monkeypatch.setattr(bt, "PARALLEL_MIN", 1)
-    monkeypatch.setattr(bt.os, "cpu_count", lambda: 4)
-    started: list[int] = []
-    real = bt.PendingParse.__init__
-
-    def spy(self, path, workers=None):
-        real(self, path, workers)
-        started.append(len(self.futures))
-
-    monkeypatch.setattr(bt.PendingParse, "__init__", spy)
-    pooled = analyse(tmp_path / "run", write=False).summary
-    assert started and started[0] > 1  # the trace really went to worker processes
-    assert pooled == inline
-
-
 def test_bpftrace_tick_beyond_int64_is_a_bad_marker_not_a_crash(tmp_path, store, utc):
     p = tmp_path / "t.jsonl"
     p.write_text('{"type": "printf", "data": "tick 1000000000\\n"}\n'

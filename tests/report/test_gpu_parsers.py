@@ -1,4 +1,4 @@
-"""nvidia-smi dmon (samples A–E), --query-gpu CSV and dcgmi dmon fixtures parse to the expected numbers."""
+"""nvidia-smi dmon (samples A–E) fixtures parse to the expected numbers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import calendar
 
 from labctl.analysis.clock import HostClock
 from labctl.analysis.dmon import parse_dmon
-from labctl.analysis.querygpu import parse_dcgmi, parse_query_gpu
 from tests.report.conftest import FIXTURES, times, values
 
 
@@ -78,26 +77,3 @@ def test_dmon_repeated_headers_rebind_columns(tmp_path, store, utc):
     parse_dmon(p, "h", store, utc, start_ts=0.0)
     assert values(store, "gpu.sm", 0) == [50.0, 70.0]
     assert values(store, "gpu.pwr", 0) == [10.0, 20.0]
-
-
-def test_query_gpu_csv_units_and_na(store, utc):
-    parse_query_gpu(FIXTURES / "query_gpu_units.csv", "h", store, utc)
-    assert values(store, "gpu.util", 0) == [99.0, 99.0]
-    assert values(store, "gpu.memory.used", 0) == [30994 * 2**20] * 2
-    ts = times(store, "gpu.util", 0)
-    assert round(ts[1] - ts[0], 3) == 5.003
-    other = type(store)()
-    parse_query_gpu(FIXTURES / "query_gpu_na.csv", "h", other, utc)
-    assert values(other, "gpu.util") == [80.0]
-    assert values(other, "gpu.clocks.sm") == []  # [N/A]
-
-
-def test_dcgmi_descending_order_and_first_sample_na(store):
-    stats = parse_dcgmi(FIXTURES / "dcgmi_8gpu_desc.log", "h", store, start_ts=0.0)
-    assert values(store, "gpu.prof.GRACT", 7) == []  # N/A
-    assert values(store, "gpu.prof.TMPTR", 0) == [28.0]
-    assert stats.skipped["bad_row"] == 1  # the "..." line
-    other = type(store)()
-    parse_dcgmi(FIXTURES / "dcgmi_first_na.log", "h", other, start_ts=10.0)
-    assert values(other, "gpu.prof.SMACT", 0) == [0.0]
-    assert times(other, "gpu.prof.SMACT", 0) == [11.0]  # the N/A sample was sample 0

@@ -8,8 +8,9 @@ import pytest
 
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import ParseStats
-from labctl.analysis.mountstats import interval_metrics, parse_entries, parse_mountstats_log
+from labctl.analysis.mountstats import interval_metrics, parse_mountstats_log
 from labctl.analysis.nfsiostat import parse_nfsiostat
+from labctl.formats.mountstats import parse_entries
 from tests.report.conftest import FIXTURES, values, with_ts
 
 
@@ -83,8 +84,8 @@ def test_nfsiostat_pcp_variant_uses_its_timestamp(tmp_path, store):
 
 
 def _entries(name: str, stats: ParseStats | None = None):
-    text = (FIXTURES / name).read_bytes()
-    return list(parse_entries(text.split(b"\n"), stats or ParseStats("t")))
+    text = (FIXTURES / name).read_text()
+    return list(parse_entries(text.split("\n"), stats or ParseStats("t")))
 
 
 def test_mountstats_appendix_a1_entry():
@@ -177,16 +178,10 @@ def test_nfsiostat_values_after_a_garbled_timestamp_are_not_given_the_last_block
     assert stats.skipped["bad_ts_line"] == 1
 
 
-@pytest.mark.parametrize("pure", [True, False])
-def test_mountstats_times_are_moved_onto_the_controller_clock(tmp_path, store, monkeypatch, pure):
+def test_mountstats_times_are_moved_onto_the_controller_clock(tmp_path, store):
     """Each interval is stamped with its snapshot's host epoch minus the host's clock offset."""
-    from labctl.analysis.native import PURE_ENV
     from tests.report.conftest import times
 
-    if pure:
-        monkeypatch.setenv(PURE_ENV, "1")
-    else:
-        monkeypatch.delenv(PURE_ENV, raising=False)
     a1 = (FIXTURES / "mountstats_a1_v41.txt").read_text()
     snap2 = (FIXTURES / "mountstats_a1_v41_snap2_synthetic.txt").read_text()
     p = tmp_path / "mountstats.log"
@@ -197,15 +192,8 @@ def test_mountstats_times_are_moved_onto_the_controller_clock(tmp_path, store, m
     assert times(store, "nfs.interval_s") == [1002.5, 1007.5, 1012.5]
 
 
-@pytest.mark.parametrize("pure", [True, False])
-def test_an_unterminated_last_nfsiostat_line_is_counted_as_truncated(tmp_path, store, monkeypatch, pure):
+def test_an_unterminated_last_nfsiostat_line_is_counted_as_truncated(tmp_path, store):
     """The lines before it are read and counted; the cut one is skipped, not parsed."""
-    from labctl.analysis.native import PURE_ENV
-
-    if pure:
-        monkeypatch.setenv(PURE_ENV, "1")
-    else:
-        monkeypatch.delenv(PURE_ENV, raising=False)
     text = with_ts((FIXTURES / "nfsiostat_s3_2.6.2.log").read_text(), 1000.0, 5.0)
     whole = tmp_path / "whole.log"
     whole.write_text(text)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.analysis.synth import SynthCheckpoint, SynthSpec, write_run
+from benchmarks.synthbundle import SynthCheckpoint, SynthSpec, write_run
 from labctl.cli import main
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -9,15 +9,14 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.synthbundle import SynthCheckpoint, SynthSpec, write_run
 from labctl.analysis.analyse import analyse
 from labctl.analysis.bpftrace import parse_bpftrace
 from labctl.analysis.clock import HostClock
 from labctl.analysis.dmon import parse_dmon
 from labctl.analysis.mountstats import parse_mountstats_log
 from labctl.analysis.nfsiostat import parse_nfsiostat
-from labctl.analysis.querygpu import parse_dcgmi, parse_query_gpu
 from labctl.analysis.series import SeriesStore
-from labctl.analysis.synth import SynthCheckpoint, SynthSpec, write_run
 from labctl.analysis.trainlog import parse_trainlog
 from tests.report.conftest import FIXTURES
 
@@ -29,8 +28,6 @@ PARSERS = {
     "mountstats_a1_v41.txt": lambda p, s: parse_mountstats_log(p, "h", s, CLOCK)[0],
     "bpftrace_v0.17_records.jsonl": lambda p, s: parse_bpftrace(p, "h", s, CLOCK, 0.0).stats,
     "train_llmstudio.log": lambda p, s: parse_trainlog(p, "h", s, CLOCK).stats,
-    "query_gpu_units.csv": lambda p, s: parse_query_gpu(p, "h", s, CLOCK),
-    "dcgmi_8gpu_desc.log": lambda p, s: parse_dcgmi(p, "h", s, start_ts=0.0),
 }
 LINES = st.lists(st.one_of(st.binary(max_size=120), st.sampled_from([
     b"#ts 12 3", b"#ts x", b"# gpu sm", b"# Idx %", b"    0   50", b"device a mounted on /m with fstype nfs4",

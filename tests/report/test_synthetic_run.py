@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from benchmarks.synthbundle import SynthCheckpoint, SynthSpec, write_run
 from labctl.analysis.analyse import analyse
-from labctl.analysis.synth import SynthCheckpoint, SynthSpec, write_run
 
 
 def _check(summary, spec: SynthSpec) -> None:

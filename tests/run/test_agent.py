@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import pytest
 from labctl.experiment.agent import privilege, progress
 from labctl.experiment.agent.ship import ARCHIVE, write_agent
 from labctl.fileops import pid_alive
+from labctl.formats.mountstats import COLUMNS, parse_entries, pick, read_snapshots
 
 DMON = """#!/bin/sh
 [ "$1" = dmon ] || exit 1
@@ -36,6 +38,7 @@ device srv:/fg_llm mounted on {mount} with fstype nfs4 statvers=1.1
 \txprt:\ttcp 2 1 1 0 0 7 7 0 7 0 64 0 0
 \tper-op statistics
 \t        READ: 1 1 0 100 1100 0 1 1 0
+\t       WRITE: 1 1 0 1100 100 0 1 1 0
 
 device x mounted on /other with fstype ext4
 """
@@ -149,7 +152,12 @@ def test_monitors_bracket_training_and_a_failing_monitor_is_recorded(host):
 
     raw = rundir / "raw"
     names = sorted(p.name for p in raw.iterdir())
-    assert names == ["dmon.log", "monitors.json", "mountstats.log", "nfsiostat.log", "train.log"]
+    assert names == ["dmon.log", "monitors.json", "mountstats.csv", "mountstats.log", "nfsiostat.csv",
+                     "nfsiostat.log", "train.log"]
+    rows = (raw / "mountstats.csv").read_text().splitlines()
+    snapshots = list(read_snapshots((raw / "mountstats.log").read_text().splitlines()))
+    complete = [b for _, _, b in snapshots if pick(parse_entries(b), str(mount)).complete()]
+    assert complete and rows[0] == ",".join(COLUMNS) and len(rows) - 1 == len(snapshots) == len(complete)
     mon = {m["name"]: m for m in json.loads((raw / "monitors.json").read_text())["monitors"]}
     assert mon["nfsiostat"]["status"] == "failed" and mon["nfsiostat"]["exit_status"] == 1
     assert mon["nfsiostat"]["errors"] and "no NFS mount" in mon["nfsiostat"].get("stderr_tail", "")

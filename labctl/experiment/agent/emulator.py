@@ -408,7 +408,9 @@ def _free_mb(path: Path) -> float:
 
 def setup_logging(out: Path) -> None:
     """LLM Studio's format, UTC, to stderr and <output_dir>/logs.log."""
-    fmt = logging.Formatter("%(asctime)s - %(levelname)s: %(message)s")
+    from labctl.formats.trainlog import LOG_FORMAT  # noqa: PLC0415 - shipped beside the agent
+
+    fmt = logging.Formatter(LOG_FORMAT)
     fmt.converter = time.gmtime
     out.mkdir(parents=True, exist_ok=True)
     for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(out / "logs.log")):

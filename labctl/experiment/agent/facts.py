@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from labctl.experiment.agent.hostmon import find_block
 from labctl.experiment.agent.monitors import now
 from labctl.experiment.agent.privilege import bpftrace_privilege, systemd_available
 from labctl.formats.bundle import Spec
-
-
-def unescape(field: str) -> str:
-    """/proc's octal escapes (\\040 for a space …) undone."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+from labctl.formats.mountstats import find_block
+from labctl.formats.procmounts import unescape
 
 
 def _run(argv: list[str]) -> str | None:

@@ -4,9 +4,11 @@
 hostmon.py mountstats PROC_FILE MOUNT INTERVAL OUT RATE_JSON
     every INTERVAL s: a line "#ts <epoch> <monotonic>" then the mount's block of PROC_FILE verbatim
     (`device … mounted on MOUNT with fstype nfs4 statvers=1.1` up to the next device line; every
-    `xprt:` line of an nconnect mount is kept), and the latest read/write bytes/s to RATE_JSON.
+    `xprt:` line of an nconnect mount is kept), its counters as one row of OUT's `.csv` sibling
+    (labctl.formats.mountstats.COLUMNS), and the latest read/write bytes/s to RATE_JSON.
 hostmon.py nfsiostat INTERVAL MOUNT OUT
-    runs `nfsiostat INTERVAL MOUNT` and writes its output verbatim, each block preceded by "#ts <epoch>".
+    runs `nfsiostat INTERVAL MOUNT` and writes its output verbatim, each block preceded by "#ts <epoch>", and
+    its values as `ts,metric,unit,value` rows to OUT's `.csv` sibling (labctl.formats.nfsiostat.Reader).
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+from labctl.formats import mountstats as ms
+from labctl.formats import nfsiostat as nf
 
 _stop = False
 
@@ -26,40 +32,16 @@ def _on_term(signum, frame):  # noqa: ARG001
     _stop = True
 
 
-def escape_mount(path: str) -> str:
-    """The kernel's octal escaping of mount paths in /proc (space, tab, newline, backslash)."""
-    return path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011").replace("\n", "\\012")
-
-
-def find_block(text: str, mount: str) -> str | None:
-    """The mountstats entry of `mount` (device line through its terminating blank line), or None."""
-    needle = f" mounted on {escape_mount(mount)} with fstype "
-    lines = text.splitlines(keepends=True)
-    for i, line in enumerate(lines):
-        if line.startswith("device ") and needle in line:
-            end = i + 1
-            while end < len(lines) and not lines[end].startswith("device "):
-                end += 1
-            return "".join(lines[i:end])
-    return None
-
-
-def server_bytes(block: str) -> tuple[int, int] | None:
-    """(serverreadbytes, serverwritebytes) of a mountstats entry."""
-    for line in block.splitlines():
-        parts = line.split()
-        if parts and parts[0] == "bytes:" and len(parts) >= 7:
-            return int(parts[5]), int(parts[6])
-    return None
-
-
 def sample_mountstats(proc_file: str, mount: str, interval: float, out: str, rate_path: str) -> int:
     """The 1 s mountstats sampler; runs until SIGTERM/SIGINT."""
     prev: tuple[float, tuple[int, int]] | None = None
     missing = 0
     start = time.monotonic()
     k = 0
-    with open(out, "a", encoding="utf-8") as fh:
+    compact = Path(out).with_suffix(".csv")
+    with open(out, "a", encoding="utf-8") as fh, open(compact, "a", encoding="utf-8", newline="") as rows:
+        if rows.tell() == 0:
+            rows.write(",".join(ms.COLUMNS) + "\n")
         while not _stop:
             try:
                 with open(proc_file, encoding="utf-8", errors="replace") as src:
@@ -68,18 +50,20 @@ def sample_mountstats(proc_file: str, mount: str, interval: float, out: str, rat
                 text = ""
                 print(f"cannot read {proc_file}: {exc}", file=sys.stderr, flush=True)
             wall, mono = time.time(), time.monotonic()
-            block = find_block(text, mount)
+            block = ms.find_block(text, mount)
             if block is None:
                 missing += 1
                 if missing in (1, 10, 100) or missing % 1000 == 0:
                     print(f"{mount} not in {proc_file} ({missing} samples)", file=sys.stderr, flush=True)
             else:
-                if not block.endswith("\n"):
-                    block += "\n"
-                fh.write(f"#ts {wall:.6f} {mono:.6f}\n{block}")
+                fh.write(ms.format_snapshot(wall, mono, block))
                 fh.flush()
-                counters = server_bytes(block)
-                if counters is not None:
+                entry = ms.pick(ms.parse_entries(block.splitlines()), mount)
+                if entry is not None and entry.complete():  # what the analysis can take an interval from
+                    rows.write(",".join(ms.record(wall, mono, entry)) + "\n")
+                    rows.flush()
+                if entry is not None and len(entry.bytes) >= 7:
+                    counters = entry.bytes[4], entry.bytes[5]
                     if prev is not None and mono > prev[0]:
                         dt = mono - prev[0]
                         rate = {
@@ -136,17 +120,26 @@ def run_nfsiostat(interval: int, mount: str, out: str) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     held: list[str] = []
-    with open(out, "a", encoding="utf-8") as fh:
+    compact = Path(out).with_suffix(".csv")
+    with open(out, "a", encoding="utf-8") as fh, open(compact, "a", encoding="utf-8") as rows:
+        if rows.tell() == 0:
+            rows.write(",".join(nf.COLUMNS) + "\n")
+        reader = nf.Reader(lambda metric, unit, ts, value: rows.write(f"{ts!r},{metric},{unit},{value!r}\n"))
         assert proc.stdout is not None
         for line in proc.stdout:
             if not line.strip():
                 held.append(line)
                 continue
-            if line.rstrip().endswith(":") and " mounted on " in line:
-                fh.write(f"#ts {time.time():.6f}\n")
+            if nf.is_mount_line(line):
+                stamp = f"#ts {time.time():.6f}"
+                fh.write(stamp + "\n")
+                reader.line(stamp)
             fh.write("".join(held) + line)
+            for text in [*held, line]:
+                reader.line(text.rstrip("\r\n"))
             held.clear()
             fh.flush()
+            rows.flush()
         if held:
             fh.write("".join(held))
     rc = proc.wait()

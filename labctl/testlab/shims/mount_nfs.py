@@ -16,6 +16,7 @@ import time
 import urllib.error
 from pathlib import Path
 
+from labctl.formats.procmounts import escape
 from labctl.testlab import nfsviews, simapi
 
 EX_USAGE = 1
@@ -123,7 +124,7 @@ def _start_daemon(prog: str, state_dir: Path, mountpoint: str, host_root: Path, 
             nfsviews.forget(state_dir)
             return EX_FAIL
         mounts_view, _ = nfsviews.view_paths(host_root)
-        if nfsviews.is_fuse_mounted(mountpoint) and f" {nfsviews.escape(mountpoint)} " in \
+        if nfsviews.is_fuse_mounted(mountpoint) and f" {escape(mountpoint)} " in \
                 mounts_view.read_text(encoding="utf-8", errors="replace"):
             return 0
         time.sleep(0.05)

@@ -15,9 +15,12 @@ import sys
 import time
 from pathlib import Path
 
+from labctl.formats.mountstats import Entry, parse_entries
+from labctl.formats.nfsiostat import format_block
+from labctl.formats.procmounts import escape
 from labctl.testlab.shims import exit_on_term
 
-Stats = dict[str, dict]
+Stats = dict[str, Entry]
 
 
 def mountstats_path() -> Path:
@@ -25,69 +28,38 @@ def mountstats_path() -> Path:
 
 
 def parse(text: str) -> Stats:
-    """NFS entries of a mountstats file: mountpoint → {export, age, xprt (last line), ops}."""
-    mounts: Stats = {}
-    cur: dict | None = None
-    in_ops = False
-    for line in text.splitlines():
-        if line.startswith("device "):
-            parts = line.split(" ")
-            cur = None
-            in_ops = False
-            if len(parts) >= 8 and parts[7] in ("nfs", "nfs4"):
-                cur = {"export": parts[1], "age": 0, "xprt": None, "ops": {}}
-                mounts[parts[4]] = cur
-            continue
-        if cur is None:
-            continue
-        words = line.split()
-        if not words:
-            cur = None
-            continue
-        if words[0] == "age:":
-            cur["age"] = int(words[1])
-        elif words[0] == "xprt:" and words[1] == "tcp":
-            nums = [int(w) for w in words[2:]]
-            cur["xprt"] = {"sends": nums[5], "backlog": nums[9]}
-        elif words[0] == "per-op":
-            in_ops = True
-        elif in_ops and words[0].endswith(":"):
-            cur["ops"][words[0][:-1]] = [int(w) for w in words[1:]]
-    return mounts
+    """NFS entries of a mountstats file by mount point."""
+    return {e.mount: e for e in parse_entries(text.splitlines()) if e.fstype in ("nfs", "nfs4")}
 
 
-def _op_row(label: str, new: list[int], old: list[int] | None, interval: float) -> str:
+def _xprt(e: Entry) -> tuple[int, int] | None:
+    """Sends and backlog of the last TCP transport (what nfs-utils reads)."""
+    tcp = [nums for proto, nums in e.xprts if proto == "tcp"]
+    return (tcp[-1][5], tcp[-1][9]) if tcp else None
+
+
+def _op_row(label: str, new: list[int], old: list[int] | None, interval: float) -> tuple:
     d = [n - (old[i] if old else 0) for i, n in enumerate(new)]
-    ops, trans = d[0], d[1]
+    ops = d[0]
     kilobytes = (d[3] + d[4]) / 1024
-    retrans = trans - ops
     per = (lambda x: x / ops) if ops else (lambda x: 0.0)
-    retrans_pct = retrans * 100 / ops if ops else 0.0
-    header = (f"{label + ':':<16s}{'ops/s':>8s}{'kB/s':>16s}{'kB/op':>16s}{'retrans':>16s}"
-              f"{'avg RTT (ms)':>16s}{'avg exe (ms)':>16s}{'avg queue (ms)':>16s}")
-    values = (f"{ops / interval:24.3f}{kilobytes / interval:16.3f}{per(kilobytes):16.3f}"
-              f"{f'{retrans} ({retrans_pct:3.1f}%)':>16s}{per(d[6]):16.3f}{per(d[7]):16.3f}{per(d[5]):16.3f}")
-    if len(d) >= 9:
-        errors_pct = d[8] * 100 / ops if ops else 0.0
-        header += f"{'errors':>16s}"
-        values += f"{f'{d[8]} ({errors_pct:3.1f}%)':>16s}"
-    return header + "\n" + values
+    pct = (lambda x: x * 100 / ops) if ops else (lambda x: 0.0)
+    errors = (d[8], pct(d[8])) if len(d) >= 9 else None
+    return (label, [ops / interval, kilobytes / interval, per(kilobytes), per(d[6]), per(d[7]), per(d[5])],
+            (d[1] - ops, pct(d[1] - ops)), errors)
 
 
-def block(mountpoint: str, new: dict, old: dict | None, interval: float) -> str:
+def block(mountpoint: str, new: Entry, old: Entry | None, interval: float) -> str:
     """One mount's report."""
     if old is None:
-        interval = float(new["age"]) or 1.0
-    sends = new["xprt"]["sends"] - (old["xprt"]["sends"] if old and old["xprt"] else 0) if new["xprt"] else 0
-    backlog = new["xprt"]["backlog"] - (old["xprt"]["backlog"] if old and old["xprt"] else 0) \
-        if new["xprt"] else 0
+        interval = float(new.age or 0) or 1.0
+    now, before = _xprt(new), (_xprt(old) if old else None)
+    sends = now[0] - (before[0] if before else 0) if now else 0
+    backlog = now[1] - (before[1] if before else 0) if now else 0
     bklog = (backlog / sends) / interval if sends else 0.0
-    lines = ["", f"{new['export']} mounted on {mountpoint}:", "",
-             f"{'ops/s':>16s}{'rpc bklog':>16s}", f"{sends / interval:16.3f}{bklog:16.3f}", ""]
-    for op, label in (("READ", "read"), ("WRITE", "write")):
-        if op in new["ops"]:
-            lines.append(_op_row(label, new["ops"][op], old["ops"].get(op) if old else None, interval))
-    return "\n".join(lines) + "\n"
+    rows = [_op_row(label, new.ops[op], old.ops.get(op) if old else None, interval)
+            for op, label in (("READ", "read"), ("WRITE", "write")) if op in new.ops]
+    return format_block(escape(new.device), escape(mountpoint), (sends / interval, bklog), rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         for mp, new in chosen.items():
             prev = old.get(mp)
-            if prev is not None and new["age"] < prev["age"]:
+            if prev is not None and (new.age or 0) < (prev.age or 0):
                 prev = None
             sys.stdout.write(block(mp, new, prev, float(interval or 1)))
             sys.stdout.flush()

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labctl.formats import bpftrace, mountstats, nfsiostat, procmounts
 from labctl.formats.bundle import Manifest, Monitors
 
 MiB = 2**20
@@ -64,6 +65,8 @@ class SynthSpec:
     seed: int = 7
     bpftrace_seconds: int | None = None  # None: the run's length
     sources: tuple[str, ...] = ("dmon", "mountstats", "nfsiostat", "bpftrace", "train")
+    compact: bool = True  # the agent's mountstats.csv / nfsiostat.csv beside the verbatim logs
+    dmon_every_s: int = 1  # dmon's -d
 
     @property
     def train_start(self) -> int:
@@ -150,9 +153,9 @@ def write_run(run_dir: Path, spec: SynthSpec | None = None) -> SynthSpec:
         if "dmon" in spec.sources:
             _dmon(d / "dmon.log", view, spec)
         if "mountstats" in spec.sources:
-            _mountstats(d / "mountstats.log", view, spec, mount, opts)
+            _mountstats(d, view, spec, mount, opts)
         if "nfsiostat" in spec.sources:
-            _nfsiostat(d / "nfsiostat.log", view, mount)
+            _nfsiostat(d, view, spec, mount)
         if "bpftrace" in spec.sources:
             _bpftrace(d, view, spec, mount)
         if "train" in spec.sources and rank == 0:
@@ -175,6 +178,8 @@ def _dmon(path: Path, plan: _Plan, spec: SynthSpec) -> None:
     units = "#YYYYMMDD    HH:MM:SS     Idx      W      C      C      %      %      %      %    MHz    MHz     MB\n"
     with path.open("w") as fh:
         for i, u in enumerate(plan.util):
+            if i % spec.dmon_every_s:
+                continue
             if i % 600 == 0:
                 fh.write(names + units)
             st = _local(spec, plan.t0 + i)
@@ -184,88 +189,109 @@ def _dmon(path: Path, plan: _Plan, spec: SynthSpec) -> None:
                          f" {0:>6} {0:>6} {2619:>6} {1980:>6} {30000:>6}\n")
 
 
-def _op(name: str, v: list[int]) -> str:
-    return f"\t{name:>12}: {' '.join(str(x) for x in v)}\n"
-
-
-def _mountstats(path: Path, plan: _Plan, spec: SynthSpec, mount: str, opts: str) -> None:
-    head = (f"device 10.0.0.3:/fg_llm mounted on {mount} with fstype nfs4 statvers=1.1\n"
-            f"\topts:\trw,{opts},namlen=255,acregmin=3,acregmax=60,acdirmin=30,acdirmax=60,timeo=600,retrans=2,"
-            "sec=sys,clientaddr=10.0.0.21,local_lock=none\n")
-    mid = ("\tcaps:\tcaps=0x3fff7,wtmult=512,dtsize=32768,bsize=0,namlen=255\n"
-           "\tnfsv4:\tbm0=0xfdffafff,bm1=0xf9be3e,bm2=0x800,acl=0x0,sessions,pnfs=LAYOUT_NFSV4_1_FILES,"
-           "lease_time=90,lease_expired=0\n\tsec:\tflavor=1,pseudoflavor=1\n")
-    tail = "".join(_op(n, [0] * 9) for n in OPS_TAIL) + "\n"
+def _mountstats(d: Path, plan: _Plan, spec: SynthSpec, mount: str, opts: str) -> None:
+    """mountstats.log and, with `spec.compact`, the agent's mountstats.csv of the same snapshots."""
+    e = mountstats.Entry("10.0.0.3:/fg_llm", mount, "nfs4", "1.1", procmounts.options(
+        f"rw,{opts},namlen=255,acregmin=3,acregmax=60,acdirmin=30,acdirmax=60,timeo=600,retrans=2,sec=sys,"
+        "clientaddr=10.0.0.21,local_lock=none"),
+        {"caps": "caps=0x3fff7,wtmult=512,dtsize=32768,bsize=0,namlen=255",
+         "nfsv4": "bm0=0xfdffafff,bm1=0xf9be3e,bm2=0x800,acl=0x0,sessions,pnfs=LAYOUT_NFSV4_1_FILES,"
+                  "lease_time=90,lease_expired=0", "sec": "flavor=1,pseudoflavor=1"},
+        rpc="1.1  p/v: 100003/4 (nfs)")
     rb = wb = rops = wops = commit = sends = fsync = 0
-    with path.open("w") as fh:
+    with (d / "mountstats.log").open("w") as fh, (d / "mountstats.csv").open("w") as rows:
+        rows.write(",".join(mountstats.COLUMNS) + "\n")
         for i in range(len(plan.util)):
-            t = plan.t0 + i
             rb += plan.read[i]
             wb += plan.write[i]
             rops += -(-plan.read[i] // MiB)
             wops += -(-plan.write[i] // MiB)
-            c = plan.ckpt_at.get(i - 1)
-            if c is not None:
+            if plan.ckpt_at.get(i - 1) is not None:
                 commit += 1
                 fsync += 1
             sends = rops + wops + commit
             per = sends // spec.nconnect
-            xprts = "".join(f"\txprt:\ttcp {800 + k} 1 1 0 0 {per} {per} 0 {per * 3} 0 64 0 {per}\n"
-                            for k in range(spec.nconnect))
-            fh.write(f"#ts {t}.000 {1000 + i}.000\n" + head + f"\tage:\t{100 + i}\n" + mid
-                     + f"\tevents:\t0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 {fsync} 0 0 0 0 0 0 0 0 0 0 {wops} \n"
-                     + f"\tbytes:\t{rb} {wb} 0 0 {rb} {wb} {rb // 4096} {wb // 4096} \n"
-                     + "\tRPC iostats version: 1.1  p/v: 100003/4 (nfs)\n" + xprts + "\tper-op statistics\n"
-                     + _op("READ", [rops, rops, 0, rops * 200, rb + rops * 120, rops // 10, rops * 2, rops * 2, 0])
-                     + _op("WRITE", [wops, wops, 0, wb + wops * 200, wops * 120, wops, wops * 5, wops * 6, 0])
-                     + _op("COMMIT", [commit, commit, 0, commit * 200, commit * 100, 0, commit * 50, commit * 50, 0])
-                     + _op("GETATTR", [i, i, 0, i * 200, i * 240, 0, i, i, 0]) + tail)
+            e.age = 100 + i
+            e.events = [0] * 15 + [fsync] + [0] * 10 + [wops]
+            e.bytes = [rb, wb, 0, 0, rb, wb, rb // 4096, wb // 4096]
+            e.xprts = [("tcp", [800 + k, 1, 1, 0, 0, per, per, 0, per * 3, 0, 64, 0, per])
+                       for k in range(spec.nconnect)]
+            e.ops = {"READ": [rops, rops, 0, rops * 200, rb + rops * 120, rops // 10, rops * 2, rops * 2, 0],
+                     "WRITE": [wops, wops, 0, wb + wops * 200, wops * 120, wops, wops * 5, wops * 6, 0],
+                     "COMMIT": [commit, commit, 0, commit * 200, commit * 100, 0, commit * 50, commit * 50, 0],
+                     "GETATTR": [i, i, 0, i * 200, i * 240, 0, i, i, 0], **{n: [0] * 9 for n in OPS_TAIL}}
+            fh.write(mountstats.format_snapshot(plan.t0 + i, 1000 + i, e.format()))
+            if spec.compact:
+                rows.write(",".join(mountstats.record(plan.t0 + i, 1000 + i, e)) + "\n")
+    if not spec.compact:
+        (d / "mountstats.csv").unlink()
 
 
-def _nfsiostat(path: Path, plan: _Plan, mount: str) -> None:
-    hdr = ("read:              ops/s            kB/s           kB/op         retrans    avg RTT (ms)    avg exe (ms)"
-           "  avg queue (ms)          errors\n")
-    with path.open("w") as fh:
+def _nfsiostat(d: Path, plan: _Plan, spec: SynthSpec, mount: str) -> None:
+    """nfsiostat.log as the agent logs it and, with `spec.compact`, its nfsiostat.csv (as the agent reads it)."""
+    with (d / "nfsiostat.log").open("w") as fh, (d / "nfsiostat.csv").open("w") as rows:
+        rows.write(",".join(nfsiostat.COLUMNS) + "\n")
+        reader = nfsiostat.Reader(lambda m, u, t, v: rows.write(f"{t!r},{m},{u},{v!r}\n"))
         for i in range(len(plan.util)):
             r, w = plan.read[i], plan.write[i]
             ro, wo = -(-r // MiB), -(-w // MiB)
-            fh.write(f"#ts {plan.t0 + i}.000\n\n10.0.0.3:/fg_llm mounted on {mount}:\n\n"
-                     f"{'ops/s':>16}{'rpc bklog':>16}\n{ro + wo:16.3f}{0:16.3f}\n\n" + hdr
-                     + f"{ro:24.3f}{r / 1024:16.3f}{(r / 1024 / ro if ro else 0):16.3f}{'0 (0.0%)':>16}"
-                       f"{2.0:16.3f}{2.0:16.3f}{0.1:16.3f}{'0 (0.0%)':>16}\n"
-                     + hdr.replace("read: ", "write:")
-                     + f"{wo:24.3f}{w / 1024:16.3f}{(w / 1024 / wo if wo else 0):16.3f}{'0 (0.0%)':>16}"
-                       f"{5.0:16.3f}{6.0:16.3f}{1.0:16.3f}{'0 (0.0%)':>16}\n")
+            block = f"#ts {plan.t0 + i}.000\n" + nfsiostat.format_block("10.0.0.3:/fg_llm", mount, (ro + wo, 0.0), [
+                ("read", [ro, r / 1024, r / 1024 / ro if ro else 0, 2.0, 2.0, 0.1], (0, 0.0), (0, 0.0)),
+                ("write", [wo, w / 1024, w / 1024 / wo if wo else 0, 5.0, 6.0, 1.0], (0, 0.0), (0, 0.0))])
+            fh.write(block)
+            if spec.compact:
+                for line in block.splitlines():
+                    reader.line(line)
+    if not spec.compact:
+        (d / "nfsiostat.csv").unlink()
 
 
 def _bpftrace(d: Path, plan: _Plan, spec: SynthSpec, mount: str) -> None:
+    """The shipped program's output: a tick and its @io line per second, the run's totals at the end."""
     boot = 1_000_000_000_000  # ns since boot at start
     offset = plan.t0 - boot / 1e9
     (d / "bpftrace.meta.json").write_text(json.dumps({"realtime_minus_boottime": offset}))
     seconds = spec.bpftrace_seconds or len(plan.util)
     n = len(plan.util)
-    hist = ('{"type": "hist", "data": {"@read_size": [{"min": 4096, "max": 8191, "count": 3}, '
-            '{"min": 65536, "max": 131071, "count": 1}, {"min": 1048576, "max": 2097151, "count": %d}]}}\n')
+    totals: dict[str, dict[str, int]] = {m: {} for m in bpftrace.SUM_MAPS}
+    hists: dict[str, dict[tuple[int, int], int]] = {m: {} for m in bpftrace.HIST_MAPS}
+
+    def count(table: dict, key: object, value: int) -> None:
+        table[key] = table.get(key, 0) + value
+
     with (d / "bpftrace.jsonl").open("w") as fh:
-        fh.write('{"type": "attached_probes", "data": {"probes": 31}}\n')
-        fh.write(f'{{"type": "printf", "data": "start {boot}\\n"}}\n')
+        fh.write(bpftrace.record("attached_probes", {"probes": 31}) + "\n" + bpftrace.marker("start", boot) + "\n")
         for i in range(1, seconds):
             k = i % n if i >= n else i
-            fh.write(f'{{"type": "printf", "data": "tick {boot + i * 1_000_000_000}\\n"}}\n')
+            fh.write(bpftrace.marker("tick", boot + i * 1_000_000_000) + "\n")
             r, w = plan.read[k], plan.write[k]
+            io = {}
             if r:
-                fh.write(f'{{"type": "map", "data": {{"@read_bytes": {{"pt_data_worker": {r - r // 8}, '
-                         f'"python": {r // 8}}}}}}}\n')
-                fh.write(f'{{"type": "map", "data": {{"@read_calls": {{"pt_data_worker": {-(-r // MiB)}}}}}}}\n')
-                fh.write(hist % (-(-r // MiB)))
+                io |= {"0": r, "2": -(-r // MiB)}
+                count(totals["read_bytes"], "pt_data_worker", r - r // 8)
+                count(totals["read_bytes"], "python", r // 8)
+                count(totals["read_calls"], "pt_data_worker", -(-r // MiB))
+                for key, c in (((4096, 8191), 3), ((65536, 131071), 1), ((1048576, 2097151), -(-r // MiB))):
+                    count(hists["read_size"], key, c)
             if w:
-                fh.write(f'{{"type": "map", "data": {{"@write_bytes": {{"python": {w}}}}}}}\n')
-                fh.write(f'{{"type": "map", "data": {{"@write_calls": {{"python": {-(-w // MiB)}}}}}}}\n')
-                fh.write('{"type": "hist", "data": {"@write_size": [{"min": 1024, "max": 2047, "count": 1}, '
-                         f'{{"min": 33554432, "max": 67108863, "count": {w // (32 * MiB)}}}]}}}}\n')
+                io |= {"1": w, "3": -(-w // MiB)}
+                count(totals["write_bytes"], "python", w)
+                count(totals["write_calls"], "python", -(-w // MiB))
+                for key, c in (((1024, 2047), 1), ((33554432, 67108863), w // (32 * MiB))):
+                    count(hists["write_size"], key, c)
+            if io:
+                fh.write(bpftrace.record("map", {"@io": io}) + "\n")
             if (k - 1) in plan.ckpt_at:
-                fh.write(f'{{"type": "map", "data": {{"@ckpt_open": {{"python,{mount}/output/checkpoint.pth": 1}}}}}}\n')
-        fh.write('\n\n')
+                fh.write(bpftrace.record("map", {"@ckpt_open": {f"python,{mount}/output/checkpoint.pth": 1}}) + "\n")
+        fh.write(bpftrace.marker("totals", boot + seconds * 1_000_000_000) + "\n")
+        for m, by_comm in totals.items():
+            if by_comm:
+                fh.write(bpftrace.record("map", {f"@{m}": by_comm}) + "\n")
+        for m, buckets in hists.items():
+            if buckets:
+                fh.write(bpftrace.record("hist", {f"@{m}": [{"min": a, "max": b, "count": c}
+                                                             for (a, b), c in sorted(buckets.items())]}) + "\n")
+        fh.write(bpftrace.marker("end", boot + seconds * 1_000_000_000) + "\n\n\n")
 
 
 def _trainlog(path: Path, plan: _Plan, spec: SynthSpec, mount: str) -> None:

@@ -1,0 +1,157 @@
+"""labctl.formats: writer → reader round trips on the research notes' samples (the report's fixtures), and
+the host agent's compact records give the same series as the verbatim logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from labctl.analysis.clock import HostClock
+from labctl.analysis.compact import read_mountstats
+from labctl.analysis.mountstats import parse_mountstats_log
+from labctl.analysis.series import SeriesStore
+from labctl.formats import mountstats, procmounts
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_octal_escaping_round_trips_and_mount_lines_parse():
+    odd = "/mnt/with space\tand\\slash\nline"
+    assert procmounts.unescape(procmounts.escape(odd)) == odd
+    line = procmounts.MountLine("srv:/a b", odd, "nfs4", "rw,vers=4.1").format()
+    assert procmounts.find(line + "\n", odd)[0].device == "srv:/a b"
+
+
+def test_a_mountstats_entry_written_back_reads_the_same():
+    text = (FIXTURES / "mountstats_a1_v41.txt").read_text()
+    entry = mountstats.pick(mountstats.parse_entries(text.splitlines()))
+    (again,) = mountstats.parse_entries(entry.format().splitlines())
+    assert again == entry and entry.complete()
+
+
+def test_compact_mountstats_records_give_the_series_of_the_verbatim_log(tmp_path):
+    bodies = [(FIXTURES / "mountstats_a1_v41.txt").read_text()]
+    bodies += [(FIXTURES / "mountstats_a1_v41_snap2_synthetic.txt").read_text()] * 3
+    log, csv = tmp_path / "mountstats.log", tmp_path / "mountstats.csv"
+    rows = [",".join(mountstats.COLUMNS)]
+    with log.open("w") as fh:
+        for k, body in enumerate(bodies):
+            fh.write(mountstats.format_snapshot(1000 + 5 * k, 500 + 5 * k, body))
+            entry = mountstats.pick(mountstats.parse_entries(body.splitlines()))
+            rows.append(",".join(mountstats.record(1000 + 5 * k, 500 + 5 * k, entry)))
+    csv.write_text("\n".join(rows) + "\n")
+    verbatim, compact = SeriesStore(), SeriesStore()
+    parse_mountstats_log(log, "h", verbatim, HostClock(offset_s=2.5))
+    assert read_mountstats(csv, "h", compact, HostClock(offset_s=2.5)) is not None
+    assert sorted(verbatim.series) == sorted(compact.series)
+    for key, s in verbatim.series.items():
+        np.testing.assert_allclose(np.asarray(compact.series[key].ts), np.asarray(s.ts))
+        np.testing.assert_allclose(np.asarray(compact.series[key].values), np.asarray(s.values))
+
+
+def test_compact_nfsiostat_records_give_the_series_of_the_verbatim_log(tmp_path):
+    """The agent's rows (its Reader over the lines it logs) read back as the verbatim log parses."""
+    from labctl.analysis.compact import read_nfsiostat
+    from labctl.analysis.nfsiostat import parse_nfsiostat
+    from labctl.formats import nfsiostat
+    from tests.report.conftest import with_ts
+
+    text = with_ts((FIXTURES / "nfsiostat_s3_2.6.2.log").read_text(), 1000.0, 5.0)
+    log, csv = tmp_path / "nfsiostat.log", tmp_path / "nfsiostat.csv"
+    log.write_text(text)
+    rows = [",".join(nfsiostat.COLUMNS)]
+    reader = nfsiostat.Reader(lambda m, u, t, v: rows.append(f"{t!r},{m},{u},{v!r}"))
+    for line in text.splitlines():
+        reader.line(line)
+    csv.write_text("\n".join(rows) + "\n")
+    verbatim, compact = SeriesStore(), SeriesStore()
+    parse_nfsiostat(log, "h", verbatim, HostClock(offset_s=1.0))
+    assert read_nfsiostat(csv, "h", compact, HostClock(offset_s=1.0)) is not None
+    assert len(rows) > 10 and sorted(verbatim.series) == sorted(compact.series)
+    for key, s in verbatim.series.items():
+        other = compact.series[key]
+        assert list(other.ts) == list(s.ts) and list(other.values) == list(s.values)
+
+
+def test_nfsiostat_blocks_written_by_the_writer_read_back():
+    from labctl.formats import nfsiostat
+
+    got: list[tuple[str, float]] = []
+    reader = nfsiostat.Reader(lambda m, u, t, v: got.append((m, round(v, 3))), skip_first=False)
+    read = ("read", [0.408, 21.038, 51.533, 13.633, 13.724, 0.067], (0, 0.0), (0, 0.0))
+    block = nfsiostat.format_block("srv:/a", "/mnt/a", (11.237, 0.0), [read])
+    fixture = (FIXTURES / "nfsiostat_s3_2.6.2.log").read_text()
+    assert block.splitlines()[3] in fixture and block.splitlines()[6] in fixture  # the header lines, verbatim
+    for line in ["#ts 100.0", *block.splitlines()]:
+        reader.line(line)
+    assert ("nfsiostat.read.bytes_rate", round(21.038 * 1024, 3)) in got
+    assert ("nfsiostat.read.rtt_ms", 13.633) in got and ("nfsiostat.rpc.ops_rate", 11.237) in got
+
+
+def test_the_shipped_bpftrace_shape_and_the_older_one_read_the_same():
+    from labctl.formats import bpftrace
+
+    def read(lines: list[str]) -> bpftrace.Trace:
+        trace = bpftrace.Trace()
+        for line in lines:
+            trace.line(line.encode())
+        trace.close()
+        return trace
+
+    tick = [bpftrace.marker("start", 1), bpftrace.marker("tick", 10**9)]
+    shipped = read([*tick, bpftrace.record("map", {"@io": {"0": 300, "2": 3}}),
+                    bpftrace.marker("tick", 2 * 10**9), bpftrace.marker("totals", 2 * 10**9),
+                    bpftrace.record("map", {"@read_bytes": {"python": 100, "pt_data_worker": 200}}),
+                    bpftrace.record("map", {"@read_calls": {"python": 1, "pt_data_worker": 2}}),
+                    bpftrace.marker("end", 2 * 10**9)])
+    older = read([*tick, bpftrace.record("map", {"@read_bytes": {"python": 100, "pt_data_worker": 200}}),
+                  bpftrace.record("map", {"@read_calls": {"python": 1, "pt_data_worker": 2}}),
+                  bpftrace.marker("tick", 2 * 10**9), bpftrace.marker("end", 2 * 10**9)])
+    assert shipped.ticks == older.ticks == [10**9, 2 * 10**9] and shipped.start == 1
+    assert shipped.sums == older.sums and shipped.sums["read_bytes"] == [300.0, 0.0]
+    assert shipped.by_comm == older.by_comm and shipped.by_comm["read_calls"]["pt_data_worker"] == 2
+
+
+def test_dmon_rows_and_the_agent_s_last_sample():
+    from labctl.formats import dmon
+
+    lines = (FIXTURES / "dmon_d_8gpu_gpm.log").read_text().splitlines()
+    rows = [r for r in dmon.rows(lines) if r is not None]
+    assert rows and all(len(toks) == len(names) for names, _, toks in rows[:-1])
+    written = (dmon.format_header(["gpu", "sm"], ["Idx", "%"]) + dmon.format_row(["0", "40"])
+               + dmon.format_row(["1", "60"]) + dmon.format_row(["0", "9"])).splitlines()
+    assert dmon.last_sample_sm(written, complete=True) == 9.0  # no Date/Time: the last row
+    assert dmon.last_sample_sm(written, complete=False, gpus=2) == 60.0  # the last line still being written
+
+
+def test_trainer_log_lines_written_read_back_and_progress():
+    from labctl.formats import trainlog
+
+    line = trainlog.format_line((2024, 1, 1, 12, 0, 5, 7), "INFO", "Training Epoch: 2 / 3")
+    m = trainlog.PREFIX.match(line)
+    assert m is not None and m[8] == "INFO" and trainlog.EPOCH.search(m[9])
+    bar = "train loss: 1.25:  50%|#####     | 5/10 [00:10<00:10,  1.00it/s]"
+    text = "\n".join([line, trainlog.format_line((2024, 1, 1, 12, 0, 6, 0), "INFO", bar)])
+    assert trainlog.progress(text) == {"epoch": 2, "epochs": 3, "step": 5, "total": 10, "loss": 1.25,
+                                       "phase": "train"}
+
+
+def test_dmon_read_a_column_at_a_time_equals_the_row_reference():
+    from labctl.analysis.dmon import _columns, _rows
+    from labctl.analysis.lines import ParseStats, iter_text
+    from labctl.formats import dmon
+
+    clock = HostClock(offset_s=3.0, utc_offset_s=3600.0, utc_offset_known=True)
+    for name in ("dmon_a_new_dt_ctrlc.log", "dmon_b_old_5char.log"):
+        stats = ParseStats("dmon")
+        kept = [r for r in dmon.rows(iter_text(FIXTURES / name, stats)) if r and len(r[2]) == len(r[0])]
+        by_rows, by_columns = SeriesStore(), SeriesStore()
+        row_stats, column_stats = ParseStats("dmon"), ParseStats("dmon")
+        _rows(kept, "h", by_rows, clock, row_stats, None, 1.0)
+        assert _columns(kept, "h", by_columns, clock, column_stats)
+        assert by_rows.series and sorted(by_rows.series) == sorted(by_columns.series)
+        for key, s in by_rows.series.items():
+            assert list(by_columns.series[key].ts) == list(s.ts)
+            assert list(by_columns.series[key].values) == list(s.values)
+        assert row_stats.records == column_stats.records and row_stats.skipped == column_stats.skipped
