@@ -21,7 +21,7 @@ import yaml
 
 from labctl.testlab.sshhost import processes_in_namespace
 from tests.hardening.util import clean_output, emulated_experiment, wait_for
-from tests.hosts.simlab import start_lab
+from tests.hosts.simlab import is_provisioned, start_lab
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -38,9 +38,13 @@ def state(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def provisioned(lab, state) -> None:
-    """The lab provisioned (a no-op rerun when an earlier test left it so): each test also runs alone."""
+    """The lab provisioned; as an earlier test left it when it did (`test_two_concurrent_provisions...`
+    proves a provision), else provisioned here: each test also runs alone."""
+    if is_provisioned(lab, state):
+        return
     out = labctl(lab["inventory"], state, "provision")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert is_provisioned(lab, state)
 
 
 @pytest.fixture
