@@ -16,19 +16,16 @@ import pytest
 import yaml
 
 from labctl.experiment.manifest import verify
-from tests.hosts.simlab import start_lab
-from tests.run.simprep import provision_and_mount
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 RAW = {"dmon.log", "nfsiostat.log", "mountstats.log", "train.log", "clock.json", "monitors.json"}
 CKPT = 12_000_000
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    for data in start_lab(tmp_path_factory.mktemp("runlab"), hosts=2, mounts=True):
-        data["prepared_by"] = provision_and_mount(data)
-        yield data
+@pytest.fixture
+def lab(mounted_lab):
+    """The worker's shared simulated lab, FlexGroup mounted (tests/conftest.py)."""
+    return mounted_lab
 
 
 def experiment(tmp_path: Path, name: str, steps: int, compute: float) -> Path:
