@@ -190,7 +190,12 @@ def test_controller_lost_mid_run_then_attach_completes(lab, tmp_path):
         time.sleep(0.2)
     else:
         pytest.fail("the run did not start")
-    time.sleep(4)
+    run_id = manifests[0].parent.name
+    logs = [Path(h["root"]) / "var-tmp" / "labctl" / run_id / h["name"] / "raw" / "train.log"
+            for h in lab["hosts"]]
+    while not all(log.exists() and "train loss" in log.read_text() for log in logs):  # each host trains
+        assert time.time() < deadline + 60 and proc.poll() is None, "no training step was logged"
+        time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # the controller and its SSH connections die mid-training
     proc.wait()
     bundle = bundle_of(runs)
