@@ -65,3 +65,19 @@ def sim_lab(tmp_path_factory) -> Iterator[dict]:
     from tests.hosts.simlab import start_lab
 
     yield from start_lab(tmp_path_factory.mktemp("simlab"), hosts=2)
+
+
+@pytest.fixture(scope="session")
+def mounted_lab(sim_lab) -> dict:
+    """`sim_lab` with the FlexGroup made and mounted on every host, as `labctl run` needs it
+    (tests/run/simprep.py; skipped where simulated NFS mounts cannot work). One per pytest worker, shared by
+    the run tests of every file: they add runs, never undo this. A test that tears the lab down, provisions
+    it from scratch or takes a host off the network starts a lab of its own (start_lab)."""
+    from tests.hosts.simlab import fuse_reason
+    from tests.run.simprep import provision_and_mount
+
+    reason = fuse_reason()
+    if reason:
+        pytest.skip(reason)
+    provision_and_mount(sim_lab)
+    return sim_lab

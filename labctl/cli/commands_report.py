@@ -18,7 +18,6 @@ console = Console(highlight=False)
 def report(run_dir: Path) -> None:
     """Analyse a run bundle: write timeline.parquet, summary.json and report.html into RUN_DIR."""
     from labctl.analysis.analyse import analyse
-    from labctl.report.html import write_report
 
     if not run_dir.exists():
         raise StateError("run bundle not found", where=str(run_dir),
@@ -26,6 +25,8 @@ def report(run_dir: Path) -> None:
     with console.status("analysing", spinner="dots") as status:
         result = analyse(run_dir, progress=lambda what: status.update(f"analysing: {what}"))
         status.update("writing report.html")
+        from labctl.report.html import write_report  # matplotlib: only for a bundle that analysed
+
         write_report(result, run_dir / "report.html")
     s = result.summary
     util, stall = s["gpu"]["util_mean_pct"], s["stall_fraction"]

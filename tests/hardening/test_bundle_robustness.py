@@ -122,14 +122,10 @@ def test_bundle_level_files_are_opened_the_same_way(bundle, where):
 # --- collect and attach on the simulated lab (root) -------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    from tests.hosts.simlab import start_lab
-    from tests.run.simprep import provision_and_mount
-
-    for data in start_lab(tmp_path_factory.mktemp("bundlelab"), hosts=2, mounts=True):
-        provision_and_mount(data)
-        yield data
+@pytest.fixture
+def lab(mounted_lab):
+    """The worker's shared simulated lab, FlexGroup mounted (tests/conftest.py)."""
+    return mounted_lab
 
 
 def _experiment(path: Path) -> Path:

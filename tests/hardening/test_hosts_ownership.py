@@ -21,7 +21,7 @@ import yaml
 
 from labctl.testlab.sshhost import processes_in_namespace
 from tests.hardening.util import clean_output, emulated_experiment, wait_for
-from tests.hosts.simlab import start_lab
+from tests.hosts.simlab import is_provisioned, start_lab
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -38,17 +38,31 @@ def state(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def provisioned(lab, state) -> None:
-    """The lab provisioned (a no-op rerun when an earlier test left it so): each test also runs alone."""
+    """The lab provisioned; as an earlier test left it when it did (`test_two_concurrent_provisions...`
+    proves a provision), else provisioned here: each test also runs alone."""
+    if is_provisioned(lab, state):
+        return
     out = labctl(lab["inventory"], state, "provision")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert is_provisioned(lab, state)
 
 
 @pytest.fixture
 def unmounted(lab, state) -> None:
-    """The cluster provisioned, no host mounted."""
-    for args in (("provision", "--only", "storage"), ("teardown", "--yes", "--only", "hosts")):
+    """The cluster provisioned, no host mounted (the hosts' teardown, a playbook, only where one is)."""
+    steps = [("provision", "--only", "storage")]
+    if any(_mounted(host) or _recorded_mounts(host) for host in lab["hosts"]):
+        steps.append(("teardown", "--yes", "--only", "hosts"))
+    for args in steps:
         out = labctl(lab["inventory"], state, *args)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert not any(_mounted(host) or _recorded_mounts(host) for host in lab["hosts"])
+
+
+def _recorded_mounts(host: dict[str, Any]) -> dict[str, str]:
+    """The mounts the host's record says labctl made on it."""
+    record = Path(host["root"]) / "var-lib" / "labctl" / "host.json"
+    return json.loads(record.read_text())["mounts"] if record.exists() else {}
 
 
 def _env(state: Path) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -49,3 +50,35 @@ def start_lab(base: Path, hosts: int = 2, *, mounts: bool = False) -> Iterator[d
         yield lab
     finally:
         sim_down(base)
+
+
+def is_provisioned(lab: dict[str, Any], state: Path) -> bool:
+    """Whether a completed `labctl provision` (ledger in `state`) still stands: the ledger's objects are all
+    done, and every host is up, records and shows the FlexGroup mount and has LLM Studio's venv (the
+    inventory's default paths). A fixture that only needs a provisioned lab provisions when this is false:
+    even a provision with nothing to change runs three playbooks."""
+    mount = {"/mnt/fg_llm": f"{lab['nfs_server']}:/fg_llm"}
+    try:
+        objects = json.loads((state / "ledger.json").read_text(encoding="utf-8"))["objects"]
+        if not objects or any(entry.get("state") != "done" for entry in objects.values()):
+            return False
+        for host in lab["hosts"]:
+            root = Path(host["root"])
+            record = json.loads((root / "var-lib" / "labctl" / "host.json").read_text(encoding="utf-8"))
+            if not _running(int(host["pid"])) or record.get("mounts") != mount:
+                return False
+            if " /mnt/fg_llm nfs4 " not in (root / "proc" / "mounts").read_text(encoding="utf-8"):
+                return False
+            if not (root / "opt" / "labctl" / "h2o-llmstudio" / ".venv" / "bin" / "python").exists():
+                return False
+    except (OSError, ValueError, KeyError):
+        return False
+    return True
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

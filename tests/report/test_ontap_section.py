@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from netapp_ontap.resources import Aggregate, IpInterface, Node, Volume
 
+from benchmarks.synthbundle import SynthCheckpoint, SynthSpec, write_run
 from labctl.analysis.ontap import load_counters, series
 from labctl.analysis.ontap_findings import section
-from labctl.analysis.synth import SynthCheckpoint, SynthSpec, write_run
 from labctl.cli import main
 
 T0 = 1_800_000_000.0

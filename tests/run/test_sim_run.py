@@ -16,19 +16,16 @@ import pytest
 import yaml
 
 from labctl.experiment.manifest import verify
-from tests.hosts.simlab import start_lab
-from tests.run.simprep import provision_and_mount
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 RAW = {"dmon.log", "nfsiostat.log", "mountstats.log", "train.log", "clock.json", "monitors.json"}
 CKPT = 12_000_000
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    for data in start_lab(tmp_path_factory.mktemp("runlab"), hosts=2, mounts=True):
-        data["prepared_by"] = provision_and_mount(data)
-        yield data
+@pytest.fixture
+def lab(mounted_lab):
+    """The worker's shared simulated lab, FlexGroup mounted (tests/conftest.py)."""
+    return mounted_lab
 
 
 def experiment(tmp_path: Path, name: str, steps: int, compute: float) -> Path:
@@ -193,7 +190,12 @@ def test_controller_lost_mid_run_then_attach_completes(lab, tmp_path):
         time.sleep(0.2)
     else:
         pytest.fail("the run did not start")
-    time.sleep(4)
+    run_id = manifests[0].parent.name
+    logs = [Path(h["root"]) / "var-tmp" / "labctl" / run_id / h["name"] / "raw" / "train.log"
+            for h in lab["hosts"]]
+    while not all(log.exists() and "train loss" in log.read_text() for log in logs):  # each host trains
+        assert time.time() < deadline + 60 and proc.poll() is None, "no training step was logged"
+        time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # the controller and its SSH connections die mid-training
     proc.wait()
     bundle = bundle_of(runs)
