@@ -13,17 +13,18 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from labctl.errors import StateError
+from labctl.formats.bundle import Monitors
+
 log = logging.getLogger(__name__)
 
 ONTAP_DIR = "_ontap"  # raw/_ontap/: not a host (host names never start with "_")
 STATS = "stats.jsonl"
-MONITORS = "monitors.json"
 MAX_ERRORS = 20  # distinct error texts kept in the monitor record
 
 
@@ -64,8 +65,8 @@ class OntapPoller:
 
     def _resume(self) -> None:
         try:
-            earlier = json.loads((self.dir / MONITORS).read_text(encoding="utf-8"))["monitors"][0]
-        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            earlier = Monitors.load(self.dir / Monitors.FILE).monitors[0]
+        except (StateError, IndexError):
             return
         if isinstance(earlier, dict):
             for key in ("polls", "failed_polls", "skipped", "errors"):
@@ -154,11 +155,7 @@ class OntapPoller:
             errors.append(text)
 
     def _save(self) -> None:
-        path = self.dir / MONITORS
-        tmp = path.with_name(f".{MONITORS}.tmp")
-        tmp.write_text(json.dumps({"tz": "UTC", "host": ONTAP_DIR, "monitors": [self.rec]}, indent=1) + "\n",
-                       encoding="utf-8")
-        os.replace(tmp, path)
+        Monitors(host=ONTAP_DIR, monitors=[self.rec]).save(self.dir / Monitors.FILE)
 
 
 def start_polling(bundle: Path, manifest: dict[str, Any]) -> OntapPoller | None:
