@@ -126,7 +126,7 @@ def main():
     tail = "\n".join(out.splitlines()[-20:])
     if rc != 0:
         module.fail_json(msg=f"pip install exited {rc}: {' '.join(err.strip().splitlines()[-5:])}", rc=rc,
-                         stdout=tail, stderr=err[-4000:], cmd=pip_argv)
+                         stdout=tail, stderr=err[-4000:])
     write_stamp(stamp, sha)
     module.exit_json(changed=created or "Successfully installed" in out, created=created, installed=True,
                      stamp=stamp, stdout=tail)
