@@ -70,6 +70,8 @@ class PlaybookRun:
     rc: int | None = None
     status: str = "new"
     hosts: dict[str, HostResult] = field(default_factory=dict)
+    # each play's own per-host results, in the order the plays started (a playbook that imports others)
+    plays: list[dict[str, HostResult]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,7 +81,13 @@ class PlaybookRun:
             "rc": self.rc,
             "status": self.status,
             "hosts": {k: v.to_json() for k, v in self.hosts.items()},
+            "plays": [{k: v.to_json() for k, v in play.items()} for play in self.plays],
         }
+
+    def play_run(self, index: int, phase: str) -> PlaybookRun:
+        """The `index`-th play's results as a run of its own (no host results when it never started)."""
+        hosts = self.plays[index] if index < len(self.plays) else {}
+        return PlaybookRun(phase, self.playbook, self.private_data_dir, self.rc, self.status, dict(hosts))
 
 
 def playbook_path(name: str) -> Path:
@@ -175,10 +183,25 @@ class _Tracker:
     def __call__(self, event: dict[str, Any]) -> bool:
         kind = event.get("event", "")
         data = event.get("event_data", {}) or {}
+        if kind == "playbook_on_play_start":
+            self.run.plays.append({})
         host = data.get("host")
         if host and host not in self.run.hosts:
             self.run.hosts[host] = HostResult(host)
-        h = self.run.hosts.get(host) if host else None
+        if host and self.run.plays:
+            play = self.run.plays[-1]
+            self._update(play.setdefault(host, HostResult(host)), kind, data, play)
+        self._update(self.run.hosts.get(host) if host else None, kind, data, self.run.hosts)
+        if kind == "playbook_on_stats":
+            for play in self.run.plays:
+                self._update(None, kind, data, play)
+        if self.live is not None:
+            self.live.update(self.table())
+        return True
+
+    @staticmethod
+    def _update(h: HostResult | None, kind: str, data: dict[str, Any], hosts: dict[str, HostResult]) -> None:
+        """One event into the host's result `h` (of the whole run, or of one play: `hosts`)."""
         if kind == "runner_on_start" and h:
             h.status = "running" if h.status == "pending" else h.status
             h.task = data.get("task", "")
@@ -214,12 +237,9 @@ class _Tracker:
         elif kind == "runner_on_skipped" and h:
             h.skipped += 1
         elif kind == "playbook_on_stats":
-            for hr in self.run.hosts.values():
+            for hr in hosts.values():
                 if hr.status in ("pending", "running"):
                     hr.status = "changed" if hr.changed else "ok" if hr.ok or hr.skipped else "skipped"
-        if self.live is not None:
-            self.live.update(self.table())
-        return True
 
 
 MAX_FORKS = 64
@@ -302,7 +322,7 @@ def run_playbook(
     else:
         result = ansible_runner.run(**kwargs)
     run.rc, run.status = result.rc, result.status
-    for h in run.hosts.values():
+    for h in [*run.hosts.values(), *(h for play in run.plays for h in play.values())]:
         if h.status in ("pending", "running"):
             h.status = "failed"
             h.message = (

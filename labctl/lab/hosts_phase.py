@@ -1,9 +1,11 @@
 """The GPU-host half of `labctl provision | teardown | status` and `labctl prechecks`.
 
 provision: prechecks.yml → mount.yml (mount + verify the effective options) → llmstudio.yml, each host
-continuing only while it succeeds; one failing host never hides the others' results. Each playbook run's
-events stay under STATE_DIR/runs/. A summary table per host ends every phase; a failure raises
-`HostsPhaseError` (a HostError carrying the JSON summary) after the summary is shown.
+continuing only while it succeeds; one failing host never hides the others' results. The three run as the
+plays of provision.yml, one ansible-playbook run (one start-up, one SSH connection per host); each play is a
+step of the summary. Each playbook run's events stay under STATE_DIR/runs/. A summary table per host ends
+every phase; a failure raises `HostsPhaseError` (a HostError carrying the JSON summary) after the summary
+is shown.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from labctl.errors import HostError
 from labctl.hosts.runner import PlaybookRun, inventory_hosts, run_playbook
 
 PROVISION_STEPS = (("prechecks", "prechecks.yml"), ("mount", "mount.yml"), ("llmstudio", "llmstudio.yml"))
+# imports the PROVISION_STEPS' playbooks, in that order: its n-th play is the n-th step
+PROVISION_PLAYBOOK = "provision.yml"
 
 
 class HostsPhaseError(HostError):
@@ -115,7 +119,7 @@ def _summarize(
         "hosts": hosts,
         "changed": sum(e["changed"] for e in hosts.values()),
         "failed": failed,
-        "runs": [r.private_data_dir for r in runs],
+        "runs": list(dict.fromkeys(r.private_data_dir for r in runs)),
     }
 
 
@@ -183,6 +187,30 @@ def _run_steps(
     return summary
 
 
+def _run_plays(
+    phase: str,
+    playbook: str,
+    steps: tuple[str, ...],
+    inventory: Path,
+    state_dir: Path,
+    extra_vars: dict[str, Any],
+    console: Console,
+) -> dict[str, Any]:
+    """One ansible-playbook run whose plays are `steps` (in order); Ansible drops a failed host from the later
+    plays, as _run_steps does between playbooks."""
+    hostvars = _hosts(inventory)
+    run = run_playbook(playbook, inventory, state_dir, extra_vars, phase=f"{phase}-hosts", console=console,
+                       hosts=list(hostvars))
+    runs = [run.play_run(i, f"{phase}-{step}") for i, step in enumerate(steps)]
+    alive = list(hostvars)
+    for step, play in zip(steps, runs, strict=True):
+        alive = [n for n in alive if play.hosts.get(n) is not None and play.hosts[n].succeeded]
+        console.print(f"{step}: {len(alive)} of {len(hostvars)} host(s) ok", style="dim")
+    summary = _summarize(phase, hostvars, runs, steps)
+    _print_summary(console, summary, steps)
+    return summary
+
+
 def _clean(extra_vars: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (extra_vars or {}).items() if v is not None}
 
@@ -204,7 +232,9 @@ def provision_hosts(
     extra = _clean(extra_vars)
     if plan:
         return _plan(inventory, extra, console)
-    summary = _run_steps("provision", PROVISION_STEPS, Path(inventory), Path(state_dir), extra, console)
+    steps = tuple(step for step, _ in PROVISION_STEPS)
+    summary = _run_plays("provision", PROVISION_PLAYBOOK, steps, Path(inventory), Path(state_dir), extra,
+                         console)
     return _raise_if_failed(summary)
 
 

@@ -11,7 +11,9 @@ that teardown knows what is labctl's even when the controller's ledger is empty 
      "installs": ["/opt/labctl/h2o-llmstudio", …]}    install directories labctl created (--remove-install)
 
 Like the cluster's ledger, an entry is added before the change it describes (an interrupted run leaves a
-trace), and forgotten once teardown has undone it. Without `add` or `forget` it only reads.
+trace), and forgotten once teardown has undone it. Without `add`, `claim` or `forget` it only reads.
+`claim` adds only the paths that do not exist yet (what labctl is about to create), and `create` then makes
+directories (0755) that are missing: a look, a record and a mkdir in one module call.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ options:
   dir: {description: The root-owned directory holding host.json., required: true, type: path}
   add: {description: "Entries to add: {mounts|fstab: {path: source}, dirs|installs: [path]}.", type: dict}
   forget: {description: "Entries to forget: {mounts|fstab|dirs|installs: [path]}.", type: dict}
+  claim: {description: "Entries to add for paths that do not exist yet: {dirs|installs: [path]}.", type: dict}
+  create: {description: "Directories to make (0755) after the record is saved, when missing.", type: list,
+           elements: path}
 """
 
 RETURN = r"""
@@ -94,27 +99,42 @@ def apply(record, add, forget):
 
 def main():
     module = AnsibleModule(argument_spec={"dir": {"type": "path", "required": True},
-                                          "add": {"type": "dict"}, "forget": {"type": "dict"}},
+                                          "add": {"type": "dict"}, "forget": {"type": "dict"},
+                                          "claim": {"type": "dict"},
+                                          "create": {"type": "list", "elements": "path", "default": []}},
                            supports_check_mode=True)
     directory = module.params["dir"]
     path = os.path.join(directory, "host.json")
-    unknown = set(module.params["add"] or {}) | set(module.params["forget"] or {})
+    claim = module.params["claim"] or {}
+    unknown = set(module.params["add"] or {}) | set(module.params["forget"] or {}) | set(claim)
     unknown -= set(MAPS) | set(LISTS)
-    if unknown:
-        module.fail_json(msg=f"unknown record kinds {sorted(unknown)}; known: {', '.join(MAPS + LISTS)}")
+    if unknown or set(claim) & set(MAPS):
+        module.fail_json(msg=f"unknown record kinds {sorted(unknown)}; known: {', '.join(MAPS + LISTS)} "
+                             f"(claim: {', '.join(LISTS)})")
     try:
         record = load(path)
     except (OSError, ValueError) as exc:
         module.fail_json(msg=f"labctl's record of this host {path} is unreadable ({exc}): restore it, or "
                              "move it aside after checking by hand what labctl made here", path=path)
-    new = apply(record, module.params["add"], module.params["forget"])
+    add = dict(module.params["add"] or {})
+    for key, paths in claim.items():
+        add[key] = list(add.get(key) or []) + [p for p in paths or [] if not os.path.lexists(str(p))]
+    new = apply(record, add, module.params["forget"])
     changed = new != record
     if changed and not module.check_mode:
         try:
             save(directory, path, new)
         except OSError as exc:
             module.fail_json(msg=f"cannot write labctl's record of this host {path}: {exc}", path=path)
-    module.exit_json(changed=changed, record=new, path=path)
+    missing = [d for d in module.params["create"] if not os.path.isdir(d)]
+    if missing and not module.check_mode:
+        for d in missing:
+            try:
+                os.makedirs(d, mode=0o755, exist_ok=True)
+                os.chmod(d, 0o755)
+            except OSError as exc:
+                module.fail_json(msg=f"cannot create {d}: {exc.strerror}", path=path, record=new)
+    module.exit_json(changed=changed or bool(missing), record=new, path=path, created=missing)
 
 
 if __name__ == "__main__":

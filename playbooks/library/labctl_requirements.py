@@ -86,6 +86,7 @@ def main():
     except OSError:
         changed = True
     if changed and not module.check_mode:
+        os.makedirs(os.path.dirname(p["dest"]) or ".", mode=0o755, exist_ok=True)
         tmp = p["dest"] + ".tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)

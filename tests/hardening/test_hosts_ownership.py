@@ -171,12 +171,12 @@ def test_remove_install_removes_only_directories_labctl_created(lab, state, tmp_
 
 def test_two_concurrent_provisions_never_stack_mounts(lab, state):
     """Item 11: the hosts phase holds the lab's lock, as the storage phase does."""
-    earlier = set(state.glob("runs/*-provision-prechecks"))  # the state dir is shared by this module's tests
+    earlier = set(state.glob("runs/*-provision-hosts"))  # the state dir is shared by this module's tests
     first = subprocess.Popen([sys.executable, "-m", "labctl", "-i", lab["inventory"], "provision"],
                              env=_env(state), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # the first provision is in its hosts phase (under the lab's lock) once its own prechecks run starts
-        wait_for(lambda: set(state.glob("runs/*-provision-prechecks")) - earlier or first.poll() is not None,
+        wait_for(lambda: set(state.glob("runs/*-provision-hosts")) - earlier or first.poll() is not None,
                  300)
         second = labctl(lab["inventory"], state, "provision", "--only", "hosts")
         out, err = first.communicate(timeout=600)

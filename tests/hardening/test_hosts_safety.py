@@ -38,7 +38,7 @@ def state(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def verbose_provisions() -> list[subprocess.CompletedProcess[str]]:
     """The successful `labctl -vv provision` runs of this module's tests: the password test checks the one an
-    earlier test made instead of provisioning again (a no-op provision is three playbooks); alone it runs
+    earlier test made instead of provisioning again (a no-op provision is still a playbook run); alone it runs
     its own."""
     return []
 
@@ -80,7 +80,7 @@ def test_ctrl_c_in_the_hosts_phase_says_how_to_resume_and_the_rerun_converges(si
                             env=_env(state), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
-        wait_for(lambda: _phase_dirs(state, "mount") or proc.poll() is not None)
+        wait_for(lambda: _phase_dirs(state, "provision-hosts") or proc.poll() is not None)
         time.sleep(0.5)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
         out, err = proc.communicate(timeout=120)
@@ -186,10 +186,10 @@ def test_ssh_cut_on_one_host_mid_playbook_the_other_completes(simlab, state):
     proc = subprocess.Popen([sys.executable, "-m", "labctl", "-i", simlab["inventory"], "provision",
                              "--only", "hosts"], env=_env(state), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    before = set(_phase_dirs(state, "mount"))
+    before = set(_phase_dirs(state, "provision-hosts"))
     earlier = set(state.glob("runs/*"))
     try:
-        wait_for(lambda: set(_phase_dirs(state, "mount")) - before or proc.poll() is not None)
+        wait_for(lambda: set(_phase_dirs(state, "provision-hosts")) - before or proc.poll() is not None)
         for pid in [int(victim["pid"]), *_descendants(int(victim["pid"]))]:  # sshd and every session
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

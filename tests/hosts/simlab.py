@@ -56,7 +56,7 @@ def is_provisioned(lab: dict[str, Any], state: Path) -> bool:
     """Whether a completed `labctl provision` (ledger in `state`) still stands: the ledger's objects are all
     done, and every host is up, records and shows the FlexGroup mount and has LLM Studio's venv (the
     inventory's default paths). A fixture that only needs a provisioned lab provisions when this is false:
-    even a provision with nothing to change runs three playbooks."""
+    even a provision with nothing to change runs a playbook on every host."""
     mount = {"/mnt/fg_llm": f"{lab['nfs_server']}:/fg_llm"}
     try:
         objects = json.loads((state / "ledger.json").read_text(encoding="utf-8"))["objects"]

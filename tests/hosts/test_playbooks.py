@@ -9,7 +9,8 @@ import pytest
 
 from labctl.paths import repo_data
 
-PLAYBOOKS = ["prechecks.yml", "mount.yml", "llmstudio.yml", "teardown_hosts.yml", "status.yml"]
+PLAYBOOKS = ["prechecks.yml", "mount.yml", "llmstudio.yml", "provision.yml", "teardown_hosts.yml",
+             "status.yml"]
 
 
 def test_playbooks_pass_syntax_check(tmp_path):

@@ -77,7 +77,7 @@ def test_provision_mounts_verifies_and_installs(lab, provisioned):
         assert subprocess.run(["git", "-C", str(root / "opt/labctl/h2o-llmstudio"), "describe",
                                "--tags"], capture_output=True, text=True).stdout.strip() == "v1.2.0"
     runs = Path(lab["inventory"]).parent / ".labctl" / "inventory" / "runs"
-    assert len(list(runs.glob("*-provision-mount/artifacts/*/job_events/*.json"))) > 10
+    assert len(list(runs.glob("*-provision-hosts/artifacts/*/job_events/*.json"))) > 10
 
 
 def _counter(stats: str, key: str) -> list[int]:
@@ -135,6 +135,32 @@ def test_second_run_changes_nothing_and_an_unreachable_host_is_reported_alone(la
         assert summary["hosts"][name]["status"] == "ok"
         assert summary["hosts"][name]["changed"] == 0, summary["hosts"][name]
         assert summary["hosts"][name]["steps"] == {"prechecks": "ok", "mount": "ok", "llmstudio": "ok"}
+    # the three steps were the plays of one ansible-playbook run; with nothing to change, pip did not run,
+    # no facts were gathered (the NFS client is not installed here) and the mount was checked once
+    (run,) = summary["runs"]
+    assert list((state / "runs").iterdir()) == [Path(run)]
+    results = _task_results(Path(run))
+    for name in ("gpu1", "gpu2"):
+        venv = results[("Make LLM Studio's venv and install the requirements into it", name)]
+        assert venv["event"] == "runner_on_ok" and venv["res"]["installed"] is False
+        assert not venv["res"]["changed"]
+        facts = results[("Learn the OS family (to install the NFS client)", name)]
+        assert facts["event"] == "runner_on_skipped"
+        assert ("Gathering Facts", name) not in results
+        verify = "Verify the effective mount (vers, rsize/wsize granted, nconnect transports, pNFS layout)"
+        assert results[(verify, name)]["event"] == "runner_on_skipped"
+
+
+def _task_results(run: Path) -> dict[tuple[str, str], dict]:
+    """(task, host) -> the runner_on_* event data of one playbook run."""
+    out = {}
+    for path in run.glob("artifacts/*/job_events/*.json"):
+        event = json.loads(path.read_text())
+        data = event.get("event_data") or {}
+        if event["event"].startswith("runner_on_") and event["event"] != "runner_on_start":
+            out[(data.get("task"), data.get("host"))] = {"event": event["event"],
+                                                          "res": data.get("res") or {}}
+    return out
 
 
 def test_capped_wsize_fails_verification_naming_the_svm_setting(lab, provisioned, tmp_path):

@@ -107,3 +107,33 @@ def test_sudo_requiring_a_tty_names_the_pipelining_switch():
     assert "ansible_pipelining: false" not in run.hosts["gpu1"].message
     assert "ansible_pipelining: false" in run.hosts["gpu2"].message
     assert run.hosts["gpu2"].message.startswith("Run the prechecks: MODULE FAILURE")
+
+
+def test_the_plays_of_one_run_are_the_steps_and_a_failed_host_skips_the_later_plays():
+    """provision.yml's plays (prechecks, mount, llmstudio) in one run: each play's results are a step."""
+    ok = {"res": {"changed": False}}
+    run = _run("provision-hosts",
+               ("playbook_on_play_start", None, {"play": "Check every GPU host before provisioning"}),
+               ("runner_on_ok", "gpu1", {"task": "Run the prechecks", **ok}),
+               ("runner_on_ok", "gpu2", {"task": "Run the prechecks", **ok}),
+               ("playbook_on_play_start", None, {"play": "Mount the FlexGroup"}),
+               ("runner_on_ok", "gpu1", {"task": "Mount the FlexGroup", "res": {"changed": True}}),
+               ("runner_on_failed", "gpu2", {"task": "Mount the FlexGroup", "res": {"msg": "refused"}}),
+               ("playbook_on_play_start", None, {"play": "Install H2O LLM Studio"}),
+               ("runner_on_skipped", "gpu1", {"task": "Make the backbone"}),
+               ("playbook_on_stats", None, {}))
+    steps = ("prechecks", "mount", "llmstudio", "never started")
+    runs = [run.play_run(i, f"provision-{step}") for i, step in enumerate(steps)]
+    assert [r.private_data_dir for r in runs] == [run.private_data_dir] * 4
+    hostvars = {"gpu1": {"ansible_host": "127.0.0.11"}, "gpu2": {"ansible_host": "127.0.0.12"}}
+    summary = hosts_phase._summarize("provision", hostvars, runs, steps)
+    assert summary["hosts"]["gpu1"]["steps"] == {"prechecks": "ok", "mount": "changed", "llmstudio": "ok",
+                                                 "never started": "not run"}
+    assert summary["hosts"]["gpu1"]["changed"] == 1 and summary["hosts"]["gpu1"]["status"] == "changed"
+    assert summary["hosts"]["gpu2"]["steps"] == {"prechecks": "ok", "mount": "failed", "llmstudio": "not run",
+                                                 "never started": "not run"}
+    assert summary["failed"] == ["gpu2"]
+    assert "Mount the FlexGroup: refused" in summary["hosts"]["gpu2"]["error"]
+    assert summary["runs"] == [run.private_data_dir]  # one run directory, named once
+    # the whole run's view is kept too (labctl-result.json): gpu2 failed, gpu1 changed
+    assert (run.hosts["gpu1"].status, run.hosts["gpu2"].status) == ("changed", "failed")

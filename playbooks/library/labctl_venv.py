@@ -1,0 +1,136 @@
+#!/usr/bin/python
+"""Ansible module: a venv with a requirements file installed, pip run only when something changed.
+
+The venv is made when its Python is missing or does not run (`python -m venv`, with the system site packages
+when asked; `--without-pip` when those packages already bring pip: the venv's `python -m pip` uses it).
+`pip install --requirement FILE` then runs unless the stamp `<venv>/labctl-requirements.stamp` holds the
+sha256 of what it would install now: the requirements file, the pip arguments and the venv's interpreter
+(version, prefix, base executable). The stamp is removed before pip runs and written only after pip
+succeeded, so a changed file, changed arguments, a new interpreter, a missing stamp, a rebuilt venv or an
+interrupted install all run pip again. A rerun with nothing changed costs one `python -c` instead of pip.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: labctl_venv
+short_description: Make a venv and pip-install a requirements file into it, skipped when already done
+options:
+  path: {description: The venv directory., required: true, type: path}
+  python: {description: The interpreter that makes the venv., required: true, type: str}
+  system_site_packages: {description: Give the venv the system site packages., type: bool, default: false}
+  requirements: {description: The requirements file to install., required: true, type: path}
+  pip_args: {description: "More `pip install` arguments (an index URL, --no-index ...).", type: list,
+             elements: str, default: []}
+  chdir: {description: Where pip runs (relative paths in the requirements file)., type: path}
+"""
+
+RETURN = r"""
+created: {description: The venv was made (or remade) now., type: bool, returned: always}
+installed: {description: pip ran now (false when the stamp matched)., type: bool, returned: always}
+stamp: {description: The stamp file., type: str, returned: always}
+stdout: {description: The last lines pip printed (empty when it did not run)., type: str, returned: always}
+"""
+
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+IDENTITY = ("import os, sys; print(sys.version); print(sys.prefix); "
+            "print(os.path.realpath(getattr(sys, '_base_executable', sys.executable)))")
+STAMP = "labctl-requirements.stamp"
+
+
+def identity(module, venv_python):
+    """The venv interpreter's version, prefix and base executable, or None when it does not run."""
+    if not os.path.exists(venv_python):
+        return None
+    rc, out, _ = module.run_command([venv_python, "-c", IDENTITY])
+    return out if rc == 0 else None
+
+
+def make_venv(module, p):
+    """`python -m venv` (over a broken one too: venv rewrites its interpreter links and pyvenv.cfg)."""
+    argv = [p["python"], "-m", "venv"]
+    if p["system_site_packages"]:
+        argv.append("--system-site-packages")
+        if module.run_command([p["python"], "-c", "import pip"])[0] == 0:
+            argv.append("--without-pip")
+    argv.append(p["path"])
+    rc, out, err = module.run_command(argv)
+    if rc != 0:
+        module.fail_json(msg=f"{p['python']} -m venv {p['path']} exited {rc}: {err.strip() or out.strip()}",
+                         rc=rc, stderr=err, stdout=out)
+
+
+def digest(requirements, pip_argv, interpreter):
+    """sha256 of what a pip install would install now."""
+    h = hashlib.sha256()
+    with open(requirements, "rb") as fh:
+        h.update(fh.read())
+    h.update(b"\0" + json.dumps(pip_argv).encode() + b"\0" + interpreter.encode())
+    return h.hexdigest()
+
+
+def read_stamp(path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def write_stamp(path, sha):
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump({"sha256": sha, "by": "labctl_venv"}, fh)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "required": True},
+            "python": {"type": "str", "required": True},
+            "system_site_packages": {"type": "bool", "default": False},
+            "requirements": {"type": "path", "required": True},
+            "pip_args": {"type": "list", "elements": "str", "default": []},
+            "chdir": {"type": "path"},
+        },
+    )
+    p = module.params
+    venv_python = os.path.join(p["path"], "bin", "python")
+    stamp = os.path.join(p["path"], STAMP)
+    interpreter = identity(module, venv_python)
+    created = interpreter is None
+    if created:
+        make_venv(module, p)
+        interpreter = identity(module, venv_python)
+        if interpreter is None:
+            module.fail_json(msg=f"the venv {p['path']} was made, but its {venv_python} does not run")
+    pip_argv = [venv_python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+                *p["pip_args"], "--requirement", p["requirements"]]
+    try:
+        sha = digest(p["requirements"], pip_argv, interpreter)
+    except OSError as exc:
+        module.fail_json(msg=f"cannot read the requirements {p['requirements']}: {exc.strerror}")
+    if not created and read_stamp(stamp) == sha:
+        module.exit_json(changed=False, created=False, installed=False, stamp=stamp, stdout="")
+    if os.path.exists(stamp):
+        os.unlink(stamp)
+    rc, out, err = module.run_command(pip_argv, cwd=p["chdir"])
+    tail = "\n".join(out.splitlines()[-20:])
+    if rc != 0:
+        module.fail_json(msg=f"pip install exited {rc}: {' '.join(err.strip().splitlines()[-5:])}", rc=rc,
+                         stdout=tail, stderr=err[-4000:])
+    write_stamp(stamp, sha)
+    module.exit_json(changed=created or "Successfully installed" in out, created=created, installed=True,
+                     stamp=stamp, stdout=tail)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""What a provision with nothing to change skips: `labctl_venv` runs pip only when its stamp differs, and
+`labctl_host_record` claims and makes directories in one call. Real Ansible runs the modules (one
+ansible-playbook per test, local connection); the second provision of a simulated lab is checked in
+tests/hosts/test_provision_hosts.py (one ansible-playbook run, pip not run, no facts gathered)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from labctl.paths import repo_data
+
+
+def _play(tmp_path: Path, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run `tasks` on localhost in one ansible-playbook; each task's localhost result, in order."""
+    if not shutil.which("ansible-playbook"):
+        pytest.skip("ansible not installed")
+    book = tmp_path / "play.yml"
+    book.write_text(yaml.safe_dump([{"name": "labctl modules", "hosts": "localhost", "gather_facts": False,
+                                     "tasks": tasks}]))
+    env = {**os.environ, "ANSIBLE_LIBRARY": str(repo_data("playbooks", "library")), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_STDOUT_CALLBACK": "json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
+    argv = ["ansible-playbook", "-i", "localhost,", "-c", "local", "-e",
+            f"ansible_python_interpreter={sys.executable}", str(book)]
+    out = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    plays = json.loads(out.stdout)["plays"]
+    return [t["hosts"]["localhost"] for t in plays[0]["tasks"]]
+
+
+def _venv_task(venv: Path, reqs: Path, pip_args: list[str]) -> dict[str, Any]:
+    # the interpreter running the tests makes the venv; with its base's site packages, attrs and PyYAML are
+    # already there, so pip (--no-index) only checks them: nothing is downloaded
+    return {"labctl_venv": {"path": str(venv), "python": sys.executable, "system_site_packages": True,
+                            "requirements": str(reqs), "pip_args": pip_args}, "ignore_errors": True}
+
+
+def _file(path: Path, **kw: Any) -> dict[str, Any]:
+    return {"ansible.builtin.file": {"path": str(path), **kw}}
+
+
+def test_pip_runs_only_when_the_requirements_args_venv_or_stamp_changed(tmp_path):
+    venv, reqs = tmp_path / "venv", tmp_path / "requirements.txt"
+    reqs.write_text("attrs\n")
+    stamp = venv / "labctl-requirements.stamp"
+    no_index = ["--no-index"]
+    results = _play(tmp_path, [
+        _venv_task(venv, reqs, no_index),                                    # 0 fresh
+        _venv_task(venv, reqs, no_index),                                    # 1 nothing changed
+        {"ansible.builtin.copy": {"dest": str(reqs), "content": "attrs\nPyYAML\n", "mode": "0644"}},
+        _venv_task(venv, reqs, no_index),                                    # 3 requirements changed
+        _file(stamp, state="absent"),
+        _venv_task(venv, reqs, no_index),                                    # 5 stamp missing
+        _venv_task(venv, reqs, [*no_index, "--no-deps"]),                    # 6 pip arguments changed
+        _file(venv / "bin" / "python", state="absent"),
+        _venv_task(venv, reqs, [*no_index, "--no-deps"]),                    # 8 broken venv
+        {"ansible.builtin.copy": {"dest": str(reqs), "content": "labctl-no-such-package\n", "mode": "0644"}},
+        _venv_task(venv, reqs, no_index),                                    # 10 pip fails
+        {"ansible.builtin.stat": {"path": str(stamp)}},                      # 11
+        _venv_task(venv, reqs, no_index),                                    # 12 still fails: pip runs again
+    ])
+    ran = {i: (r.get("installed"), r.get("created")) for i, r in enumerate(results) if "installed" in r}
+    assert ran == {0: (True, True), 1: (False, False), 3: (True, False), 5: (True, False), 6: (True, False),
+                   8: (True, True)}, results
+    assert results[1]["changed"] is False and results[0]["changed"] is True
+    assert "Requirement already satisfied: PyYAML" in results[3]["stdout"]
+    # a failed install leaves no stamp, so the next run tries again; the message is pip's own
+    for failed in (results[10], results[12]):
+        assert failed["failed"] and failed["msg"].startswith("pip install exited 1:"), failed
+        assert "labctl-no-such-package" in failed["msg"]
+    assert results[11]["stat"]["exists"] is False
+
+
+def test_host_record_claims_only_missing_paths_and_makes_them_once(tmp_path):
+    state, made, existing = tmp_path / "state", tmp_path / "caches" / "hf", tmp_path / "already"
+    existing.mkdir()
+    task = {"labctl_host_record": {"dir": str(state), "claim": {"installs": [str(made), str(existing)]},
+                                   "create": [str(made)]}}
+    first, again = _play(tmp_path, [task, task])
+    assert first["changed"] is True and first["created"] == [str(made)] and made.is_dir()
+    assert first["record"]["installs"] == [str(made)]  # what was there before labctl is never claimed
+    assert oct(made.stat().st_mode & 0o777) == "0o755"
+    assert again["changed"] is False and again["created"] == [] and again["record"] == first["record"]
