@@ -51,20 +51,22 @@ class Remote:
         return client
 
     def run(self, command: str, timeout: float = 60.0) -> tuple[int, str, str]:
-        """Run a command; (exit status, stdout, stderr)."""
-        client = self.connect()
-        stdin, stdout, stderr = client.exec_command(command, timeout=timeout)
-        # closed here, in this thread: left to the garbage collector, stdin's finalizer can run on paramiko's
-        # transport thread while it holds the channel lock and deadlock the connection (paramiko#2685; seen
-        # as "Timeout opening channel" on the next command, and a hang in close())
-        stdin.close()
+        """Run a command with no stdin; (exit status, stdout, stderr)."""
+        # No stdin file (SSHClient.exec_command makes one): its finalizer always calls shutdown_write(), even
+        # after close(), and when the garbage collector runs it on paramiko's transport thread while that
+        # thread holds the channel lock, the connection deadlocks (paramiko#2685; seen as a hang opening the
+        # next channel). stdin is shut here, in this thread, on the channel itself.
+        chan = self.connect().get_transport().open_session(timeout=self.timeout)
         try:
+            chan.settimeout(timeout)
+            chan.exec_command(command)
+            chan.shutdown_write()
+            stdout, stderr = chan.makefile("rb"), chan.makefile_stderr("rb")
             out = stdout.read().decode("utf-8", errors="replace")
             err = stderr.read().decode("utf-8", errors="replace")
-            return stdout.channel.recv_exit_status(), out, err
+            return chan.recv_exit_status(), out, err
         finally:
-            stdout.close()
-            stderr.close()
+            chan.close()
 
     def check(self, command: str, timeout: float = 60.0) -> str:
         """Run a command that must succeed; its stdout."""

@@ -55,6 +55,9 @@ def test_storage_side_agrees_with_the_clients(storage_run):
     assert abs(o["write_bytes"] - client) <= 0.15 * client, o["agreement"]
     written = sum(c["write_bytes"] for c in o["constituents"])
     assert len(o["constituents"]) == 16 and abs(written - o["write_bytes"]) <= 0.05 * o["write_bytes"]
-    assert all(n["read_bytes"] + n["write_bytes"] > 0 for n in o["nodes"]), o["nodes"]
+    # which node takes the traffic depends on where the run's files hash (their paths hold the run id), so
+    # both nodes are listed and their split adds up, whichever node that is
+    by_node = sum(n["write_bytes"] for n in o["nodes"])
+    assert abs(by_node - o["write_bytes"]) <= 0.05 * o["write_bytes"], o["nodes"]
     assert len(o["checkpoints"]) == 3 and all(ck["top_constituent"] for ck in o["checkpoints"])
     assert any("checkpoints landed on" in f for f in o["findings"])
