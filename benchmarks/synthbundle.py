@@ -231,7 +231,8 @@ def _nfsiostat(d: Path, plan: _Plan, spec: SynthSpec, mount: str) -> None:
     """nfsiostat.log as the agent logs it and, with `spec.compact`, its nfsiostat.csv (as the agent reads it)."""
     with (d / "nfsiostat.log").open("w") as fh, (d / "nfsiostat.csv").open("w") as rows:
         rows.write(",".join(nfsiostat.COLUMNS) + "\n")
-        reader = nfsiostat.Reader(lambda m, u, t, v: rows.write(f"{t!r},{m},{u},{v!r}\n"))
+        wide = nfsiostat.Rows(rows.write)
+        reader = nfsiostat.Reader(wide.sink)
         for i in range(len(plan.util)):
             r, w = plan.read[i], plan.write[i]
             ro, wo = -(-r // MiB), -(-w // MiB)
@@ -240,8 +241,10 @@ def _nfsiostat(d: Path, plan: _Plan, spec: SynthSpec, mount: str) -> None:
                 ("write", [wo, w / 1024, w / 1024 / wo if wo else 0, 5.0, 6.0, 1.0], (0, 0.0), (0, 0.0))])
             fh.write(block)
             if spec.compact:
+                wide.flush()
                 for line in block.splitlines():
                     reader.line(line)
+        wide.flush()
     if not spec.compact:
         (d / "nfsiostat.csv").unlink()
 

@@ -13,8 +13,8 @@ from labctl.analysis.bpftrace import BpfResult, parse_bpftrace
 from labctl.analysis.clock import HostClock, load_clock
 from labctl.analysis.dmon import parse_dmon
 from labctl.analysis.lines import ParseStats
-from labctl.analysis.mountstats import MountInfo, first_mount_info, parse_mountstats_log
-from labctl.analysis.nfsiostat import parse_nfsiostat
+from labctl.analysis.mountstats import MountInfo, first_mount_info, parse_mountstats_log, read_mountstats_csv
+from labctl.analysis.nfsiostat import parse_nfsiostat, read_nfsiostat_csv
 from labctl.analysis.rawfile import finite_number, open_raw, read_json
 from labctl.analysis.runner_events import parse_runner_events
 from labctl.analysis.series import Series, SeriesStore
@@ -187,7 +187,8 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
 
 def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
                    manifest_opts: Any, progress: Progress) -> None:
-    """mountstats.log, then nfsiostat.log (its nconnect: the mount's effective one, else the manifest's)."""
+    """mountstats, then nfsiostat (its nconnect: the mount's effective one, else the manifest's): each from
+    the agent's compact record when there is a usable one, else from its verbatim log."""
     ms, nf = d / "mountstats.log", d / "nfsiostat.log"
     for log in (ms, nf):  # the evidence behind the compact records: refused by name unless a regular file
         if log.exists():
@@ -195,10 +196,8 @@ def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_pat
     info = None
     if ms.exists():
         _told(progress, host, ms)
-        from labctl.analysis import compact  # here: numpy and pyarrow load only for the compact records
-
-        stats = compact.read_mountstats(d / "mountstats.csv", host, run.store, clock) \
-            if (d / "mountstats.csv").exists() else None
+        csv = d / "mountstats.csv"
+        stats = read_mountstats_csv(csv, host, run.store, clock) if csv.exists() else None
         if stats is None:
             stats, info = parse_mountstats_log(ms, host, run.store, clock, mount=mount_path)
         else:
@@ -208,12 +207,10 @@ def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_pat
             run.mounts[host] = info
     if nf.exists():
         _told(progress, host, nf)
-        opts = info.opts if info is not None else manifest_opts
-        from labctl.analysis import compact
-
-        stats = compact.read_nfsiostat(d / "nfsiostat.csv", host, run.store, clock) \
-            if (d / "nfsiostat.csv").exists() else None
-        run.parse.append(stats or parse_nfsiostat(nf, host, run.store, clock, nconnect=_nconnect(opts)))
+        nconnect = _nconnect(info.opts if info is not None else manifest_opts)
+        csv = d / "nfsiostat.csv"
+        stats = read_nfsiostat_csv(csv, host, run.store, clock, nconnect=nconnect) if csv.exists() else None
+        run.parse.append(stats or parse_nfsiostat(nf, host, run.store, clock, nconnect=nconnect))
 
 
 def _bpftrace_offset(host: str, d: Path, w: list[str]) -> float | None:

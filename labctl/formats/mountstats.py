@@ -3,7 +3,8 @@
 
 `mountstats.log`: per sample a line `#ts <epoch> <monotonic>`, then the mount's entry verbatim.
 `mountstats.csv`: the header `COLUMNS`, then one row per complete snapshot (`record`); an op the entry lacks
-has empty cells, `errors` is empty where the kernel prints 8 per-op fields.
+has empty cells, `errors` is empty where the kernel prints 8 per-op fields; queue/RTT/execute times are kept
+for `DATA_OPS` only.
 """
 
 from __future__ import annotations
@@ -219,10 +220,17 @@ def read_snapshots(lines: Iterable[str],
         skips.skip("outside_snapshot", len(body))
 
 
+DATA_OPS = ("READ", "WRITE", "COMMIT")  # the ops whose queue/RTT/execute times the analysis reads
+
+
+def _op_fields(op: str) -> tuple[str, ...]:
+    return ("ops", "trans", "timeouts", "queue", "rtt", "exe", "errors") if op in DATA_OPS else \
+        ("ops", "trans", "timeouts", "errors")
+
+
 COLUMNS = ("ts", "mono", "age", *(f"bytes{i}" for i in range(8)), "events", "fsync", "pnfs_read",
            "pnfs_write", "xprts", "xprt_sends", "xprt_backlog",
-           *(f"{op.lower()}_{f}" for op in OPS for f in ("ops", "trans", "timeouts", "queue", "rtt", "exe",
-                                                          "errors")))
+           *(f"{op.lower()}_{f}" for op in OPS for f in _op_fields(op)))
 _OP_INDEX = {"ops": 0, "trans": 1, "timeouts": 2, "queue": 5, "rtt": 6, "exe": 7, "errors": 8}
 
 
@@ -236,5 +244,6 @@ def record(epoch: float, mono: float, e: Entry) -> list[str]:
            str(len(e.xprts)), str(sends), str(backlog)]
     for op in OPS:
         nums = e.ops.get(op)
-        row += ["" if nums is None or len(nums) <= i else str(nums[i]) for i in _OP_INDEX.values()]
+        row += ["" if nums is None or len(nums) <= _OP_INDEX[f] else str(nums[_OP_INDEX[f]])
+                for f in _op_fields(op)]
     return row

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from labctl.analysis.clock import HostClock
-from labctl.analysis.compact import read_mountstats
-from labctl.analysis.mountstats import parse_mountstats_log
+from labctl.analysis.mountstats import parse_mountstats_log, read_mountstats_csv
 from labctl.analysis.series import SeriesStore
 from labctl.formats import mountstats, procmounts
 
@@ -43,7 +42,7 @@ def test_compact_mountstats_records_give_the_series_of_the_verbatim_log(tmp_path
     csv.write_text("\n".join(rows) + "\n")
     verbatim, compact = SeriesStore(), SeriesStore()
     parse_mountstats_log(log, "h", verbatim, HostClock(offset_s=2.5))
-    assert read_mountstats(csv, "h", compact, HostClock(offset_s=2.5)) is not None
+    assert read_mountstats_csv(csv, "h", compact, HostClock(offset_s=2.5)) is not None
     assert sorted(verbatim.series) == sorted(compact.series)
     for key, s in verbatim.series.items():
         np.testing.assert_allclose(np.asarray(compact.series[key].ts), np.asarray(s.ts))
@@ -52,23 +51,24 @@ def test_compact_mountstats_records_give_the_series_of_the_verbatim_log(tmp_path
 
 def test_compact_nfsiostat_records_give_the_series_of_the_verbatim_log(tmp_path):
     """The agent's rows (its Reader over the lines it logs) read back as the verbatim log parses."""
-    from labctl.analysis.compact import read_nfsiostat
-    from labctl.analysis.nfsiostat import parse_nfsiostat
+    from labctl.analysis.nfsiostat import parse_nfsiostat, read_nfsiostat_csv
     from labctl.formats import nfsiostat
     from tests.report.conftest import with_ts
 
     text = with_ts((FIXTURES / "nfsiostat_s3_2.6.2.log").read_text(), 1000.0, 5.0)
     log, csv = tmp_path / "nfsiostat.log", tmp_path / "nfsiostat.csv"
     log.write_text(text)
-    rows = [",".join(nfsiostat.COLUMNS)]
-    reader = nfsiostat.Reader(lambda m, u, t, v: rows.append(f"{t!r},{m},{u},{v!r}"))
+    rows = [",".join(nfsiostat.COLUMNS) + "\n"]
+    wide = nfsiostat.Rows(rows.append)
+    reader = nfsiostat.Reader(wide.sink)
     for line in text.splitlines():
         reader.line(line)
-    csv.write_text("\n".join(rows) + "\n")
+    wide.flush()
+    csv.write_text("".join(rows))
     verbatim, compact = SeriesStore(), SeriesStore()
     parse_nfsiostat(log, "h", verbatim, HostClock(offset_s=1.0))
-    assert read_nfsiostat(csv, "h", compact, HostClock(offset_s=1.0)) is not None
-    assert len(rows) > 10 and sorted(verbatim.series) == sorted(compact.series)
+    assert read_nfsiostat_csv(csv, "h", compact, HostClock(offset_s=1.0)) is not None
+    assert len(rows) == 2 and sorted(verbatim.series) == sorted(compact.series)
     for key, s in verbatim.series.items():
         other = compact.series[key]
         assert list(other.ts) == list(s.ts) and list(other.values) == list(s.values)
