@@ -1,8 +1,20 @@
-"""`nvidia-smi dmon` text: `#` header lines (column names, then units) bind the columns of the rows after."""
+"""`nvidia-smi dmon` text: `#` header lines (column names, then units) bind the columns of the rows after.
+
+Its compact form `dmon.csv`, written by the host agent once dmon has stopped (`write_compact`): `ts` (the
+row's Date/Time as seconds since the epoch, host local time read as UTC), `gpu`, then one `name:unit` column
+per data column (empty for `-`). Written only for a log whose every row follows a header with Date, Time and
+gpu and carries a GPU index, a valid Date/Time and numbers or `-` (what dmon writes); a row cut short (`^C`)
+or before any header is left out. Any other log stays the only record.
+"""
 
 from __future__ import annotations
 
+import calendar
+import os
 from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+KEYS = ("Date", "Time", "gpu")
 
 
 def rows(lines: Iterable[str]) -> Iterator[tuple[list[str], list[str], list[str]] | None]:
@@ -51,3 +63,65 @@ def last_sample_sm(lines: list[str], complete: bool, gpus: int | None = None) ->
     sm = cols.index("sm")
     values = [float(t[sm]) for t in last if t[sm].replace(".", "", 1).isdigit()]
     return round(sum(values) / len(values), 1) if values else None
+
+
+def naive_time(date: str, time: str, cache: dict[str, int]) -> int | None:
+    """`YYYYMMDD`, `HH:MM:SS` -> seconds since the epoch of that wall time read as UTC (None: malformed)."""
+    base = cache.get(date)
+    try:
+        if base is None:
+            if len(date) != 8 or not date.isdigit():
+                return None
+            day = (int(date[:4]), int(date[4:6]), int(date[6:]))
+            base = cache[date] = calendar.timegm((*day, 0, 0, 0, 0, 0, 0))
+        hh, mm, ss = time.split(":")
+        return base + int(hh) * 3600 + int(mm) * 60 + int(ss)
+    except ValueError:
+        return None
+
+
+def compact(lines: Iterable[str]) -> list[str] | None:
+    """The `dmon.csv` lines (without newlines) of a dmon log; None when `write_compact` does not take it."""
+    columns: dict[str, int] = {}  # "name:unit" -> its cell's index in a row
+    out: list[list[str]] = []
+    cache: dict[str, int] = {}
+    for r in rows(lines):
+        if r is None or len(r[2]) != len(r[0]):  # before any header, or cut short: left out
+            continue
+        names, units, toks = r
+        if not set(KEYS) <= set(names):
+            return None
+        row = dict(zip(names, toks, strict=True))
+        ts = naive_time(row["Date"], row["Time"], cache)
+        if ts is None or not row["gpu"].isdigit():
+            return None
+        cells = [str(ts), row["gpu"]]
+        for i, name in enumerate(names):
+            if name in KEYS:
+                continue
+            key = f"{name}:{units[i] if i < len(units) else ''}"
+            at = columns.setdefault(key, len(columns) + 2)
+            cells += [""] * (at + 1 - len(cells))
+            tok = toks[i]
+            try:
+                cells[at] = "" if tok == "-" else repr(float(tok))
+            except ValueError:
+                return None
+        out.append(cells)
+    if not out:
+        return None
+    width = len(columns) + 2
+    return [",".join(["ts", "gpu", *columns])] + [",".join(c + [""] * (width - len(c))) for c in out]
+
+
+def write_compact(log: Path) -> bool:
+    """Write `dmon.csv` beside `log` (through a temporary file and a rename); False when the log is not one
+    it takes (see the module doc)."""
+    text = log.read_bytes().decode("utf-8", "replace")
+    lines = compact(line.rstrip("\r") for line in text.split("\n")[:-1])  # a last line cut short: left out
+    if lines is None:
+        return False
+    tmp = log.with_name(".dmon.csv.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, log.with_name("dmon.csv"))
+    return True

@@ -137,21 +137,58 @@ def test_trainer_log_lines_written_read_back_and_progress():
                                        "phase": "train"}
 
 
-def test_dmon_read_a_column_at_a_time_equals_the_row_reference():
-    from labctl.analysis.dmon import _columns, _rows
-    from labctl.analysis.lines import ParseStats, iter_text
+def _same_series(a: SeriesStore, b: SeriesStore) -> None:
+    assert a.series and sorted(a.series) == sorted(b.series)
+    for key, s in a.series.items():
+        assert b.series[key].unit == s.unit
+        assert list(b.series[key].ts) == list(s.ts) and list(b.series[key].values) == list(s.values)
+
+
+def test_the_agent_s_dmon_csv_gives_the_series_of_the_verbatim_log(tmp_path):
+    from labctl.analysis.dmon import parse_dmon
     from labctl.formats import dmon
 
     clock = HostClock(offset_s=3.0, utc_offset_s=3600.0, utc_offset_known=True)
     for name in ("dmon_a_new_dt_ctrlc.log", "dmon_b_old_5char.log"):
-        stats = ParseStats("dmon")
-        kept = [r for r in dmon.rows(iter_text(FIXTURES / name, stats)) if r and len(r[2]) == len(r[0])]
-        by_rows, by_columns = SeriesStore(), SeriesStore()
-        row_stats, column_stats = ParseStats("dmon"), ParseStats("dmon")
-        _rows(kept, "h", by_rows, clock, row_stats, None, 1.0)
-        assert _columns(kept, "h", by_columns, clock, column_stats)
-        assert by_rows.series and sorted(by_rows.series) == sorted(by_columns.series)
-        for key, s in by_rows.series.items():
-            assert list(by_columns.series[key].ts) == list(s.ts)
-            assert list(by_columns.series[key].values) == list(s.values)
-        assert row_stats.records == column_stats.records and row_stats.skipped == column_stats.skipped
+        log = tmp_path / name / "dmon.log"
+        log.parent.mkdir()
+        log.write_bytes((FIXTURES / name).read_bytes())
+        verbatim, compact = SeriesStore(), SeriesStore()
+        by_rows = parse_dmon(log, "h", verbatim, clock)
+        assert dmon.write_compact(log)
+        by_columns = parse_dmon(log, "h", compact, clock)
+        assert by_columns.path.endswith("dmon.csv") and by_columns.records == by_rows.records
+        assert by_columns.skipped.get("short_sample") == by_rows.skipped.get("short_sample")
+        _same_series(verbatim, compact)
+
+
+def test_a_dmon_log_without_dates_gets_no_csv(tmp_path):
+    from labctl.formats import dmon
+
+    log = tmp_path / "dmon.log"
+    log.write_bytes((FIXTURES / "dmon_d_8gpu_gpm.log").read_bytes())
+    assert not dmon.write_compact(log) and not (tmp_path / "dmon.csv").exists()
+
+
+def test_the_agent_s_compact_bpftrace_gives_what_the_verbatim_trace_gives(tmp_path):
+    from labctl.analysis.bpftrace import parse_bpftrace
+    from labctl.formats import bpftrace
+
+    for name in ("bpftrace_io_by_second_v0.17.jsonl", "bpftrace_v0.17_records.jsonl"):
+        trace = tmp_path / name / "bpftrace.jsonl"
+        trace.parent.mkdir()
+        trace.write_bytes((FIXTURES / name).read_bytes() + b'{"type": "printf", "da')  # a last line cut short
+        verbatim, compact = SeriesStore(), SeriesStore()
+        a = parse_bpftrace(trace, "h", verbatim, HostClock(offset_s=2.0), 1000.0)
+        bpftrace.write_compact(trace)
+        assert all((trace.parent / f).exists() for f in bpftrace.COMPACT)
+        b = parse_bpftrace(trace, "h", compact, HostClock(offset_s=2.0), 1000.0)
+        _same_series(verbatim, compact)
+        assert a.stats.to_dict() == b.stats.to_dict() and a.stats.skipped["truncated_last_line"] == 1
+        assert (a.by_comm, a.hists, a.opens, a.lost_events, a.probes) == \
+            (b.by_comm, b.hists, b.opens, b.lost_events, b.probes)
+    (trace.parent / "bpftrace.totals.json").write_text('{"start": null}')  # damaged: the verbatim trace
+    again = SeriesStore()
+    assert parse_bpftrace(trace, "h", again, HostClock(offset_s=2.0), 1000.0).stats.to_dict() \
+        == a.stats.to_dict()
+    _same_series(verbatim, again)
