@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labctl.analysis.bundle import Progress, RunData, load_run, no_progress
 from labctl.analysis.series import SeriesKey
+from labctl.fileops import write_json_atomic
 
 if TYPE_CHECKING:
     from labctl.analysis.arrays import RunArrays
@@ -34,7 +34,7 @@ def analyse(run_dir: Path, *, write: bool = True, progress: Progress = no_progre
     """
     from labctl.analysis.arrays import run_arrays
     from labctl.analysis.metrics import summarize
-    from labctl.analysis.timeline import bin_all, write_timeline
+    from labctl.analysis.timeline import bin_all, informative, write_timeline
 
     run = load_run(run_dir, progress)
     progress("1 s timeline and summary")
@@ -47,13 +47,10 @@ def analyse(run_dir: Path, *, write: bool = True, progress: Progress = no_progre
     summary["ontap"], ontap_rows = storage_side(run_dir, summary)  # the storage side (raw/_ontap/)
     if write:
         progress("writing timeline.parquet")
-        summary["timeline_rows"] = write_timeline({**binned, **ontap_rows}, run_dir / "timeline.parquet")
-        write_json(run_dir / "summary.json", summary)
+        rows = {**binned, **ontap_rows}
+        kept = informative(rows)
+        summary["timeline_zero_series"] = len(rows) - len(kept)
+        summary["timeline_rows"] = write_timeline(kept, run_dir / "timeline.parquet")
+        write_json_atomic(run_dir / "summary.json", summary, indent=2)
     return Analysis(run, binned, arrays, summary)
 
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (tmp + rename)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)

@@ -135,6 +135,12 @@ def to_table(binned: dict[SeriesKey, Binned]) -> pa.Table:
     return pa.Table.from_arrays(list(columns.values()), schema=schema)
 
 
+def informative(binned: dict[SeriesKey, Binned]) -> dict[SeriesKey, Binned]:
+    """The series the timeline holds: all but those 0 throughout (counters that never moved: ops the run
+    never issued, retrans, errors, an idle encoder), whose absence means just that."""
+    return {k: b for k, b in binned.items() if np.any(b.values != 0)}
+
+
 def write_timeline(binned: dict[SeriesKey, Binned], path: Path) -> int:
     """Write `timeline.parquet` atomically (tmp + rename); returns the row count."""
     import pyarrow.parquet as pq
