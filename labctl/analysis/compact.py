@@ -29,4 +29,4 @@ def read_table(path: Path, names: tuple[str, ...] | None,
             return None
     if tuple(table.column_names) != names:
         return None
-    return {n: table[n].to_numpy() for n in names}
+    return {n: table[n].combine_chunks().to_numpy(zero_copy_only=False) for n in names}

@@ -123,28 +123,32 @@ def _interval_series(c: dict[str, np.ndarray], host: str, store: SeriesStore, cl
     add("nfs.app_write.bytes_rate", "B/s", (db[1] + db[3]) / dt)
     add("nfs.mmap_read.bytes_rate", "B/s", np.maximum(0, db[4] - db[0] - db[2]) / dt)
     retrans, timeouts, errors = np.zeros(len(dt)), np.zeros(len(dt)), np.zeros(len(dt))
-    any_errors = np.zeros(len(dt), dtype=bool)
+    any_errors = ~np.isnan(cur["other_errors"])
+
+    def count(r: np.ndarray, t: np.ndarray, e: np.ndarray, good: np.ndarray) -> None:
+        retrans[:] += np.where(good & (r >= 0) & (r < MAX_DELTA), r, 0)
+        timeouts[:] += np.where(good, np.maximum(np.nan_to_num(t), 0), 0)
+        errors[:] += np.where(good & (e >= 0) & (e < MAX_DELTA), e, 0)
+
     for op in fmt.OPS:
         low = op.lower()
         d0 = d[f"{low}_ops"]
-        any_errors |= ~np.isnan(cur[f"{low}_errors"])
         have = ~np.isnan(d0)
         bad = have & ((d0 < 0) | (d0 > MAX_DELTA))
         stats.skip("counter_reset", int(bad.sum()))
         good = have & ~bad
         add(f"nfs.{low}.ops_rate", "ops/s", d0 / dt, good)
-        r = d[f"{low}_trans"] - d0
-        retrans += np.where(good & (r >= 0) & (r < MAX_DELTA), r, 0)
-        timeouts += np.where(good, np.maximum(np.nan_to_num(d[f"{low}_timeouts"]), 0), 0)
-        e = d[f"{low}_errors"]
-        errors += np.where(good & (e >= 0) & (e < MAX_DELTA), e, 0)
-        if op in fmt.DATA_OPS:
-            busy = good & (d0 > 0)
-            for field, label in LATENCIES:
-                x = d[f"{low}_{field}"]
-                fine = busy & (x >= 0) & (x < MAX_DELTA)
-                stats.skip("absurd_delta", int((busy & ~fine).sum()))
-                add(f"nfs.{low}.{label}", "ms", x / np.where(d0 > 0, d0, 1), fine)
+        if op not in fmt.DATA_OPS:
+            continue
+        any_errors |= ~np.isnan(cur[f"{low}_errors"])
+        count(d[f"{low}_trans"] - d0, d[f"{low}_timeouts"], d[f"{low}_errors"], good)
+        busy = good & (d0 > 0)
+        for field, label in LATENCIES:
+            x = d[f"{low}_{field}"]
+            fine = busy & (x >= 0) & (x < MAX_DELTA)
+            stats.skip("absurd_delta", int((busy & ~fine).sum()))
+            add(f"nfs.{low}.{label}", "ms", x / np.where(d0 > 0, d0, 1), fine)
+    count(d["other_retrans"], d["other_timeouts"], d["other_errors"], np.ones(len(dt), dtype=bool))
     add("nfs.retrans", "count", retrans)
     add("nfs.timeouts", "count", timeouts)
     add("nfs.errors", "count", errors, any_errors)
