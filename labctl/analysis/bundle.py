@@ -56,9 +56,6 @@ def dig(data: Any, *paths: str) -> Any:
     return None
 
 
-load_json = read_json  # a JSON file's content, or None (with a warning); a FIFO, directory … is refused
-
-
 def _nconnect(opts: Any) -> int:
     """nconnect from mount options in any shape (string, dict, nested manifest record); 1 when absent."""
     if isinstance(opts, dict) and "nconnect" in opts:
@@ -79,7 +76,7 @@ def _bundle_file(cls: type[F], path: Path, warnings: list[str]) -> F | None:
     """A bundle JSON file through its dataclass; None (with a warning) when absent, unreadable or not an
     object. One of an unknown or newer schema_version, or with keys its version does not know, is refused
     (StateError naming the file): read as if it were known, it could mean anything."""
-    doc = load_json(path, warnings)
+    doc = read_json(path, warnings)
     if doc is not None and not isinstance(doc, dict):
         warnings.append(f"{path}: not a JSON object; ignored")
         return None
@@ -219,7 +216,7 @@ def _bpftrace_offset(host: str, d: Path, w: list[str]) -> float | None:
     if not (d / "bpftrace.jsonl").exists():
         return None
     meta_path = d / "bpftrace.meta.json"
-    meta = load_json(meta_path, w)
+    meta = read_json(meta_path, w)
     offset = dig(meta, "realtime_minus_boottime")
     if offset is None:
         w.append(f"{meta_path}: no realtime_minus_boottime; bpftrace series skipped")

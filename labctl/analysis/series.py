@@ -71,10 +71,3 @@ class SeriesStore:
     def get(self, host: str, gpu: int, source: str, metric: str) -> Series | None:
         """The series for that key, if any sample was recorded."""
         return self.series.get((host, gpu, source, metric))
-
-    def hosts(self) -> list[str]:
-        """Hosts with at least one sample."""
-        return sorted({k[0] for k in self.series})
-
-    def __len__(self) -> int:
-        return sum(len(s.ts) for s in self.series.values())

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from labctl.analysis.series import Series, SeriesKey, SeriesStore
+from labctl.analysis.series import Series, SeriesKey
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -70,11 +70,6 @@ def bin_series(metric: str, s: Series, grouping: _Grouping | None = None) -> Bin
         vals = vals[g.order]
     sums = np.add.reduceat(vals, g.starts)
     return Binned(s.unit, g.secs, sums if is_summed(metric) else sums / g.counts)
-
-
-def bin_store(store: SeriesStore) -> dict[SeriesKey, Binned]:
-    """Every series of the store on the 1 s grid."""
-    return bin_all(store.series)
 
 
 def bin_all(series: Mapping[SeriesKey, Series]) -> dict[SeriesKey, Binned]:
@@ -154,10 +149,3 @@ def write_timeline(binned: dict[SeriesKey, Binned], path: Path) -> int:
         raise
     tmp.replace(path)
     return table.num_rows
-
-
-def read_timeline(path: Path) -> pa.Table:
-    """Read a timeline written by `write_timeline`."""
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path)

@@ -73,7 +73,7 @@ def test_a_new_series_takes_extended_buffers_over_and_copies_them_before_appendi
 
 def test_series_with_the_same_times_are_binned_as_each_alone():
     from labctl.analysis.series import SeriesStore
-    from labctl.analysis.timeline import bin_series, bin_store
+    from labctl.analysis.timeline import bin_all, bin_series
 
     store = SeriesStore()
     ts = np.array([10.2, 10.7, 12.1, 11.5, 11.9, 12.0])  # out of order: sorted once for both
@@ -85,7 +85,7 @@ def test_series_with_the_same_times_are_binned_as_each_alone():
     other = ts.copy()
     other[2] = 13.5  # the same size and ends, other times
     store.extend("h", -1, "mountstats", "nfs.write.bytes", "B", other, rates)
-    binned = bin_store(store)
+    binned = bin_all(store.series)
     assert binned[("h", -1, "bpftrace", "io.read.bytes")].values.tolist() == [3.0, 9.0, 9.0]  # sums
     assert binned[("h", -1, "bpftrace", "io.read.bytes_rate")].values.tolist() == [3.0, 4.5, 4.5]  # means
     for key, s in store.series.items():
