@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from labctl.analysis.clock import iso_epoch
 from labctl.analysis.rawfile import read_text
 from labctl.analysis.timeline import Binned
 
@@ -50,13 +50,6 @@ class Counters:
     window: tuple[float, float] | None = None
 
 
-def _ts(text: Any) -> float | None:
-    try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def _flat(stats: dict[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     for key in COUNTERS:
@@ -80,7 +73,7 @@ def load_counters(run_dir: Path) -> Counters:
     lines.sort(key=lambda ln: float(ln.get("t") or 0))
     c = Counters(polls=len(lines))
     gaps = [float(ln["t"]) - t for ln in lines for r in ln["records"].get("flexgroup") or []
-            if (t := _ts((r.get("statistics") or {}).get("timestamp"))) is not None]
+            if (t := iso_epoch((r.get("statistics") or {}).get("timestamp"))) is not None]
     median = float(np.median(gaps)) if gaps else 0.0
     c.offset_s = median if abs(median) > OFFSET_TOLERANCE_S else 0.0
     prev: dict[tuple[str, str], tuple[float, dict[str, float]]] = {}
@@ -94,7 +87,7 @@ def load_counters(run_dir: Path) -> Counters:
             for rec in records:
                 name = str(rec.get("name") or rec.get("uuid") or "?")
                 stats = rec.get("statistics") or {}
-                t = _ts(stats.get("timestamp"))
+                t = iso_epoch(stats.get("timestamp"))
                 t = float(line["t"]) if t is None else t + c.offset_s
                 c.last.setdefault(kind, {})[name] = rec
                 now = _flat(stats)
