@@ -15,6 +15,7 @@ import pytest
 from labctl.experiment.agent import privilege, progress
 from labctl.experiment.agent.ship import ARCHIVE, write_agent
 from labctl.fileops import pid_alive
+from labctl.formats.dmon import rows as dmon_rows
 from labctl.formats.mountstats import COLUMNS, parse_entries, pick, read_snapshots
 
 DMON = """#!/bin/sh
@@ -151,8 +152,8 @@ def test_monitors_bracket_training_and_a_failing_monitor_is_recorded(host):
 
     raw = rundir / "raw"
     names = sorted(p.name for p in raw.iterdir())
-    assert names == ["dmon.log", "monitors.json", "mountstats.csv", "mountstats.log", "nfsiostat.csv",
-                     "nfsiostat.log", "train.log"]
+    assert names == ["dmon.csv", "dmon.log", "monitors.json", "mountstats.csv", "mountstats.log",
+                     "nfsiostat.csv", "nfsiostat.log", "train.log"]
     rows = (raw / "mountstats.csv").read_text().splitlines()
     snapshots = list(read_snapshots((raw / "mountstats.log").read_text().splitlines()))
     complete = [b for _, _, b in snapshots if pick(parse_entries(b), str(mount)).complete()]
@@ -170,6 +171,9 @@ def test_monitors_bracket_training_and_a_failing_monitor_is_recorded(host):
 
     dmon = (raw / "dmon.log").read_text().splitlines()
     assert dmon[0].startswith("#Date") and dmon[2].split()[2] == "0"
+    compact = (raw / "dmon.csv").read_text().splitlines()  # written by the agent once dmon stopped
+    whole = [r for r in dmon_rows(dmon) if r is not None and len(r[2]) == len(r[0])]
+    assert compact[0].startswith("ts,gpu,") and "sm:%" in compact[0] and len(compact) - 1 == len(whole) > 0
     ms = (raw / "mountstats.log").read_text()
     blocks = ms.split("#ts ")[1:]
     assert len(blocks) >= 6
