@@ -18,7 +18,8 @@ import numpy as np
 
 from labctl.analysis.clock import iso_epoch
 from labctl.analysis.rawfile import read_text
-from labctl.analysis.timeline import Binned
+from labctl.analysis.series import Series
+from labctl.analysis.timeline import Binned, bin_series
 
 STATS = Path("raw") / "_ontap" / "stats.jsonl"
 COUNTERS = tuple(f"{g}_raw.{op}" for g in ("iops", "throughput", "latency")
@@ -168,11 +169,9 @@ def totals(c: Counters) -> dict[str, Any]:
             "aggregates": aggs, "lifs": lifs}
 
 
-def _binned(unit: str, t1: list[float], values: list[float], summed: bool) -> Binned:
-    """Values at interval ends on whole seconds (two ends in one second: summed, or averaged)."""
-    secs, inverse = np.unique(np.floor(np.array(t1, dtype=np.float64)).astype(np.int64), return_inverse=True)
-    total = np.bincount(inverse, weights=np.array(values, dtype=np.float64), minlength=secs.size)
-    return Binned(unit, secs, total if summed else total / np.bincount(inverse, minlength=secs.size))
+def _binned(metric: str, unit: str, t1: list[float], values: list[float]) -> Binned:
+    """Values at interval ends on whole seconds, as the timeline bins every series."""
+    return bin_series(metric, Series(unit, np.array(t1, dtype=float), np.array(values, dtype=float)))
 
 
 def series(c: Counters) -> dict[tuple[str, int, str, str], Binned]:
@@ -184,13 +183,14 @@ def series(c: Counters) -> dict[tuple[str, int, str, str], Binned]:
             ends = [i.t1 for i in ivs]
             for op in ("read", "write"):
                 vals = [i.d.get(f"throughput_raw.{op}", 0.0) for i in ivs]
-                out[(name, -1, "ontap", f"ontap.{kind}.{op}.bytes")] = _binned("B", ends, vals, True)
+                metric = f"ontap.{kind}.{op}.bytes"
+                out[(name, -1, "ontap", metric)] = _binned(metric, "B", ends, vals)
             if kind != "flexgroup":
                 continue
             for op in OPS:
                 ok = [i for i in ivs if i.d.get(f"iops_raw.{op}", 0) > 0]
                 if ok:
                     lat = [i.d.get(f"latency_raw.{op}", 0.0) / i.d[f"iops_raw.{op}"] for i in ok]
-                    out[(name, -1, "ontap", f"ontap.{kind}.latency_{op}")] = _binned(
-                        "us", [i.t1 for i in ok], lat, False)
+                    metric = f"ontap.{kind}.latency_{op}"
+                    out[(name, -1, "ontap", metric)] = _binned(metric, "us", [i.t1 for i in ok], lat)
     return out
