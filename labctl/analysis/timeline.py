@@ -90,9 +90,11 @@ def bin_all(series: Mapping[SeriesKey, Series]) -> dict[SeriesKey, Binned]:
 
 ROWS_PER_GROUP = 1 << 20  # rows per Parquet row group
 # Dictionary pages for the text columns only, delta encoding for the seconds (ascending within each series),
-# statistics where readers filter (time, GPU), LZ4 pages.
+# the values' bytes split by significance (they compress better, and it is faster), statistics where readers
+# filter (time, GPU), LZ4 pages.
 WRITE_OPTIONS = {"compression": "lz4", "use_dictionary": ["host", "source", "metric", "unit"],
-                 "column_encoding": {"ts": "DELTA_BINARY_PACKED"}, "write_statistics": ["ts", "gpu"]}
+                 "column_encoding": {"ts": "DELTA_BINARY_PACKED", "value": "BYTE_STREAM_SPLIT"},
+                 "write_statistics": ["ts", "gpu"]}
 
 
 def to_table(binned: dict[SeriesKey, Binned]) -> pa.Table:
