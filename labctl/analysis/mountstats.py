@@ -107,9 +107,11 @@ def _interval_series(c: dict[str, np.ndarray], host: str, store: SeriesStore, cl
     stats.skip("counter_reset", int(reset.sum()))
     stats.skip("absurd_delta", int(absurd.sum()))
     ok = (dt > 0) & ~reset & ~absurd
-    ts, dt, db = clock.host_in_place(cur["ts"][ok].copy()), dt[ok], db[:, ok]
-    d = {k: v[ok] for k, v in d.items()}
-    cur = {k: v[ok] for k, v in cur.items()}
+    if not ok.all():
+        dt, db = dt[ok], db[:, ok]
+        d = {k: v[ok] for k, v in d.items()}
+        cur = {k: v[ok] for k, v in cur.items()}
+    ts = clock.host_in_place(cur["ts"].copy())
     out: list[tuple[str, str, np.ndarray, np.ndarray]] = []
 
     def add(metric: str, unit: str, values: np.ndarray, where: np.ndarray | None = None) -> None:
