@@ -139,15 +139,13 @@ def informative(binned: dict[SeriesKey, Binned]) -> dict[SeriesKey, Binned]:
 
 
 def write_timeline(binned: dict[SeriesKey, Binned], path: Path) -> int:
-    """Write `timeline.parquet` atomically (tmp + rename); returns the row count."""
+    """Write the timeline to `path` (nothing left there on failure); returns the row count."""
     import pyarrow.parquet as pq
 
     table = to_table(binned)
-    tmp = path.with_suffix(".parquet.tmp")
     try:
-        pq.write_table(table, tmp, row_group_size=ROWS_PER_GROUP, **WRITE_OPTIONS)
+        pq.write_table(table, path, row_group_size=ROWS_PER_GROUP, **WRITE_OPTIONS)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         raise
-    tmp.replace(path)
     return table.num_rows
