@@ -14,6 +14,8 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from .mountstats import Skips
+
 KEYS = ("Date", "Time", "gpu")
 
 
@@ -80,38 +82,58 @@ def naive_time(date: str, time: str, cache: dict[str, int]) -> int | None:
         return None
 
 
-def compact(lines: Iterable[str]) -> list[str] | None:
-    """The `dmon.csv` lines (without newlines) of a dmon log; None when `write_compact` does not take it."""
-    columns: dict[str, int] = {}  # "name:unit" -> its cell's index in a row
-    out: list[list[str]] = []
+Sample = tuple[int | None, int, list[tuple[str, float]]]  # Date/Time (None: no such columns), GPU, values
+
+
+def samples(lines: Iterable[str], skips: Skips) -> Iterator[Sample]:
+    """Each row's Date/Time (seconds since the epoch, local time read as UTC), GPU index and values, keyed
+    `name:unit` (`-` is no value). A row before any header (`no_header`), with fewer or more tokens than its
+    header (`column_count`, a `^C` mid-line), a bad GPU index or Date/Time is skipped, a bad value dropped
+    (`bad_value`); each is counted in `skips`."""
     cache: dict[str, int] = {}
     for r in rows(lines):
-        if r is None or len(r[2]) != len(r[0]):  # before any header, or cut short: left out
+        if r is None or len(r[2]) != len(r[0]):
+            skips.skip("no_header" if r is None else "column_count")
             continue
         names, units, toks = r
-        if not set(KEYS) <= set(names):
-            return None
         row = dict(zip(names, toks, strict=True))
-        ts = naive_time(row["Date"], row["Time"], cache)
-        if ts is None or not row["gpu"].isdigit():
-            return None
-        cells = [str(ts), row["gpu"]]
+        if not row["gpu"].isdigit():
+            skips.skip("bad_gpu_index")
+            continue
+        ts = naive_time(row["Date"], row["Time"], cache) if "Date" in row and "Time" in row else None
+        if ts is None and "Date" in row and "Time" in row:
+            skips.skip("bad_timestamp")
+            continue
+        cells = []
         for i, name in enumerate(names):
-            if name in KEYS:
-                continue
-            key = f"{name}:{units[i] if i < len(units) else ''}"
-            at = columns.setdefault(key, len(columns) + 2)
-            cells += [""] * (at + 1 - len(cells))
-            tok = toks[i]
-            try:
-                cells[at] = "" if tok == "-" else repr(float(tok))
-            except ValueError:
-                return None
-        out.append(cells)
-    if not out:
+            if name not in KEYS and toks[i] != "-":
+                try:
+                    cells.append((f"{name}:{units[i] if i < len(units) else ''}", float(toks[i])))
+                except ValueError:
+                    skips.skip("bad_value")
+        yield ts, int(row["gpu"]), cells
+
+
+class _Counted:
+    def __init__(self) -> None:
+        self.reasons: set[str] = set()
+
+    def skip(self, reason: str, n: int = 1) -> None:  # noqa: ARG002 - a Skips
+        self.reasons.add(reason)
+
+
+def compact(lines: Iterable[str]) -> list[str] | None:
+    """The `dmon.csv` lines (without newlines) of a dmon log; None when `write_compact` does not take it."""
+    skips = _Counted()
+    got = list(samples(lines, skips))
+    if not got or skips.reasons - {"no_header", "column_count"} or any(ts is None for ts, _, _ in got):
         return None
-    width = len(columns) + 2
-    return [",".join(["ts", "gpu", *columns])] + [",".join(c + [""] * (width - len(c))) for c in out]
+    columns = list(dict.fromkeys(key for _, _, cells in got for key, _ in cells))
+    out = [",".join(["ts", "gpu", *columns])]
+    for ts, gpu, cells in got:
+        have = dict(cells)
+        out.append(",".join([str(ts), str(gpu), *(repr(have[c]) if c in have else "" for c in columns)]))
+    return out
 
 
 def write_compact(log: Path) -> bool:
