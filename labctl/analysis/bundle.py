@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from labctl.analysis.bpftrace import BpfResult, parse_bpftrace
 from labctl.analysis.clock import HostClock, load_clock
 from labctl.analysis.dmon import parse_dmon
@@ -250,9 +252,7 @@ def _infer_utc_offset(run: RunData, host: str) -> None:
     if abs(quarter) < 900 or abs(delta - quarter) > 300:
         return
     for s in local:
-        s.appendable()  # its own, writable storage
-        for i in range(len(s.ts)):
-            s.ts[i] -= quarter
+        s.ts = np.asarray(s.ts, dtype=np.float64) - quarter  # a new array: one may share its buffer
     tl = run.train.get(host)
     if tl is not None:
         for item in tl.saves + tl.events:
