@@ -192,3 +192,30 @@ def test_the_agent_s_compact_bpftrace_gives_what_the_verbatim_trace_gives(tmp_pa
     assert parse_bpftrace(trace, "h", again, HostClock(offset_s=2.0), 1000.0).stats.to_dict() \
         == a.stats.to_dict()
     _same_series(verbatim, again)
+
+
+def test_the_agent_s_nfsiostat_sampler_writes_a_row_per_block_that_reads_as_its_log(tmp_path):
+    """hostmon.py's nfsiostat sampler over a stand-in `nfsiostat` printing a real capture three times."""
+    import os
+    import subprocess
+    import sys
+
+    from labctl.analysis.nfsiostat import parse_nfsiostat, read_nfsiostat_csv
+
+    source = FIXTURES / "nfsiostat_s3_2.6.2.log"
+    capture = source.read_text()
+    fake = tmp_path / "bin" / "nfsiostat"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\ncat {source} {source} {source}\n")
+    fake.chmod(0o755)
+    log = tmp_path / "nfsiostat.log"
+    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    subprocess.run([sys.executable, "-m", "labctl.experiment.agent", "hostmon", "nfsiostat", "1", "/mnt/x",
+                    str(log)], env=env, check=True, timeout=60)
+    assert log.read_text().count("#ts ") == 3 * capture.count(" mounted on ")
+    verbatim, compact = SeriesStore(), SeriesStore()
+    parse_nfsiostat(log, "h", verbatim, HostClock(), nconnect=4)
+    stats = read_nfsiostat_csv(tmp_path / "nfsiostat.csv", "h", compact, HostClock(), nconnect=4)
+    assert stats is not None and stats.lines == 1 + 5  # every block but the first (since mount)
+    assert stats.skipped == {"top_line_nconnect": 5}
+    _same_series(verbatim, compact)
