@@ -325,3 +325,21 @@ def test_progress_on_real_llmstudio_v1_2_0_lines(tmp_path):
     assert progress.progress(log)["phase"] == "checkpoint"
     log.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert progress.progress(log)["epoch"] == 2
+
+
+def test_compact_records_are_written_after_the_monitors_and_a_failure_is_a_monitor_error(tmp_path):
+    from labctl.experiment.agent.monitors import MONITORS, Monitor, write_compact_records
+    from labctl.formats import bpftrace
+
+    fixtures = Path(__file__).parents[1] / "report" / "fixtures"
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "dmon.log").write_bytes((fixtures / "dmon_a_new_dt_ctrlc.log").read_bytes())
+    (raw / "bpftrace.jsonl").write_text(bpftrace.marker("tick", 10**9) + "\n")
+    (raw / ".bpftrace.csv.tmp").mkdir()  # the temporary file's place is taken: that write fails
+    kinds = {k.name: k for k in MONITORS}
+    dmon, trace = (Monitor(kinds[name], [name], tmp_path) for name in ("dmon", "bpftrace"))
+    write_compact_records(raw, [dmon, trace])
+    assert (raw / "dmon.csv").read_text().startswith("ts,gpu,pwr:W,gtemp:C,") and not dmon.rec["errors"]
+    assert trace.rec["errors"][0].startswith("compact record of bpftrace.jsonl not written")
+    assert not (raw / "bpftrace.csv").exists() and not (raw / "bpftrace.totals.json").exists()
