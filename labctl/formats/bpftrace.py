@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .mountstats import NoSkips, Skips
+from .mountstats import CountedSkips, NoSkips, Skips
 
 SUM_MAPS = ("read_bytes", "write_bytes", "read_calls", "write_calls", "fsync_calls")
 HIST_MAPS = ("read_size", "write_size")
@@ -199,20 +199,10 @@ class Trace:
             self.skips.skip("bad_map_value")
 
 
-class _Counted:
-    """Skips, counted by reason."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-
-    def skip(self, reason: str, n: int = 1) -> None:
-        self.counts[reason] += n
-
-
 def write_compact(jsonl: Path) -> None:
     """Read the verbatim trace `jsonl` (line by line, as the analysis would) and write its compact form beside
     it (`COMPACT`; each through a temporary file and a rename, the totals last)."""
-    skips = _Counted()
+    skips = CountedSkips()
     trace = Trace(skips)
     lines = 0
     with open(jsonl, "rb") as fh:

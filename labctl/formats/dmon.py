@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .mountstats import Skips
+from .mountstats import CountedSkips, Skips
 
 KEYS = ("Date", "Time", "gpu")
 
@@ -114,19 +114,11 @@ def samples(lines: Iterable[str], skips: Skips) -> Iterator[Sample]:
         yield ts, int(row["gpu"]), cells
 
 
-class _Counted:
-    def __init__(self) -> None:
-        self.reasons: set[str] = set()
-
-    def skip(self, reason: str, n: int = 1) -> None:  # noqa: ARG002 - a Skips
-        self.reasons.add(reason)
-
-
 def compact(lines: Iterable[str]) -> list[str] | None:
     """The `dmon.csv` lines (without newlines) of a dmon log; None when `write_compact` does not take it."""
-    skips = _Counted()
+    skips = CountedSkips()
     got = list(samples(lines, skips))
-    if not got or skips.reasons - {"no_header", "column_count"} or any(ts is None for ts, _, _ in got):
+    if not got or set(skips.counts) - {"no_header", "column_count"} or any(ts is None for ts, _, _ in got):
         return None
     columns = list(dict.fromkeys(key for _, _, cells in got for key, _ in cells))
     out = [",".join(["ts", "gpu", *columns])]

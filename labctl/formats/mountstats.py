@@ -10,6 +10,7 @@ of the other ops their op counts, and their retransmissions (transmissions − o
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -36,6 +37,17 @@ class NoSkips:
 
     def skip(self, reason: str, n: int = 1) -> None:
         """Forget it."""
+
+
+class CountedSkips:
+    """Skips counted by reason (for a writer that keeps the reader's accounting)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        """Count it."""
+        self.counts[reason] += n
 
 
 @dataclass
