@@ -16,7 +16,7 @@ import numpy as np
 
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import ParseStats, iter_lines
-from labctl.analysis.rawfile import open_raw
+from labctl.analysis.rawfile import open_raw, read_table
 from labctl.analysis.series import SeriesStore
 from labctl.formats.bpftrace import COMPACT, SUM_MAPS, TICK_COLUMNS, Trace
 
@@ -71,8 +71,6 @@ def parse_bpftrace(path: Path, host: str, store: SeriesStore, clock: HostClock,
 def _compact(path: Path, stats: ParseStats) -> tuple[Trace, np.ndarray, dict[str, np.ndarray]] | None:
     """The trace, its ticks (ns) and per-tick sums from the agent's compact files; None (nothing counted)
     when there are none or they do not agree with each other."""
-    from labctl.analysis.compact import read_table
-
     csv, totals = (path.with_name(name) for name in COMPACT)
     if not (csv.exists() and totals.exists()):
         return None

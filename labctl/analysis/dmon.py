@@ -8,7 +8,7 @@ import numpy as np
 
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import ParseStats, iter_text
-from labctl.analysis.rawfile import open_raw
+from labctl.analysis.rawfile import open_raw, read_table
 from labctl.analysis.series import SeriesStore
 from labctl.formats.dmon import samples
 
@@ -59,8 +59,6 @@ def parse_dmon(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
 
 def _from_csv(path: Path, host: str, store: SeriesStore, clock: HostClock) -> ParseStats | None:
     """The series of the agent's `dmon.csv` (pyarrow); None when it cannot be used."""
-    from labctl.analysis.compact import read_table
-
     t = read_table(path, None)
     if t is None or list(t)[:2] != ["ts", "gpu"] or np.isnan(t["ts"]).any() or np.isnan(t["gpu"]).any():
         return None

@@ -16,7 +16,7 @@ import numpy as np
 
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import ParseStats, iter_text
-from labctl.analysis.rawfile import open_raw
+from labctl.analysis.rawfile import open_raw, read_table
 from labctl.analysis.series import SeriesStore
 from labctl.formats import mountstats as fmt
 from labctl.formats.mountstats import Entry
@@ -74,8 +74,6 @@ def parse_mountstats_log(path: Path, host: str, store: SeriesStore, clock: HostC
 
 def read_mountstats_csv(path: Path, host: str, store: SeriesStore, clock: HostClock) -> ParseStats | None:
     """`mountstats.csv` into the series `parse_mountstats_log` gives its log; None when unusable."""
-    from labctl.analysis.compact import read_table
-
     c = read_table(path, fmt.COLUMNS)
     if c is None:
         return None

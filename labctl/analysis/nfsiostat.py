@@ -9,6 +9,7 @@ from pathlib import Path
 
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import ParseStats, iter_text
+from labctl.analysis.rawfile import read_table
 from labctl.analysis.series import SeriesStore
 from labctl.formats import nfsiostat as fmt
 
@@ -41,8 +42,6 @@ def read_nfsiostat_csv(path: Path, host: str, store: SeriesStore, clock: HostClo
                        nconnect: int = 1) -> ParseStats | None:
     """`nfsiostat.csv` into the series `parse_nfsiostat` gives its log; None when it cannot be used."""
     import numpy as np
-
-    from labctl.analysis.compact import read_table
 
     t = read_table(path, fmt.COLUMNS)
     if t is None:
