@@ -3,8 +3,8 @@
     python -m benchmarks.report_throughput [--scale 1.0] [--dir DIR] [--keep]
 
 At scale 1 the bundle is 24 h of one host at the shipped rates: 8 GPUs in dmon every 10 s, mountstats and
-nfsiostat every 1 s (verbatim logs and the agent's compact records), the shipped bpftrace program's output
-(a tick and its @io line per second, the run's totals at the end) and the trainer log, all written through
+nfsiostat every 1 s, the shipped bpftrace program's output (a tick and its @io line per second, the run's
+totals at the end), each verbatim and as the agent's compact record, and the trainer log, all written through
 labctl.formats by benchmarks/synthbundle.py; --scale shrinks the day (0.01 for a smoke test). It prints,
 measured in this run: the time `wc -l` takes to read the bundle's raw files and the time of the analysis
 (timeline.parquet + summary.json, in a child process run with labctl's bytecode compiled beforehand, as an

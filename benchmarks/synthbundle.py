@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labctl.formats import bpftrace, mountstats, nfsiostat, procmounts
+from labctl.formats import bpftrace, dmon, mountstats, nfsiostat, procmounts
 from labctl.formats.bundle import Manifest, Monitors
 
 MiB = 2**20
@@ -65,7 +65,7 @@ class SynthSpec:
     seed: int = 7
     bpftrace_seconds: int | None = None  # None: the run's length
     sources: tuple[str, ...] = ("dmon", "mountstats", "nfsiostat", "bpftrace", "train")
-    compact: bool = True  # the agent's mountstats.csv / nfsiostat.csv beside the verbatim logs
+    compact: bool = True  # the agent's compact records (*.csv, bpftrace.totals.json) beside the verbatim logs
     dmon_every_s: int = 1  # dmon's -d
 
     @property
@@ -147,17 +147,21 @@ def write_run(run_dir: Path, spec: SynthSpec | None = None) -> SynthSpec:
         if spec.declare_utc_offset:
             clock["utc_offset_s"] = spec.utc_offset_s
         (d / "clock.json").write_text(json.dumps(clock))
-        dmon = {"name": "dmon", "command": ["nvidia-smi", "dmon", "-s", "pucvmet", "-o", "DT", "-d", "1"],
+        dmon_rec = {"name": "dmon", "command": ["nvidia-smi", "dmon", "-s", "pucvmet", "-o", "DT", "-d", "1"],
                 "status": "stopped", "started_at": spec.start_epoch, "exit_status": 0, "errors": []}
-        Monitors(host=host, run_id=run_dir.name, monitors=[dmon]).save(d / Monitors.FILE)
+        Monitors(host=host, run_id=run_dir.name, monitors=[dmon_rec]).save(d / Monitors.FILE)
         if "dmon" in spec.sources:
             _dmon(d / "dmon.log", view, spec)
+            if spec.compact:  # as the agent writes it once dmon has stopped
+                dmon.write_compact(d / "dmon.log")
         if "mountstats" in spec.sources:
             _mountstats(d, view, spec, mount, opts)
         if "nfsiostat" in spec.sources:
             _nfsiostat(d, view, spec, mount)
         if "bpftrace" in spec.sources:
             _bpftrace(d, view, spec, mount)
+            if spec.compact:
+                bpftrace.write_compact(d / "bpftrace.jsonl")
         if "train" in spec.sources and rank == 0:
             _trainlog(d / "train.log", view, spec, mount)
     ev = run_dir / "events" / "provision" / "artifacts" / "1" / "job_events"
@@ -231,7 +235,8 @@ def _nfsiostat(d: Path, plan: _Plan, spec: SynthSpec, mount: str) -> None:
     """nfsiostat.log as the agent logs it and, with `spec.compact`, its nfsiostat.csv (as the agent reads it)."""
     with (d / "nfsiostat.log").open("w") as fh, (d / "nfsiostat.csv").open("w") as rows:
         rows.write(",".join(nfsiostat.COLUMNS) + "\n")
-        reader = nfsiostat.Reader(lambda m, u, t, v: rows.write(f"{t!r},{m},{u},{v!r}\n"))
+        wide = nfsiostat.Rows(rows.write)
+        reader = nfsiostat.Reader(wide.sink)
         for i in range(len(plan.util)):
             r, w = plan.read[i], plan.write[i]
             ro, wo = -(-r // MiB), -(-w // MiB)
@@ -240,8 +245,10 @@ def _nfsiostat(d: Path, plan: _Plan, spec: SynthSpec, mount: str) -> None:
                 ("write", [wo, w / 1024, w / 1024 / wo if wo else 0, 5.0, 6.0, 1.0], (0, 0.0), (0, 0.0))])
             fh.write(block)
             if spec.compact:
+                wide.flush()
                 for line in block.splitlines():
                     reader.line(line)
+        wide.flush()
     if not spec.compact:
         (d / "nfsiostat.csv").unlink()
 

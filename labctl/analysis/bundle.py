@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from labctl.analysis.bpftrace import BpfResult, parse_bpftrace
 from labctl.analysis.clock import HostClock, load_clock
 from labctl.analysis.dmon import parse_dmon
 from labctl.analysis.lines import ParseStats
-from labctl.analysis.mountstats import MountInfo, first_mount_info, parse_mountstats_log
-from labctl.analysis.nfsiostat import parse_nfsiostat
+from labctl.analysis.mountstats import MountInfo, first_mount_info, parse_mountstats_log, read_mountstats_csv
+from labctl.analysis.nfsiostat import parse_nfsiostat, read_nfsiostat_csv
 from labctl.analysis.rawfile import finite_number, open_raw, read_json
 from labctl.analysis.runner_events import parse_runner_events
 from labctl.analysis.series import Series, SeriesStore
@@ -56,9 +58,6 @@ def dig(data: Any, *paths: str) -> Any:
     return None
 
 
-load_json = read_json  # a JSON file's content, or None (with a warning); a FIFO, directory … is refused
-
-
 def _nconnect(opts: Any) -> int:
     """nconnect from mount options in any shape (string, dict, nested manifest record); 1 when absent."""
     if isinstance(opts, dict) and "nconnect" in opts:
@@ -79,7 +78,7 @@ def _bundle_file(cls: type[F], path: Path, warnings: list[str]) -> F | None:
     """A bundle JSON file through its dataclass; None (with a warning) when absent, unreadable or not an
     object. One of an unknown or newer schema_version, or with keys its version does not know, is refused
     (StateError naming the file): read as if it were known, it could mean anything."""
-    doc = load_json(path, warnings)
+    doc = read_json(path, warnings)
     if doc is not None and not isinstance(doc, dict):
         warnings.append(f"{path}: not a JSON object; ignored")
         return None
@@ -187,7 +186,8 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
 
 def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
                    manifest_opts: Any, progress: Progress) -> None:
-    """mountstats.log, then nfsiostat.log (its nconnect: the mount's effective one, else the manifest's)."""
+    """mountstats, then nfsiostat (its nconnect: the mount's effective one, else the manifest's): each from
+    the agent's compact record when there is a usable one, else from its verbatim log."""
     ms, nf = d / "mountstats.log", d / "nfsiostat.log"
     for log in (ms, nf):  # the evidence behind the compact records: refused by name unless a regular file
         if log.exists():
@@ -195,10 +195,8 @@ def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_pat
     info = None
     if ms.exists():
         _told(progress, host, ms)
-        from labctl.analysis import compact  # here: numpy and pyarrow load only for the compact records
-
-        stats = compact.read_mountstats(d / "mountstats.csv", host, run.store, clock) \
-            if (d / "mountstats.csv").exists() else None
+        csv = d / "mountstats.csv"
+        stats = read_mountstats_csv(csv, host, run.store, clock) if csv.exists() else None
         if stats is None:
             stats, info = parse_mountstats_log(ms, host, run.store, clock, mount=mount_path)
         else:
@@ -208,12 +206,10 @@ def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_pat
             run.mounts[host] = info
     if nf.exists():
         _told(progress, host, nf)
-        opts = info.opts if info is not None else manifest_opts
-        from labctl.analysis import compact
-
-        stats = compact.read_nfsiostat(d / "nfsiostat.csv", host, run.store, clock) \
-            if (d / "nfsiostat.csv").exists() else None
-        run.parse.append(stats or parse_nfsiostat(nf, host, run.store, clock, nconnect=_nconnect(opts)))
+        nconnect = _nconnect(info.opts if info is not None else manifest_opts)
+        csv = d / "nfsiostat.csv"
+        stats = read_nfsiostat_csv(csv, host, run.store, clock, nconnect=nconnect) if csv.exists() else None
+        run.parse.append(stats or parse_nfsiostat(nf, host, run.store, clock, nconnect=nconnect))
 
 
 def _bpftrace_offset(host: str, d: Path, w: list[str]) -> float | None:
@@ -222,7 +218,7 @@ def _bpftrace_offset(host: str, d: Path, w: list[str]) -> float | None:
     if not (d / "bpftrace.jsonl").exists():
         return None
     meta_path = d / "bpftrace.meta.json"
-    meta = load_json(meta_path, w)
+    meta = read_json(meta_path, w)
     offset = dig(meta, "realtime_minus_boottime")
     if offset is None:
         w.append(f"{meta_path}: no realtime_minus_boottime; bpftrace series skipped")
@@ -256,9 +252,7 @@ def _infer_utc_offset(run: RunData, host: str) -> None:
     if abs(quarter) < 900 or abs(delta - quarter) > 300:
         return
     for s in local:
-        s.appendable()  # its own, writable storage
-        for i in range(len(s.ts)):
-            s.ts[i] -= quarter
+        s.ts = np.asarray(s.ts, dtype=np.float64) - quarter  # a new array: one may share its buffer
     tl = run.train.get(host)
     if tl is not None:
         for item in tl.saves + tl.events:

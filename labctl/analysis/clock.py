@@ -37,6 +37,18 @@ class HostClock:
         return naive_epoch - self.utc_offset_s - self.offset_s
 
 
+def iso_epoch(text: object) -> float | None:
+    """Seconds since the epoch of an ISO 8601 time (`Z` for UTC allowed); None when `text` is not one."""
+    from datetime import datetime
+
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def naive_epoch(year: int, month: int, day: int, hh: int, mm: int, ss: float) -> float:
     """Seconds since the epoch of a wall time taken as UTC (no zone conversion)."""
     import calendar  # here: its imports (datetime, locale) would delay every parse's start

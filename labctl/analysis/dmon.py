@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from labctl.analysis.clock import HostClock, naive_epoch
+from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import ParseStats, iter_text
-from labctl.analysis.series import Series, SeriesStore
-from labctl.formats.dmon import rows
+from labctl.analysis.rawfile import open_raw, read_table
+from labctl.analysis.series import SeriesStore
+from labctl.formats.dmon import samples
 
 SOURCE = "dmon"
 # unit in dmon's header -> (timeline unit, factor)
@@ -18,159 +19,73 @@ _UNITS: dict[str, tuple[str, float]] = {
     "MB": ("B", 2.0**20), "MB/s": ("B/s", 1e6), "errs": ("count", 1.0),
     "GPM:%": ("%", 1.0), "GPM:MiB/s": ("B/s", 2.0**20),
 }
-_SKIP_COLS = {"Date", "Time", "gpu"}
 
 
 def parse_dmon(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
                start_ts: float | None = None, interval_s: float = 1.0) -> ParseStats:
-    """Parse one dmon log into `gpu.<column>` series (one per GPU index).
+    """Parse one dmon log into `gpu.<column>` series (one per GPU index): from the agent's `dmon.csv` when
+    there is a usable one, else from the log (`labctl.formats.dmon.samples`, same series).
 
     Rows carry their own `Date Time` (host local time) with `-o DT`; without it, samples are numbered by GPU
-    index wrap-around and placed at `start_ts + n * interval_s`. Rows whose token count differs from the
-    header's (a `^C` mid-line), `-` values and unparsable numbers produce no record and are counted.
+    index wrap-around and placed at `start_ts + n * interval_s` (no start: not placed, `no_timestamp`).
     """
+    open_raw(path).close()  # the evidence: refused by name unless a regular file
+    csv = path.with_name("dmon.csv")
+    if csv.exists() and (stats := _from_csv(csv, host, store, clock)) is not None:
+        return stats
     stats = ParseStats(SOURCE, str(path))
-    kept = []  # rows with as many tokens as their header has names
-    for r in rows(iter_text(path, stats)):
-        if r is None or len(r[2]) != len(r[0]):
-            stats.skip("no_header" if r is None else "column_count")
+    sample, last_gpu = -1, 10**9
+    placed: list[tuple[float, int, list[tuple[str, float]]]] = []
+    for ts, gpu, cells in samples(iter_text(path, stats), stats):
+        if ts is not None:
+            placed.append((clock.local(ts), gpu, cells))
+            continue
+        sample += gpu <= last_gpu
+        last_gpu = gpu
+        if start_ts is None:
+            stats.skip("no_timestamp")
         else:
-            kept.append(r)
-    if not _columns(kept, host, store, clock, stats):
-        _rows(kept, host, store, clock, stats, start_ts, interval_s)
+            placed.append((clock.host(start_ts + sample * interval_s), gpu, cells))
+    columns = list(dict.fromkeys(key for _, _, cells in placed for key, _ in cells))
+    at = {c: i for i, c in enumerate(columns)}
+    grid = np.full((len(placed), len(columns)), np.nan)
+    for r, (_, _, cells) in enumerate(placed):
+        for key, value in cells:
+            grid[r, at[key]] = value
+    ts, idx = np.array([p[0] for p in placed], dtype=float), np.array([p[1] for p in placed], dtype=np.int64)
+    _store(ts, idx, {c: grid[:, i] for i, c in enumerate(columns)}, host, store, stats)
     return stats
 
 
-def _rows(kept: list[tuple[list[str], list[str], list[str]]], host: str, store: SeriesStore, clock: HostClock,
-          stats: ParseStats, start_ts: float | None, interval_s: float) -> None:
-    """The reference parse, a row at a time."""
-    sample = -1
-    last_idx = 10**9
-    last_stamp = ""
-    rows_in_sample = 0
-    gpus_seen: set[int] = set()
-    short_samples = 0
-    day_cache: dict[str, float] = {}
-    series: dict[tuple[int, str, str], Series] = {}  # this parse's series, each looked up once
-    for names, units, toks in kept:
-        row = dict(zip(names, toks, strict=True))
-        try:
-            idx = int(row["gpu"])
-        except ValueError:
-            stats.skip("bad_gpu_index")
-            continue
-        if "Date" in row and "Time" in row:
-            stamp = row["Date"] + row["Time"]
-            ts = _dt(row["Date"], row["Time"], day_cache)
-            if ts is None:
-                stats.skip("bad_timestamp")
-                continue
-            ts = clock.local(ts)
-            new_sample = stamp != last_stamp
-            last_stamp = stamp
-        else:
-            new_sample = idx <= last_idx
-            if new_sample:
-                sample += 1
-            if start_ts is None:
-                stats.skip("no_timestamp")
-                last_idx = idx
-                continue
-            ts = clock.host(start_ts + sample * interval_s)
-        if new_sample:
-            if rows_in_sample and gpus_seen and rows_in_sample < len(gpus_seen):
-                short_samples += 1
-            rows_in_sample = 0
-        rows_in_sample += 1
-        last_idx = idx
-        gpus_seen.add(idx)
-        for i, name in enumerate(names):
-            tok = toks[i]
-            if tok == "-" or name in _SKIP_COLS:
-                continue
-            try:
-                value = float(tok)
-            except ValueError:
-                stats.skip("bad_value")
-                continue
-            unit, factor = _UNITS.get(units[i] if i < len(units) else "", ("", 1.0))
-            key = (idx, name, unit)
-            if (s := series.get(key)) is None:
-                s = series[key] = store.series_for(host, idx, SOURCE, f"gpu.{name}", unit)
-            s.ts.append(ts)
-            s.values.append(value * factor)
-            stats.records += 1
-    if short_samples:
-        stats.skip("short_sample", short_samples)
-
-
-def _columns(kept: list[tuple[list[str], list[str], list[str]]], host: str, store: SeriesStore,
-             clock: HostClock, stats: ParseStats) -> bool:
-    """`_rows`' result computed a column at a time, for a log whose every row has a GPU index, a valid
-    Date/Time and numbers or `-` (what dmon writes); False, having stored nothing, for any other log."""
-    if not kept or any(not {"Date", "Time", "gpu"} <= set(names) for names, _, _ in kept):
-        return False
-    day_cache: dict[str, float] = {}
-    stamps = [(t[names.index("Date")], t[names.index("Time")]) for names, _, t in kept]
-    epochs = {st: _dt(st[0], st[1], day_cache) for st in dict.fromkeys(stamps)}
-    if None in epochs.values():
-        return False
-    gpus = [t[names.index("gpu")] for names, _, t in kept]
-    if not all(g.isdigit() for g in gpus):
-        return False
-    ts_all = clock.local(np.array([epochs[st] for st in stamps]))
-    idx_all = np.array(gpus, dtype=np.int64)
-    out: dict[tuple[int, str], tuple[str, list[np.ndarray], list[np.ndarray]]] = {}
-    start = 0
-    while start < len(kept):  # runs of rows under one header
-        names, units = kept[start][0], kept[start][1]
-        end = start
-        while end < len(kept) and kept[end][0] is names and kept[end][1] is units:
-            end += 1
-        cells = np.array([t for _, _, t in kept[start:end]], dtype=str)
-        for i, name in enumerate(names):
-            if name in _SKIP_COLS:
-                continue
-            col, ts, idx = cells[:, i], ts_all[start:end], idx_all[start:end]
-            given = col != "-"
-            try:
-                values = col[given].astype(np.float64)
-            except ValueError:
-                return False
-            unit, factor = _UNITS.get(units[i] if i < len(units) else "", ("", 1.0))
-            for g in np.unique(idx[given]).tolist():
-                mine = idx[given] == g
-                entry = out.setdefault((g, name), (unit, [], []))
-                entry[1].append(ts[given][mine])
-                entry[2].append(values[mine] * factor)
-        start = end
-    for (g, name), (unit, ts_parts, value_parts) in out.items():
-        values = np.concatenate(value_parts)
-        store.extend(host, g, SOURCE, f"gpu.{name}", unit, np.concatenate(ts_parts), values)
-        stats.records += values.size
-    seen: set[int] = set()
-    short = 0
-    k = 0
-    while k < len(stamps):  # samples (runs of one Date/Time): a short one lacks GPUs seen before it ended
-        j = k
-        while j < len(stamps) and stamps[j] == stamps[k]:
-            j += 1
-        seen.update(idx_all[k:j].tolist())
-        short += j < len(stamps) and j - k < len(seen)
-        k = j
-    stats.skip("short_sample", short)
-    return True
-
-
-def _dt(date: str, time: str, cache: dict[str, float]) -> float | None:
-    """`YYYYMMDD`, `HH:MM:SS` -> naive epoch seconds, or None when malformed."""
-    base = cache.get(date)
-    try:
-        if base is None:
-            if len(date) != 8:
-                return None
-            base = cache[date] = naive_epoch(int(date[:4]), int(date[4:6]), int(date[6:]), 0, 0, 0)
-        hh, mm, ss = time.split(":")
-        return base + int(hh) * 3600 + int(mm) * 60 + int(ss)
-    except ValueError:
+def _from_csv(path: Path, host: str, store: SeriesStore, clock: HostClock) -> ParseStats | None:
+    """The series of the agent's `dmon.csv` (pyarrow); None when it cannot be used."""
+    t = read_table(path, None)
+    if t is None or list(t)[:2] != ["ts", "gpu"] or np.isnan(t["ts"]).any() or np.isnan(t["gpu"]).any():
         return None
+    stats = ParseStats(SOURCE, str(path), lines=len(t["ts"]) + 1)
+    columns = {c: t[c] for c in list(t)[2:]}
+    _store(clock.local(t["ts"]), t["gpu"].astype(np.int64), columns, host, store, stats)
+    return stats
+
+
+def _store(ts: np.ndarray, idx: np.ndarray, columns: dict[str, np.ndarray], host: str, store: SeriesStore,
+           stats: ParseStats) -> None:
+    """Rows at `ts` of GPUs `idx`, values by `name:unit` column (NaN: none) into `gpu.<name>` series; a sample
+    (a run of one ts) that is not the last and lacks GPUs seen before it ended is counted `short_sample`."""
+    gpus = np.unique(idx).tolist()
+    for column, values in columns.items():
+        name, _, dmon_unit = column.partition(":")
+        unit, factor = _UNITS.get(dmon_unit, ("", 1.0))
+        given = ~np.isnan(values)
+        for g in gpus:
+            mine = given & (idx == g)
+            if mine.any():
+                store.extend(host, g, SOURCE, f"gpu.{name}", unit, ts[mine], values[mine] * factor)
+                stats.records += int(mine.sum())
+    if not ts.size:
+        return
+    starts = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
+    first_seen = np.zeros(ts.size, dtype=np.int64)
+    first_seen[np.unique(idx, return_index=True)[1]] = 1
+    ends = np.r_[starts[1:], ts.size]
+    stats.skip("short_sample", int(np.sum((ends - starts < np.cumsum(first_seen)[ends - 1])[:-1])))

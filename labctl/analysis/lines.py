@@ -25,12 +25,6 @@ class ParseStats:
         if n > 0:
             self.skipped[reason] += n
 
-    def add(self, other: ParseStats) -> None:
-        """Count another part's lines, records and skips in (a file parsed in ranges)."""
-        self.lines += other.lines
-        self.records += other.records
-        self.skipped.update(other.skipped)
-
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (summary.json `parse`)."""
         return {"source": self.source, "path": self.path, "lines": self.lines, "records": self.records,

@@ -1,5 +1,6 @@
-"""Per-interval `nfs.*` series from a host's mountstats samples: the compact `mountstats.csv` when the
-bundle has it (read with pyarrow), else the verbatim `mountstats.log` through `labctl.formats.mountstats`.
+"""Per-interval `nfs.*` series from a host's mountstats samples: the agent's compact `mountstats.csv`
+(pyarrow) when the bundle has it, else the verbatim `mountstats.log` turned into the same rows through
+`labctl.formats.mountstats`; one computation for both.
 
 A decreasing `age:` or any negative byte delta starts a new baseline (no record); the timestamp of an interval
 is its end.
@@ -11,8 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import ParseStats, iter_text
+from labctl.analysis.rawfile import open_raw, read_table
 from labctl.analysis.series import SeriesStore
 from labctl.formats import mountstats as fmt
 from labctl.formats.mountstats import Entry
@@ -20,69 +24,7 @@ from labctl.formats.mountstats import Entry
 SOURCE = "mountstats"
 MAX_DELTA = 2**63
 MAX_BYTES_RATE = 1e12  # 1 TB/s per mount: anything above is a counter glitch, not traffic
-LATENCIES = ((6, "rtt_ms"), (7, "exe_ms"), (5, "queue_ms"))
-Metrics = list[tuple[str, str, float]]
-
-
-def interval_metrics(e0: Entry, e1: Entry, dt: float, stats: ParseStats) -> Metrics | None:
-    """(metric, unit, value) for the interval between two snapshots, or None when it must be dropped."""
-    if e1.age is not None and e0.age is not None and e1.age < e0.age:
-        stats.skip("counter_reset")
-        return None
-    db = [b - a for a, b in zip(e0.bytes, e1.bytes, strict=True)]
-    if any(d < 0 for d in db):
-        stats.skip("counter_reset")
-        return None
-    if any(d > MAX_DELTA for d in db) or max(db[4], db[5]) / dt > MAX_BYTES_RATE:
-        stats.skip("absurd_delta")
-        return None
-    out: Metrics = [
-        ("nfs.read.bytes", "B", float(db[4])), ("nfs.write.bytes", "B", float(db[5])),
-        ("nfs.read.bytes_rate", "B/s", db[4] / dt), ("nfs.write.bytes_rate", "B/s", db[5] / dt),
-        ("nfs.app_read.bytes_rate", "B/s", (db[0] + db[2]) / dt),
-        ("nfs.app_write.bytes_rate", "B/s", (db[1] + db[3]) / dt),
-        ("nfs.mmap_read.bytes_rate", "B/s", max(0, db[4] - db[0] - db[2]) / dt),
-    ]
-    retrans = timeouts = errors = 0
-    for name, v1 in e1.ops.items():
-        v0 = e0.ops.get(name)
-        if v0 is None:
-            continue
-        d = [b - a for a, b in zip(v0, v1, strict=False)]
-        if d[0] < 0 or d[0] > MAX_DELTA:
-            stats.skip("counter_reset")
-            continue
-        low = name.lower()
-        out.append((f"nfs.{low}.ops_rate", "ops/s", d[0] / dt))
-        if 0 <= d[1] - d[0] < MAX_DELTA:
-            retrans += d[1] - d[0]
-        timeouts += max(d[2], 0)
-        if len(d) > 8 and 0 <= d[8] < MAX_DELTA:
-            errors += d[8]
-        if d[0] > 0 and name in ("READ", "WRITE", "COMMIT"):
-            for idx, label in LATENCIES:
-                if 0 <= d[idx] < MAX_DELTA:
-                    out.append((f"nfs.{low}.{label}", "ms", d[idx] / d[0]))
-                else:
-                    stats.skip("absurd_delta")
-    out += [("nfs.retrans", "count", float(retrans)), ("nfs.timeouts", "count", float(timeouts))]
-    if any(len(v) > 8 for v in e1.ops.values()):
-        out.append(("nfs.errors", "count", float(errors)))
-    (s0, b0), (s1, b1) = e0.xprt_sums(), e1.xprt_sums()
-    out.append(("nfs.xprt.count", "count", float(len(e1.xprts))))
-    if len(e0.xprts) == len(e1.xprts) and s1 >= s0:
-        out.append(("nfs.xprt.sends_rate", "ops/s", (s1 - s0) / dt))
-        if s1 > s0 and b1 >= b0:
-            out.append(("nfs.xprt.backlog_avg", "count", (b1 - b0) / (s1 - s0)))
-    ev0, ev1 = e0.events, e1.events
-    if len(ev0) == len(ev1) and len(ev1) > fmt.EV_FSYNC:
-        out.append(("nfs.fsync_rate", "ops/s", max(0, ev1[fmt.EV_FSYNC] - ev0[fmt.EV_FSYNC]) / dt))
-        if len(ev1) > fmt.EV_PNFS_WRITE:
-            out.append(("nfs.pnfs.read_dispatch_rate", "ops/s",
-                        max(0, ev1[fmt.EV_PNFS_READ] - ev0[fmt.EV_PNFS_READ]) / dt))
-            out.append(("nfs.pnfs.write_dispatch_rate", "ops/s",
-                        max(0, ev1[fmt.EV_PNFS_WRITE] - ev0[fmt.EV_PNFS_WRITE]) / dt))
-    return out
+LATENCIES = (("rtt", "rtt_ms"), ("exe", "exe_ms"), ("queue", "queue_ms"))
 
 
 @dataclass
@@ -105,10 +47,10 @@ class MountInfo:
                 "pnfs": self.pnfs, "xprt_count": self.xprt_count}
 
 
-def complete_snapshots(path: Path, stats: ParseStats,
+def complete_snapshots(lines: Iterator[str], stats: ParseStats,
                        mount: str | None) -> Iterator[tuple[float, float, Entry]]:
-    """(epoch, monotonic, entry) of each complete NFS snapshot of a `mountstats.log`."""
-    for epoch, mono, body in fmt.read_snapshots(iter_text(path, stats), stats):
+    """(epoch, monotonic, entry) of each complete NFS snapshot of a `mountstats.log`'s lines."""
+    for epoch, mono, body in fmt.read_snapshots(lines, stats):
         entry = fmt.pick(fmt.parse_entries(body, stats), mount)
         if entry is None or not entry.complete():
             stats.skip("incomplete_snapshot")
@@ -121,22 +63,108 @@ def parse_mountstats_log(path: Path, host: str, store: SeriesStore, clock: HostC
     """Per-interval `nfs.*` series of a bundle `mountstats.log` (the verbatim samples)."""
     stats = ParseStats(SOURCE, str(path))
     info: MountInfo | None = None
-    prev: tuple[float, Entry] | None = None
-    for epoch, mono, entry in complete_snapshots(path, stats, mount):
+    rows = []
+    for epoch, mono, entry in complete_snapshots(iter_text(path, stats), stats, mount):
         info = info or MountInfo.of(entry)
-        if prev is not None and mono - prev[0] <= 0:
-            stats.skip("bad_interval")
-        elif prev is not None and (metrics := interval_metrics(prev[1], entry, mono - prev[0], stats)):
-            ts = clock.host(epoch)
-            for metric, unit, value in [*metrics, ("nfs.interval_s", "s", mono - prev[0])]:
-                store.add(host, -1, SOURCE, metric, unit, ts, value)
-            stats.records += len(metrics)
-        prev = mono, entry
+        rows.append([float(x) if x else np.nan for x in fmt.record(epoch, mono, entry)])
+    grid = np.array(rows, dtype=np.float64).reshape(len(rows), len(fmt.COLUMNS))
+    _interval_series({n: grid[:, i].copy() for i, n in enumerate(fmt.COLUMNS)}, host, store, clock, stats)
     return stats, info
 
 
+def read_mountstats_csv(path: Path, host: str, store: SeriesStore, clock: HostClock) -> ParseStats | None:
+    """`mountstats.csv` into the series `parse_mountstats_log` gives its log; None when unusable."""
+    c = read_table(path, fmt.COLUMNS)
+    if c is None:
+        return None
+    stats = ParseStats(SOURCE, str(path), lines=len(c["ts"]) + 1)
+    _interval_series(c, host, store, clock, stats)
+    return stats
+
+
 def first_mount_info(path: Path, mount: str | None = None) -> MountInfo | None:
-    """The mount as the log's first complete snapshot shows it, without reading the rest."""
-    for _, _, entry in complete_snapshots(path, ParseStats(SOURCE), mount):
-        return MountInfo.of(entry)
+    """The mount as the log's first complete snapshot shows it, reading no further."""
+    with open_raw(path, buffering=1 << 16) as fh:
+        lines = (raw.decode("utf-8", "replace").rstrip("\r\n") for raw in fh)
+        for _, _, entry in complete_snapshots(lines, ParseStats(SOURCE), mount):
+            return MountInfo.of(entry)
     return None
+
+
+def _interval_series(c: dict[str, np.ndarray], host: str, store: SeriesStore, clock: HostClock,
+                     stats: ParseStats) -> None:
+    """The per-interval series of consecutive snapshot rows (`fmt.COLUMNS`, NaN where empty)."""
+    d = {k: v[1:] - v[:-1] for k, v in c.items()}
+    cur = {k: v[1:] for k, v in c.items()}
+    dt = d["mono"]
+    stats.skip("bad_interval", int(np.sum(dt <= 0)))
+    db = np.stack([d[f"bytes{i}"] for i in range(8)]) if len(dt) else np.zeros((8, 0))
+    reset = (dt > 0) & ((d["age"] < 0) | np.any(db < 0, axis=0))
+    absurd = (dt > 0) & ~reset & (np.any(db > MAX_DELTA, axis=0) | (np.maximum(db[4], db[5]) / np.where(
+        dt > 0, dt, 1) > MAX_BYTES_RATE))
+    stats.skip("counter_reset", int(reset.sum()))
+    stats.skip("absurd_delta", int(absurd.sum()))
+    ok = (dt > 0) & ~reset & ~absurd
+    if not ok.all():
+        dt, db = dt[ok], db[:, ok]
+        d = {k: v[ok] for k, v in d.items()}
+        cur = {k: v[ok] for k, v in cur.items()}
+    ts = clock.host_in_place(cur["ts"].copy())
+    out: list[tuple[str, str, np.ndarray, np.ndarray]] = []
+
+    def add(metric: str, unit: str, values: np.ndarray, where: np.ndarray | None = None) -> None:
+        out.append((metric, unit, ts, values) if where is None else (metric, unit, ts[where], values[where]))
+
+    add("nfs.read.bytes", "B", db[4])
+    add("nfs.write.bytes", "B", db[5])
+    add("nfs.read.bytes_rate", "B/s", db[4] / dt)
+    add("nfs.write.bytes_rate", "B/s", db[5] / dt)
+    add("nfs.app_read.bytes_rate", "B/s", (db[0] + db[2]) / dt)
+    add("nfs.app_write.bytes_rate", "B/s", (db[1] + db[3]) / dt)
+    add("nfs.mmap_read.bytes_rate", "B/s", np.maximum(0, db[4] - db[0] - db[2]) / dt)
+    retrans, timeouts, errors = np.zeros(len(dt)), np.zeros(len(dt)), np.zeros(len(dt))
+    any_errors = ~np.isnan(cur["other_errors"])
+
+    def count(r: np.ndarray, t: np.ndarray, e: np.ndarray, good: np.ndarray) -> None:
+        retrans[:] += np.where(good & (r >= 0) & (r < MAX_DELTA), r, 0)
+        timeouts[:] += np.where(good, np.maximum(np.nan_to_num(t), 0), 0)
+        errors[:] += np.where(good & (e >= 0) & (e < MAX_DELTA), e, 0)
+
+    for op in fmt.OPS:
+        low = op.lower()
+        d0 = d[f"{low}_ops"]
+        have = ~np.isnan(d0)
+        bad = have & ((d0 < 0) | (d0 > MAX_DELTA))
+        stats.skip("counter_reset", int(bad.sum()))
+        good = have & ~bad
+        add(f"nfs.{low}.ops_rate", "ops/s", d0 / dt, good)
+        if op not in fmt.DATA_OPS:
+            continue
+        any_errors |= ~np.isnan(cur[f"{low}_errors"])
+        count(d[f"{low}_trans"] - d0, d[f"{low}_timeouts"], d[f"{low}_errors"], good)
+        busy = good & (d0 > 0)
+        for field, label in LATENCIES:
+            x = d[f"{low}_{field}"]
+            fine = busy & (x >= 0) & (x < MAX_DELTA)
+            stats.skip("absurd_delta", int((busy & ~fine).sum()))
+            add(f"nfs.{low}.{label}", "ms", x / np.where(d0 > 0, d0, 1), fine)
+    count(d["other_retrans"], d["other_timeouts"], d["other_errors"], np.ones(len(dt), dtype=bool))
+    add("nfs.retrans", "count", retrans)
+    add("nfs.timeouts", "count", timeouts)
+    add("nfs.errors", "count", errors, any_errors)
+    add("nfs.xprt.count", "count", cur["xprts"])
+    same = (d["xprts"] == 0) & (d["xprt_sends"] >= 0)
+    add("nfs.xprt.sends_rate", "ops/s", d["xprt_sends"] / dt, same)
+    busy = same & (d["xprt_sends"] > 0) & (d["xprt_backlog"] >= 0)
+    add("nfs.xprt.backlog_avg", "count", d["xprt_backlog"] / np.where(busy, d["xprt_sends"], 1), busy)
+    events = (d["events"] == 0) & (cur["events"] > fmt.EV_FSYNC)
+    add("nfs.fsync_rate", "ops/s", np.maximum(0, d["fsync"]) / dt, events)
+    pnfs = events & (cur["events"] > fmt.EV_PNFS_WRITE)
+    add("nfs.pnfs.read_dispatch_rate", "ops/s", np.maximum(0, d["pnfs_read"]) / dt, pnfs)
+    add("nfs.pnfs.write_dispatch_rate", "ops/s", np.maximum(0, d["pnfs_write"]) / dt, pnfs)
+    add("nfs.interval_s", "s", dt)
+    for metric, unit, times, values in out:
+        if times.size:
+            store.extend(host, -1, SOURCE, metric, unit, np.ascontiguousarray(times, dtype=np.float64),
+                         np.ascontiguousarray(values, dtype=np.float64))
+            stats.records += times.size if metric != "nfs.interval_s" else 0

@@ -1,5 +1,6 @@
-"""`nfsiostat.*` series of a host: the compact `nfsiostat.csv` when the bundle has it (pyarrow), else the
-verbatim `nfsiostat.log` through `labctl.formats.nfsiostat.Reader`."""
+"""`nfsiostat.*` series of a host: the agent's compact `nfsiostat.csv` (pyarrow) when the bundle has it, else
+the verbatim `nfsiostat.log` through `labctl.formats.nfsiostat.Reader`. The top `ops/s` comes from one
+transport only: dropped (counted) when the mount has nconnect > 1."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import ParseStats, iter_text
+from labctl.analysis.rawfile import read_table
 from labctl.analysis.series import SeriesStore
-from labctl.formats.nfsiostat import Reader
+from labctl.formats import nfsiostat as fmt
 
 SOURCE = "nfsiostat"
 
@@ -28,9 +30,29 @@ def parse_nfsiostat(path: Path, host: str, store: SeriesStore, clock: HostClock,
         col[2].append(value)
         stats.records += 1
 
-    reader = Reader(sink, clock, stats, nconnect=nconnect, skip_first=skip_first)
+    reader = fmt.Reader(sink, clock, stats, nconnect=nconnect, skip_first=skip_first)
     for line in iter_text(path, stats):
         reader.line(line)
     for metric, (unit, ts, values) in made.items():
         store.extend(host, -1, SOURCE, metric, unit, ts, values)
+    return stats
+
+
+def read_nfsiostat_csv(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
+                       nconnect: int = 1) -> ParseStats | None:
+    """`nfsiostat.csv` into the series `parse_nfsiostat` gives its log; None when it cannot be used."""
+    import numpy as np
+
+    t = read_table(path, fmt.COLUMNS)
+    if t is None:
+        return None
+    stats = ParseStats(SOURCE, str(path), lines=len(t["ts"]) + 1)
+    ts = clock.host_in_place(t["ts"].copy())
+    for name, unit in fmt.UNITS.items():
+        have = ~np.isnan(t[name])
+        if name == "rpc.ops_rate" and nconnect > 1:
+            stats.skip("top_line_nconnect", int(have.sum()))
+        elif have.any():
+            store.extend(host, -1, SOURCE, f"nfsiostat.{name}", unit, ts[have], t[name][have])
+            stats.records += int(have.sum())
     return stats

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from labctl.analysis.clock import iso_epoch
 from labctl.analysis.rawfile import read_text
-from labctl.analysis.timeline import Binned
+from labctl.analysis.series import Series
+from labctl.analysis.timeline import Binned, bin_series
 
 STATS = Path("raw") / "_ontap" / "stats.jsonl"
 COUNTERS = tuple(f"{g}_raw.{op}" for g in ("iops", "throughput", "latency")
@@ -50,13 +51,6 @@ class Counters:
     window: tuple[float, float] | None = None
 
 
-def _ts(text: Any) -> float | None:
-    try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def _flat(stats: dict[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     for key in COUNTERS:
@@ -80,7 +74,7 @@ def load_counters(run_dir: Path) -> Counters:
     lines.sort(key=lambda ln: float(ln.get("t") or 0))
     c = Counters(polls=len(lines))
     gaps = [float(ln["t"]) - t for ln in lines for r in ln["records"].get("flexgroup") or []
-            if (t := _ts((r.get("statistics") or {}).get("timestamp"))) is not None]
+            if (t := iso_epoch((r.get("statistics") or {}).get("timestamp"))) is not None]
     median = float(np.median(gaps)) if gaps else 0.0
     c.offset_s = median if abs(median) > OFFSET_TOLERANCE_S else 0.0
     prev: dict[tuple[str, str], tuple[float, dict[str, float]]] = {}
@@ -94,7 +88,7 @@ def load_counters(run_dir: Path) -> Counters:
             for rec in records:
                 name = str(rec.get("name") or rec.get("uuid") or "?")
                 stats = rec.get("statistics") or {}
-                t = _ts(stats.get("timestamp"))
+                t = iso_epoch(stats.get("timestamp"))
                 t = float(line["t"]) if t is None else t + c.offset_s
                 c.last.setdefault(kind, {})[name] = rec
                 now = _flat(stats)
@@ -175,11 +169,9 @@ def totals(c: Counters) -> dict[str, Any]:
             "aggregates": aggs, "lifs": lifs}
 
 
-def _binned(unit: str, t1: list[float], values: list[float], summed: bool) -> Binned:
-    """Values at interval ends on whole seconds (two ends in one second: summed, or averaged)."""
-    secs, inverse = np.unique(np.floor(np.array(t1, dtype=np.float64)).astype(np.int64), return_inverse=True)
-    total = np.bincount(inverse, weights=np.array(values, dtype=np.float64), minlength=secs.size)
-    return Binned(unit, secs, total if summed else total / np.bincount(inverse, minlength=secs.size))
+def _binned(metric: str, unit: str, t1: list[float], values: list[float]) -> Binned:
+    """Values at interval ends on whole seconds, as the timeline bins every series."""
+    return bin_series(metric, Series(unit, np.array(t1, dtype=float), np.array(values, dtype=float)))
 
 
 def series(c: Counters) -> dict[tuple[str, int, str, str], Binned]:
@@ -191,13 +183,14 @@ def series(c: Counters) -> dict[tuple[str, int, str, str], Binned]:
             ends = [i.t1 for i in ivs]
             for op in ("read", "write"):
                 vals = [i.d.get(f"throughput_raw.{op}", 0.0) for i in ivs]
-                out[(name, -1, "ontap", f"ontap.{kind}.{op}.bytes")] = _binned("B", ends, vals, True)
+                metric = f"ontap.{kind}.{op}.bytes"
+                out[(name, -1, "ontap", metric)] = _binned(metric, "B", ends, vals)
             if kind != "flexgroup":
                 continue
             for op in OPS:
                 ok = [i for i in ivs if i.d.get(f"iops_raw.{op}", 0) > 0]
                 if ok:
                     lat = [i.d.get(f"latency_raw.{op}", 0.0) / i.d[f"iops_raw.{op}"] for i in ok]
-                    out[(name, -1, "ontap", f"ontap.{kind}.latency_{op}")] = _binned(
-                        "us", [i.t1 for i in ok], lat, False)
+                    metric = f"ontap.{kind}.latency_{op}"
+                    out[(name, -1, "ontap", metric)] = _binned(metric, "us", [i.t1 for i in ok], lat)
     return out

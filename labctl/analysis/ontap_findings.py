@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from labctl.analysis.ontap import STATS, Counters, load_counters, series, totals
+from labctl.analysis.ontap import STATS, Counters, load_counters, totals
 from labctl.analysis.rawfile import read_json
-from labctl.analysis.timeline import Binned
 
 MONITORS = Path("raw") / "_ontap" / "monitors.json"
 AGREE_PCT = 5.0  # client and storage bytes this close count as agreeing
@@ -16,14 +15,6 @@ AGREE_PCT = 5.0  # client and storage bytes this close count as agreeing
 
 def absent(reason: str) -> dict[str, Any]:
     return {"available": False, "reason": reason}
-
-
-def storage_side(run_dir: Path, summary: dict[str, Any]) -> tuple[dict[str, Any], dict[Any, Binned]]:
-    """The `ontap` section and the ONTAP rows of the timeline (none when the bundle has no counters)."""
-    if not (run_dir / STATS).is_file():
-        return section(run_dir, summary), {}
-    c = load_counters(run_dir)
-    return section(run_dir, summary, c), series(c)
 
 
 def section(run_dir: Path, summary: dict[str, Any], counters: Counters | None = None) -> dict[str, Any]:

@@ -13,9 +13,12 @@ import math
 import os
 import stat
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from labctl.errors import StateError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
@@ -76,6 +79,32 @@ def read_json(path: Path, warnings: list[str]) -> Any:
     except (ValueError, OSError) as exc:
         warnings.append(f"{path}: unreadable JSON ({exc})")
         return None
+
+
+def read_table(path: Path, names: tuple[str, ...] | None,
+               ints: tuple[str, ...] = ()) -> dict[str, np.ndarray] | None:
+    """A compact record (the host agent's `*.csv`) read with pyarrow: its columns as float64 arrays (NaN where
+    empty), the `ints` columns as int64 (float64 with NaN where one is empty); None when it is not a CSV with
+    exactly these columns (`names`; None: those of its header line, read as they come).
+
+    Raises:
+        StateError: `path` exists but is not a regular file.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    with open_raw(path) as fh:
+        if names is None:
+            names = tuple(fh.readline().decode("utf-8", "replace").rstrip("\r\n").split(","))
+            fh.seek(0)
+        types = {n: pa.int64() if n in ints else pa.float64() for n in names}
+        try:
+            table = pacsv.read_csv(fh, convert_options=pacsv.ConvertOptions(column_types=types))
+        except (pa.ArrowInvalid, OSError):
+            return None
+    if tuple(table.column_names) != names:
+        return None
+    return {n: table[n].combine_chunks().to_numpy(zero_copy_only=False) for n in names}
 
 
 def finite_number(value: Any, *, path: Path, key: str, limit: float, unit: str = "s") -> float:

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 
+from labctl.analysis.clock import iso_epoch
 from labctl.analysis.lines import ParseStats
 from labctl.analysis.rawfile import read_text
 
 _HOST_EVENTS = {"runner_on_ok": "ok", "runner_on_failed": "failed", "runner_on_unreachable": "unreachable",
                 "runner_on_skipped": "skipped"}
-
-
-def _epoch(text: object) -> float | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def parse_runner_events(events_dir: Path) -> tuple[list[dict[str, object]], ParseStats]:
@@ -43,7 +34,7 @@ def parse_runner_events(events_dir: Path) -> tuple[list[dict[str, object]], Pars
                 stats.skip("bad_event")
                 continue
             stats.records += 1
-            if (t := _epoch(ev.get("created"))) is not None:
+            if (t := iso_epoch(ev.get("created"))) is not None:
                 times.append(t)
             if kind in _HOST_EVENTS and isinstance(data, dict):
                 host = str(data.get("host", "?"))

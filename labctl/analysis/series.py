@@ -37,17 +37,9 @@ class SeriesStore:
     def __init__(self) -> None:
         self.series: dict[SeriesKey, Series] = {}
 
-    def series_for(self, host: str, gpu: int, source: str, metric: str, unit: str) -> Series:
-        """The series for that key, created empty if needed (for parsers that append to it directly)."""
-        key = (host, gpu, source, metric)
-        s = self.series.get(key)
-        if s is None:
-            s = self.series[key] = Series(unit)
-        return s.appendable()
-
     def add(self, host: str, gpu: int, source: str, metric: str, unit: str, ts: float, value: float) -> None:
         """Record one sample."""
-        s = self.series_for(host, gpu, source, metric, unit)
+        s = self.series.setdefault((host, gpu, source, metric), Series(unit)).appendable()
         s.ts.append(ts)
         s.values.append(value)
 
@@ -71,10 +63,3 @@ class SeriesStore:
     def get(self, host: str, gpu: int, source: str, metric: str) -> Series | None:
         """The series for that key, if any sample was recorded."""
         return self.series.get((host, gpu, source, metric))
-
-    def hosts(self) -> list[str]:
-        """Hosts with at least one sample."""
-        return sorted({k[0] for k in self.series})
-
-    def __len__(self) -> int:
-        return sum(len(s.ts) for s in self.series.values())

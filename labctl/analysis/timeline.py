@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from labctl.analysis.series import Series, SeriesKey, SeriesStore
+from labctl.analysis.series import Series, SeriesKey
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -72,11 +72,6 @@ def bin_series(metric: str, s: Series, grouping: _Grouping | None = None) -> Bin
     return Binned(s.unit, g.secs, sums if is_summed(metric) else sums / g.counts)
 
 
-def bin_store(store: SeriesStore) -> dict[SeriesKey, Binned]:
-    """Every series of the store on the 1 s grid."""
-    return bin_all(store.series)
-
-
 def bin_all(series: Mapping[SeriesKey, Series]) -> dict[SeriesKey, Binned]:
     """These series on the 1 s grid. Series with the same timestamps (the trace's eight share one array; a
     log's metrics mostly come at the same instants) are grouped into seconds once."""
@@ -95,9 +90,11 @@ def bin_all(series: Mapping[SeriesKey, Series]) -> dict[SeriesKey, Binned]:
 
 ROWS_PER_GROUP = 1 << 20  # rows per Parquet row group
 # Dictionary pages for the text columns only, delta encoding for the seconds (ascending within each series),
-# statistics where readers filter (time, GPU), LZ4 pages.
+# the values' bytes split by significance (they compress better, and it is faster), statistics where readers
+# filter (time, GPU), LZ4 pages.
 WRITE_OPTIONS = {"compression": "lz4", "use_dictionary": ["host", "source", "metric", "unit"],
-                 "column_encoding": {"ts": "DELTA_BINARY_PACKED"}, "write_statistics": ["ts", "gpu"]}
+                 "column_encoding": {"ts": "DELTA_BINARY_PACKED", "value": "BYTE_STREAM_SPLIT"},
+                 "write_statistics": ["ts", "gpu"]}
 
 
 def to_table(binned: dict[SeriesKey, Binned]) -> pa.Table:
@@ -135,23 +132,20 @@ def to_table(binned: dict[SeriesKey, Binned]) -> pa.Table:
     return pa.Table.from_arrays(list(columns.values()), schema=schema)
 
 
+def informative(binned: dict[SeriesKey, Binned]) -> dict[SeriesKey, Binned]:
+    """The series the timeline holds: all but those 0 throughout (counters that never moved: ops the run
+    never issued, retrans, errors, an idle encoder), whose absence means just that."""
+    return {k: b for k, b in binned.items() if np.any(b.values != 0)}
+
+
 def write_timeline(binned: dict[SeriesKey, Binned], path: Path) -> int:
-    """Write `timeline.parquet` atomically (tmp + rename); returns the row count."""
+    """Write the timeline to `path` (nothing left there on failure); returns the row count."""
     import pyarrow.parquet as pq
 
     table = to_table(binned)
-    tmp = path.with_suffix(".parquet.tmp")
     try:
-        pq.write_table(table, tmp, row_group_size=ROWS_PER_GROUP, **WRITE_OPTIONS)
+        pq.write_table(table, path, row_group_size=ROWS_PER_GROUP, **WRITE_OPTIONS)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         raise
-    tmp.replace(path)
     return table.num_rows
-
-
-def read_timeline(path: Path) -> pa.Table:
-    """Read a timeline written by `write_timeline`."""
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path)

@@ -6,19 +6,29 @@ The shipped program prints, per tick: `printf "tick <nsecs>"` then one flat tota
 any, `@ckpt_open[comm, path]`; at exit a last tick, `printf "totals <nsecs>"`, the per-command maps and the
 histograms over the whole run, and `printf "end <nsecs>"`. Older traces printed the per-command maps and
 histograms every tick: their per-tick sums are the maps' totals (read the same way).
+
+Its compact form, written by the host agent once bpftrace has stopped (`write_compact`): `bpftrace.csv`, a row
+per tick (`TICK_COLUMNS`: the tick's boot-clock ns and the sums of the second it closes), and
+`bpftrace.totals.json`, everything else the trace holds (`Trace.totals`) with the verbatim file's line count
+and skips.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
-from .mountstats import NoSkips, Skips
+from .mountstats import CountedSkips, NoSkips, Skips
 
 SUM_MAPS = ("read_bytes", "write_bytes", "read_calls", "write_calls", "fsync_calls")
 HIST_MAPS = ("read_size", "write_size")
 MARKERS = ("tick", "start", "totals", "end")
+TICK_COLUMNS = ("ns", *SUM_MAPS)
+COMPACT = ("bpftrace.csv", "bpftrace.totals.json")  # beside bpftrace.jsonl
 _MISESCAPE = re.compile(rb"\\uffffff([0-9a-fA-F]{2})")
 _TICK = b'{"type": "printf", "data": "tick '
 _IO = b'{"type": "map", "data": {"@io": '
@@ -111,6 +121,25 @@ class Trace:
         else:
             self.skips.skip("other_record")
 
+    def totals(self) -> dict[str, Any]:
+        """What the trace holds besides its ticks, as JSON (`from_totals` reads it back)."""
+        return {"start": self.start, "ticks": len(self.ticks), "lost_events": self.lost_events,
+                "probes": self.probes, "by_comm": self.by_comm, "opens": self.opens,
+                "hists": {m: [[lo, hi, n] for (lo, hi), n in h.items()] for m, h in self.hists.items()}}
+
+    @classmethod
+    def from_totals(cls, doc: dict[str, Any]) -> Trace:
+        """A trace holding `totals`' content, without ticks (raises ValueError/KeyError/TypeError when `doc`
+        is not such a document)."""
+        t = cls()
+        t.start, t.lost_events, t.probes = doc["start"], int(doc["lost_events"]), doc["probes"]
+        for m in SUM_MAPS:
+            t.by_comm[m].update({str(c): int(n) for c, n in doc["by_comm"][m].items()})
+        for m in HIST_MAPS:
+            t.hists[m].update({(lo, hi): int(n) for lo, hi, n in doc["hists"][m]})
+        t.opens = [(int(ns), str(c), str(p), int(n)) for ns, c, p, n in doc["opens"]]
+        return t
+
     def close(self) -> None:
         """The last tick's sums (its interval ends with the trace)."""
         if len(self.sums[SUM_MAPS[0]]) < len(self.ticks):
@@ -168,3 +197,27 @@ class Trace:
                 self.skips.skip("unknown_map")
         except (ValueError, TypeError, AttributeError, IndexError):
             self.skips.skip("bad_map_value")
+
+
+def write_compact(jsonl: Path) -> None:
+    """Read the verbatim trace `jsonl` (line by line, as the analysis would) and write its compact form beside
+    it (`COMPACT`; each through a temporary file and a rename, the totals last)."""
+    skips = CountedSkips()
+    trace = Trace(skips)
+    lines = 0
+    with open(jsonl, "rb") as fh:
+        for raw in fh:
+            lines += 1
+            if not raw.endswith(b"\n"):  # a last line cut short: not read, as the analysis does not
+                skips.skip("truncated_last_line")
+                break
+            trace.line(raw[:-1].rstrip(b"\r"))
+    trace.close()
+    rows = [",".join(TICK_COLUMNS)]
+    rows += [f"{ns}," + ",".join(repr(trace.sums[m][i]) for m in SUM_MAPS)
+             for i, ns in enumerate(trace.ticks)]
+    totals = {**trace.totals(), "lines": lines, "skipped": dict(skips.counts)}
+    for name, text in zip(COMPACT, ("\n".join(rows) + "\n", json.dumps(totals)), strict=True):
+        tmp = jsonl.with_name(f".{name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, jsonl.with_name(name))

@@ -3,12 +3,14 @@
 
 `mountstats.log`: per sample a line `#ts <epoch> <monotonic>`, then the mount's entry verbatim.
 `mountstats.csv`: the header `COLUMNS`, then one row per complete snapshot (`record`); an op the entry lacks
-has empty cells, `errors` is empty where the kernel prints 8 per-op fields.
+has empty cells, `errors` is empty where the kernel prints 8 per-op fields. Every counter of the `DATA_OPS`;
+of the other ops their op counts, and their retransmissions (transmissions − ops), timeouts and errors summed.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -35,6 +37,17 @@ class NoSkips:
 
     def skip(self, reason: str, n: int = 1) -> None:
         """Forget it."""
+
+
+class CountedSkips:
+    """Skips counted by reason (for a writer that keeps the reader's accounting)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        """Count it."""
+        self.counts[reason] += n
 
 
 @dataclass
@@ -219,10 +232,13 @@ def read_snapshots(lines: Iterable[str],
         skips.skip("outside_snapshot", len(body))
 
 
+DATA_OPS = ("READ", "WRITE", "COMMIT")  # every counter of these; of the other ops, ops and their sums
+DATA_FIELDS = ("ops", "trans", "timeouts", "queue", "rtt", "exe", "errors")
+OTHER_OPS = tuple(op for op in OPS if op not in DATA_OPS)
 COLUMNS = ("ts", "mono", "age", *(f"bytes{i}" for i in range(8)), "events", "fsync", "pnfs_read",
            "pnfs_write", "xprts", "xprt_sends", "xprt_backlog",
-           *(f"{op.lower()}_{f}" for op in OPS for f in ("ops", "trans", "timeouts", "queue", "rtt", "exe",
-                                                          "errors")))
+           *(f"{op.lower()}_{f}" for op in DATA_OPS for f in DATA_FIELDS),
+           *(f"{op.lower()}_ops" for op in OTHER_OPS), "other_retrans", "other_timeouts", "other_errors")
 _OP_INDEX = {"ops": 0, "trans": 1, "timeouts": 2, "queue": 5, "rtt": 6, "exe": 7, "errors": 8}
 
 
@@ -234,7 +250,12 @@ def record(epoch: float, mono: float, e: Entry) -> list[str]:
            str(len(ev)),
            *(str(ev[i]) if len(ev) > i else "" for i in (EV_FSYNC, EV_PNFS_READ, EV_PNFS_WRITE)),
            str(len(e.xprts)), str(sends), str(backlog)]
-    for op in OPS:
+    for op in DATA_OPS:
         nums = e.ops.get(op)
-        row += ["" if nums is None or len(nums) <= i else str(nums[i]) for i in _OP_INDEX.values()]
-    return row
+        row += ["" if nums is None or len(nums) <= _OP_INDEX[f] else str(nums[_OP_INDEX[f]])
+                for f in DATA_FIELDS]
+    others = [e.ops[op] for op in OTHER_OPS if op in e.ops]
+    row += [str(e.ops[op][0]) if op in e.ops else "" for op in OTHER_OPS]
+    errors = [n[8] for n in others if len(n) > 8]
+    return row + [str(sum(n[1] - n[0] for n in others)), str(sum(n[2] for n in others)),
+                  str(sum(errors)) if errors else ""]

@@ -1,5 +1,5 @@
 """`nfsiostat <interval> <mount>` text (nfs-utils ≤2.2 … HEAD `-m`, PCP's variant) as the host agent logs it:
-each block after a `#ts <epoch>` line; and its compact form `nfsiostat.csv` (`ts,metric,unit,value` rows).
+each block after a `#ts <epoch>` line; and its compact form `nfsiostat.csv` (one row per block: `COLUMNS`).
 
 Columns are mapped from each op's header line, `N (p%)` counts as one cell, the first block per mount
 (cumulative since mount) is dropped, free-text lines are ignored (counted).
@@ -26,7 +26,13 @@ _NAMES = {"ops/s": ("ops_rate", "ops/s"), "op/s": ("ops_rate", "ops/s"), "kB/s":
           "MB/s": ("bytes_rate", "B/s"), "kB/op": ("bytes_per_op", "B"), "MB/op": ("bytes_per_op", "B"),
           "retrans": ("retrans", "count"), "avg RTT (ms)": ("rtt_ms", "ms"), "avg exe (ms)": ("exe_ms", "ms"),
           "avg queue (ms)": ("queue_ms", "ms"), "errors": ("errors", "count")}
-COLUMNS = ("ts", "metric", "unit", "value")
+_FIELDS = {"ops_rate": "ops/s", "bytes_rate": "B/s", "bytes_per_op": "B", "retrans": "count", "rtt_ms": "ms",
+           "exe_ms": "ms", "queue_ms": "ms", "errors": "count", "bytes": "B"}
+# `nfsiostat.csv`: the block's time, then each metric (name without `nfsiostat.`; empty where the block has
+# none). The agent runs nfsiostat without -a/-d/-p: read and write are the ops it prints.
+UNITS = {"rpc.ops_rate": "ops/s", "rpc.backlog": "count",
+         **{f"{op}.{name}": unit for op in ("read", "write") for name, unit in _FIELDS.items()}}
+COLUMNS = ("ts", *UNITS)
 Sink = Callable[[str, str, float, float], None]  # metric, unit, timestamp, value
 _Column = tuple[str, str, float, str | None]  # metric, unit, scale, the `.bytes` metric of a rate
 _TOP: list[_Column] = [("nfsiostat.rpc.ops_rate", "ops/s", 1.0, None),
@@ -157,6 +163,31 @@ class Reader:
             self.sink(metric, unit, ts, value)
             if bytes_metric is not None and prev is not None:
                 self.sink(bytes_metric, "B", ts, value * (ts - prev))
+
+
+class Rows:
+    """A `Reader` sink that gathers each block's values into one `nfsiostat.csv` row (text, with its newline)
+    for `write`; `flush` once the block is complete (the next one begins, or the output ends)."""
+
+    def __init__(self, write: Callable[[str], object]) -> None:
+        self.write = write
+        self.ts: float | None = None
+        self.cells: dict[str, float] = {}
+
+    def sink(self, metric: str, unit: str, ts: float, value: float) -> None:  # noqa: ARG002 - a Sink
+        name = metric.removeprefix("nfsiostat.")
+        if ts != self.ts or name in self.cells:
+            self.flush()
+        self.ts = ts
+        if name in UNITS:
+            self.cells[name] = value
+
+    def flush(self) -> None:
+        """Write the gathered row, if any."""
+        if self.cells:
+            self.write(f"{self.ts!r}," + ",".join(repr(self.cells[c]) if c in self.cells else ""
+                                                  for c in COLUMNS[1:]) + "\n")
+        self.cells = {}
 
 
 def format_block(export: str, mount: str, top: tuple[float, float],

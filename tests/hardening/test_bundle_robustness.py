@@ -94,8 +94,9 @@ def _device(path: Path) -> None:
 
 
 KINDS = {"FIFO": _fifo, "directory": _directory, "socket": _socket, "character device": _device}
-VICTIMS = ["nfsiostat.log", "nfsiostat.csv", "mountstats.log", "mountstats.csv", "bpftrace.jsonl", "dmon.log",
-           "train.log", "clock.json", "bpftrace.meta.json", "monitors.json"]
+VICTIMS = ["nfsiostat.log", "nfsiostat.csv", "mountstats.log", "mountstats.csv", "bpftrace.jsonl",
+           "bpftrace.csv", "bpftrace.totals.json", "dmon.log", "dmon.csv", "train.log", "clock.json",
+           "bpftrace.meta.json", "monitors.json"]
 
 
 @pytest.mark.parametrize(("victim", "kind"), [(v, k) for v in VICTIMS for k in KINDS

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from labctl.analysis.clock import HostClock
-from labctl.analysis.compact import read_mountstats
-from labctl.analysis.mountstats import parse_mountstats_log
+from labctl.analysis.mountstats import parse_mountstats_log, read_mountstats_csv
 from labctl.analysis.series import SeriesStore
 from labctl.formats import mountstats, procmounts
 
@@ -43,7 +42,7 @@ def test_compact_mountstats_records_give_the_series_of_the_verbatim_log(tmp_path
     csv.write_text("\n".join(rows) + "\n")
     verbatim, compact = SeriesStore(), SeriesStore()
     parse_mountstats_log(log, "h", verbatim, HostClock(offset_s=2.5))
-    assert read_mountstats(csv, "h", compact, HostClock(offset_s=2.5)) is not None
+    assert read_mountstats_csv(csv, "h", compact, HostClock(offset_s=2.5)) is not None
     assert sorted(verbatim.series) == sorted(compact.series)
     for key, s in verbatim.series.items():
         np.testing.assert_allclose(np.asarray(compact.series[key].ts), np.asarray(s.ts))
@@ -52,23 +51,24 @@ def test_compact_mountstats_records_give_the_series_of_the_verbatim_log(tmp_path
 
 def test_compact_nfsiostat_records_give_the_series_of_the_verbatim_log(tmp_path):
     """The agent's rows (its Reader over the lines it logs) read back as the verbatim log parses."""
-    from labctl.analysis.compact import read_nfsiostat
-    from labctl.analysis.nfsiostat import parse_nfsiostat
+    from labctl.analysis.nfsiostat import parse_nfsiostat, read_nfsiostat_csv
     from labctl.formats import nfsiostat
     from tests.report.conftest import with_ts
 
     text = with_ts((FIXTURES / "nfsiostat_s3_2.6.2.log").read_text(), 1000.0, 5.0)
     log, csv = tmp_path / "nfsiostat.log", tmp_path / "nfsiostat.csv"
     log.write_text(text)
-    rows = [",".join(nfsiostat.COLUMNS)]
-    reader = nfsiostat.Reader(lambda m, u, t, v: rows.append(f"{t!r},{m},{u},{v!r}"))
+    rows = [",".join(nfsiostat.COLUMNS) + "\n"]
+    wide = nfsiostat.Rows(rows.append)
+    reader = nfsiostat.Reader(wide.sink)
     for line in text.splitlines():
         reader.line(line)
-    csv.write_text("\n".join(rows) + "\n")
+    wide.flush()
+    csv.write_text("".join(rows))
     verbatim, compact = SeriesStore(), SeriesStore()
     parse_nfsiostat(log, "h", verbatim, HostClock(offset_s=1.0))
-    assert read_nfsiostat(csv, "h", compact, HostClock(offset_s=1.0)) is not None
-    assert len(rows) > 10 and sorted(verbatim.series) == sorted(compact.series)
+    assert read_nfsiostat_csv(csv, "h", compact, HostClock(offset_s=1.0)) is not None
+    assert len(rows) == 2 and sorted(verbatim.series) == sorted(compact.series)
     for key, s in verbatim.series.items():
         other = compact.series[key]
         assert list(other.ts) == list(s.ts) and list(other.values) == list(s.values)
@@ -137,21 +137,85 @@ def test_trainer_log_lines_written_read_back_and_progress():
                                        "phase": "train"}
 
 
-def test_dmon_read_a_column_at_a_time_equals_the_row_reference():
-    from labctl.analysis.dmon import _columns, _rows
-    from labctl.analysis.lines import ParseStats, iter_text
+def _same_series(a: SeriesStore, b: SeriesStore) -> None:
+    assert a.series and sorted(a.series) == sorted(b.series)
+    for key, s in a.series.items():
+        assert b.series[key].unit == s.unit
+        assert list(b.series[key].ts) == list(s.ts) and list(b.series[key].values) == list(s.values)
+
+
+def test_the_agent_s_dmon_csv_gives_the_series_of_the_verbatim_log(tmp_path):
+    from labctl.analysis.dmon import parse_dmon
     from labctl.formats import dmon
 
     clock = HostClock(offset_s=3.0, utc_offset_s=3600.0, utc_offset_known=True)
     for name in ("dmon_a_new_dt_ctrlc.log", "dmon_b_old_5char.log"):
-        stats = ParseStats("dmon")
-        kept = [r for r in dmon.rows(iter_text(FIXTURES / name, stats)) if r and len(r[2]) == len(r[0])]
-        by_rows, by_columns = SeriesStore(), SeriesStore()
-        row_stats, column_stats = ParseStats("dmon"), ParseStats("dmon")
-        _rows(kept, "h", by_rows, clock, row_stats, None, 1.0)
-        assert _columns(kept, "h", by_columns, clock, column_stats)
-        assert by_rows.series and sorted(by_rows.series) == sorted(by_columns.series)
-        for key, s in by_rows.series.items():
-            assert list(by_columns.series[key].ts) == list(s.ts)
-            assert list(by_columns.series[key].values) == list(s.values)
-        assert row_stats.records == column_stats.records and row_stats.skipped == column_stats.skipped
+        log = tmp_path / name / "dmon.log"
+        log.parent.mkdir()
+        log.write_bytes((FIXTURES / name).read_bytes())
+        verbatim, compact = SeriesStore(), SeriesStore()
+        by_rows = parse_dmon(log, "h", verbatim, clock)
+        assert dmon.write_compact(log)
+        by_columns = parse_dmon(log, "h", compact, clock)
+        assert by_columns.path.endswith("dmon.csv") and by_columns.records == by_rows.records
+        assert by_columns.skipped.get("short_sample") == by_rows.skipped.get("short_sample")
+        _same_series(verbatim, compact)
+
+
+def test_a_dmon_log_without_dates_gets_no_csv(tmp_path):
+    from labctl.formats import dmon
+
+    log = tmp_path / "dmon.log"
+    log.write_bytes((FIXTURES / "dmon_d_8gpu_gpm.log").read_bytes())
+    assert not dmon.write_compact(log) and not (tmp_path / "dmon.csv").exists()
+
+
+def test_the_agent_s_compact_bpftrace_gives_what_the_verbatim_trace_gives(tmp_path):
+    from labctl.analysis.bpftrace import parse_bpftrace
+    from labctl.formats import bpftrace
+
+    for name in ("bpftrace_io_by_second_v0.17.jsonl", "bpftrace_v0.17_records.jsonl"):
+        trace = tmp_path / name / "bpftrace.jsonl"
+        trace.parent.mkdir()
+        trace.write_bytes((FIXTURES / name).read_bytes() + b'{"type": "printf", "da')  # a last line cut short
+        verbatim, compact = SeriesStore(), SeriesStore()
+        a = parse_bpftrace(trace, "h", verbatim, HostClock(offset_s=2.0), 1000.0)
+        bpftrace.write_compact(trace)
+        assert all((trace.parent / f).exists() for f in bpftrace.COMPACT)
+        b = parse_bpftrace(trace, "h", compact, HostClock(offset_s=2.0), 1000.0)
+        _same_series(verbatim, compact)
+        assert a.stats.to_dict() == b.stats.to_dict() and a.stats.skipped["truncated_last_line"] == 1
+        assert (a.by_comm, a.hists, a.opens, a.lost_events, a.probes) == \
+            (b.by_comm, b.hists, b.opens, b.lost_events, b.probes)
+    (trace.parent / "bpftrace.totals.json").write_text('{"start": null}')  # damaged: the verbatim trace
+    again = SeriesStore()
+    assert parse_bpftrace(trace, "h", again, HostClock(offset_s=2.0), 1000.0).stats.to_dict() \
+        == a.stats.to_dict()
+    _same_series(verbatim, again)
+
+
+def test_the_agent_s_nfsiostat_sampler_writes_a_row_per_block_that_reads_as_its_log(tmp_path):
+    """hostmon.py's nfsiostat sampler over a stand-in `nfsiostat` printing a real capture three times."""
+    import os
+    import subprocess
+    import sys
+
+    from labctl.analysis.nfsiostat import parse_nfsiostat, read_nfsiostat_csv
+
+    source = FIXTURES / "nfsiostat_s3_2.6.2.log"
+    capture = source.read_text()
+    fake = tmp_path / "bin" / "nfsiostat"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\ncat {source} {source} {source}\n")
+    fake.chmod(0o755)
+    log = tmp_path / "nfsiostat.log"
+    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    subprocess.run([sys.executable, "-m", "labctl.experiment.agent", "hostmon", "nfsiostat", "1", "/mnt/x",
+                    str(log)], env=env, check=True, timeout=60)
+    assert log.read_text().count("#ts ") == 3 * capture.count(" mounted on ")
+    verbatim, compact = SeriesStore(), SeriesStore()
+    parse_nfsiostat(log, "h", verbatim, HostClock(), nconnect=4)
+    stats = read_nfsiostat_csv(tmp_path / "nfsiostat.csv", "h", compact, HostClock(), nconnect=4)
+    assert stats is not None and stats.lines == 1 + 5  # every block but the first (since mount)
+    assert stats.skipped == {"top_line_nconnect": 5}
+    _same_series(verbatim, compact)

@@ -8,9 +8,9 @@ import pytest
 
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import ParseStats
-from labctl.analysis.mountstats import interval_metrics, parse_mountstats_log
+from labctl.analysis.mountstats import parse_mountstats_log
 from labctl.analysis.nfsiostat import parse_nfsiostat
-from labctl.formats.mountstats import parse_entries
+from labctl.formats.mountstats import format_snapshot, parse_entries
 from tests.report.conftest import FIXTURES, values, with_ts
 
 
@@ -151,7 +151,7 @@ def test_mountstats_nconnect16_head_and_pnfs_scsi_excerpt():
     assert p.ops["READ"] == [0] * 8
 
 
-def test_mountstats_escaped_names_two_xprts_and_overflowed_access():
+def test_mountstats_escaped_names_two_xprts_and_overflowed_access(tmp_path, store):
     (e,) = _entries("mountstats_escaped_path_overflow_constructed.txt")
     assert e.mount == "/mnt/my share" and e.device == "10.0.0.3:/fg llm"
     assert len(e.xprts) == 2 and len(e.events) == 25
@@ -159,9 +159,11 @@ def test_mountstats_escaped_names_two_xprts_and_overflowed_access():
     later = _entries("mountstats_escaped_path_overflow_constructed.txt")[0]
     later.bytes = [b + 10 for b in later.bytes]
     later.xprts = [(p, [v + (5 if i == 5 else 0) for i, v in enumerate(n)]) for p, n in later.xprts]
-    out = dict((m, v) for m, _, v in interval_metrics(e, later, 1.0, ParseStats("t")))
-    assert out["nfs.xprt.sends_rate"] == 10.0  # summed over both transports
-    assert out["nfs.xprt.count"] == 2.0
+    log = tmp_path / "mountstats.log"
+    log.write_text(format_snapshot(1000, 10, e.format()) + format_snapshot(1001, 11, later.format()))
+    parse_mountstats_log(log, "h", store, HostClock())
+    assert values(store, "nfs.xprt.sends_rate") == [10.0]  # summed over both transports
+    assert values(store, "nfs.xprt.count") == [2.0]
 
 
 def test_nfsiostat_values_after_a_garbled_timestamp_are_not_given_the_last_block(tmp_path, store):

@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks.synthbundle import SynthCheckpoint, SynthSpec, write_run
 from labctl.analysis.analyse import analyse
+from labctl.formats import dmon as formats_dmon
 
 
 def _check(summary, spec: SynthSpec) -> None:
@@ -126,6 +127,7 @@ def test_a_garbled_timestamp_does_not_stretch_the_run(tmp_path):
     last = dmon.read_text().splitlines()[-1].split()
     bad = " ".join(["19700101", "00:00:05"] + last[2:])  # a garbled date that still parses
     dmon.write_text(dmon.read_text() + bad + "\n")
+    assert formats_dmon.write_compact(dmon)  # the agent's record of that log
     s = analyse(tmp_path / "run").summary
     _check(s, spec)
     assert any("far outside the run" in w for w in s["warnings"])

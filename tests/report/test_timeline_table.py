@@ -73,7 +73,7 @@ def test_a_new_series_takes_extended_buffers_over_and_copies_them_before_appendi
 
 def test_series_with_the_same_times_are_binned_as_each_alone():
     from labctl.analysis.series import SeriesStore
-    from labctl.analysis.timeline import bin_series, bin_store
+    from labctl.analysis.timeline import bin_all, bin_series
 
     store = SeriesStore()
     ts = np.array([10.2, 10.7, 12.1, 11.5, 11.9, 12.0])  # out of order: sorted once for both
@@ -85,7 +85,7 @@ def test_series_with_the_same_times_are_binned_as_each_alone():
     other = ts.copy()
     other[2] = 13.5  # the same size and ends, other times
     store.extend("h", -1, "mountstats", "nfs.write.bytes", "B", other, rates)
-    binned = bin_store(store)
+    binned = bin_all(store.series)
     assert binned[("h", -1, "bpftrace", "io.read.bytes")].values.tolist() == [3.0, 9.0, 9.0]  # sums
     assert binned[("h", -1, "bpftrace", "io.read.bytes_rate")].values.tolist() == [3.0, 4.5, 4.5]  # means
     for key, s in store.series.items():
@@ -147,18 +147,20 @@ def _rows(path) -> dict:
             for h, g, src, m, v, u, ts in zip(*table.values(), strict=True)}
 
 
-def test_the_timeline_written_while_parsing_holds_every_binned_value(tmp_path):
-    """analyse writes a host's mountstats and nfsiostat rows while its trace is parsed, the rest after."""
+def test_the_timeline_holds_every_binned_value_of_every_series_not_zero_throughout(tmp_path):
     from benchmarks.synthbundle import SynthSpec, write_run
     from labctl.analysis.analyse import analyse
 
     write_run(tmp_path / "run", SynthSpec(hosts=("gpu1", "gpu2")))
     result = analyse(tmp_path / "run")
-    want = {(*k, int(t)): (v, b.unit) for k, b in result.binned.items()
+    zero = {k for k, b in result.binned.items() if not np.any(b.values)}
+    assert ("gpu1", -1, "mountstats", "nfs.retrans") in zero and ("gpu2", 0, "dmon", "gpu.enc") in zero
+    want = {(*k, int(t)): (v, b.unit) for k, b in result.binned.items() if k not in zero
             for t, v in zip(b.secs.tolist(), b.values.tolist(), strict=True)}
     assert {k[2] for k in want} >= {"dmon", "mountstats", "nfsiostat", "bpftrace"}
     assert _rows(tmp_path / "run" / "timeline.parquet") == want
     assert result.summary["timeline_rows"] == len(want)
+    assert result.summary["timeline_zero_series"] == len(zero)
     assert not list((tmp_path / "run").glob("*.tmp"))
 
 

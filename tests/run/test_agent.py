@@ -15,6 +15,7 @@ import pytest
 from labctl.experiment.agent import privilege, progress
 from labctl.experiment.agent.ship import ARCHIVE, write_agent
 from labctl.fileops import pid_alive
+from labctl.formats.dmon import rows as dmon_rows
 from labctl.formats.mountstats import COLUMNS, parse_entries, pick, read_snapshots
 
 DMON = """#!/bin/sh
@@ -151,8 +152,8 @@ def test_monitors_bracket_training_and_a_failing_monitor_is_recorded(host):
 
     raw = rundir / "raw"
     names = sorted(p.name for p in raw.iterdir())
-    assert names == ["dmon.log", "monitors.json", "mountstats.csv", "mountstats.log", "nfsiostat.csv",
-                     "nfsiostat.log", "train.log"]
+    assert names == ["dmon.csv", "dmon.log", "monitors.json", "mountstats.csv", "mountstats.log",
+                     "nfsiostat.csv", "nfsiostat.log", "train.log"]
     rows = (raw / "mountstats.csv").read_text().splitlines()
     snapshots = list(read_snapshots((raw / "mountstats.log").read_text().splitlines()))
     complete = [b for _, _, b in snapshots if pick(parse_entries(b), str(mount)).complete()]
@@ -170,6 +171,9 @@ def test_monitors_bracket_training_and_a_failing_monitor_is_recorded(host):
 
     dmon = (raw / "dmon.log").read_text().splitlines()
     assert dmon[0].startswith("#Date") and dmon[2].split()[2] == "0"
+    compact = (raw / "dmon.csv").read_text().splitlines()  # written by the agent once dmon stopped
+    whole = [r for r in dmon_rows(dmon) if r is not None and len(r[2]) == len(r[0])]
+    assert compact[0].startswith("ts,gpu,") and "sm:%" in compact[0] and len(compact) - 1 == len(whole) > 0
     ms = (raw / "mountstats.log").read_text()
     blocks = ms.split("#ts ")[1:]
     assert len(blocks) >= 6
@@ -321,3 +325,21 @@ def test_progress_on_real_llmstudio_v1_2_0_lines(tmp_path):
     assert progress.progress(log)["phase"] == "checkpoint"
     log.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert progress.progress(log)["epoch"] == 2
+
+
+def test_compact_records_are_written_after_the_monitors_and_a_failure_is_a_monitor_error(tmp_path):
+    from labctl.experiment.agent.monitors import MONITORS, Monitor, write_compact_records
+    from labctl.formats import bpftrace
+
+    fixtures = Path(__file__).parents[1] / "report" / "fixtures"
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "dmon.log").write_bytes((fixtures / "dmon_a_new_dt_ctrlc.log").read_bytes())
+    (raw / "bpftrace.jsonl").write_text(bpftrace.marker("tick", 10**9) + "\n")
+    (raw / ".bpftrace.csv.tmp").mkdir()  # the temporary file's place is taken: that write fails
+    kinds = {k.name: k for k in MONITORS}
+    dmon, trace = (Monitor(kinds[name], [name], tmp_path) for name in ("dmon", "bpftrace"))
+    write_compact_records(raw, [dmon, trace])
+    assert (raw / "dmon.csv").read_text().startswith("ts,gpu,pwr:W,gtemp:C,") and not dmon.rec["errors"]
+    assert trace.rec["errors"][0].startswith("compact record of bpftrace.jsonl not written")
+    assert not (raw / "bpftrace.csv").exists() and not (raw / "bpftrace.totals.json").exists()

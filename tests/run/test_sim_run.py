@@ -149,6 +149,32 @@ def test_run_ends_with_a_complete_bundle(lab, tmp_path):
             assert json.loads((raw / "bpftrace.meta.json").read_text())["realtime_minus_boottime"] > 0
         else:
             assert bpf["status"] == "skipped" and bpf["reason"]
+    compact_records_read_as_the_verbatim_files(bundle, tmp_path / "verbatim")
+
+
+COMPACT = {"dmon.csv", "mountstats.csv", "nfsiostat.csv", "bpftrace.csv", "bpftrace.totals.json"}
+
+
+def compact_records_read_as_the_verbatim_files(bundle: Path, copy: Path) -> None:
+    """The agent's compact records of this run are what the report reads, and give the series its verbatim
+    files give."""
+    import numpy as np
+
+    from labctl.analysis.analyse import analyse
+
+    compact = analyse(bundle, write=False)
+    read = {Path(p.path).name for p in compact.run.parse}
+    assert {"dmon.csv", "mountstats.csv", "nfsiostat.csv"} <= read
+    shutil.copytree(bundle, copy)
+    for f in copy.glob("raw/*/*"):
+        if f.name in COMPACT:
+            f.unlink()
+    verbatim = analyse(copy, write=False)
+    assert not {Path(p.path).name for p in verbatim.run.parse} & COMPACT
+    assert sorted(compact.binned) == sorted(verbatim.binned)
+    for key, b in verbatim.binned.items():
+        assert compact.binned[key].secs.tolist() == b.secs.tolist(), key
+        np.testing.assert_allclose(compact.binned[key].values, b.values, rtol=1e-9, err_msg=str(key))
 
 
 def test_sqlite_works_on_the_simulated_nfs_mount(lab):

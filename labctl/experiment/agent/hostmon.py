@@ -8,7 +8,7 @@ hostmon.py mountstats PROC_FILE MOUNT INTERVAL OUT RATE_JSON
     (labctl.formats.mountstats.COLUMNS), and the latest read/write bytes/s to RATE_JSON.
 hostmon.py nfsiostat INTERVAL MOUNT OUT
     runs `nfsiostat INTERVAL MOUNT` and writes its output verbatim, each block preceded by "#ts <epoch>", and
-    its values as `ts,metric,unit,value` rows to OUT's `.csv` sibling (labctl.formats.nfsiostat.Reader).
+    its values as one row per block to OUT's `.csv` sibling (labctl.formats.nfsiostat.Rows).
 """
 
 from __future__ import annotations
@@ -124,7 +124,8 @@ def run_nfsiostat(interval: int, mount: str, out: str) -> int:
     with open(out, "a", encoding="utf-8") as fh, open(compact, "a", encoding="utf-8") as rows:
         if rows.tell() == 0:
             rows.write(",".join(nf.COLUMNS) + "\n")
-        reader = nf.Reader(lambda metric, unit, ts, value: rows.write(f"{ts!r},{metric},{unit},{value!r}\n"))
+        wide = nf.Rows(rows.write)
+        reader = nf.Reader(wide.sink)
         assert proc.stdout is not None
         for line in proc.stdout:
             if not line.strip():
@@ -133,6 +134,7 @@ def run_nfsiostat(interval: int, mount: str, out: str) -> int:
             if nf.is_mount_line(line):
                 stamp = f"#ts {time.time():.6f}"
                 fh.write(stamp + "\n")
+                wide.flush()  # the previous block is complete
                 reader.line(stamp)
             fh.write("".join(held) + line)
             for text in [*held, line]:
@@ -142,6 +144,7 @@ def run_nfsiostat(interval: int, mount: str, out: str) -> int:
             rows.flush()
         if held:
             fh.write("".join(held))
+        wide.flush()
     rc = proc.wait()
     return 0 if _stop else rc
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from labctl.experiment.agent.privilege import bpftrace_privilege
 from labctl.experiment.agent.progress import tail
+from labctl.formats import bpftrace, dmon
 from labctl.formats.bundle import Spec
 
 
@@ -187,3 +188,20 @@ def build_monitors(spec: Spec, rundir: Path) -> list[Monitor]:
                 continue
             m.argv = m.rec["command"] = [*prefix, *m.argv]
     return out
+
+
+COMPACT_WRITERS: dict[str, Callable[[Path], object]] = {"dmon": dmon.write_compact,
+                                                        "bpftrace": bpftrace.write_compact}
+
+
+def write_compact_records(raw: Path, monitors: list[Monitor]) -> None:
+    """The compact records of the outputs complete only once their monitor has stopped (`dmon.csv`,
+    `bpftrace.csv` + `bpftrace.totals.json`, beside the verbatim files); a failure is recorded on its monitor
+    (a warning in the report, which then reads the verbatim file), never raised."""
+    for m in monitors:
+        write = COMPACT_WRITERS.get(m.name)
+        if write is not None and (raw / m.output).is_file():
+            try:
+                write(raw / m.output)
+            except Exception as exc:  # noqa: BLE001 - the run record must survive any output
+                m.rec["errors"].append(f"compact record of {m.output} not written: {exc}")

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from labctl.experiment.agent.monitors import Monitor, build_monitors, now
+from labctl.experiment.agent.monitors import Monitor, build_monitors, now, write_compact_records
 from labctl.experiment.agent.progress import last_gpu_pct, progress
 from labctl.experiment.agent.trainer import Trainer
 from labctl.fileops import write_json_atomic
@@ -160,6 +160,7 @@ class Supervisor:
                 m.stop()
             except Exception as exc:  # noqa: BLE001 - a monitor must never break the run record
                 m.rec["errors"].append(f"stop failed: {exc}")
+        write_compact_records(self.raw, self.monitors)
         if (self.raw / "bpftrace.meta.json").exists():
             self.meta["checks"].append(clock_check())
             self.save_meta()
