@@ -57,15 +57,17 @@ class Remote:
         # thread holds the channel lock, the connection deadlocks (paramiko#2685; seen as a hang opening the
         # next channel). stdin is shut here, in this thread, on the channel itself.
         chan = self.connect().get_transport().open_session(timeout=self.timeout)
+        stdout, stderr = chan.makefile("rb"), chan.makefile_stderr("rb")
         try:
             chan.settimeout(timeout)
             chan.exec_command(command)
             chan.shutdown_write()
-            stdout, stderr = chan.makefile("rb"), chan.makefile_stderr("rb")
             out = stdout.read().decode("utf-8", errors="replace")
             err = stderr.read().decode("utf-8", errors="replace")
             return chan.recv_exit_status(), out, err
         finally:
+            stdout.close()
+            stderr.close()
             chan.close()
 
     def check(self, command: str, timeout: float = 60.0) -> str:

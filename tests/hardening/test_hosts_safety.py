@@ -156,7 +156,7 @@ def test_ssh_host_keys_are_verified_and_never_added(simlab, tmp_path):
 def test_remote_commands_leave_no_channel_file_to_the_garbage_collector(simlab):
     """paramiko#2685: a ChannelStdinFile left to the GC can be finalised on the transport thread while it
     holds the channel lock, deadlocking the connection ("Timeout opening channel", then a hang in close()).
-    Remote.run must close every file exec_command hands back, in the calling thread."""
+    Remote.run makes no stdin file and closes every channel file it opens, in the calling thread."""
     import gc
 
     import paramiko

@@ -5,11 +5,14 @@ tests/hosts/test_provision_hosts.py (one ansible-playbook run, pip not run, no f
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +38,30 @@ def _play(tmp_path: Path, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [t["hosts"]["localhost"] for t in plays[0]["tasks"]]
 
 
+def _wheel(into: Path, name: str) -> None:
+    """A minimal pure-Python wheel of `name` 1.0, so pip installs from `into` (--no-index) on any machine."""
+    dist = name.replace("-", "_")
+    files = {
+        f"{dist}/__init__.py": "",
+        f"{dist}-1.0.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"{dist}-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: labctl-tests\nRoot-Is-Purelib: true\n"
+                                       "Tag: py3-none-any\n",
+    }
+    record = [f"{path},sha256={_digest(text)},{len(text)}" for path, text in files.items()]
+    files[f"{dist}-1.0.dist-info/RECORD"] = "\n".join([*record, f"{dist}-1.0.dist-info/RECORD,,"]) + "\n"
+    into.mkdir(exist_ok=True)
+    with zipfile.ZipFile(into / f"{dist}-1.0-py3-none-any.whl", "w") as whl:
+        for path, text in files.items():
+            whl.writestr(path, text)
+
+
+def _digest(text: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+
+
 def _venv_task(venv: Path, reqs: Path, pip_args: list[str]) -> dict[str, Any]:
-    # the interpreter running the tests makes the venv; with its base's site packages, attrs and PyYAML are
-    # already there, so pip (--no-index) only checks them: nothing is downloaded
+    # the interpreter running the tests makes the venv; its requirements are the local wheels of _wheel
+    # (--no-index --find-links), so nothing is downloaded and no machine's site packages matter
     return {"labctl_venv": {"path": str(venv), "python": sys.executable, "system_site_packages": True,
                             "requirements": str(reqs), "pip_args": pip_args}, "ignore_errors": True}
 
@@ -48,13 +72,17 @@ def _file(path: Path, **kw: Any) -> dict[str, Any]:
 
 def test_pip_runs_only_when_the_requirements_args_venv_or_stamp_changed(tmp_path):
     venv, reqs = tmp_path / "venv", tmp_path / "requirements.txt"
-    reqs.write_text("attrs\n")
+    wheels = tmp_path / "wheels"
+    for name in ("labctl-probe-a", "labctl-probe-b"):
+        _wheel(wheels, name)
+    reqs.write_text("labctl-probe-a\n")
     stamp = venv / "labctl-requirements.stamp"
-    no_index = ["--no-index"]
+    no_index = ["--no-index", "--find-links", str(wheels)]
     results = _play(tmp_path, [
         _venv_task(venv, reqs, no_index),                                    # 0 fresh
         _venv_task(venv, reqs, no_index),                                    # 1 nothing changed
-        {"ansible.builtin.copy": {"dest": str(reqs), "content": "attrs\nPyYAML\n", "mode": "0644"}},
+        {"ansible.builtin.copy": {"dest": str(reqs), "content": "labctl-probe-a\nlabctl-probe-b\n",
+                                  "mode": "0644"}},
         _venv_task(venv, reqs, no_index),                                    # 3 requirements changed
         _file(stamp, state="absent"),
         _venv_task(venv, reqs, no_index),                                    # 5 stamp missing
@@ -70,7 +98,7 @@ def test_pip_runs_only_when_the_requirements_args_venv_or_stamp_changed(tmp_path
     assert ran == {0: (True, True), 1: (False, False), 3: (True, False), 5: (True, False), 6: (True, False),
                    8: (True, True)}, results
     assert results[1]["changed"] is False and results[0]["changed"] is True
-    assert "Requirement already satisfied: PyYAML" in results[3]["stdout"]
+    assert "Requirement already satisfied: labctl-probe-a" in results[3]["stdout"], results[3]["stdout"]
     # a failed install leaves no stamp, so the next run tries again; the message is pip's own
     for failed in (results[10], results[12]):
         assert failed["failed"] and failed["msg"].startswith("pip install exited 1:"), failed
