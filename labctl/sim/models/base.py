@@ -96,6 +96,16 @@ class BackendBase:
         raise OntapApiError("The target aggregate could not be found.", code="917508",
                             target="aggregates.name")
 
+    def svm_volume(self, svm: Record, ref: Any, target: str = "volume") -> Record:
+        """The SVM's volume (not a constituent) for `"x"`, `{"name": x}` or `{"uuid": u}`; raises 918236."""
+        uid = ref.get("uuid") if isinstance(ref, dict) else None
+        volume = next((v for v in self.state["volumes"].values() if v["svm"]["uuid"] == svm["uuid"]
+                       and v["style"] != "flexgroup_constituent"
+                       and (v["uuid"] == uid or v["name"] == ref_name(ref))), None)
+        if volume is None:
+            raise OntapApiError("Failed to get valid volume.", code="918236", target=target)
+        return volume
+
     def get_record(self, collection: str, key: str, target: str = "uuid") -> Record:
         """The stored record `key` of `collection`; raises EntryNotFound (404, code 4)."""
         record = self.state[collection].get(str(key))

@@ -35,14 +35,7 @@ class CloneMixin(SnapshotMixin):
                                 code="262197", target="clone.is_flexclone")
         named = ref_name(clone.get("parent_svm"))
         parent_svm = self.find_svm({"name": named}) if named else svm
-        ref = clone.get("parent_volume")
-        uid = ref.get("uuid") if isinstance(ref, dict) else None
-        parent = next((v for v in self.state["volumes"].values() if v["svm"]["uuid"] == parent_svm["uuid"]
-                       and v["style"] != "flexgroup_constituent"
-                       and (v["uuid"] == uid or v["name"] == ref_name(ref))), None)
-        if parent is None:
-            raise OntapApiError("Failed to get valid volume.", code="918236",
-                                target="clone.parent_volume.name")
+        parent = self.svm_volume(parent_svm, clone.get("parent_volume"), target="clone.parent_volume.name")
         out: Record = {"is_flexclone": True, "parent_volume": self.ref(parent),
                        "parent_svm": self.ref(parent_svm)}
         snap = clone.get("parent_snapshot")

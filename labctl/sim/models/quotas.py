@@ -30,15 +30,6 @@ class QuotaMixin(StorageMixin):
         """A rule by uuid; raises EntryNotFound."""
         return self.get_record("quota_rules", rule_uuid)
 
-    def _rule_volume(self, svm: Record, ref: Any) -> Record:
-        uid = ref.get("uuid") if isinstance(ref, dict) else None
-        volume = next((v for v in self.state["volumes"].values() if v["svm"]["uuid"] == svm["uuid"]
-                       and v["style"] != "flexgroup_constituent"
-                       and (v["uuid"] == uid or v["name"] == ref_name(ref))), None)
-        if volume is None:
-            raise OntapApiError("Failed to get valid volume.", code="918236", target="volume")
-        return volume
-
     @staticmethod
     def _limits(body: dict[str, Any], rule: Record) -> None:
         """Copy `space`/`files` limits from a body into a rule; `"-"` (or null) removes a limit."""
@@ -72,7 +63,7 @@ class QuotaMixin(StorageMixin):
         if unknown:
             raise UnexpectedArgument(sorted(unknown)[0])
         svm = self.svm_from_body(body)
-        volume = self._rule_volume(svm, body.get("volume"))
+        volume = self.svm_volume(svm, body.get("volume"))
         kind = body.get("type")
         if kind not in ("tree", "user", "group"):
             raise OntapApiError(f"\"{kind}\" is an invalid value for field \"type\"", code="262197",

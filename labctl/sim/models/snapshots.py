@@ -183,13 +183,7 @@ class SnapshotMixin(StorageMixin):
         """POST /storage/qtrees: a job making the directory in the volume; returns (job, Location)."""
         self._check_fields(body, QTREE_FIELDS)
         svm = self.svm_from_body(body)
-        ref = body.get("volume")
-        uid = ref.get("uuid") if isinstance(ref, dict) else None
-        volume = next((v for v in self.state["volumes"].values() if v["svm"]["uuid"] == svm["uuid"]
-                       and v["style"] != "flexgroup_constituent"
-                       and (v["uuid"] == uid or v["name"] == ref_name(ref))), None)
-        if volume is None:
-            raise OntapApiError("Failed to get valid volume.", code="918236", target="volume")
+        volume = self.svm_volume(svm, body.get("volume"))
         name = body.get("name")
         if not isinstance(name, str) or not name or "/" in name:
             raise OntapApiError("Missing value for field \"name\".", code="2", target="name")
