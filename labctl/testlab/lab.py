@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from labctl.fileops import pid_alive
 from labctl.paths import repo_data
 from labctl.testlab import sshhost, tiny_llama
 from labctl.testlab.fixture_repo import FIXTURE_TAG, SOURCE, make_fixture_repo
@@ -80,7 +81,7 @@ def read_lab(lab_dir: Path) -> dict[str, Any] | None:
 def is_running(lab: dict[str, Any]) -> bool:
     """Whether any process of the lab is still alive."""
     pids = [lab.get("ontap", {}).get("pid")] + [h.get("pid") for h in lab.get("hosts", [])]
-    return any(pid and sshhost._alive(pid) for pid in pids)
+    return any(pid_alive(pid) for pid in pids)
 
 
 def start_ontap(lab_dir: Path, password_file: Path, seed: Path | None, timeout: float = 60) -> dict[str, Any]:

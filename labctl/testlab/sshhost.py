@@ -34,6 +34,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from labctl.fileops import pid_alive
+
 SSHD = "/usr/sbin/sshd"
 NAMESPACE_BINDS = (("mnt", "/mnt"), ("var-tmp", "/var/tmp"), ("etc/fstab", "/etc/fstab"))
 NAMESPACE_OVERLAYS = (("opt", "/opt"), ("var-lib", "/var/lib"))  # this machine's below, the host's own above
@@ -221,32 +223,18 @@ def known_hosts_line(host: SimHost) -> str:
     return f"{where} {pub[0]} {pub[1]}"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().split(") ", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def stop_pid(pid: int | None, timeout: float = 5.0) -> bool:
     """SIGTERM `pid`, then SIGKILL after `timeout`; True if it was running."""
-    if not pid or not _alive(pid):
+    if not pid or not pid_alive(pid):
         return False
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.05)
-    if _alive(pid):
+    if pid_alive(pid):
         _kill(pid)
     return True
 

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from labctl.fileops import pid_alive
 from labctl.testlab.shims import exit_on_term
 
 NAME = "Tesla V100-SXM2-32GB"
@@ -56,25 +57,14 @@ def gpu_count(root: Path) -> int:
         return 8
 
 
-def _pid_alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read_activity(root: Path) -> dict | None:
     """activity.json when present and its writer is alive."""
     try:
         data = json.loads((root / "gpu" / "activity.json").read_text())
     except (OSError, ValueError):
         return None
-    return data if _pid_alive(data.get("pid")) else None
+    pid = data.get("pid")
+    return data if isinstance(pid, int) and pid > 0 and pid_alive(pid) else None
 
 
 class Sampler:
