@@ -54,6 +54,16 @@ def _poll_until(bundle: Path, predicate, timeout_s: float = 60.0) -> list[dict[s
     raise AssertionError(f"condition not met within {timeout_s} s: {_lines(bundle)[-2:]}")
 
 
+def _poll_1s_until(lab: Lab, bundle: Path, predicate) -> list[dict[str, Any]]:
+    """Poll `lab`'s cluster into `bundle` every second until `predicate` holds; the lines it held for."""
+    poller = OntapPoller(bundle, lab.inventory, interval_s=1.0)
+    poller.start()
+    try:
+        return _poll_until(bundle, predicate)
+    finally:
+        poller.stop()
+
+
 def test_poller_appends_raw_counters_with_ontaps_timestamps(lab: Lab, tmp_path: Path) -> None:
     bundle = tmp_path / "run"
     poller = start_polling(bundle, {"inventory": str(lab.inventory),
@@ -94,12 +104,7 @@ def test_a_slow_or_failing_cluster_is_recorded_and_polling_goes_on(lab: Lab, tmp
     lab.sim.add_fault(action="error", status=503, code="0", message="Injected fault", method="GET",
                       path="/api/storage/aggregates", count=1)
     bundle = tmp_path / "run"
-    poller = OntapPoller(bundle, lab.inventory, interval_s=1.0)
-    poller.start()
-    try:
-        lines = _poll_until(bundle, lambda ls: any(not ln["errors"] for ln in ls[1:]))
-    finally:
-        poller.stop()
+    lines = _poll_1s_until(lab, bundle, lambda ls: any(not ln["errors"] for ln in ls[1:]))
     first = lines[0]
     assert first["errors"]["nodes"] == "no answer within 1 s"
     assert "HTTP 503" in first["errors"]["aggregates"]
@@ -114,12 +119,7 @@ def test_a_missing_privilege_is_recorded_as_skipped(lab: Lab, tmp_path: Path) ->
     lab.sim.add_fault(action="error", status=403, code="6", message="not authorized for that command",
                       method="GET", path="/api/cluster/nodes", count=None)
     bundle = tmp_path / "run"
-    poller = OntapPoller(bundle, lab.inventory, interval_s=1.0)
-    poller.start()
-    try:
-        _poll_until(bundle, lambda ls: len(ls) >= 2)
-    finally:
-        poller.stop()
+    _poll_1s_until(lab, bundle, lambda ls: len(ls) >= 2)
     lines = _lines(bundle)
     mon = _monitor(bundle)
     assert mon["status"] == "stopped" and mon["failed_polls"] == 0
@@ -146,12 +146,7 @@ def test_every_query_refused_skips_the_monitor(lab: Lab, tmp_path: Path) -> None
 def test_tls_is_verified(lab: Lab, tmp_path: Path) -> None:
     write_inventory(lab.root, lab.sim, labctl_ontap_ca_file=certifi.where())
     bundle = tmp_path / "run"
-    poller = OntapPoller(bundle, lab.inventory, interval_s=1.0)
-    poller.start()
-    try:
-        _poll_until(bundle, lambda ls: len(ls) >= 1)
-    finally:
-        poller.stop()
+    _poll_1s_until(lab, bundle, lambda ls: len(ls) >= 1)
     line = _lines(bundle)[0]
     assert line["records"] == {}
     assert all(text.startswith("TLS verification failed") for text in line["errors"].values())
