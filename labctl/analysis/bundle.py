@@ -85,7 +85,7 @@ def _bundle_file(cls: type[F], path: Path, warnings: list[str]) -> F | None:
     return None if doc is None else cls.from_dict(doc, where=str(path))
 
 
-def _monitor_records(path: Path, warnings: list[str]) -> list[dict[str, Any]]:
+def monitor_records(path: Path, warnings: list[str]) -> list[dict[str, Any]]:
     """monitors.json's monitor records ([] when absent or unreadable)."""
     doc = _bundle_file(Monitors, path, warnings)
     return doc.monitors if doc is not None else []
@@ -170,7 +170,7 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
         run.parse.append(res.stats)
         if res.lost_events:
             w.append(f"{host}: bpftrace lost {res.lost_events} events")
-    monitors = _monitor_records(d / Monitors.FILE, w)
+    monitors = monitor_records(d / Monitors.FILE, w)
     _monitor_warnings(host, monitors, w)
     if (p := d / "dmon.log").exists():
         _told(progress, host, p)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from labctl.analysis.bundle import monitor_records
 from labctl.analysis.ontap import STATS, Counters, load_counters, totals
-from labctl.analysis.rawfile import read_json
 
 MONITORS = Path("raw") / "_ontap" / "monitors.json"
 AGREE_PCT = 5.0  # client and storage bytes this close count as agreeing
@@ -133,9 +133,8 @@ def findings(o: dict[str, Any]) -> list[str]:
 def monitor_reason(run_dir: Path, warnings: list[str]) -> str | None:
     """What raw/_ontap/monitors.json says went wrong (skipped or failed poller, failed polls, queries not
     allowed), or None."""
-    data = read_json(run_dir / MONITORS, warnings)
-    mons = data.get("monitors") if isinstance(data, dict) else None
-    rec = mons[0] if isinstance(mons, list) and mons and isinstance(mons[0], dict) else {}
+    mons = monitor_records(run_dir / MONITORS, warnings)  # through formats.bundle.Monitors, as the hosts'
+    rec = mons[0] if mons and isinstance(mons[0], dict) else {}
     if rec.get("status") == "skipped" or rec.get("status") == "failed":
         why = rec.get("reason") or "; ".join(rec.get("errors") or [])
         return f"the ONTAP poller was {rec['status']}: {why}"
