@@ -7,11 +7,13 @@ traceback to a log file and reported in one line.
 
 from __future__ import annotations
 
-import gc
+import atexit
+import contextlib
 import logging
 import os
 import sys
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 
@@ -164,10 +166,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """The `labctl` console script and `python -m labctl`: `main`, then exit with its status. Before the
-    interpreter's teardown, every object is moved out of the cycle collector's reach (gc.freeze): its last
-    passes would walk all of numpy's and pyarrow's objects (~40 ms after `labctl report`) for garbage that the
-    exiting process drops anyway. (`main` itself leaves the collector alone: tests call it in-process.)"""
+    """The `labctl` console script and `python -m labctl`: `main`, then exit with its status.
+
+    The exit does what the interpreter's own exit does for Python code (other threads are waited for,
+    `atexit` handlers run, the standard streams are flushed), then leaves with `os._exit`, skipping the
+    teardown of every module and the C++ static destructors. pyarrow's thread pools, started by reading
+    the compact records, could abort the process there under load ("terminate called without an active
+    exception", exit -6 after the right message); and the teardown's last collector passes would walk
+    all of numpy's and pyarrow's objects for garbage the exiting process drops anyway. (`main` itself
+    leaves all this alone: tests call it in-process.)"""
     code = main()
-    gc.freeze()
-    sys.exit(code)
+    threading._shutdown()  # noqa: SLF001 - what Py_FinalizeEx does first: thread atexits, join the others
+    atexit._run_exitfuncs()  # noqa: SLF001 - logging.shutdown and the other registered handlers
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
