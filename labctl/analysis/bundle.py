@@ -23,6 +23,7 @@ from labctl.analysis.series import Series, SeriesStore
 from labctl.analysis.trainlog import TrainLog, parse_trainlog
 from labctl.errors import StateError
 from labctl.formats.bundle import BundleFile, Manifest, Monitors
+from labctl.formats.procmounts import options
 
 Progress = Callable[[str], None]  # told, in words, what is being parsed now
 F = TypeVar("F", bound=BundleFile)
@@ -37,41 +38,28 @@ class RunData:
     store: SeriesStore = field(default_factory=SeriesStore)
     parse: list[ParseStats] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: Manifest = field(default_factory=Manifest)  # an empty one when manifest.json is unusable
     hosts: list[str] = field(default_factory=list)
     mounts: dict[str, MountInfo] = field(default_factory=dict)
     bpf: dict[str, BpfResult] = field(default_factory=dict)
     train: dict[str, TrainLog] = field(default_factory=dict)
     phases: list[dict[str, object]] = field(default_factory=list)
 
-
-def dig(data: Any, *paths: str) -> Any:
-    """The first present value among dotted `paths` in nested dicts (None if none)."""
-    for p in paths:
-        cur = data
-        for part in p.split("."):
-            if not isinstance(cur, dict) or part not in cur:
-                break
-            cur = cur[part]
-        else:
-            return cur
-    return None
-
-
-def _nconnect(opts: Any) -> int:
-    """nconnect from mount options in any shape (string, dict, nested manifest record); 1 when absent."""
-    if isinstance(opts, dict) and "nconnect" in opts:
-        return int(opts["nconnect"]) if str(opts["nconnect"]).isdigit() else 1
-    m = re.search(r"nconnect[=': ]+(\d+)", str(opts or ""))
-    return int(m[1]) if m else 1
-
-
-def host_entry(manifest: dict[str, Any], host: str) -> dict[str, Any]:
-    """The manifest's record of one host (`hosts: [{"name": …}]`), or {}."""
-    hosts = manifest.get("hosts")
-    if isinstance(hosts, list):
+    def host_record(self, host: str) -> dict[str, Any]:
+        """The manifest's record of one host (`hosts: [{"name": …}]`), or {}."""
+        hosts = self.manifest.hosts if isinstance(self.manifest.hosts, list) else []
         return next((h for h in hosts if isinstance(h, dict) and h.get("name") == host), {})
-    return {}
+
+
+def _nconnect(info: MountInfo | None, recorded: Any) -> int:
+    """nconnect of the mount: the kernel's effective options (the first complete mountstats snapshot), else
+    the options the manifest recorded from the host's mountstats (`mount_options.<host>.mountstats_opts`);
+    1 when neither says."""
+    opts = info.opts if info is not None else None
+    if opts is None and isinstance(recorded, dict) and isinstance(recorded.get("mountstats_opts"), str):
+        opts = options(recorded["mountstats_opts"])
+    value = (opts or {}).get("nconnect", "")
+    return int(value) if value.isdigit() else 1
 
 
 def _bundle_file(cls: type[F], path: Path, warnings: list[str]) -> F | None:
@@ -133,17 +121,17 @@ def load_run(run_dir: Path, progress: Progress = no_progress) -> RunData:
     if manifest is None:
         run.warnings.append("manifest.json missing or unreadable: versions and mount options unknown")
     else:
-        run.manifest = manifest.to_dict()
+        run.manifest = manifest
     for host_dir in sorted(p for p in raw.iterdir() if p.is_dir()):
         host = host_dir.name
         if host.startswith("_"):  # raw/_ontap/: the cluster's counters (analysis/ontap.py), not a host
             continue
         run.hosts.append(host)
         clock = load_clock(host_dir / "clock.json", run.warnings)
-        mount_path = host_entry(run.manifest, host).get("mount")
-        by_host = run.manifest.get("mount_options")
-        opts = by_host.get(host) if isinstance(by_host, dict) else None
-        _load_host(run, host, host_dir, clock, mount_path if isinstance(mount_path, str) else None, opts,
+        mount_path = run.host_record(host).get("mount")
+        by_host = run.manifest.mount_options
+        recorded = by_host.get(host) if isinstance(by_host, dict) else None
+        _load_host(run, host, host_dir, clock, mount_path if isinstance(mount_path, str) else None, recorded,
                    progress)
     if not run.hosts:
         run.warnings.append(f"{raw}: no host directories")
@@ -159,10 +147,10 @@ def _told(progress: Progress, host: str, path: Path) -> None:
 
 
 def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
-               manifest_opts: Any, progress: Progress) -> None:
+               recorded_opts: Any, progress: Progress) -> None:
     store, w = run.store, run.warnings
     offset = _bpftrace_offset(host, d, w)
-    _load_nfs_logs(run, host, d, clock, mount_path, manifest_opts, progress)
+    _load_nfs_logs(run, host, d, clock, mount_path, recorded_opts, progress)
     if offset is not None:
         _told(progress, host, d / "bpftrace.jsonl")
         res = parse_bpftrace(d / "bpftrace.jsonl", host, store, clock, offset)
@@ -185,7 +173,7 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
 
 
 def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
-                   manifest_opts: Any, progress: Progress) -> None:
+                   recorded_opts: Any, progress: Progress) -> None:
     """mountstats, then nfsiostat (its nconnect: the mount's effective one, else the manifest's): each from
     the agent's compact record when there is a usable one, else from its verbatim log."""
     ms, nf = d / "mountstats.log", d / "nfsiostat.log"
@@ -206,7 +194,7 @@ def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_pat
             run.mounts[host] = info
     if nf.exists():
         _told(progress, host, nf)
-        nconnect = _nconnect(info.opts if info is not None else manifest_opts)
+        nconnect = _nconnect(info, recorded_opts)
         csv = d / "nfsiostat.csv"
         stats = read_nfsiostat_csv(csv, host, run.store, clock, nconnect=nconnect) if csv.exists() else None
         run.parse.append(stats or parse_nfsiostat(nf, host, run.store, clock, nconnect=nconnect))
@@ -219,13 +207,14 @@ def _bpftrace_offset(host: str, d: Path, w: list[str]) -> float | None:
         return None
     meta_path = d / "bpftrace.meta.json"
     meta = read_json(meta_path, w)
-    offset = dig(meta, "realtime_minus_boottime")
+    meta = meta if isinstance(meta, dict) else {}
+    offset = meta.get("realtime_minus_boottime")
     if offset is None:
         w.append(f"{meta_path}: no realtime_minus_boottime; bpftrace series skipped")
         return None
     key = "realtime_minus_boottime"
     offset = finite_number(offset, path=meta_path, key=key, limit=MAX_EPOCH)
-    checks = dig(meta, "checks")
+    checks = meta.get("checks")
     drift = [abs(finite_number(c.get(key, offset), path=meta_path, key=f"checks[].{key}", limit=MAX_EPOCH)
                  - offset) for c in (checks if isinstance(checks, list) else []) if isinstance(c, dict)]
     if drift and max(drift) > 0.1:

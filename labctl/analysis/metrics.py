@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from labctl.analysis.arrays import RunArrays, run_arrays
-from labctl.analysis.bundle import RunData, dig
+from labctl.analysis.bundle import RunData
 from labctl.analysis.checkpoints import Burst, baseline, detect_bursts, impact
 from labctl.analysis.series import SeriesKey
 from labctl.analysis.timeline import Binned
@@ -67,7 +67,7 @@ def summarize(run: RunData, binned: dict[SeriesKey, Binned],
     in_train = {d: float(np.nansum(x[train])) for d, x in (("read", r), ("write", w))}
     summary: dict[str, Any] = {
         "schema": SCHEMA,
-        "run": {"dir": str(run.run_dir), "id": run.manifest.get("run_id") or run.run_dir.name,
+        "run": {"dir": str(run.run_dir), "id": run.manifest.run_id or run.run_dir.name,
                 "hosts": run.hosts,
                 "start": g.t0 if binned else None, "end": g.t0 + g.n if binned else None,
                 "training": {"start": g.t0 + train.start, "end": g.t0 + train.stop, "wall_s": wall,
@@ -88,9 +88,8 @@ def summarize(run: RunData, binned: dict[SeriesKey, Binned],
         "trainer": {h: {"epochs": t.epochs, "saves": t.saves, "events": t.events[:50]}
                     for h, t in run.train.items()},
         "phases": run.phases,
-        "manifest": {"versions": dig(run.manifest, "versions"),
-                     "mount_options": dig(run.manifest, "mount.options", "mount_options"),
-                     "experiment": dig(run.manifest, "experiment.name", "experiment")},
+        "manifest": {"versions": run.manifest.versions, "mount_options": run.manifest.mount_options,
+                     "experiment": _experiment(run).get("name")},
         "parse": [p.to_dict() for p in run.parse],
     }
     if c.outliers:
@@ -249,13 +248,33 @@ def _amount(value: Any) -> float | int | None:
     return value if ok and math.isfinite(value) and 0 < value < 1e18 else None
 
 
+def _section(doc: Any, key: str) -> dict[str, Any]:
+    """`doc[key]` when both are JSON objects, else {} (a damaged manifest reads as one that says nothing)."""
+    value = doc.get(key) if isinstance(doc, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _experiment(run: RunData) -> dict[str, Any]:
+    """The experiment as the manifest recorded it ({} when it did not)."""
+    return run.manifest.experiment if isinstance(run.manifest.experiment, dict) else {}
+
+
+def _fact(run: RunData, key: str) -> list[float | int]:
+    """A number the hosts reported at the start of the run (manifest `hosts[].facts`), where usable."""
+    values = [_amount(_section(run.host_record(h), "facts").get(key)) for h in run.hosts]
+    return [v for v in values if v is not None]
+
+
 def _dataset(run: RunData, read_bytes: float) -> dict[str, Any]:
-    size = dig(run.manifest, "dataset.size_bytes", "dataset.bytes", "dataset_bytes")
-    if size is None and dig(run.manifest, "experiment.trainer") == "emulate":
-        size = dig(run.manifest, "experiment.emulate.dataset_bytes")
-    size = _amount(size)
+    """The data set's size (as the hosts found it, else the emulator's synthetic one), the epochs (the
+    trainer log's, else the experiment's), and whether the NFS reads can be storage reads at all."""
+    experiment = _experiment(run)
+    sizes = _fact(run, "dataset_bytes")
+    emulated = experiment.get("trainer") == "emulate"
+    synthetic = _amount(_section(experiment, "emulate").get("dataset_bytes")) if emulated else None
+    size = max(sizes) if sizes else synthetic
     epochs = next((t.epochs for t in run.train.values() if t.epochs), None)
-    epochs = _amount(epochs or dig(run.manifest, "experiment.training.epochs", "experiment.epochs"))
+    epochs = _amount(epochs or _section(experiment, "training").get("epochs"))
     hosts = max(len(run.hosts), 1)
     out: dict[str, Any] = {"size_bytes": size, "epochs": epochs, "read_bytes": read_bytes,
                            "read_to_dataset_ratio": None, "expected_read_bytes_uncached": None,
@@ -272,7 +291,8 @@ def _dataset(run: RunData, read_bytes: float) -> dict[str, Any]:
                 f"NFS reads are {ratio:.2f}× the data set over {epochs} epochs on {hosts} host(s) (uncached: "
                 f"{expected / size:.0f}×): the data set is served from the client page cache after the first "
                 "read, so read throughput here does not measure storage read bandwidth")
-    mem = _amount(dig(run.manifest, "host_memory_bytes"))
+    mems = _fact(run, "mem_total_bytes")
+    mem = min(mems) if mems else None
     if mem is not None and size <= mem and not out["caching_warning"]:
         out["caching_warning"] = ("the data set fits in host memory: later epochs may be served from "
                                   "the page cache")

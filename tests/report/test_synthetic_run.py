@@ -132,3 +132,35 @@ def test_a_garbled_timestamp_does_not_stretch_the_run(tmp_path):
     _check(s, spec)
     assert any("far outside the run" in w for w in s["warnings"])
     assert s["run"]["start"] > 1_700_000_000
+
+
+def _edit_manifest(run, change) -> None:
+    path = run / "manifest.json"
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(("mem", "fits"), [(1_000_000_000, True), (100_000_000, False)])
+def test_data_set_size_and_memory_are_what_the_hosts_found(tmp_path, mem, fits):
+    run = tmp_path / "run"
+    spec = write_run(run, SynthSpec())  # reads the 600 MB data set once; 3 epochs
+    facts = {"dataset_bytes": spec.dataset_bytes // 3, "mem_total_bytes": mem}
+    _edit_manifest(run, lambda doc: doc["hosts"][0].update(facts=facts))
+    d = analyse(run).summary["dataset"]
+    assert d["size_bytes"] == spec.dataset_bytes // 3  # the host's file, not the emulator's setting
+    assert d["read_to_dataset_ratio"] == 3.0 and d["expected_read_bytes_uncached"] == spec.dataset_bytes
+    assert (d["caching_warning"] is not None) == fits  # read 3 ×: only "fits in memory" can warn
+    if fits:
+        assert "fits in host memory" in d["caching_warning"]
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+def test_nconnect_comes_from_the_manifest_when_mountstats_is_absent(tmp_path, recorded):
+    run = tmp_path / "run"
+    write_run(run, SynthSpec(sources=("dmon", "nfsiostat", "train"), nconnect=4))
+    if not recorded:
+        _edit_manifest(run, lambda doc: doc.update(mount_options={"gpu1": {"mountstats_opts": 7}}))
+    parse = {p["source"]: p for p in analyse(run).summary["parse"]}
+    skipped = parse["nfsiostat"]["skipped"].get("top_line_nconnect", 0)
+    assert (skipped > 0) == recorded  # nconnect 4: nfsiostat's top ops/s (one transport) is not used

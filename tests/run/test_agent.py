@@ -192,6 +192,11 @@ def test_monitors_bracket_training_and_a_failing_monitor_is_recorded(host):
     assert files["train.log"]["sha256"] == digest
     facts = agent(rundir, "facts", str(rundir / "spec.json"))
     assert facts["mounts"][0]["options"] == "rw,vers=4.1,nconnect=2" and facts["nconnect_xprts"] == 2
+    assert facts["dataset_bytes"] is None and facts["mem_total_bytes"] > 1 << 20  # the spec names no data set
+    spec = json.loads((rundir / "spec.json").read_text())
+    (rundir / "spec2.json").write_text(json.dumps({**spec, "dataset": str(mount / "data" / "train_full.pq")}))
+    facts = agent(rundir, "facts", str(rundir / "spec2.json"))
+    assert facts["dataset_bytes"] == 1_000_000  # the data set the emulator wrote, as the host finds it
 
 
 def test_stop_request_stops_training(host):

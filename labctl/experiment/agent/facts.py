@@ -24,6 +24,18 @@ def _run(argv: list[str]) -> str | None:
     return text if out.returncode == 0 and text else None
 
 
+def _mem_total() -> int | None:
+    """The host's memory (MemTotal in /proc/meminfo), bytes: whether the data set fits in the page cache."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def host_facts(spec: Spec) -> dict[str, Any]:
     """Versions (kernel, driver, bpftrace, nfs-utils, Python, LLM Studio tag) and the mount's facts."""
     mount = spec.mount
@@ -39,6 +51,8 @@ def host_facts(spec: Spec) -> dict[str, Any]:
     facts["gpu_driver"] = driver.splitlines()[0].strip() if driver else None
     facts["gpus"] = _run(["nvidia-smi", "-L"])
     facts["dataset_exists"] = bool(spec.dataset) and os.path.isfile(spec.dataset or "")
+    facts["dataset_bytes"] = os.path.getsize(spec.dataset or "") if facts["dataset_exists"] else None
+    facts["mem_total_bytes"] = _mem_total()
     facts["backbone_exists"] = bool(spec.backbone_dir) and os.path.isdir(spec.backbone_dir or "")
     facts["bpftrace"] = _run(["bpftrace", "--version"])
     nfs = _run(["dpkg-query", "-W", "-f=${Version}", "nfs-common"]) or _run(["rpm", "-q", "nfs-utils"])
