@@ -110,8 +110,8 @@ class FakeHost:
 
     def rundir(self, name: str, emulate: dict[str, Any], monitors: frozenset[str]) -> Path:
         """A run directory with the agent, its spec and the emulator's spec."""
-        from labctl.analysis.bpf import render_program
         from labctl.experiment.agent.ship import write_agent
+        from labctl.experiment.bpfprogram import render_program
 
         rundir = self.root / "runs" / name
         (rundir / "agent").mkdir(parents=True)

@@ -205,7 +205,7 @@ class HostRun:
             r.mkdir(f"{self.rundir}/{sub}")
         r.put_bytes(agent_archive(), f"{self.rundir}/agent/{ARCHIVE}")
         if bpf_program():
-            from labctl.analysis.bpf import render_program
+            from labctl.experiment.bpfprogram import render_program
 
             r.put_text(render_program(self.target.mount), f"{self.rundir}/agent/{BPF_PROGRAM}")
         r.put_text(Spec.from_dict(self.spec).to_json(), f"{self.rundir}/spec.json")

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from labctl.analysis.bpf import render_program
 from labctl.analysis.bpftrace import parse_bpftrace
 from labctl.analysis.clock import HostClock
 from labctl.analysis.series import SeriesStore
+from labctl.experiment.bpfprogram import render_program
 
 pytestmark = pytest.mark.root
 

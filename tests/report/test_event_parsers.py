@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from labctl.analysis.bpf import MAPS, render_program
 from labctl.analysis.bpftrace import parse_bpftrace
 from labctl.analysis.runner_events import parse_runner_events
 from labctl.analysis.trainlog import parse_trainlog
+from labctl.experiment.bpfprogram import MAPS, render_program
 from tests.report.conftest import FIXTURES, times, values
 
 

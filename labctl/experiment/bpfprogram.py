@@ -1,4 +1,5 @@
-"""labctl's bpftrace program (labctl/data/bpf/io_by_second.bt), rendered for one mount point."""
+"""labctl's bpftrace program (labctl/data/bpf/io_by_second.bt), rendered for one mount point by the run; its
+output format is `labctl.formats.bpftrace`'s."""
 
 from __future__ import annotations
 
