@@ -13,3 +13,7 @@ def test_benchmark_smoke(capsys, tmp_path):
     assert "ratio analysis / wc -l:" in out and "peak memory:" in out and "checkpoints" in out
     peak = float(re.search(r"peak memory: ([\d,.]+) MB", out)[1].replace(",", ""))
     assert peak > 0  # the process tree was sampled at least once
+    floor = re.search(r"floor:\s+([\d.]+) s .*beyond it: (-?[\d.]+) s", out)
+    took = float(re.search(r"analysis:\s+([\d.]+) s", out)[1])
+    assert floor and float(floor[1]) > 0
+    assert abs(float(floor[1]) + float(floor[2]) - took) < 0.002  # the two parts add up to the analysis' time
