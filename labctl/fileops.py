@@ -1,4 +1,5 @@
-"""File and process helpers every layer may use, the host agent included (stdlib only: shipped with it)."""
+"""File and process helpers every layer may use, the host agent and labctl's Ansible modules included (stdlib
+only: shipped with the agent, and to the modules as playbooks/module_utils/labctl_fileops.py, a link)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,18 @@ from typing import Any
 CHUNK = 1 << 20
 
 
-def write_json_atomic(path: Path, doc: Any, *, indent: int = 1, sort_keys: bool = False,
+def write_json_atomic(path: Path, doc: Any, *, indent: int | None = 1, sort_keys: bool = False,
                       mode: int = 0o644, durable: bool = False) -> None:
-    """Write `doc` as JSON to `path` through a temporary file (created with `mode`) and a rename: readers see
-    the old file or the new one, never a part of either. `durable`: fsync the file and its directory, so a
-    crash right after cannot lose it."""
+    """Write `doc` as JSON (one line when `indent` is None) to `path` atomically: see write_text_atomic."""
     text = json.dumps(doc, indent=indent, sort_keys=sort_keys, default=str) + "\n"
+    write_text_atomic(path, text, mode=mode, durable=durable)
+
+
+def write_text_atomic(path: Path, text: str, *, mode: int = 0o644, durable: bool = False) -> None:
+    """Write `text` to `path` through a temporary file (created with `mode`) and a rename: readers see the
+    old file or the new one, never a part of either. `durable`: fsync the file and its directory, so a
+    crash right after cannot lose it."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:

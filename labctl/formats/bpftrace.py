@@ -16,11 +16,12 @@ and skips.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from labctl.fileops import write_text_atomic
 
 from .mountstats import CountedSkips, NoSkips, Skips
 
@@ -218,6 +219,4 @@ def write_compact(jsonl: Path) -> None:
              for i, ns in enumerate(trace.ticks)]
     totals = {**trace.totals(), "lines": lines, "skipped": dict(skips.counts)}
     for name, text in zip(COMPACT, ("\n".join(rows) + "\n", json.dumps(totals)), strict=True):
-        tmp = jsonl.with_name(f".{name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, jsonl.with_name(name))
+        write_text_atomic(jsonl.with_name(name), text)

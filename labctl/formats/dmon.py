@@ -10,9 +10,10 @@ or before any header is left out. Any other log stays the only record.
 from __future__ import annotations
 
 import calendar
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from labctl.fileops import write_text_atomic
 
 from .mountstats import CountedSkips, Skips
 
@@ -135,7 +136,5 @@ def write_compact(log: Path) -> bool:
     lines = compact(line.rstrip("\r") for line in text.split("\n")[:-1])  # a last line cut short: left out
     if lines is None:
         return False
-    tmp = log.with_name(".dmon.csv.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, log.with_name("dmon.csv"))
+    write_text_atomic(log.with_name("dmon.csv"), "\n".join(lines) + "\n")
     return True

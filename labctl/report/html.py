@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.analysis.analyse import Analysis
+from labctl.fileops import write_text_atomic
 from labctl.report import figures, storage
 from labctl.report.fmt import clock, num, size, utc
 
@@ -220,6 +221,4 @@ def render(a: Analysis) -> str:
 
 def write_report(a: Analysis, path: Path) -> None:
     """Write report.html atomically."""
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render(a), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, render(a))

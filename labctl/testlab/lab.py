@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 import shutil
 import ssl
@@ -32,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from labctl.fileops import pid_alive
+from labctl.fileops import pid_alive, write_json_atomic
 from labctl.paths import repo_data
 from labctl.testlab import sshhost, tiny_llama
 from labctl.testlab.fixture_repo import FIXTURE_TAG, SOURCE, make_fixture_repo
@@ -62,12 +61,6 @@ def _pid_cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_lab(lab_dir: Path) -> dict[str, Any] | None:
@@ -267,7 +260,7 @@ def sim_up(lab_dir: Path, n_hosts: int, *, seed: Path | None = None, gpus: int =
                            "inventory": str(lab_dir / "inventory"), "experiment": None}
     try:
         lab["ontap"] = start_ontap(lab_dir, password_file, seed)
-        _write_json(lab_dir / "lab.json", lab)
+        write_json_atomic(lab_dir / "lab.json", lab)
         key = sshhost.ensure_client_key(lab_dir)
         client_pub = key.with_suffix(".pub").read_text(encoding="utf-8")
         repo = make_fixture_repo(lab_dir / "llmstudio-repo")
@@ -281,7 +274,7 @@ def sim_up(lab_dir: Path, n_hosts: int, *, seed: Path | None = None, gpus: int =
             record = host.as_json()
             record["mount_ns"] = sshhost.namespace_of(host.pid) if host.pid else None
             lab["hosts"].append(record)
-            _write_json(lab_dir / "lab.json", lab)
+            write_json_atomic(lab_dir / "lab.json", lab)
             hosts.append(host)
         (lab_dir / "ssh" / "known_hosts").write_text(
             "".join(sshhost.known_hosts_line(h) + "\n" for h in hosts), encoding="utf-8")
@@ -302,7 +295,7 @@ def sim_up(lab_dir: Path, n_hosts: int, *, seed: Path | None = None, gpus: int =
         lab["known_hosts"] = str(lab_dir / "ssh" / "known_hosts")
         lab["ssh_key"] = str(key)
         lab["llmstudio_repo"] = group_vars["labctl_llmstudio_repo"]
-        _write_json(lab_dir / "lab.json", lab)
+        write_json_atomic(lab_dir / "lab.json", lab)
     except BaseException:
         sim_down(lab_dir)
         raise

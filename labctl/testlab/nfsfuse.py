@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labctl.fileops import write_text_atomic
 from labctl.testlab import nfsviews, simapi
 from labctl.testlab.io_report import POST_TIMEOUT_S, IoReporter
 
@@ -345,9 +346,7 @@ def _reporter(request: dict[str, Any], host_root: Path) -> IoReporter:
 
 
 def _write_counters(state_dir: Path, counters: Counters) -> None:
-    tmp = state_dir / ".counters.json.tmp"
-    tmp.write_text(counters.snapshot(), encoding="utf-8")
-    os.replace(tmp, state_dir / "counters.json")
+    write_text_atomic(state_dir / "counters.json", counters.snapshot())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
+from labctl.fileops import write_text_atomic
 from labctl.formats.mountstats import Entry
 from labctl.formats.procmounts import MountLine, options, unescape
 
@@ -234,9 +234,7 @@ def _read(path: str) -> str:
 
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def render(

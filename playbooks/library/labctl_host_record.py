@@ -41,6 +41,11 @@ import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+try:  # playbooks/module_utils/labctl_fileops.py is labctl/fileops.py: the one owner of these helpers
+    from ansible.module_utils.labctl_fileops import write_json_atomic
+except ImportError:  # loaded outside Ansible (tests)
+    from labctl.fileops import write_json_atomic
+
 VERSION = 1
 MAPS = ("mounts", "fstab")
 LISTS = ("dirs", "installs")
@@ -68,16 +73,10 @@ def load(path):
 
 
 def save(directory, path, record):
+    """Write `record` to `path` (0600, atomic, fsync'd) in `directory` (made root-only, 0700)."""
     os.makedirs(directory, mode=0o700, exist_ok=True)
     os.chmod(directory, 0o700)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(record, fh, indent=1, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_json_atomic(path, record, mode=0o600, sort_keys=True, durable=True)
 
 
 def apply(record, add, forget):

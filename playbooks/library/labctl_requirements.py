@@ -27,6 +27,11 @@ import re  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+try:  # playbooks/module_utils/labctl_fileops.py is labctl/fileops.py: the one owner of these helpers
+    from ansible.module_utils.labctl_fileops import write_text_atomic
+except ImportError:  # loaded outside Ansible (tests)
+    from labctl.fileops import write_text_atomic
+
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -87,10 +92,7 @@ def main():
         changed = True
     if changed and not module.check_mode:
         os.makedirs(os.path.dirname(p["dest"]) or ".", mode=0o755, exist_ok=True)
-        tmp = p["dest"] + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, p["dest"])
+        write_text_atomic(p["dest"], text)
     module.exit_json(changed=changed, applied=applied)
 
 

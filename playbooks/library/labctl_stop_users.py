@@ -47,6 +47,10 @@ try:  # playbooks/module_utils/labctl_formats is labctl/formats: the one reader 
     from ansible.module_utils.labctl_formats.procmounts import unescape
 except ImportError:  # loaded outside Ansible (tests)
     from labctl.formats.procmounts import unescape
+try:  # playbooks/module_utils/labctl_fileops.py is labctl/fileops.py: the one owner of these helpers
+    from ansible.module_utils.labctl_fileops import pid_alive
+except ImportError:  # loaded outside Ansible (tests)
+    from labctl.fileops import pid_alive
 
 FINAL = ("finished", "failed", "stopped")
 
@@ -100,11 +104,6 @@ def _stat(pid):
         return None
 
 
-def _alive(pid):
-    st = _stat(pid) if pid else None
-    return st is not None and st[0] != "Z"
-
-
 def _cmdline(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
@@ -127,7 +126,7 @@ def runs(workdir):
         agent = agent if agent and rundir in _cmdline(agent) else None  # a reused pid is not the agent
         sessions = {p for p in (agent, trainer.get("pgid"), trainer.get("pid")) if isinstance(p, int)}
         sessions |= {m["pid"] for m in monitors if isinstance(m, dict) and isinstance(m.get("pid"), int)}
-        live = _alive(agent) or _alive(trainer.get("pid"))
+        live = pid_alive(agent) or pid_alive(trainer.get("pid"))
         out.append({"rundir": rundir, "run_id": status.get("run_id"), "state": status.get("state"),
                     "active": bool(live and status.get("state") not in FINAL), "agent": agent,
                     "sessions": sessions})
@@ -222,7 +221,7 @@ def stop(pids, timeout):
             except OSError:
                 pass
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        while time.monotonic() < deadline and any(pid_alive(pid) for pid in pids):
             time.sleep(0.1)
     return done
 
@@ -235,7 +234,7 @@ def _ask_agents(active, timeout):
         except OSError:
             pass
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_alive(r["agent"]) for r in active):
+    while time.monotonic() < deadline and any(pid_alive(r["agent"]) for r in active):
         time.sleep(0.2)
 
 

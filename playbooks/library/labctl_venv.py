@@ -39,6 +39,11 @@ import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+try:  # playbooks/module_utils/labctl_fileops.py is labctl/fileops.py: the one owner of these helpers
+    from ansible.module_utils.labctl_fileops import write_json_atomic
+except ImportError:  # loaded outside Ansible (tests)
+    from labctl.fileops import write_json_atomic
+
 IDENTITY = ("import os, sys; print(sys.version); print(sys.prefix); "
             "print(os.path.realpath(getattr(sys, '_base_executable', sys.executable)))")
 STAMP = "labctl-requirements.stamp"
@@ -84,11 +89,7 @@ def read_stamp(path):
 
 
 def write_stamp(path, sha):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump({"sha256": sha, "by": "labctl_venv"}, fh)
-        fh.write("\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, {"sha256": sha, "by": "labctl_venv"}, indent=None)
 
 
 def main():

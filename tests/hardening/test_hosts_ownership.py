@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from labctl.fileops import pid_alive
 from labctl.testlab.sshhost import processes_in_namespace
 from tests.hardening.util import clean_output, emulated_experiment, wait_for
 from tests.hosts.simlab import is_provisioned, start_lab
@@ -105,13 +106,6 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _mounted(host: dict[str, Any], path: str = "/mnt/fg_llm") -> list[str]:
     """The sources mounted on `path` in the host's namespace (its real mount table), bottom first."""
     pid = processes_in_namespace(host["mount_ns"])[0]
@@ -138,7 +132,7 @@ def test_teardown_leaves_a_mount_it_never_made_with_its_data_and_users(lab, stat
         result = labctl(lab["inventory"], state, "teardown", "--yes", "--only", "hosts")
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         clean_output(result.stdout, result.stderr)
-        assert _alive(sleeper)
+        assert pid_alive(sleeper)
         assert _mounted(host) == ["userdata"]
         assert ssh(lab, host, "cat /mnt/fg_llm/important.txt").stdout == "important\n"
         text = " ".join((result.stdout + result.stderr).split())
@@ -146,10 +140,10 @@ def test_teardown_leaves_a_mount_it_never_made_with_its_data_and_users(lab, stat
         # provision refuses it too, naming it
         provision = labctl(lab["inventory"], state, "provision", "--only", "hosts")
         assert provision.returncode == 1 and "already has userdata mounted" in provision.stderr
-        assert _alive(sleeper) and _mounted(host) == ["userdata"]
+        assert pid_alive(sleeper) and _mounted(host) == ["userdata"]
     finally:
         _kill(sleeper)
-        wait_for(lambda: not _alive(sleeper), 20)
+        wait_for(lambda: not pid_alive(sleeper), 20)
         ssh(lab, host, "umount /mnt/fg_llm; rmdir /mnt/fg_llm")
 
 
@@ -224,7 +218,7 @@ def test_teardown_refuses_during_a_run_and_force_stops_only_the_run(lab, state, 
         clean_output(refused.stdout, refused.stderr)
         assert "a labctl run is active on this host" in refused.stderr and run_id in refused.stderr
         assert _host_status(host, run_id).get("state") == "training" and _pids(host, run_id.encode())
-        assert _mounted(host) == ["127.0.0.1:/fg_llm"] and _alive(bystander)
+        assert _mounted(host) == ["127.0.0.1:/fg_llm"] and pid_alive(bystander)
 
         forced = labctl(lab["inventory"], state, "teardown", "--yes", "--only", "hosts", "--force")
         assert forced.returncode == 0, forced.stdout[-3000:] + forced.stderr[-3000:]
@@ -234,7 +228,7 @@ def test_teardown_refuses_during_a_run_and_force_stops_only_the_run(lab, state, 
             assert _pids(each, run_id.encode()) == [], each["name"]  # agent, monitors, trainer: all gone
             assert _host_status(each, run_id).get("state") == "stopped", each["name"]
             assert _mounted(each) == []
-        assert _alive(bystander)
+        assert pid_alive(bystander)
     finally:
         _kill(bystander)
     wait_for(lambda: " /mnt/fg_llm " not in (Path(host["root"]) / "proc" / "mounts").read_text(), 30)

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from labctl.fileops import pid_alive
+
 
 def skip_reason() -> str | None:
     """Why a simulated lab cannot run here, or None."""
@@ -65,7 +67,7 @@ def is_provisioned(lab: dict[str, Any], state: Path) -> bool:
         for host in lab["hosts"]:
             root = Path(host["root"])
             record = json.loads((root / "var-lib" / "labctl" / "host.json").read_text(encoding="utf-8"))
-            if not _running(int(host["pid"])) or record.get("mounts") != mount:
+            if not pid_alive(int(host["pid"])) or record.get("mounts") != mount:
                 return False
             if " /mnt/fg_llm nfs4 " not in (root / "proc" / "mounts").read_text(encoding="utf-8"):
                 return False
@@ -76,9 +78,3 @@ def is_provisioned(lab: dict[str, Any], state: Path) -> bool:
     return True
 
 
-def _running(pid: int) -> bool:
-    """Whether `pid` runs (a zombie does not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,18 +21,20 @@ from typing import Any
 import pytest
 import yaml
 
+import labctl.fileops
 from labctl.paths import repo_data
 
 
-def _play(tmp_path: Path, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run `tasks` on localhost in one ansible-playbook; each task's localhost result, in order."""
+def _play(tmp_path: Path, tasks: list[dict[str, Any]], **extra_env: str) -> list[dict[str, Any]]:
+    """Run `tasks` on localhost in one ansible-playbook (`extra_env` added to its environment); each task's
+    localhost result, in order."""
     if not shutil.which("ansible-playbook"):
         pytest.skip("ansible not installed")
     book = tmp_path / "play.yml"
     book.write_text(yaml.safe_dump([{"name": "labctl modules", "hosts": "localhost", "gather_facts": False,
                                      "tasks": tasks}]))
     env = {**os.environ, "ANSIBLE_LIBRARY": str(repo_data("playbooks", "library")), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_STDOUT_CALLBACK": "json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
+           "ANSIBLE_STDOUT_CALLBACK": "json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", **extra_env}
     argv = ["ansible-playbook", "-i", "localhost,", "-c", "local", "-e",
             f"ansible_python_interpreter={sys.executable}", str(book)]
     out = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
@@ -116,3 +120,29 @@ def test_host_record_claims_only_missing_paths_and_makes_them_once(tmp_path):
     assert first["record"]["installs"] == [str(made)]  # what was there before labctl is never claimed
     assert oct(made.stat().st_mode & 0o777) == "0o755"
     assert again["changed"] is False and again["created"] == [] and again["record"] == first["record"]
+
+
+def test_host_record_is_saved_0600_in_a_0700_dir_through_the_shipped_fileops(tmp_path):
+    # the playbooks find playbooks/module_utils beside them; this playbook is elsewhere, so it is named here.
+    # The module's files are kept, to see what AnsiballZ shipped: labctl/fileops.py itself, through the link
+    state, remote = tmp_path / "state", tmp_path / "remote"
+    state.mkdir(mode=0o755)
+    add = {"labctl_host_record": {"dir": str(state), "add": {"mounts": {"/mnt/b": "10.0.0.5:/b"}}}}
+    more = {"labctl_host_record": {"dir": str(state), "add": {"dirs": ["/mnt/b"]}}}
+    utils = str(repo_data("playbooks", "module_utils"))
+    first, second = _play(tmp_path, [add, more], ANSIBLE_MODULE_UTILS=utils, ANSIBLE_KEEP_REMOTE_FILES="1",
+                          ANSIBLE_REMOTE_TMP=str(remote), ANSIBLE_PIPELINING="False")
+    assert first["changed"] and second["changed"], (first, second)
+    record = state / "host.json"
+    assert oct(state.stat().st_mode & 0o777) == "0o700" and oct(record.stat().st_mode & 0o777) == "0o600"
+    text = record.read_text(encoding="utf-8")
+    assert json.loads(text) == second["record"] == {"version": 1, "mounts": {"/mnt/b": "10.0.0.5:/b"},
+                                                     "fstab": {}, "dirs": ["/mnt/b"], "installs": []}
+    assert text == json.dumps(second["record"], indent=1, sort_keys=True) + "\n"
+    assert sorted(p.name for p in state.iterdir()) == ["host.json"]  # no temporary file left
+    wrappers = sorted(remote.glob("*/AnsiballZ_labctl_host_record.py"))
+    assert wrappers, sorted(remote.rglob("*"))
+    payload = max(re.findall(r"[A-Za-z0-9+/=]{2000,}", wrappers[0].read_text()), key=len)
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(payload))) as shipped:
+        fileops = shipped.read("ansible/module_utils/labctl_fileops.py")
+    assert fileops == Path(labctl.fileops.__file__).read_bytes()

@@ -341,10 +341,11 @@ def test_compact_records_are_written_after_the_monitors_and_a_failure_is_a_monit
     raw.mkdir()
     (raw / "dmon.log").write_bytes((fixtures / "dmon_a_new_dt_ctrlc.log").read_bytes())
     (raw / "bpftrace.jsonl").write_text(bpftrace.marker("tick", 10**9) + "\n")
-    (raw / ".bpftrace.csv.tmp").mkdir()  # the temporary file's place is taken: that write fails
+    (raw / "bpftrace.csv" / "taken").mkdir(parents=True)  # a directory holds the record's place: it fails
     kinds = {k.name: k for k in MONITORS}
     dmon, trace = (Monitor(kinds[name], [name], tmp_path) for name in ("dmon", "bpftrace"))
     write_compact_records(raw, [dmon, trace])
     assert (raw / "dmon.csv").read_text().startswith("ts,gpu,pwr:W,gtemp:C,") and not dmon.rec["errors"]
     assert trace.rec["errors"][0].startswith("compact record of bpftrace.jsonl not written")
-    assert not (raw / "bpftrace.csv").exists() and not (raw / "bpftrace.totals.json").exists()
+    assert (raw / "bpftrace.csv").is_dir() and not (raw / "bpftrace.totals.json").exists()
+    assert sorted(p.name for p in raw.iterdir() if p.name.endswith(".tmp")) == []

@@ -13,14 +13,13 @@ hostmon.py nfsiostat INTERVAL MOUNT OUT
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from labctl.fileops import write_json_atomic
 from labctl.formats import mountstats as ms
 from labctl.formats import nfsiostat as nf
 
@@ -71,7 +70,7 @@ def sample_mountstats(proc_file: str, mount: str, interval: float, out: str, rat
                             "read_Bps": max(0, counters[0] - prev[1][0]) / dt,
                             "write_Bps": max(0, counters[1] - prev[1][1]) / dt,
                         }
-                        _write_json(rate_path, rate)
+                        write_json_atomic(Path(rate_path), rate, indent=None)
                     prev = (mono, counters)
             k += 1
             delay = start + k * interval - time.monotonic()
@@ -89,13 +88,6 @@ def _sleep(seconds: float) -> None:
         if left <= 0:
             return
         time.sleep(min(left, 0.2))
-
-
-def _write_json(path: str, doc: dict) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh)
-    os.replace(tmp, path)
 
 
 def run_nfsiostat(interval: int, mount: str, out: str) -> int:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from labctl.fileops import write_text_atomic
 from labctl.sim.exceptions import InvalidValue, UnexpectedArgument
 from labctl.sim.models.base import COLLECTIONS, link, public
 from labctl.sim.models.cli import CliMixin
@@ -149,9 +148,6 @@ class OntapBackend(
             if text == self._saved:
                 return
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, prefix=".state-")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, self.state_file)
+            write_text_atomic(self.state_file, text, mode=0o600)
             self._saved = text
 
