@@ -99,8 +99,11 @@ def wheelhouse(version: str, work: Path) -> Path:
     ready = subprocess.run([*pip, "install", "--dry-run", "--ignore-installed", "--no-index", "--find-links",
                             str(house), "-r", str(req)], capture_output=True, text=True)
     if ready.returncode:
-        proc = subprocess.run([*pip, "wheel", "-q", "-w", str(house), "-r", str(req)], capture_output=True,
-                              text=True, timeout=3000)
+        # --use-pep517: sdists without pyproject.toml (future, GPUtil, kaggle, …) are built in an isolated
+        # environment with setuptools and wheel, not by `setup.py bdist_wheel`, which needs the `wheel`
+        # package that a stock venv's pip (Debian 12: pip 23.0.1) does not bring
+        proc = subprocess.run([*pip, "wheel", "-q", "--use-pep517", "-w", str(house), "-r", str(req)],
+                              capture_output=True, text=True, timeout=3000)
         assert proc.returncode == 0, proc.stderr[-3000:]
     return house
 
