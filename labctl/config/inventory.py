@@ -1,4 +1,5 @@
-"""The one reader of the inventory: Ansible's own loader, once per command, for everyone.
+"""The reader of the inventory: Ansible's own loader, once per command, for everyone who needs the hosts'
+variables or Ansible's host patterns; for the lab config alone, a plain YAML inventory is read without it.
 
 Ansible's InventoryManager + VariableManager + DataLoader (vault secrets from `$ANSIBLE_VAULT_PASSWORD_FILE`)
 give the lab (`all` group) vars, every group's hosts and each host's `labctl_*`/`ansible_*` variables exactly
@@ -6,6 +7,11 @@ as the playbooks see them. The result is kept for as long as no file of the inve
 setting) changes, so the lab config, the hosts phase and `labctl run` share one load. A plain YAML pass over
 the same files first catches syntax errors (with their line number) and alias bombs, and finds which file set
 each lab key, so that a validation error can name it.
+
+Ansible's loader costs ~0.25 s of start-up per command (its imports). A command that needs only the lab
+config (`provision --only storage`, `status`, a storage teardown) reads a plain YAML inventory through
+`plain_inventory.py` instead; anything beyond plain YAML goes to Ansible, and
+tests/unit/test_plain_inventory.py holds the two equal on the sample inventory and on generated ones.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from labctl.config.plain_inventory import read_plain
 from labctl.config.yaml_budget import ALIAS_FIX, AliasBudgetExceeded, load_yaml
 from labctl.errors import ConfigError
 
@@ -52,6 +59,7 @@ class InventoryData:
     vaulted: set[str] = field(default_factory=set)
     groups: dict[str, list[InventoryHost]] = field(default_factory=dict)
     manager: Any = field(default=None, repr=False, compare=False)  # Ansible's InventoryManager
+    complete: bool = True  # False: read without Ansible (the hosts' variables are not in `groups`)
 
     def where(self, key: str) -> str:
         """The file that set `key`, else the file where it belongs (group_vars/all.yml)."""
@@ -62,6 +70,8 @@ class InventoryData:
         Ansible's order; an empty list when none does (the caller says what to fix)."""
         from ansible import constants
 
+        if not self.complete:
+            return read_inventory(self.path, full=True).hosts(pattern)
         by_name = {h.name: h for hosts in self.groups.values() for h in hosts}
         saved = constants.HOST_PATTERN_MISMATCH  # labctl reports an empty match itself, with the fix
         constants.HOST_PATTERN_MISMATCH = "ignore"
@@ -211,9 +221,11 @@ def _vault_secrets(loader: Any) -> list[tuple[str, Any]]:
     return [("default", secret)]
 
 
-def read_inventory(path: Path) -> InventoryData:
+def read_inventory(path: Path, *, full: bool = False) -> InventoryData:
     """Load hosts, groups and the lab (`all` group) vars of an inventory directory (once while its files and
-    Ansible settings stay the same; each caller gets its own lab_vars/origins to change).
+    Ansible settings stay the same; each caller gets its own lab_vars/origins to change). Without `full`, a
+    plain YAML inventory is read without Ansible and its hosts come without their variables (`complete` is
+    False); with it, or for any other inventory, Ansible's loader reads it.
 
     Raises:
         ConfigError: the directory is missing or empty, a file is not valid YAML, Ansible cannot load it,
@@ -236,6 +248,11 @@ def read_inventory(path: Path) -> InventoryData:
     data = _CACHE.get(key)
     if data is None:
         origins, encrypted = _origins(path)
+        plain = None if full or encrypted else read_plain(path)
+        if plain is not None:
+            groups = {g: [InventoryHost(h, a) for h, a in hosts] for g, hosts in plain.groups.items()}
+            return InventoryData(path=path, lab_vars=plain.all_vars, origins=origins, groups=groups,
+                                 complete=False)
         data = _load(path, origins, encrypted)
         while len(_CACHE) >= _CACHE_SIZE:
             del _CACHE[next(iter(_CACHE))]

@@ -63,7 +63,7 @@ def resolve_hosts(inventory: Path, pattern: str) -> list[Target]:
             where=str(inventory),
             fix="pass -i DIR (for the simulated lab: DIR/inventory of `labctl sim up`)",
         )
-    hosts = read_inventory(Path(inventory)).hosts(pattern)
+    hosts = read_inventory(Path(inventory), full=True).hosts(pattern)
     if not hosts:
         raise ConfigError(
             f"the host pattern {pattern!r} matches no host of the inventory",

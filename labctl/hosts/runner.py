@@ -121,7 +121,7 @@ def _tool_path() -> str:
 def inventory_hosts(inventory: Path, group: str = "gpu_hosts") -> dict[str, dict[str, Any]]:
     """The hosts of `group` with their `labctl_*`/`ansible_*` variables, as Ansible resolves them (the
     command's one inventory load, `labctl.config.inventory`)."""
-    return {h.name: dict(h.vars) for h in read_inventory(inventory).groups.get(group, [])}
+    return {h.name: dict(h.vars) for h in read_inventory(inventory, full=True).groups.get(group, [])}
 
 
 def _message(res: dict[str, Any]) -> str:

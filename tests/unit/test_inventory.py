@@ -1,4 +1,4 @@
-"""The one inventory reader (Ansible's loader, once per command) gives what `ansible-inventory` gives."""
+"""The inventory reader (Ansible's loader, once per command) gives what `ansible-inventory` gives."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_reads_what_ansible_inventory_lists(tmp_path: Path, name: str) -> None:
     else:
         inv = write(tmp_path / "inv", MIXED)
     listing = ansible_inventory(inv)
-    data = read_inventory(inv)
+    data = read_inventory(inv, full=True)  # the hosts' variables too
     hostvars = listing["_meta"]["hostvars"]
     for group in ("all", "gpu_hosts"):
         assert [h.name for h in data.groups[group]] == members(listing, group)
