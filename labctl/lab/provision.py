@@ -38,20 +38,22 @@ def provision_storage(cfg: LabConfig, state_dir: Path, *, plan: bool, console: C
     """
     result = ProvisionResult()
     with Ledger.open(state_dir) as ledger, ontap_session(cfg, console) as ontap:
-        preflight.check_before_changes(ontap, ledger, plan=plan)  # a provision that must fail changes nothing
+        planned = preflight.check_before_changes(ontap, ledger, plan=plan)  # a provision that must fail
+        # changes nothing; its FlexGroup plan is reused: the steps before the FlexGroup's do not touch it
         if plan:
             result.changes.append(nfs.plan_nfs(ontap))
             result.changes += export_policy.plan_export(ontap, ledger)[0]
             lif_changes, addresses = interfaces.plan_interfaces(ontap, ledger)
             result.changes += lif_changes
-            result.changes.append(flexgroup.plan_flexgroup(ontap, ledger)[0])
+            result.changes.append(planned[0])
         else:
             result.changes.append(nfs.ensure_nfs(ontap, ledger))
             result.changes += export_policy.ensure_export(ontap, ledger)
             lif_changes, addresses = interfaces.ensure_interfaces(ontap, ledger)
             result.changes += lif_changes
-            result.changes.append(flexgroup.ensure_flexgroup(ontap, ledger))
-            result.verified = flexgroup_check.verify_flexgroup(ontap)
+            change, vol = flexgroup.ensure_flexgroup(ontap, ledger, planned)
+            result.changes.append(change)
+            result.verified = flexgroup_check.verify_flexgroup(ontap, vol)
         result.nfs_server = cfg.nfs_server or (addresses[0] if addresses else None)
         if not plan and result.nfs_server != ledger.meta.get("nfs_server"):
             ledger.set_meta(nfs_server=result.nfs_server, data_addresses=addresses)

@@ -37,6 +37,9 @@ class VolumeState:
     style: str
 
 
+Plan = tuple[Change, VolumeState | None]  # plan_flexgroup's answer: the change, the volume as it was
+
+
 def ledger_key(svm: str, name: str) -> str:
     """Ledger key of a volume."""
     return f"volume:{svm}/{name}"
@@ -181,11 +184,13 @@ def _layout(per_aggregate: dict[str, int]) -> str:
     return ", ".join(f"{a}×{n}" for a, n in sorted(per_aggregate.items())) or "none"
 
 
-def ensure_flexgroup(ontap: Ontap, ledger: Ledger) -> Change:
-    """Create the FlexGroup (job followed with progress) or fix its size, junction and policy."""
+def ensure_flexgroup(ontap: Ontap, ledger: Ledger, planned: Plan | None = None) -> Plan:
+    """Create the FlexGroup (job followed with progress) or fix its size, junction and policy; `planned` is
+    this command's `plan_flexgroup` answer if it has one (nothing changed the volume since). Returns the
+    change and the volume as it is now (None after a modification: read it again)."""
     fg, svm = ontap.cfg.flexgroup, ontap.cfg.svm
     key = ledger_key(svm, fg.name)
-    change, vol = plan_flexgroup(ontap, ledger)
+    change, vol = planned or plan_flexgroup(ontap, ledger)
     if change.action == REFUSED:
         raise layout_error(change)
     if change.action == CREATE:
@@ -254,9 +259,10 @@ def ensure_flexgroup(ontap: Ontap, ledger: Ledger) -> Change:
             response = ontap.call(what, lambda: changed(Volume(uuid=vol.uuid), **patch).patch(poll=False))
             ontap.wait_job(response, what, tick)
         ledger.done(key)
+        return change, None
     elif vol is not None and (ledger.get(key) or {}).get("state") == INTENT:
         ledger.done(key, uuid=vol.uuid)  # an interrupted run's create had landed (adopted by its tag)
-    return change
+    return change, vol
 
 
 def _await_volume(ontap: Ontap, tick: Any) -> None:

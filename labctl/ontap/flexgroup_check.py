@@ -10,18 +10,19 @@ from netapp_ontap.resources import CLI
 
 from labctl.config.keys import format_size
 from labctl.errors import LabctlError, OntapError
-from labctl.ontap.flexgroup import SIZE_TOLERANCE, aggregates, constituents, find_volume
+from labctl.ontap.flexgroup import SIZE_TOLERANCE, VolumeState, aggregates, constituents, find_volume
 from labctl.ontap.session import Ontap
 
 
-def verify_flexgroup(ontap: Ontap) -> dict[str, Any]:
-    """Check the FlexGroup is exactly as configured; returns a summary.
+def verify_flexgroup(ontap: Ontap, vol: VolumeState | None = None) -> dict[str, Any]:
+    """Check the FlexGroup is exactly as configured (`vol`: as this command last read it, else read now);
+    returns a summary.
 
     Raises:
         OntapError: any mismatch (constituent count or spread, size, junction, export policy).
     """
     fg = ontap.cfg.flexgroup
-    vol = find_volume(ontap)
+    vol = vol or find_volume(ontap)
     if vol is None:
         raise OntapError(f"FlexGroup {fg.name} is missing after provisioning", fix="rerun labctl provision")
     parts = constituents(ontap)

@@ -13,9 +13,10 @@ from labctl.ontap.session import Ontap
 from labctl.state import Ledger
 
 
-def check_before_changes(ontap: Ontap, ledger: Ledger, *, plan: bool = False) -> None:
+def check_before_changes(ontap: Ontap, ledger: Ledger, *, plan: bool = False) -> flexgroup.Plan:
     """Raise the error provision would meet later, before anything is changed (with `plan`, a layout that
-    cannot change is shown in the plan as refused rather than raised).
+    cannot change is shown in the plan as refused rather than raised). Returns the FlexGroup's plan, which
+    provision's later steps reuse (they do not touch the volume).
 
     Raises:
         OntapError: naming the inventory key to fix.
@@ -23,10 +24,10 @@ def check_before_changes(ontap: Ontap, ledger: Ledger, *, plan: bool = False) ->
     change, vol = flexgroup.plan_flexgroup(ontap, ledger)  # refuses a same-named volume labctl does not own
     if change.action == flexgroup.REFUSED and not plan:
         raise flexgroup.layout_error(change)
-    if vol is not None:
-        return  # labctl's FlexGroup exists: its aggregates and junction were checked when it was made
-    _check_aggregates(ontap)
-    _check_junction(ontap)
+    if vol is None:  # else labctl's FlexGroup exists: its aggregates and junction were checked when made
+        _check_aggregates(ontap)
+        _check_junction(ontap)
+    return change, vol
 
 
 def _check_aggregates(ontap: Ontap) -> None:
