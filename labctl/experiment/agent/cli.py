@@ -20,16 +20,19 @@ import time
 from pathlib import Path
 
 from labctl.errors import LabctlError
-from labctl.experiment.agent.facts import host_facts
-from labctl.experiment.agent.monitors import child_env, self_argv
-from labctl.experiment.agent.supervisor import Supervisor
 from labctl.fileops import pid_alive, sha256_file
 from labctl.formats.bundle import Monitors, Spec, Status
 
 FINAL = ("finished", "failed", "stopped")
 
 
+# The supervisor, the monitors and the facts are imported by the commands that use them: `status` runs
+# every 2 s on every host while the controller follows a run, and only reads status.json.
+
+
 def cmd_start(spec_path: str) -> int:
+    from labctl.experiment.agent.monitors import child_env, self_argv
+
     spec_path = str(Path(spec_path).resolve())
     rundir = Path(Spec.load(Path(spec_path)).rundir)
     (rundir / "logs").mkdir(parents=True, exist_ok=True)
@@ -97,11 +100,15 @@ def cmd_files(rundir: str) -> int:
 
 
 def cmd_facts(spec_path: str) -> int:
+    from labctl.experiment.agent.facts import host_facts
+
     print(json.dumps(host_facts(Spec.load(Path(spec_path)))))
     return 0
 
 
 def cmd_run(spec_path: str) -> int:
+    from labctl.experiment.agent.supervisor import Supervisor
+
     return Supervisor(Spec.load(Path(spec_path))).run()
 
 
