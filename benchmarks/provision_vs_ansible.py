@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from benchmarks.installed import compile_labctl
 from tests.ontap.conftest import GPU_HOSTS
 from tests.ontap.conftest import write_inventory as tests_inventory
 
@@ -152,6 +153,8 @@ def _ansible(sim: Any, private: Path) -> tuple[float, dict[str, int]]:
     """The playbook through ansible-runner; (seconds, {changed, ok, failures})."""
     import ansible_runner
 
+    from labctl.hosts.runner import ansible_bin_dir
+
     project = private / "project"
     project.mkdir(parents=True, exist_ok=True)
     play = [{"hosts": "localhost", "gather_facts": False,
@@ -163,12 +166,14 @@ def _ansible(sim: Any, private: Path) -> tuple[float, dict[str, int]]:
         inventory=f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}",
         extravars={"ontap_port": sim.port, "ontap_user": sim.username},
         envvars={"ONTAP_PASSWORD": sim.password, "REQUESTS_CA_BUNDLE": sim.ca_file,
+                 "PATH": os.pathsep.join([ansible_bin_dir(), os.environ.get("PATH", os.defpath)]),
                  "ANSIBLE_PIPELINING": "True", "ANSIBLE_NOCOLOR": "1"})
     took = time.perf_counter() - start
     if result.status != "successful":
         failures = [e["event_data"].get("res", {}).get("msg") for e in result.events
                     if e.get("event") == "runner_on_failed"]
-        raise RuntimeError(f"the netapp.ontap playbook failed ({result.status}): {failures}")
+        tail = result.stdout.read()[-2000:] if result.stdout else ""
+        raise RuntimeError(f"the netapp.ontap playbook failed ({result.status}): {failures}\n{tail}")
     stats = result.stats or {}
     return took, {key: sum(stats.get(key, {}).values()) for key in ("changed", "ok", "failures")}
 
@@ -218,6 +223,7 @@ def bench(quick: bool = False) -> list[dict[str, Any]]:
     rounds = 1 if quick else 3
     root = Path(tempfile.mkdtemp(prefix="labctl-bench-prov-"))
     tls = root / "tls"  # one CA for every simulator (certificate generation is not what is measured)
+    compile_labctl()  # labctl's processes start as an installed labctl's do
     try:
         with _simulator(tls) as sim:  # imports and first-call costs of the in-process timing, untimed
             _labctl_inprocess(write_inventory(root / "warm", sim), root / "warm" / "state")

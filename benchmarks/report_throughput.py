@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-import labctl
+from benchmarks.installed import compile_labctl
 from benchmarks.synthbundle import SynthCheckpoint, SynthSpec, write_run
 
 DAY = 86_400
@@ -86,16 +86,11 @@ def _pss_mb(pids: list[int]) -> float:
     return total / 1024.0
 
 
-def installed_env(root: Path) -> dict[str, str]:
-    """The child's environment: labctl's bytecode compiled beforehand (into `root`, not the source tree), as a
-    pip install compiles it. Without it, where PYTHONDONTWRITEBYTECODE is set (as on the CI VM) every start
-    compiles labctl's modules from source (~50 ms), time the analysis itself does not need."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
-    package = Path(labctl.__file__).parent
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], env=env, check=True,
-                   capture_output=True)
-    return env
+def installed_env() -> dict[str, str]:
+    """The child's environment, with labctl's bytecode compiled beforehand as an install has it
+    (benchmarks/installed.py)."""
+    compile_labctl()
+    return dict(os.environ)
 
 
 EXIT = "threading._shutdown(); atexit._run_exitfuncs(); sys.stdout.flush(); os._exit(0)"
@@ -167,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         gen = time.perf_counter() - t
         size = sum(f.stat().st_size for f in files)
         wc = time_wc(files)
-        env = installed_env(root)
+        env = installed_env()
         floor = time_floor(env)
         runs = [time_analysis(run, env, sample_memory=False) for _ in range(2)]
         took, result = min(r[0] for r in runs), runs[-1][3]

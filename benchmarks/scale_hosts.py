@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from benchmarks.installed import compile_labctl
+
 NAME = "scale_hosts"
 GOAL = 2.0
 
@@ -98,6 +100,7 @@ def bench(quick: bool = False) -> list[dict[str, Any]]:
     if reason:
         return [{"name": NAME, "skipped": reason}]
     many = 2 if quick else 8
+    compile_labctl()  # labctl's processes start as an installed labctl's do
     base = Path(tempfile.mkdtemp(prefix="lbscale-"))  # not under /var/tmp or /mnt: the hosts mount over those
     try:
         one = one_lab(base, 1)

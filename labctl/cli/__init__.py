@@ -173,9 +173,12 @@ def run() -> None:
     teardown of every module and the C++ static destructors. pyarrow's thread pools, started by reading
     the compact records, could abort the process there under load ("terminate called without an active
     exception", exit -6 after the right message); and the teardown's last collector passes would walk
-    all of numpy's and pyarrow's objects for garbage the exiting process drops anyway. (`main` itself
-    leaves all this alone: tests call it in-process.)"""
+    all of numpy's and pyarrow's objects for garbage the exiting process drops anyway. Under a profiler,
+    a tracer or a debugger it exits the ordinary way, so that they can write their results. (`main`
+    itself leaves all this alone: tests call it in-process.)"""
     code = main()
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)  # a profiler, coverage or a debugger writes its results in the ordinary teardown
     threading._shutdown()  # noqa: SLF001 - what Py_FinalizeEx does first: thread atexits, join the others
     atexit._run_exitfuncs()  # noqa: SLF001 - logging.shutdown and the other registered handlers
     for stream in (sys.stdout, sys.stderr):
