@@ -7,12 +7,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labctl.config.inventory import _load, _origins, read_inventory
 from labctl.config.plain_inventory import read_plain
+from tests.unit.test_inventory import write
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,14 +33,6 @@ def both(path: Path) -> tuple[object, object]:
     ans = _load(path, origins, encrypted)
     ans_groups = {g: [(h.name, h.address) for h in hosts] for g, hosts in ans.groups.items()}
     return (plain.all_vars, plain.groups), (ans.lab_vars, ans_groups)
-
-
-def write(root: Path, files: dict[str, object]) -> Path:
-    for rel, data in files.items():
-        f = root / rel
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
-    return root
 
 
 def test_sample_inventory_reads_the_same(tmp_path: Path) -> None:
