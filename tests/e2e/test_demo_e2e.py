@@ -22,13 +22,13 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _short_experiment(path: Path) -> Path:
+def short_experiment(path: Path, **monitors: object) -> Path:
     """The simulated lab's reference experiment, shortened to ~40 s with the same three checkpoints,
-    each ~12 s apart so that every save is its own write burst."""
+    each ~12 s apart so that every save is its own write burst; `monitors` override monitor settings."""
     exp = yaml.safe_load((REPO / "templates" / "experiment.sim.yaml").read_text())
     exp["emulate"].update(steps_per_epoch=10, step_compute_s=1.0, startup_s=1.0, validation_s=1.0,
                           checkpoint_scale=0.004)
-    exp["monitors"].update(lead_s=1, tail_s=2)
+    exp["monitors"].update(lead_s=1, tail_s=2, **monitors)
     path.write_text(yaml.safe_dump(exp))
     return path
 
@@ -50,7 +50,7 @@ def demo(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     base = tmp_path_factory.mktemp("e2e")
-    experiment = _short_experiment(base / "experiment.yaml")
+    experiment = short_experiment(base / "experiment.yaml")
     result = run_demo(base / "lab", hosts=2, keep=True, experiment=experiment)
     lab = json.loads((base / "lab" / "lab.json").read_text())
     try:

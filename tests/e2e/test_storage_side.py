@@ -4,17 +4,14 @@ report's storage side agrees with the clients (sim up --hosts 2, provision, the 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-import yaml
 
 from labctl.demo import run_demo
+from tests.e2e.test_demo_e2e import short_experiment
 from tests.hosts.simlab import fuse_reason, skip_reason
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +21,8 @@ def storage_run(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     base = tmp_path_factory.mktemp("storage")
-    exp = yaml.safe_load((REPO / "templates" / "experiment.sim.yaml").read_text())
-    exp["emulate"].update(steps_per_epoch=10, step_compute_s=1.0, startup_s=1.0, validation_s=1.0,
-                          checkpoint_scale=0.004)
-    exp["monitors"].update(lead_s=1, tail_s=2, ontap_interval_s=1)
-    (base / "experiment.yaml").write_text(yaml.safe_dump(exp))
-    result = run_demo(base / "lab", hosts=2, experiment=base / "experiment.yaml")  # sim down at the end
+    experiment = short_experiment(base / "experiment.yaml", ontap_interval_s=1)
+    result = run_demo(base / "lab", hosts=2, experiment=experiment)  # sim down at the end
     return result, json.loads((result.bundle / "summary.json").read_text())
 
 
