@@ -86,44 +86,36 @@ def _pss_mb(pids: list[int]) -> float:
     return total / 1024.0
 
 
-def installed_env() -> dict[str, str]:
-    """The child's environment, with labctl's bytecode compiled beforehand as an install has it
-    (benchmarks/installed.py)."""
-    compile_labctl()
-    return dict(os.environ)
+EXIT = "from labctl.leave import leave; leave(0)"  # as the `labctl` command ends
+FLOOR = "import numpy, pyarrow, pyarrow.csv, pyarrow.parquet; " + EXIT
 
 
-EXIT = "threading._shutdown(); atexit._run_exitfuncs(); sys.stdout.flush(); os._exit(0)"
-FLOOR = "import atexit, os, sys, threading, numpy, pyarrow, pyarrow.csv, pyarrow.parquet; " + EXIT
-
-
-def time_floor(env: dict[str, str]) -> float:
+def time_floor() -> float:
     """Seconds of a child that only starts the interpreter, imports what the analysis cannot do without
     (numpy, pyarrow with its CSV and Parquet modules) and exits as the analysis does: the part of the
     analysis' time that does not depend on the bundle (best of 2)."""
     best = float("inf")
     for _ in range(2):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", FLOOR], env=env, check=True, capture_output=True)
+        subprocess.run([sys.executable, "-c", FLOOR], check=True, capture_output=True)
         best = min(best, time.perf_counter() - t)
     return best
 
 
-def time_analysis(run: Path, env: dict[str, str], sample_memory: bool) -> tuple[float, float, float, dict]:
+def time_analysis(run: Path, sample_memory: bool) -> tuple[float, float, float, dict]:
     """Seconds of a child process running the analysis; with `sample_memory`, its peak memory (MB) as the sum
     of the PSS of the whole process tree (the parser's worker processes included; sampled every 0.1 s, which
     takes CPU from the child: such a run is not one of the timed ones), else 0; the largest single process's
     peak RSS (MB); and its summary."""
-    # the analysis, its result printed, and the exit as the `labctl` command makes it (labctl.cli.run: other
-    # threads waited for, atexit handlers run, streams flushed, then os._exit)
-    code = ("import atexit, os, sys, json, threading; from pathlib import Path;"
+    # the analysis, its result printed, and the exit as the `labctl` command makes it (labctl.leave)
+    code = ("import sys, json; from pathlib import Path;"
             "from labctl.analysis.analyse import analyse; s = analyse(Path(sys.argv[1])).summary;"
             "print(json.dumps({'checkpoints': len(s['checkpoints']), 'rows': s['timeline_rows']}));"
             f"{EXIT}")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", code, str(run)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True)
     peak, done = [0.0], threading.Event()
 
     def sample() -> None:  # beside the wait, so the time is the child's, not the sampling period's
@@ -162,11 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         gen = time.perf_counter() - t
         size = sum(f.stat().st_size for f in files)
         wc = time_wc(files)
-        env = installed_env()
-        floor = time_floor(env)
-        runs = [time_analysis(run, env, sample_memory=False) for _ in range(2)]
+        compile_labctl()  # the children start as an installed labctl's would (benchmarks/installed.py)
+        floor = time_floor()
+        runs = [time_analysis(run, sample_memory=False) for _ in range(2)]
         took, result = min(r[0] for r in runs), runs[-1][3]
-        _, peak, rss, _ = time_analysis(run, env, sample_memory=True)
+        _, peak, rss, _ = time_analysis(run, sample_memory=True)
         ratio = took / wc
         print(f"scale {args.scale}: {size / 1e6:,.1f} MB in {len(files)} files (generated in {gen:.1f} s)")
         print(f"wc -l:    {wc:8.3f} s")

@@ -7,13 +7,10 @@ traceback to a log file and reported in one line.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import logging
 import os
 import sys
 import tempfile
-import threading
 import traceback
 from pathlib import Path
 
@@ -23,6 +20,7 @@ from rich.text import Text
 
 from labctl import __version__
 from labctl.errors import LabctlError, UsageError
+from labctl.leave import leave
 from labctl.paths import open_append_own, private_dir
 from labctl.redact import RedactingFilter, redact
 
@@ -166,22 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """The `labctl` console script and `python -m labctl`: `main`, then exit with its status.
-
-    The exit does what the interpreter's own exit does for Python code (other threads are waited for,
-    `atexit` handlers run, the standard streams are flushed), then leaves with `os._exit`, skipping the
-    teardown of every module and the C++ static destructors. pyarrow's thread pools, started by reading
-    the compact records, could abort the process there under load ("terminate called without an active
-    exception", exit -6 after the right message); and the teardown's last collector passes would walk
-    all of numpy's and pyarrow's objects for garbage the exiting process drops anyway. Under a profiler,
-    a tracer or a debugger it exits the ordinary way, so that they can write their results. (`main`
-    itself leaves all this alone: tests call it in-process.)"""
-    code = main()
-    if sys.getprofile() is not None or sys.gettrace() is not None:
-        sys.exit(code)  # a profiler, coverage or a debugger writes its results in the ordinary teardown
-    threading._shutdown()  # noqa: SLF001 - what Py_FinalizeEx does first: thread atexits, join the others
-    atexit._run_exitfuncs()  # noqa: SLF001 - logging.shutdown and the other registered handlers
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(code)
+    """The `labctl` console script and `python -m labctl`: `main`, then exit with its status through
+    `labctl.leave` (no interpreter teardown). `main` itself leaves the process alone: tests call it
+    in-process."""
+    leave(main())

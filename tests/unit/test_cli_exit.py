@@ -1,5 +1,6 @@
-"""The console script's exit (`labctl.cli.run`): it leaves with `os._exit`, so it must first do what the
-interpreter's exit does for Python code: wait for other threads, run `atexit` handlers, flush the streams."""
+"""The console script's exit (`labctl.cli.run`, through `labctl.leave`): it leaves with `os._exit`, so it must
+first do what the interpreter's exit does for Python code: wait for other threads, run `atexit` handlers,
+flush the streams."""
 
 from __future__ import annotations
 
