@@ -43,7 +43,7 @@ def build(run: Path, scale: float) -> list[Path]:
                      checkpoints=checkpoints, gpus=8, dmon_every_s=10, epochs=3)
     write_run(run, spec)
     raw = run / "raw" / spec.hosts[0]
-    return sorted(p for p in raw.iterdir() if p.suffix in (".log", ".csv", ".jsonl"))
+    return sorted(p for p in raw.iterdir() if p.suffix in (".log", ".f64", ".jsonl"))
 
 
 def time_wc(files: list[Path]) -> float:

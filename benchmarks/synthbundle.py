@@ -8,6 +8,7 @@ S+1 … S+D carry its bytes and idle GPUs (blocking D s), then `suppression_s` s
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import random
@@ -15,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labctl.formats import bpftrace, dmon, mountstats, nfsiostat, procmounts
+from labctl.formats import bpftrace, dmon, mountstats, nfsiostat, procmounts, records
 from labctl.formats.bundle import Manifest, Monitors
 
 MiB = 2**20
@@ -65,7 +66,7 @@ class SynthSpec:
     seed: int = 7
     bpftrace_seconds: int | None = None  # None: the run's length
     sources: tuple[str, ...] = ("dmon", "mountstats", "nfsiostat", "bpftrace", "train")
-    compact: bool = True  # the agent's compact records (*.csv, bpftrace.totals.json) beside the verbatim logs
+    compact: bool = True  # the agent's compact records (*.f64, bpftrace.totals.json) beside the verbatim logs
     dmon_every_s: int = 1  # dmon's -d
 
     @property
@@ -194,7 +195,7 @@ def _dmon(path: Path, plan: _Plan, spec: SynthSpec) -> None:
 
 
 def _mountstats(d: Path, plan: _Plan, spec: SynthSpec, mount: str, opts: str) -> None:
-    """mountstats.log and, with `spec.compact`, the agent's mountstats.csv of the same snapshots."""
+    """mountstats.log and, with `spec.compact`, the agent's mountstats.f64 of the same snapshots."""
     e = mountstats.Entry("10.0.0.3:/fg_llm", mount, "nfs4", "1.1", procmounts.options(
         f"rw,{opts},namlen=255,acregmin=3,acregmax=60,acdirmin=30,acdirmax=60,timeo=600,retrans=2,sec=sys,"
         "clientaddr=10.0.0.21,local_lock=none"),
@@ -203,8 +204,8 @@ def _mountstats(d: Path, plan: _Plan, spec: SynthSpec, mount: str, opts: str) ->
                   "lease_time=90,lease_expired=0", "sec": "flavor=1,pseudoflavor=1"},
         rpc="1.1  p/v: 100003/4 (nfs)")
     rb = wb = rops = wops = commit = sends = fsync = 0
-    with (d / "mountstats.log").open("w") as fh, (d / "mountstats.csv").open("w") as rows:
-        rows.write(",".join(mountstats.COLUMNS) + "\n")
+    rows = records.Appender(d / "mountstats.f64", mountstats.COLUMNS)
+    with (d / "mountstats.log").open("w") as fh, contextlib.closing(rows):
         for i in range(len(plan.util)):
             rb += plan.read[i]
             wb += plan.write[i]
@@ -226,16 +227,16 @@ def _mountstats(d: Path, plan: _Plan, spec: SynthSpec, mount: str, opts: str) ->
                      "GETATTR": [i, i, 0, i * 200, i * 240, 0, i, i, 0], **{n: [0] * 9 for n in OPS_TAIL}}
             fh.write(mountstats.format_snapshot(plan.t0 + i, 1000 + i, e.format()))
             if spec.compact:
-                rows.write(",".join(mountstats.record(plan.t0 + i, 1000 + i, e)) + "\n")
+                rows.row(mountstats.record(plan.t0 + i, 1000 + i, e))
     if not spec.compact:
-        (d / "mountstats.csv").unlink()
+        (d / "mountstats.f64").unlink()
 
 
 def _nfsiostat(d: Path, plan: _Plan, spec: SynthSpec, mount: str) -> None:
-    """nfsiostat.log as the agent logs it and, with `spec.compact`, its nfsiostat.csv (as the agent reads it)."""
-    with (d / "nfsiostat.log").open("w") as fh, (d / "nfsiostat.csv").open("w") as rows:
-        rows.write(",".join(nfsiostat.COLUMNS) + "\n")
-        wide = nfsiostat.Rows(rows.write)
+    """nfsiostat.log as the agent logs it and, with `spec.compact`, its nfsiostat.f64 (as the agent reads it)."""
+    rows = records.Appender(d / "nfsiostat.f64", nfsiostat.COLUMNS)
+    with (d / "nfsiostat.log").open("w") as fh, contextlib.closing(rows):
+        wide = nfsiostat.Rows(rows.row)
         reader = nfsiostat.Reader(wide.sink)
         for i in range(len(plan.util)):
             r, w = plan.read[i], plan.write[i]
@@ -250,7 +251,7 @@ def _nfsiostat(d: Path, plan: _Plan, spec: SynthSpec, mount: str) -> None:
                     reader.line(line)
         wide.flush()
     if not spec.compact:
-        (d / "nfsiostat.csv").unlink()
+        (d / "nfsiostat.f64").unlink()
 
 
 def _bpftrace(d: Path, plan: _Plan, spec: SynthSpec, mount: str) -> None:

@@ -20,16 +20,16 @@ def write_json_atomic(path: Path, doc: Any, *, indent: int | None = 1, sort_keys
     write_text_atomic(path, text, mode=mode, durable=durable)
 
 
-def write_text_atomic(path: Path, text: str, *, mode: int = 0o644, durable: bool = False) -> None:
-    """Write `text` to `path` through a temporary file (created with `mode`) and a rename: readers see the
-    old file or the new one, never a part of either. `durable`: fsync the file and its directory, so a
-    crash right after cannot lose it."""
+def write_text_atomic(path: Path, text: str | bytes, *, mode: int = 0o644, durable: bool = False) -> None:
+    """Write `text` (a str as UTF-8) to `path` through a temporary file (created with `mode`) and a rename:
+    readers see the old file or the new one, never a part of either. `durable`: fsync the file and its
+    directory, so a crash right after cannot lose it."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8") if isinstance(text, str) else text)
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-import threading
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,9 +28,9 @@ class Analysis:
 
 def analyse(run_dir: Path, *, write: bool = True, progress: Progress = no_progress) -> Analysis:
     """Parse `run_dir`, build the timeline and summary, and (by default) write both into the bundle;
-    `progress` is told each step in words. timeline.parquet is written on a second thread while the summary
-    is computed (pyarrow encodes without the interpreter lock); it replaces the bundle's earlier one only once
-    the summary succeeded too.
+    `progress` is told each step in words. timeline.parquet is written on a second thread while the bundle
+    is still being read and the summary computed, each source's series as soon as they are final; it
+    replaces the bundle's earlier one only once the summary succeeded too.
 
     Raises:
         StateError: `run_dir` is not a run bundle.
@@ -40,42 +39,40 @@ def analyse(run_dir: Path, *, write: bool = True, progress: Progress = no_progre
     from labctl.analysis.metrics import summarize
     from labctl.analysis.ontap import STATS, load_counters, series
     from labctl.analysis.ontap_findings import section
-    from labctl.analysis.timeline import bin_all, informative, write_timeline
+    from labctl.analysis.timeline import TimelineWriter, bin_all, informative
 
-    run = load_run(run_dir, progress)
-    progress("1 s timeline and summary")
-    binned = bin_all(run.store.series)
-    run.store.series.clear()  # the raw samples are no longer needed
-    counters = load_counters(run_dir) if (run_dir / STATS).is_file() else None  # raw/_ontap/: storage side
-    rows = {**binned, **(series(counters) if counters else {})}
-    kept = informative(rows)
     pending = run_dir / "timeline.parquet.tmp"
-    written: list[int | BaseException] = []
+    writer = TimelineWriter(pending) if write and (run_dir / "raw").is_dir() else None
+    binned: dict[SeriesKey, Binned] = {}
+    kept = 0
 
-    def write_rows() -> None:
-        try:
-            written.append(write_timeline(kept, pending))
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            written.append(exc)
+    def keep(batch: dict[SeriesKey, Binned]) -> dict[SeriesKey, Binned]:
+        nonlocal kept
+        rows = informative(batch)
+        kept += len(rows)
+        if writer is not None:
+            writer.put(rows)
+        return batch
 
-    writer = threading.Thread(target=write_rows, name="timeline.parquet")
-    if write:
-        progress("writing timeline.parquet")
-        writer.start()
     try:
+        run = load_run(run_dir, progress, ready=lambda new: binned.update(keep(bin_all(new))))
+        progress("1 s timeline and summary")
+        run.store.series.clear()  # the raw samples are no longer needed
+        # raw/_ontap/: the storage side
+        counters = load_counters(run_dir) if (run_dir / STATS).is_file() else None
+        ontap_rows = keep(series(counters) if counters else {})
         arrays = run_arrays(run, binned)
         summary = summarize(run, binned, arrays)
         summary["ontap"] = section(run_dir, summary, counters)
-    finally:
-        if write:
-            writer.join()
-            if not isinstance(written[0], int) or sys.exc_info()[0] is not None:
-                pending.unlink(missing_ok=True)
-    if write:
-        if isinstance(written[0], BaseException):
-            raise written[0]
+    except BaseException:
+        if writer is not None:
+            with contextlib.suppress(BaseException):
+                writer.close()
+            pending.unlink(missing_ok=True)
+        raise
+    if writer is not None:
+        summary["timeline_rows"] = writer.close()
         pending.replace(run_dir / "timeline.parquet")
-        summary["timeline_zero_series"] = len(rows) - len(kept)
-        summary["timeline_rows"] = written[0]
+        summary["timeline_zero_series"] = len(binned) + len(ontap_rows) - kept
         write_json_atomic(run_dir / "summary.json", summary, indent=2)
     return Analysis(run, binned, arrays, summary)

@@ -1,4 +1,4 @@
-"""`io.*` series of a host's bpftrace trace: its compact form (`bpftrace.csv` read with pyarrow, and
+"""`io.*` series of a host's bpftrace trace: its compact form (`bpftrace.f64` and
 `bpftrace.totals.json`) when the agent wrote one, else the verbatim `bpftrace.jsonl` through
 `labctl.formats.bpftrace.Trace`.
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import ParseStats, iter_lines
-from labctl.analysis.rawfile import open_raw, read_table
+from labctl.analysis.rawfile import open_raw, read_record
 from labctl.analysis.series import SeriesStore
 from labctl.formats.bpftrace import COMPACT, SUM_MAPS, TICK_COLUMNS, Trace
 
@@ -71,8 +71,8 @@ def parse_bpftrace(path: Path, host: str, store: SeriesStore, clock: HostClock,
 def _compact(path: Path, stats: ParseStats) -> tuple[Trace, np.ndarray, dict[str, np.ndarray]] | None:
     """The trace, its ticks (ns) and per-tick sums from the agent's compact files; None (nothing counted)
     when there are none or they do not agree with each other."""
-    csv, totals = (path.with_name(name) for name in COMPACT)
-    if not (csv.exists() and totals.exists()):
+    ticks, totals = (path.with_name(name) for name in COMPACT)
+    if not (ticks.exists() and totals.exists()):
         return None
     try:
         with open_raw(totals) as fh:
@@ -81,13 +81,14 @@ def _compact(path: Path, stats: ParseStats) -> tuple[Trace, np.ndarray, dict[str
         lines, skipped = int(doc["lines"]), {str(k): int(v) for k, v in doc["skipped"].items()}
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    t = read_table(csv, TICK_COLUMNS, ints=("ns",))
+    got = read_record(ticks, TICK_COLUMNS)
+    t = dict(zip(*got, strict=True)) if got is not None else None
     if t is None or len(t["ns"]) != doc["ticks"] or np.isnan(t["ns"]).any():
         return None
     stats.lines = lines
     for reason, n in skipped.items():
         stats.skip(reason, n)
-    return trace, t["ns"], {m: t[m] for m in SUM_MAPS}
+    return trace, t["ns"].astype(np.int64), {m: t[m] for m in SUM_MAPS}
 
 
 def _intervals(ns: np.ndarray, prev: int | None) -> np.ndarray:

@@ -15,17 +15,19 @@ from labctl.analysis.bpftrace import BpfResult, parse_bpftrace
 from labctl.analysis.clock import HostClock, load_clock
 from labctl.analysis.dmon import parse_dmon
 from labctl.analysis.lines import ParseStats
-from labctl.analysis.mountstats import MountInfo, first_mount_info, parse_mountstats_log, read_mountstats_csv
-from labctl.analysis.nfsiostat import parse_nfsiostat, read_nfsiostat_csv
+from labctl.analysis.mountstats import MountInfo, first_mount_info, parse_mountstats_log
+from labctl.analysis.mountstats import read_mountstats_record as read_mountstats
+from labctl.analysis.nfsiostat import parse_nfsiostat, read_nfsiostat_record
 from labctl.analysis.rawfile import finite_number, open_raw, read_json
 from labctl.analysis.runner_events import parse_runner_events
-from labctl.analysis.series import Series, SeriesStore
+from labctl.analysis.series import Series, SeriesKey, SeriesStore
 from labctl.analysis.trainlog import TrainLog, parse_trainlog
 from labctl.errors import StateError
 from labctl.formats.bundle import BundleFile, Manifest, Monitors
 from labctl.formats.procmounts import options
 
 Progress = Callable[[str], None]  # told, in words, what is being parsed now
+Ready = Callable[[dict[SeriesKey, Series]], None]  # given each batch of series as soon as they are final
 F = TypeVar("F", bound=BundleFile)
 MAX_EPOCH = 1e11  # seconds since 1970: beyond the year 5000, no time a sidecar file can mean
 
@@ -44,6 +46,15 @@ class RunData:
     bpf: dict[str, BpfResult] = field(default_factory=dict)
     train: dict[str, TrainLog] = field(default_factory=dict)
     phases: list[dict[str, object]] = field(default_factory=list)
+    ready: Ready | None = None
+    handed: int = 0  # how many of the store's series `ready` has been given
+
+    def hand_over(self) -> None:
+        """Give `ready` the series added since the last call (they are final)."""
+        if self.ready is not None and len(self.store.series) > self.handed:
+            keys = list(self.store.series)[self.handed:]
+            self.handed += len(keys)
+            self.ready({k: self.store.series[k] for k in keys})
 
     def host_record(self, host: str) -> dict[str, Any]:
         """The manifest's record of one host (`hosts: [{"name": …}]`), or {}."""
@@ -103,8 +114,9 @@ def no_progress(_: str) -> None:
     """A Progress that tells nobody."""
 
 
-def load_run(run_dir: Path, progress: Progress = no_progress) -> RunData:
-    """Parse the bundle at `run_dir`; `progress` is told what is being parsed.
+def load_run(run_dir: Path, progress: Progress = no_progress, ready: Ready | None = None) -> RunData:
+    """Parse the bundle at `run_dir`; `progress` is told what is being parsed, `ready` given the series of
+    each source as soon as they are final (a host's dmon and trainer series once its clock is settled).
 
     Raises:
         StateError: the directory or its `raw/` folder does not exist.
@@ -116,7 +128,7 @@ def load_run(run_dir: Path, progress: Progress = no_progress) -> RunData:
     if not raw.is_dir():
         raise StateError("not a run bundle: no raw/ directory", where=str(run_dir),
                          fix="pass the directory of a run (runs/<run-id>) that holds raw/<host>/…")
-    run = RunData(run_dir)
+    run = RunData(run_dir, ready=ready)
     manifest = _bundle_file(Manifest, run_dir / Manifest.FILE, run.warnings)
     if manifest is None:
         run.warnings.append("manifest.json missing or unreadable: versions and mount options unknown")
@@ -151,6 +163,7 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
     store, w = run.store, run.warnings
     offset = _bpftrace_offset(host, d, w)
     _load_nfs_logs(run, host, d, clock, mount_path, recorded_opts, progress)
+    run.hand_over()
     if offset is not None:
         _told(progress, host, d / "bpftrace.jsonl")
         res = parse_bpftrace(d / "bpftrace.jsonl", host, store, clock, offset)
@@ -158,6 +171,7 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
         run.parse.append(res.stats)
         if res.lost_events:
             w.append(f"{host}: bpftrace lost {res.lost_events} events")
+        run.hand_over()
     monitors = monitor_records(d / Monitors.FILE, w)
     _monitor_warnings(host, monitors, w)
     if (p := d / "dmon.log").exists():
@@ -170,6 +184,7 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
         run.parse.append(tl.stats)
     if not clock.utc_offset_known:
         _infer_utc_offset(run, host)
+    run.hand_over()
 
 
 def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
@@ -183,8 +198,8 @@ def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_pat
     info = None
     if ms.exists():
         _told(progress, host, ms)
-        csv = d / "mountstats.csv"
-        stats = read_mountstats_csv(csv, host, run.store, clock) if csv.exists() else None
+        compact = d / "mountstats.f64"
+        stats = read_mountstats(compact, host, run.store, clock) if compact.exists() else None
         if stats is None:
             stats, info = parse_mountstats_log(ms, host, run.store, clock, mount=mount_path)
         else:
@@ -192,11 +207,13 @@ def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_pat
         run.parse.append(stats)
         if info is not None:
             run.mounts[host] = info
+        run.hand_over()
     if nf.exists():
         _told(progress, host, nf)
         nconnect = _nconnect(info, recorded_opts)
-        csv = d / "nfsiostat.csv"
-        stats = read_nfsiostat_csv(csv, host, run.store, clock, nconnect=nconnect) if csv.exists() else None
+        compact = d / "nfsiostat.f64"
+        stats = (read_nfsiostat_record(compact, host, run.store, clock, nconnect=nconnect) if compact.exists()
+                 else None)
         run.parse.append(stats or parse_nfsiostat(nf, host, run.store, clock, nconnect=nconnect))
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import ParseStats, iter_text
-from labctl.analysis.rawfile import open_raw, read_table
+from labctl.analysis.rawfile import open_raw, read_record
 from labctl.analysis.series import SeriesStore
 from labctl.formats.dmon import samples
 
@@ -23,15 +23,15 @@ _UNITS: dict[str, tuple[str, float]] = {
 
 def parse_dmon(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
                start_ts: float | None = None, interval_s: float = 1.0) -> ParseStats:
-    """Parse one dmon log into `gpu.<column>` series (one per GPU index): from the agent's `dmon.csv` when
+    """Parse one dmon log into `gpu.<column>` series (one per GPU index): from the agent's `dmon.f64` when
     there is a usable one, else from the log (`labctl.formats.dmon.samples`, same series).
 
     Rows carry their own `Date Time` (host local time) with `-o DT`; without it, samples are numbered by GPU
     index wrap-around and placed at `start_ts + n * interval_s` (no start: not placed, `no_timestamp`).
     """
     open_raw(path).close()  # the evidence: refused by name unless a regular file
-    csv = path.with_name("dmon.csv")
-    if csv.exists() and (stats := _from_csv(csv, host, store, clock)) is not None:
+    compact = path.with_name("dmon.f64")
+    if compact.exists() and (stats := _from_record(compact, host, store, clock)) is not None:
         return stats
     stats = ParseStats(SOURCE, str(path))
     sample, last_gpu = -1, 10**9
@@ -57,14 +57,15 @@ def parse_dmon(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
     return stats
 
 
-def _from_csv(path: Path, host: str, store: SeriesStore, clock: HostClock) -> ParseStats | None:
-    """The series of the agent's `dmon.csv` (pyarrow); None when it cannot be used."""
-    t = read_table(path, None)
-    if t is None or list(t)[:2] != ["ts", "gpu"] or np.isnan(t["ts"]).any() or np.isnan(t["gpu"]).any():
+def _from_record(path: Path, host: str, store: SeriesStore, clock: HostClock) -> ParseStats | None:
+    """The series of the agent's `dmon.f64`; None when it cannot be used."""
+    got = read_record(path)
+    if got is None or got[0][:2] != ("ts", "gpu") or np.isnan(got[1][:2]).any():
         return None
-    stats = ParseStats(SOURCE, str(path), lines=len(t["ts"]) + 1)
-    columns = {c: t[c] for c in list(t)[2:]}
-    _store(clock.local(t["ts"]), t["gpu"].astype(np.int64), columns, host, store, stats)
+    names, table = got
+    stats = ParseStats(SOURCE, str(path), lines=table.shape[1] + 1)
+    columns = dict(zip(names[2:], table[2:], strict=True))
+    _store(clock.local(table[0]), table[1].astype(np.int64), columns, host, store, stats)
     return stats
 
 
@@ -72,16 +73,23 @@ def _store(ts: np.ndarray, idx: np.ndarray, columns: dict[str, np.ndarray], host
            stats: ParseStats) -> None:
     """Rows at `ts` of GPUs `idx`, values by `name:unit` column (NaN: none) into `gpu.<name>` series; a sample
     (a run of one ts) that is not the last and lacks GPUs seen before it ended is counted `short_sample`."""
-    gpus = np.unique(idx).tolist()
+    order = np.argsort(idx, kind="stable")  # each GPU's rows together, in their order
+    gpus, firsts = np.unique(idx[order], return_index=True)
+    bounds = np.append(firsts, idx.size).tolist()
+    runs = list(zip(gpus.tolist(), bounds[:-1], bounds[1:], strict=True))
+    ts_by_gpu = ts[order]
     for column, values in columns.items():
         name, _, dmon_unit = column.partition(":")
         unit, factor = _UNITS.get(dmon_unit, ("", 1.0))
-        given = ~np.isnan(values)
-        for g in gpus:
-            mine = given & (idx == g)
-            if mine.any():
-                store.extend(host, g, SOURCE, f"gpu.{name}", unit, ts[mine], values[mine] * factor)
-                stats.records += int(mine.sum())
+        by_gpu = values[order] * factor
+        for g, a, b in runs:
+            at, part = ts_by_gpu[a:b], by_gpu[a:b]
+            given = ~np.isnan(part)
+            if not given.all():
+                at, part = at[given], part[given]
+            if part.size:
+                store.extend(host, g, SOURCE, f"gpu.{name}", unit, at, part)
+                stats.records += part.size
     if not ts.size:
         return
     starts = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])

@@ -1,5 +1,5 @@
-"""Per-interval `nfs.*` series from a host's mountstats samples: the agent's compact `mountstats.csv`
-(pyarrow) when the bundle has it, else the verbatim `mountstats.log` turned into the same rows through
+"""Per-interval `nfs.*` series from a host's mountstats samples: the agent's compact `mountstats.f64` when
+the bundle has it, else the verbatim `mountstats.log` turned into the same rows through
 `labctl.formats.mountstats`; one computation for both.
 
 A decreasing `age:` or any negative byte delta starts a new baseline (no record); the timestamp of an interval
@@ -16,7 +16,7 @@ import numpy as np
 
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import ParseStats, iter_text
-from labctl.analysis.rawfile import open_raw, read_table
+from labctl.analysis.rawfile import open_raw, read_record
 from labctl.analysis.series import SeriesStore
 from labctl.formats import mountstats as fmt
 from labctl.formats.mountstats import Entry
@@ -25,6 +25,7 @@ SOURCE = "mountstats"
 MAX_DELTA = 2**63
 MAX_BYTES_RATE = 1e12  # 1 TB/s per mount: anything above is a counter glitch, not traffic
 LATENCIES = (("rtt", "rtt_ms"), ("exe", "exe_ms"), ("queue", "queue_ms"))
+_BYTES = slice(fmt.COLUMNS.index("bytes0"), fmt.COLUMNS.index("bytes7") + 1)
 
 
 @dataclass
@@ -66,19 +67,19 @@ def parse_mountstats_log(path: Path, host: str, store: SeriesStore, clock: HostC
     rows = []
     for epoch, mono, entry in complete_snapshots(iter_text(path, stats), stats, mount):
         info = info or MountInfo.of(entry)
-        rows.append([float(x) if x else np.nan for x in fmt.record(epoch, mono, entry)])
+        rows.append([np.nan if x is None else x for x in fmt.record(epoch, mono, entry)])
     grid = np.array(rows, dtype=np.float64).reshape(len(rows), len(fmt.COLUMNS))
-    _interval_series({n: grid[:, i].copy() for i, n in enumerate(fmt.COLUMNS)}, host, store, clock, stats)
+    _interval_series(np.ascontiguousarray(grid.T), host, store, clock, stats)
     return stats, info
 
 
-def read_mountstats_csv(path: Path, host: str, store: SeriesStore, clock: HostClock) -> ParseStats | None:
-    """`mountstats.csv` into the series `parse_mountstats_log` gives its log; None when unusable."""
-    c = read_table(path, fmt.COLUMNS)
-    if c is None:
+def read_mountstats_record(path: Path, host: str, store: SeriesStore, clock: HostClock) -> ParseStats | None:
+    """`mountstats.f64` into the series `parse_mountstats_log` gives its log; None when unusable."""
+    got = read_record(path, fmt.COLUMNS)
+    if got is None:
         return None
-    stats = ParseStats(SOURCE, str(path), lines=len(c["ts"]) + 1)
-    _interval_series(c, host, store, clock, stats)
+    stats = ParseStats(SOURCE, str(path), lines=got[1].shape[1] + 1)
+    _interval_series(got[1], host, store, clock, stats)
     return stats
 
 
@@ -91,14 +92,13 @@ def first_mount_info(path: Path, mount: str | None = None) -> MountInfo | None:
     return None
 
 
-def _interval_series(c: dict[str, np.ndarray], host: str, store: SeriesStore, clock: HostClock,
+def _interval_series(table: np.ndarray, host: str, store: SeriesStore, clock: HostClock,
                      stats: ParseStats) -> None:
-    """The per-interval series of consecutive snapshot rows (`fmt.COLUMNS`, NaN where empty)."""
-    d = {k: v[1:] - v[:-1] for k, v in c.items()}
-    cur = {k: v[1:] for k, v in c.items()}
-    dt = d["mono"]
+    """The per-interval series of consecutive snapshots (`table`: a row per `fmt.COLUMNS`, NaN: none)."""
+    diffs, now = np.diff(table, axis=1), table[:, 1:]
+    d = dict(zip(fmt.COLUMNS, diffs, strict=True))
+    dt, db = d["mono"], diffs[_BYTES]
     stats.skip("bad_interval", int(np.sum(dt <= 0)))
-    db = np.stack([d[f"bytes{i}"] for i in range(8)]) if len(dt) else np.zeros((8, 0))
     reset = (dt > 0) & ((d["age"] < 0) | np.any(db < 0, axis=0))
     absurd = (dt > 0) & ~reset & (np.any(db > MAX_DELTA, axis=0) | (np.maximum(db[4], db[5]) / np.where(
         dt > 0, dt, 1) > MAX_BYTES_RATE))
@@ -106,14 +106,16 @@ def _interval_series(c: dict[str, np.ndarray], host: str, store: SeriesStore, cl
     stats.skip("absurd_delta", int(absurd.sum()))
     ok = (dt > 0) & ~reset & ~absurd
     if not ok.all():
-        dt, db = dt[ok], db[:, ok]
-        d = {k: v[ok] for k, v in d.items()}
-        cur = {k: v[ok] for k, v in cur.items()}
+        diffs, now = diffs[:, ok], now[:, ok]
+        d = dict(zip(fmt.COLUMNS, diffs, strict=True))
+        dt, db = d["mono"], diffs[_BYTES]
+    cur = dict(zip(fmt.COLUMNS, now, strict=True))
     ts = clock.host_in_place(cur["ts"].copy())
     out: list[tuple[str, str, np.ndarray, np.ndarray]] = []
 
     def add(metric: str, unit: str, values: np.ndarray, where: np.ndarray | None = None) -> None:
-        out.append((metric, unit, ts, values) if where is None else (metric, unit, ts[where], values[where]))
+        every = where is None or where.all()
+        out.append((metric, unit, ts, values) if every else (metric, unit, ts[where], values[where]))
 
     add("nfs.read.bytes", "B", db[4])
     add("nfs.write.bytes", "B", db[5])

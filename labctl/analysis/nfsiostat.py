@@ -1,4 +1,4 @@
-"""`nfsiostat.*` series of a host: the agent's compact `nfsiostat.csv` (pyarrow) when the bundle has it, else
+"""`nfsiostat.*` series of a host: the agent's compact `nfsiostat.f64` when the bundle has it, else
 the verbatim `nfsiostat.log` through `labctl.formats.nfsiostat.Reader`. The top `ops/s` comes from one
 transport only: dropped (counted) when the mount has nconnect > 1."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from labctl.analysis.clock import HostClock
 from labctl.analysis.lines import ParseStats, iter_text
-from labctl.analysis.rawfile import read_table
+from labctl.analysis.rawfile import read_record
 from labctl.analysis.series import SeriesStore
 from labctl.formats import nfsiostat as fmt
 
@@ -38,21 +38,25 @@ def parse_nfsiostat(path: Path, host: str, store: SeriesStore, clock: HostClock,
     return stats
 
 
-def read_nfsiostat_csv(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
-                       nconnect: int = 1) -> ParseStats | None:
-    """`nfsiostat.csv` into the series `parse_nfsiostat` gives its log; None when it cannot be used."""
+def read_nfsiostat_record(path: Path, host: str, store: SeriesStore, clock: HostClock, *,
+                          nconnect: int = 1) -> ParseStats | None:
+    """`nfsiostat.f64` into the series `parse_nfsiostat` gives its log; None when it cannot be used."""
     import numpy as np
 
-    t = read_table(path, fmt.COLUMNS)
-    if t is None:
+    got = read_record(path, fmt.COLUMNS)
+    if got is None:
         return None
+    t = dict(zip(*got, strict=True))
     stats = ParseStats(SOURCE, str(path), lines=len(t["ts"]) + 1)
-    ts = clock.host_in_place(t["ts"].copy())
+    ts = clock.host_in_place(t["ts"])
     for name, unit in fmt.UNITS.items():
         have = ~np.isnan(t[name])
+        n = int(have.sum())
         if name == "rpc.ops_rate" and nconnect > 1:
-            stats.skip("top_line_nconnect", int(have.sum()))
-        elif have.any():
-            store.extend(host, -1, SOURCE, f"nfsiostat.{name}", unit, ts[have], t[name][have])
-            stats.records += int(have.sum())
+            stats.skip("top_line_nconnect", n)
+        elif n:
+            every = n == have.size
+            store.extend(host, -1, SOURCE, f"nfsiostat.{name}", unit, ts if every else ts[have],
+                         t[name] if every else t[name][have])
+            stats.records += n
     return stats

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from labctl.errors import StateError
+from labctl.formats import records
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,30 +82,24 @@ def read_json(path: Path, warnings: list[str]) -> Any:
         return None
 
 
-def read_table(path: Path, names: tuple[str, ...] | None,
-               ints: tuple[str, ...] = ()) -> dict[str, np.ndarray] | None:
-    """A compact record (the host agent's `*.csv`) read with pyarrow: its columns as float64 arrays (NaN where
-    empty), the `ints` columns as int64 (float64 with NaN where one is empty); None when it is not a CSV with
-    exactly these columns (`names`; None: those of its header line, read as they come).
+def read_record(path: Path, names: tuple[str, ...] | None = None
+                ) -> tuple[tuple[str, ...], np.ndarray] | None:
+    """A compact record (`labctl.formats.records`, the host agent's `*.f64`): its columns and a float64 array
+    of one row per column (NaN: no value); None when it is not a record with exactly these columns (`names`;
+    None: whichever it has).
 
     Raises:
         StateError: `path` exists but is not a regular file.
     """
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
+    import numpy as np
 
     with open_raw(path) as fh:
-        if names is None:
-            names = tuple(fh.readline().decode("utf-8", "replace").rstrip("\r\n").split(","))
-            fh.seek(0)
-        types = {n: pa.int64() if n in ints else pa.float64() for n in names}
-        try:
-            table = pacsv.read_csv(fh, convert_options=pacsv.ConvertOptions(column_types=types))
-        except (pa.ArrowInvalid, OSError):
+        got = records.columns(fh.readline())
+        if got is None or names not in (None, got):
             return None
-    if tuple(table.column_names) != names:
-        return None
-    return {n: table[n].combine_chunks().to_numpy(zero_copy_only=False) for n in names}
+        flat = np.fromfile(fh, dtype="<f8")
+    table = flat[: flat.size // len(got) * len(got)].reshape(-1, len(got))  # a row cut short is no row
+    return got, np.ascontiguousarray(table.T)
 
 
 def finite_number(value: Any, *, path: Path, key: str, limit: float, unit: str = "s") -> float:

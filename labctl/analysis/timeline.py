@@ -6,6 +6,8 @@ counters (`*.bytes`, `*.calls`, retrans/timeouts/errors) are summed, gauges and 
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,8 +66,9 @@ def bin_series(metric: str, s: Series, grouping: _Grouping | None = None) -> Bin
     """Bin one series to 1 s (sum or mean, see module doc); `grouping` is that of its timestamps, if known."""
     g = grouping or _grouping(np.frombuffer(s.ts, dtype=np.float64))
     vals = np.frombuffer(s.values, dtype=np.float64)
-    if g.starts is None:  # a sample a second: its sum and its mean are itself
-        return Binned(s.unit, g.secs, vals.copy())
+    if g.starts is None:  # a sample a second: its sum and its mean are itself (read-only: shared)
+        vals.flags.writeable = False
+        return Binned(s.unit, g.secs, vals)
     if g.order is not None:
         vals = vals[g.order]
     sums = np.add.reduceat(vals, g.starts)
@@ -99,13 +102,16 @@ WRITE_OPTIONS = {"compression": "lz4", "use_dictionary": ["host", "source", "met
 
 def to_table(binned: dict[SeriesKey, Binned]) -> pa.Table:
     """The long-format timeline table (columns host, gpu, source, metric, value, unit, ts), one run of rows
-    per series in key order; the text columns dictionary-encoded by filling each run with its code."""
+    per series in key order: the text columns dictionary-encoded (each run filled with its code), the values
+    and seconds the series' own arrays (no copy)."""
     import pyarrow as pa
 
     keys = sorted(binned)
     sizes = np.array([binned[k].secs.size for k in keys], dtype=np.int64)
 
     def runs(per_series: list, dtype: type) -> np.ndarray:  # each series' value over its run of rows
+        if len(set(per_series)) == 1:
+            return np.full(int(sizes.sum()), per_series[0], dtype=dtype)
         return np.repeat(np.array(per_series, dtype=dtype), sizes)
 
     def dict_col(per_series: list[str]) -> pa.DictionaryArray:
@@ -114,18 +120,23 @@ def to_table(binned: dict[SeriesKey, Binned]) -> pa.Table:
         return pa.DictionaryArray.from_arrays(pa.array(runs([code[v] for v in per_series], np.int32)),
                                               pa.array(names, pa.string()))
 
-    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
-        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
+    def chunks(arrays: list[np.ndarray], kind: pa.DataType) -> pa.ChunkedArray:  # views of the arrays
+        return pa.chunked_array([pa.Array.from_buffers(kind, a.size, [None, pa.py_buffer(a)])
+                                 for a in arrays], kind)
 
     gpus = [k[1] for k in keys]
+    host_level = [g < 0 for g in gpus]
+    gpu = pa.nulls(int(sizes.sum()), pa.int16()) if all(host_level) else pa.array(
+        runs(gpus, np.int16), pa.int16(), mask=runs(host_level, np.bool_) if any(host_level) else None)
     columns = {
         "host": dict_col([k[0] for k in keys]),
-        "gpu": pa.array(runs(gpus, np.int16), pa.int16(), mask=runs([g < 0 for g in gpus], np.bool_)),
+        "gpu": gpu,
         "source": dict_col([k[2] for k in keys]),
         "metric": dict_col([k[3] for k in keys]),
-        "value": pa.array(cat([binned[k].values for k in keys], np.float64), pa.float64()),
+        "value": chunks([np.ascontiguousarray(binned[k].values, np.float64) for k in keys], pa.float64()),
         "unit": dict_col([binned[k].unit for k in keys]),
-        "ts": pa.array(cat([binned[k].secs for k in keys], np.int64), pa.timestamp("s", tz="UTC")),
+        "ts": chunks([np.ascontiguousarray(binned[k].secs, np.int64) for k in keys],
+                     pa.timestamp("s", tz="UTC")),
     }
     # only gpu may be null (host-level metrics); the rest is declared not null: no definition levels to write
     schema = pa.schema([pa.field(name, col.type, nullable=name == "gpu") for name, col in columns.items()])
@@ -138,14 +149,56 @@ def informative(binned: dict[SeriesKey, Binned]) -> dict[SeriesKey, Binned]:
     return {k: b for k, b in binned.items() if np.any(b.values != 0)}
 
 
-def write_timeline(binned: dict[SeriesKey, Binned], path: Path) -> int:
-    """Write the timeline to `path` (nothing left there on failure); returns the row count."""
-    import pyarrow.parquet as pq
+class TimelineWriter:
+    """timeline.parquet written on a second thread while the run is still being read: each batch of series
+    (`put`, in the order given) becomes the next row groups (pyarrow encodes without the interpreter lock).
+    `close` waits for the writing and returns the row count; on any failure nothing is left at `path`."""
 
-    table = to_table(binned)
-    try:
-        pq.write_table(table, path, row_group_size=ROWS_PER_GROUP, **WRITE_OPTIONS)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return table.num_rows
+    def __init__(self, path: Path) -> None:
+        self.path, self.rows = path, 0
+        self.batches: queue.SimpleQueue[dict[SeriesKey, Binned] | None] = queue.SimpleQueue()
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._write, name="timeline.parquet")
+        self.thread.start()
+
+    def put(self, binned: dict[SeriesKey, Binned]) -> None:
+        """Write these series next."""
+        self.batches.put(binned)
+
+    def close(self) -> int:
+        """Wait until everything put is written; returns the row count.
+
+        Raises:
+            BaseException: what failed the writing (the file is removed).
+        """
+        self.batches.put(None)
+        self.thread.join()
+        if self.failure is not None:
+            raise self.failure
+        return self.rows
+
+    def _write(self) -> None:
+        import pyarrow.parquet as pq
+
+        writer, done = None, False
+        try:
+            while (batch := self.batches.get()) is not None:
+                table = to_table(batch)
+                writer = writer or pq.ParquetWriter(self.path, table.schema, **WRITE_OPTIONS)
+                if table.num_rows:
+                    writer.write_table(table, row_group_size=ROWS_PER_GROUP)
+                    self.rows += table.num_rows
+            done = True
+            (writer or pq.ParquetWriter(self.path, to_table({}).schema, **WRITE_OPTIONS)).close()
+        except BaseException as exc:  # noqa: BLE001 - handed to close()
+            self.failure = exc
+            while not done and self.batches.get() is not None:  # so that close() is not left waiting
+                pass
+            self.path.unlink(missing_ok=True)
+
+
+def write_timeline(binned: dict[SeriesKey, Binned], path: Path) -> int:
+    """Write the timeline of these series to `path` (nothing left there on failure); returns the row count."""
+    writer = TimelineWriter(path)
+    writer.put(binned)
+    return writer.close()

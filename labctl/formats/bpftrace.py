@@ -7,10 +7,10 @@ any, `@ckpt_open[comm, path]`; at exit a last tick, `printf "totals <nsecs>"`, t
 histograms over the whole run, and `printf "end <nsecs>"`. Older traces printed the per-command maps and
 histograms every tick: their per-tick sums are the maps' totals (read the same way).
 
-Its compact form, written by the host agent once bpftrace has stopped (`write_compact`): `bpftrace.csv`, a row
-per tick (`TICK_COLUMNS`: the tick's boot-clock ns and the sums of the second it closes), and
-`bpftrace.totals.json`, everything else the trace holds (`Trace.totals`) with the verbatim file's line count
-and skips.
+Its compact form, written by the host agent once bpftrace has stopped (`write_compact`): `bpftrace.f64`
+(`labctl.formats.records`), a row per tick (`TICK_COLUMNS`: the tick's boot-clock ns and the sums of the
+second it closes), and `bpftrace.totals.json`, everything else the trace holds (`Trace.totals`) with the
+verbatim file's line count and skips.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ from typing import Any
 
 from labctl.fileops import write_text_atomic
 
+from . import records
 from .mountstats import CountedSkips, NoSkips, Skips
 
 SUM_MAPS = ("read_bytes", "write_bytes", "read_calls", "write_calls", "fsync_calls")
 HIST_MAPS = ("read_size", "write_size")
 MARKERS = ("tick", "start", "totals", "end")
 TICK_COLUMNS = ("ns", *SUM_MAPS)
-COMPACT = ("bpftrace.csv", "bpftrace.totals.json")  # beside bpftrace.jsonl
+COMPACT = ("bpftrace.f64", "bpftrace.totals.json")  # beside bpftrace.jsonl
 _MISESCAPE = re.compile(rb"\\uffffff([0-9a-fA-F]{2})")
 _TICK = b'{"type": "printf", "data": "tick '
 _IO = b'{"type": "map", "data": {"@io": '
@@ -214,9 +215,7 @@ def write_compact(jsonl: Path) -> None:
                 break
             trace.line(raw[:-1].rstrip(b"\r"))
     trace.close()
-    rows = [",".join(TICK_COLUMNS)]
-    rows += [f"{ns}," + ",".join(repr(trace.sums[m][i]) for m in SUM_MAPS)
-             for i, ns in enumerate(trace.ticks)]
-    totals = {**trace.totals(), "lines": lines, "skipped": dict(skips.counts)}
-    for name, text in zip(COMPACT, ("\n".join(rows) + "\n", json.dumps(totals)), strict=True):
-        write_text_atomic(jsonl.with_name(name), text)
+    ticks, totals = (jsonl.with_name(name) for name in COMPACT)
+    records.write(ticks, TICK_COLUMNS, ([ns, *(trace.sums[m][i] for m in SUM_MAPS)]
+                                        for i, ns in enumerate(trace.ticks)))
+    write_text_atomic(totals, json.dumps({**trace.totals(), "lines": lines, "skipped": dict(skips.counts)}))

@@ -1,10 +1,10 @@
 """`nvidia-smi dmon` text: `#` header lines (column names, then units) bind the columns of the rows after.
 
-Its compact form `dmon.csv`, written by the host agent once dmon has stopped (`write_compact`): `ts` (the
-row's Date/Time as seconds since the epoch, host local time read as UTC), `gpu`, then one `name:unit` column
-per data column (empty for `-`). Written only for a log whose every row follows a header with Date, Time and
-gpu and carries a GPU index, a valid Date/Time and numbers or `-` (what dmon writes); a row cut short (`^C`)
-or before any header is left out. Any other log stays the only record.
+Its compact form `dmon.f64` (`labctl.formats.records`), written by the host agent once dmon has stopped
+(`write_compact`): `ts` (the row's Date/Time as seconds since the epoch, host local time read as UTC), `gpu`,
+then one `name:unit` column per data column (NaN for `-`). Written only for a log whose every row follows a
+header with Date, Time and gpu and carries a GPU index, a valid Date/Time and numbers or `-` (what dmon
+writes); a row cut short (`^C`) or before any header is left out. Any other log stays the only record.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import calendar
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from labctl.fileops import write_text_atomic
-
+from . import records
 from .mountstats import CountedSkips, Skips
 
 KEYS = ("Date", "Time", "gpu")
@@ -115,26 +114,26 @@ def samples(lines: Iterable[str], skips: Skips) -> Iterator[Sample]:
         yield ts, int(row["gpu"]), cells
 
 
-def compact(lines: Iterable[str]) -> list[str] | None:
-    """The `dmon.csv` lines (without newlines) of a dmon log; None when `write_compact` does not take it."""
+def compact(lines: Iterable[str]) -> tuple[list[str], list[list[float | None]]] | None:
+    """The `dmon.f64` columns and rows of a dmon log; None when `write_compact` does not take it."""
     skips = CountedSkips()
     got = list(samples(lines, skips))
     if not got or set(skips.counts) - {"no_header", "column_count"} or any(ts is None for ts, _, _ in got):
         return None
     columns = list(dict.fromkeys(key for _, _, cells in got for key, _ in cells))
-    out = [",".join(["ts", "gpu", *columns])]
+    rows = []
     for ts, gpu, cells in got:
         have = dict(cells)
-        out.append(",".join([str(ts), str(gpu), *(repr(have[c]) if c in have else "" for c in columns)]))
-    return out
+        rows.append([ts, gpu, *(have.get(c) for c in columns)])
+    return ["ts", "gpu", *columns], rows
 
 
 def write_compact(log: Path) -> bool:
-    """Write `dmon.csv` beside `log` (through a temporary file and a rename); False when the log is not one
+    """Write `dmon.f64` beside `log` (through a temporary file and a rename); False when the log is not one
     it takes (see the module doc)."""
     text = log.read_bytes().decode("utf-8", "replace")
-    lines = compact(line.rstrip("\r") for line in text.split("\n")[:-1])  # a last line cut short: left out
-    if lines is None:
+    got = compact(line.rstrip("\r") for line in text.split("\n")[:-1])  # a last line cut short: left out
+    if got is None:
         return False
-    write_text_atomic(log.with_name("dmon.csv"), "\n".join(lines) + "\n")
+    records.write(log.with_name("dmon.f64"), *got)
     return True

@@ -1,10 +1,11 @@
 """`/proc/self/mountstats` NFS entries; the bundle's `mountstats.log` (verbatim snapshots) and its compact
-`mountstats.csv` (one row of counters per snapshot).
+`mountstats.f64` (one row of counters per snapshot, `labctl.formats.records`).
 
 `mountstats.log`: per sample a line `#ts <epoch> <monotonic>`, then the mount's entry verbatim.
-`mountstats.csv`: the header `COLUMNS`, then one row per complete snapshot (`record`); an op the entry lacks
-has empty cells, `errors` is empty where the kernel prints 8 per-op fields. Every counter of the `DATA_OPS`;
-of the other ops their op counts, and their retransmissions (transmissions − ops), timeouts and errors summed.
+`mountstats.f64`: the columns `COLUMNS`, one row per complete snapshot (`record`); an op the entry lacks
+has no values (NaN), nor has `errors` where the kernel prints 8 per-op fields. Every counter of the
+`DATA_OPS`; of the other ops their op counts, and their retransmissions (transmissions − ops), timeouts and
+errors summed.
 """
 
 from __future__ import annotations
@@ -242,20 +243,18 @@ COLUMNS = ("ts", "mono", "age", *(f"bytes{i}" for i in range(8)), "events", "fsy
 _OP_INDEX = {"ops": 0, "trans": 1, "timeouts": 2, "queue": 5, "rtt": 6, "exe": 7, "errors": 8}
 
 
-def record(epoch: float, mono: float, e: Entry) -> list[str]:
-    """The `mountstats.csv` row (cells as text, in `COLUMNS` order) of a complete entry."""
+def record(epoch: float, mono: float, e: Entry) -> list[float | None]:
+    """The `mountstats.f64` row (in `COLUMNS` order; None: none) of a complete entry."""
     ev = e.events
     sends, backlog = e.xprt_sums()
-    row = [f"{epoch:.6f}", f"{mono:.6f}", "" if e.age is None else str(e.age), *map(str, e.bytes),
-           str(len(ev)),
-           *(str(ev[i]) if len(ev) > i else "" for i in (EV_FSYNC, EV_PNFS_READ, EV_PNFS_WRITE)),
-           str(len(e.xprts)), str(sends), str(backlog)]
+    events = (ev[i] if len(ev) > i else None for i in (EV_FSYNC, EV_PNFS_READ, EV_PNFS_WRITE))
+    times = [round(epoch, 6), round(mono, 6)]  # as `format_snapshot` writes them
+    row: list[float | None] = [*times, e.age, *e.bytes, len(ev), *events, len(e.xprts), sends, backlog]
     for op in DATA_OPS:
-        nums = e.ops.get(op)
-        row += ["" if nums is None or len(nums) <= _OP_INDEX[f] else str(nums[_OP_INDEX[f]])
-                for f in DATA_FIELDS]
+        nums = e.ops.get(op) or []
+        row += [nums[_OP_INDEX[f]] if len(nums) > _OP_INDEX[f] else None for f in DATA_FIELDS]
     others = [e.ops[op] for op in OTHER_OPS if op in e.ops]
-    row += [str(e.ops[op][0]) if op in e.ops else "" for op in OTHER_OPS]
+    row += [e.ops[op][0] if op in e.ops else None for op in OTHER_OPS]
     errors = [n[8] for n in others if len(n) > 8]
-    return row + [str(sum(n[1] - n[0] for n in others)), str(sum(n[2] for n in others)),
-                  str(sum(errors)) if errors else ""]
+    return [*row, sum(n[1] - n[0] for n in others), sum(n[2] for n in others),
+            sum(errors) if errors else None]

@@ -1,5 +1,6 @@
 """`nfsiostat <interval> <mount>` text (nfs-utils ≤2.2 … HEAD `-m`, PCP's variant) as the host agent logs it:
-each block after a `#ts <epoch>` line; and its compact form `nfsiostat.csv` (one row per block: `COLUMNS`).
+each block after a `#ts <epoch>` line; and its compact form `nfsiostat.f64` (one row per block: `COLUMNS`;
+`labctl.formats.records`).
 
 Columns are mapped from each op's header line, `N (p%)` counts as one cell, the first block per mount
 (cumulative since mount) is dropped, free-text lines are ignored (counted).
@@ -28,7 +29,7 @@ _NAMES = {"ops/s": ("ops_rate", "ops/s"), "op/s": ("ops_rate", "ops/s"), "kB/s":
           "avg queue (ms)": ("queue_ms", "ms"), "errors": ("errors", "count")}
 _FIELDS = {"ops_rate": "ops/s", "bytes_rate": "B/s", "bytes_per_op": "B", "retrans": "count", "rtt_ms": "ms",
            "exe_ms": "ms", "queue_ms": "ms", "errors": "count", "bytes": "B"}
-# `nfsiostat.csv`: the block's time, then each metric (name without `nfsiostat.`; empty where the block has
+# `nfsiostat.f64`: the block's time, then each metric (name without `nfsiostat.`; NaN where the block has
 # none). The agent runs nfsiostat without -a/-d/-p: read and write are the ops it prints.
 UNITS = {"rpc.ops_rate": "ops/s", "rpc.backlog": "count",
          **{f"{op}.{name}": unit for op in ("read", "write") for name, unit in _FIELDS.items()}}
@@ -166,10 +167,11 @@ class Reader:
 
 
 class Rows:
-    """A `Reader` sink that gathers each block's values into one `nfsiostat.csv` row (text, with its newline)
-    for `write`; `flush` once the block is complete (the next one begins, or the output ends)."""
+    """A `Reader` sink that gathers each block's values into one `nfsiostat.f64` row (`COLUMNS`, None where
+    the block has none) for `write`; `flush` once the block is complete (the next one begins, or the output
+    ends)."""
 
-    def __init__(self, write: Callable[[str], object]) -> None:
+    def __init__(self, write: Callable[[list[float | None]], object]) -> None:
         self.write = write
         self.ts: float | None = None
         self.cells: dict[str, float] = {}
@@ -185,8 +187,7 @@ class Rows:
     def flush(self) -> None:
         """Write the gathered row, if any."""
         if self.cells:
-            self.write(f"{self.ts!r}," + ",".join(repr(self.cells[c]) if c in self.cells else ""
-                                                  for c in COLUMNS[1:]) + "\n")
+            self.write([self.ts, *(self.cells.get(c) for c in COLUMNS[1:])])
         self.cells = {}
 
 

@@ -94,8 +94,8 @@ def _device(path: Path) -> None:
 
 
 KINDS = {"FIFO": _fifo, "directory": _directory, "socket": _socket, "character device": _device}
-VICTIMS = ["nfsiostat.log", "nfsiostat.csv", "mountstats.log", "mountstats.csv", "bpftrace.jsonl",
-           "bpftrace.csv", "bpftrace.totals.json", "dmon.log", "dmon.csv", "train.log", "clock.json",
+VICTIMS = ["nfsiostat.log", "nfsiostat.f64", "mountstats.log", "mountstats.f64", "bpftrace.jsonl",
+           "bpftrace.f64", "bpftrace.totals.json", "dmon.log", "dmon.f64", "train.log", "clock.json",
            "bpftrace.meta.json", "monitors.json"]
 
 

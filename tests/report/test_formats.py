@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from labctl.analysis.clock import HostClock
-from labctl.analysis.mountstats import parse_mountstats_log, read_mountstats_csv
+from labctl.analysis.mountstats import parse_mountstats_log, read_mountstats_record
 from labctl.analysis.series import SeriesStore
-from labctl.formats import mountstats, procmounts
+from labctl.formats import mountstats, procmounts, records
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -32,17 +32,18 @@ def test_a_mountstats_entry_written_back_reads_the_same():
 def test_compact_mountstats_records_give_the_series_of_the_verbatim_log(tmp_path):
     bodies = [(FIXTURES / "mountstats_a1_v41.txt").read_text()]
     bodies += [(FIXTURES / "mountstats_a1_v41_snap2_synthetic.txt").read_text()] * 3
-    log, csv = tmp_path / "mountstats.log", tmp_path / "mountstats.csv"
-    rows = [",".join(mountstats.COLUMNS)]
+    log, compact_path = tmp_path / "mountstats.log", tmp_path / "mountstats.f64"
+    rows = records.Appender(compact_path, mountstats.COLUMNS)
     with log.open("w") as fh:
         for k, body in enumerate(bodies):
             fh.write(mountstats.format_snapshot(1000 + 5 * k, 500 + 5 * k, body))
             entry = mountstats.pick(mountstats.parse_entries(body.splitlines()))
-            rows.append(",".join(mountstats.record(1000 + 5 * k, 500 + 5 * k, entry)))
-    csv.write_text("\n".join(rows) + "\n")
+            rows.row(mountstats.record(1000 + 5 * k, 500 + 5 * k, entry))
+    rows.fh.write(b"\0" * 12)  # a row cut short (the sampler stopped mid-row): not a row
+    rows.close()
     verbatim, compact = SeriesStore(), SeriesStore()
     parse_mountstats_log(log, "h", verbatim, HostClock(offset_s=2.5))
-    assert read_mountstats_csv(csv, "h", compact, HostClock(offset_s=2.5)) is not None
+    assert read_mountstats_record(compact_path, "h", compact, HostClock(offset_s=2.5)) is not None
     assert sorted(verbatim.series) == sorted(compact.series)
     for key, s in verbatim.series.items():
         np.testing.assert_allclose(np.asarray(compact.series[key].ts), np.asarray(s.ts))
@@ -51,24 +52,27 @@ def test_compact_mountstats_records_give_the_series_of_the_verbatim_log(tmp_path
 
 def test_compact_nfsiostat_records_give_the_series_of_the_verbatim_log(tmp_path):
     """The agent's rows (its Reader over the lines it logs) read back as the verbatim log parses."""
-    from labctl.analysis.nfsiostat import parse_nfsiostat, read_nfsiostat_csv
+    from labctl.analysis.nfsiostat import parse_nfsiostat, read_nfsiostat_record
     from labctl.formats import nfsiostat
     from tests.report.conftest import with_ts
 
     text = with_ts((FIXTURES / "nfsiostat_s3_2.6.2.log").read_text(), 1000.0, 5.0)
-    log, csv = tmp_path / "nfsiostat.log", tmp_path / "nfsiostat.csv"
+    log, compact_path = tmp_path / "nfsiostat.log", tmp_path / "nfsiostat.f64"
     log.write_text(text)
-    rows = [",".join(nfsiostat.COLUMNS) + "\n"]
+    rows: list = []
     wide = nfsiostat.Rows(rows.append)
     reader = nfsiostat.Reader(wide.sink)
     for line in text.splitlines():
         reader.line(line)
     wide.flush()
-    csv.write_text("".join(rows))
+    records.write(compact_path, nfsiostat.COLUMNS, rows)
     verbatim, compact = SeriesStore(), SeriesStore()
     parse_nfsiostat(log, "h", verbatim, HostClock(offset_s=1.0))
-    assert read_nfsiostat_csv(csv, "h", compact, HostClock(offset_s=1.0)) is not None
-    assert len(rows) == 2 and sorted(verbatim.series) == sorted(compact.series)
+    assert read_nfsiostat_record(compact_path, "h", compact, HostClock(offset_s=1.0)) is not None
+    assert len(rows) == 1 and sorted(verbatim.series) == sorted(compact.series)
+    names, back = records.read(compact_path)  # the stdlib reader: the same numbers, NaN where none
+    assert names == nfsiostat.COLUMNS
+    np.testing.assert_array_equal(np.array(back), np.array([[np.nan if v is None else v for v in rows[0]]]))
     for key, s in verbatim.series.items():
         other = compact.series[key]
         assert list(other.ts) == list(s.ts) and list(other.values) == list(s.values)
@@ -157,17 +161,17 @@ def test_the_agent_s_dmon_csv_gives_the_series_of_the_verbatim_log(tmp_path):
         by_rows = parse_dmon(log, "h", verbatim, clock)
         assert dmon.write_compact(log)
         by_columns = parse_dmon(log, "h", compact, clock)
-        assert by_columns.path.endswith("dmon.csv") and by_columns.records == by_rows.records
+        assert by_columns.path.endswith("dmon.f64") and by_columns.records == by_rows.records
         assert by_columns.skipped.get("short_sample") == by_rows.skipped.get("short_sample")
         _same_series(verbatim, compact)
 
 
-def test_a_dmon_log_without_dates_gets_no_csv(tmp_path):
+def test_a_dmon_log_without_dates_gets_no_compact_record(tmp_path):
     from labctl.formats import dmon
 
     log = tmp_path / "dmon.log"
     log.write_bytes((FIXTURES / "dmon_d_8gpu_gpm.log").read_bytes())
-    assert not dmon.write_compact(log) and not (tmp_path / "dmon.csv").exists()
+    assert not dmon.write_compact(log) and not (tmp_path / "dmon.f64").exists()
 
 
 def test_the_agent_s_compact_bpftrace_gives_what_the_verbatim_trace_gives(tmp_path):
@@ -200,7 +204,7 @@ def test_the_agent_s_nfsiostat_sampler_writes_a_row_per_block_that_reads_as_its_
     import subprocess
     import sys
 
-    from labctl.analysis.nfsiostat import parse_nfsiostat, read_nfsiostat_csv
+    from labctl.analysis.nfsiostat import parse_nfsiostat, read_nfsiostat_record
 
     source = FIXTURES / "nfsiostat_s3_2.6.2.log"
     capture = source.read_text()
@@ -215,7 +219,7 @@ def test_the_agent_s_nfsiostat_sampler_writes_a_row_per_block_that_reads_as_its_
     assert log.read_text().count("#ts ") == 3 * capture.count(" mounted on ")
     verbatim, compact = SeriesStore(), SeriesStore()
     parse_nfsiostat(log, "h", verbatim, HostClock(), nconnect=4)
-    stats = read_nfsiostat_csv(tmp_path / "nfsiostat.csv", "h", compact, HostClock(), nconnect=4)
+    stats = read_nfsiostat_record(tmp_path / "nfsiostat.f64", "h", compact, HostClock(), nconnect=4)
     assert stats is not None and stats.lines == 1 + 5  # every block but the first (since mount)
     assert stats.skipped == {"top_line_nconnect": 5}
     _same_series(verbatim, compact)

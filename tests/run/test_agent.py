@@ -15,6 +15,7 @@ import pytest
 from labctl.experiment.agent import privilege, progress
 from labctl.experiment.agent.ship import ARCHIVE, write_agent
 from labctl.fileops import pid_alive
+from labctl.formats import records
 from labctl.formats.dmon import rows as dmon_rows
 from labctl.formats.mountstats import COLUMNS, parse_entries, pick, read_snapshots
 
@@ -152,12 +153,13 @@ def test_monitors_bracket_training_and_a_failing_monitor_is_recorded(host):
 
     raw = rundir / "raw"
     names = sorted(p.name for p in raw.iterdir())
-    assert names == ["dmon.csv", "dmon.log", "monitors.json", "mountstats.csv", "mountstats.log",
-                     "nfsiostat.csv", "nfsiostat.log", "train.log"]
-    rows = (raw / "mountstats.csv").read_text().splitlines()
+    assert names == ["dmon.f64", "dmon.log", "monitors.json", "mountstats.f64", "mountstats.log",
+                     "nfsiostat.f64", "nfsiostat.log", "train.log"]
+    columns, rows = records.read(raw / "mountstats.f64")
     snapshots = list(read_snapshots((raw / "mountstats.log").read_text().splitlines()))
     complete = [b for _, _, b in snapshots if pick(parse_entries(b), str(mount)).complete()]
-    assert complete and rows[0] == ",".join(COLUMNS) and len(rows) - 1 == len(snapshots) == len(complete)
+    assert complete and columns == COLUMNS and len(rows) == len(snapshots) == len(complete)
+    assert all(abs(r[0] - t) < 1e-5 for r, (t, _, _) in zip(rows, snapshots, strict=True))  # its snapshot's
     mon = {m["name"]: m for m in json.loads((raw / "monitors.json").read_text())["monitors"]}
     assert mon["nfsiostat"]["status"] == "failed" and mon["nfsiostat"]["exit_status"] == 1
     assert mon["nfsiostat"]["errors"] and "no NFS mount" in mon["nfsiostat"].get("stderr_tail", "")
@@ -171,9 +173,9 @@ def test_monitors_bracket_training_and_a_failing_monitor_is_recorded(host):
 
     dmon = (raw / "dmon.log").read_text().splitlines()
     assert dmon[0].startswith("#Date") and dmon[2].split()[2] == "0"
-    compact = (raw / "dmon.csv").read_text().splitlines()  # written by the agent once dmon stopped
+    columns, compact = records.read(raw / "dmon.f64")  # written by the agent once dmon stopped
     whole = [r for r in dmon_rows(dmon) if r is not None and len(r[2]) == len(r[0])]
-    assert compact[0].startswith("ts,gpu,") and "sm:%" in compact[0] and len(compact) - 1 == len(whole) > 0
+    assert columns[:2] == ("ts", "gpu") and "sm:%" in columns and len(compact) == len(whole) > 0
     ms = (raw / "mountstats.log").read_text()
     blocks = ms.split("#ts ")[1:]
     assert len(blocks) >= 6
@@ -341,11 +343,12 @@ def test_compact_records_are_written_after_the_monitors_and_a_failure_is_a_monit
     raw.mkdir()
     (raw / "dmon.log").write_bytes((fixtures / "dmon_a_new_dt_ctrlc.log").read_bytes())
     (raw / "bpftrace.jsonl").write_text(bpftrace.marker("tick", 10**9) + "\n")
-    (raw / "bpftrace.csv" / "taken").mkdir(parents=True)  # a directory holds the record's place: it fails
+    (raw / "bpftrace.f64" / "taken").mkdir(parents=True)  # a directory holds the record's place: it fails
     kinds = {k.name: k for k in MONITORS}
     dmon, trace = (Monitor(kinds[name], [name], tmp_path) for name in ("dmon", "bpftrace"))
     write_compact_records(raw, [dmon, trace])
-    assert (raw / "dmon.csv").read_text().startswith("ts,gpu,pwr:W,gtemp:C,") and not dmon.rec["errors"]
+    assert records.read(raw / "dmon.f64")[0][:4] == ("ts", "gpu", "pwr:W", "gtemp:C")
+    assert not dmon.rec["errors"]
     assert trace.rec["errors"][0].startswith("compact record of bpftrace.jsonl not written")
-    assert (raw / "bpftrace.csv").is_dir() and not (raw / "bpftrace.totals.json").exists()
+    assert (raw / "bpftrace.f64").is_dir() and not (raw / "bpftrace.totals.json").exists()
     assert sorted(p.name for p in raw.iterdir() if p.name.endswith(".tmp")) == []

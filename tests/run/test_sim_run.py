@@ -152,7 +152,7 @@ def test_run_ends_with_a_complete_bundle(lab, tmp_path):
     compact_records_read_as_the_verbatim_files(bundle, tmp_path / "verbatim")
 
 
-COMPACT = {"dmon.csv", "mountstats.csv", "nfsiostat.csv", "bpftrace.csv", "bpftrace.totals.json"}
+COMPACT = {"dmon.f64", "mountstats.f64", "nfsiostat.f64", "bpftrace.f64", "bpftrace.totals.json"}
 
 
 def compact_records_read_as_the_verbatim_files(bundle: Path, copy: Path) -> None:
@@ -164,7 +164,7 @@ def compact_records_read_as_the_verbatim_files(bundle: Path, copy: Path) -> None
 
     compact = analyse(bundle, write=False)
     read = {Path(p.path).name for p in compact.run.parse}
-    assert {"dmon.csv", "mountstats.csv", "nfsiostat.csv"} <= read
+    assert {"dmon.f64", "mountstats.f64", "nfsiostat.f64"} <= read
     shutil.copytree(bundle, copy)
     for f in copy.glob("raw/*/*"):
         if f.name in COMPACT:

@@ -4,15 +4,17 @@
 hostmon.py mountstats PROC_FILE MOUNT INTERVAL OUT RATE_JSON
     every INTERVAL s: a line "#ts <epoch> <monotonic>" then the mount's block of PROC_FILE verbatim
     (`device … mounted on MOUNT with fstype nfs4 statvers=1.1` up to the next device line; every
-    `xprt:` line of an nconnect mount is kept), its counters as one row of OUT's `.csv` sibling
-    (labctl.formats.mountstats.COLUMNS), and the latest read/write bytes/s to RATE_JSON.
+    `xprt:` line of an nconnect mount is kept), its counters as one row of OUT's `.f64` sibling
+    (labctl.formats.mountstats.COLUMNS, labctl.formats.records), and the latest read/write bytes/s to
+    RATE_JSON.
 hostmon.py nfsiostat INTERVAL MOUNT OUT
     runs `nfsiostat INTERVAL MOUNT` and writes its output verbatim, each block preceded by "#ts <epoch>", and
-    its values as one row per block to OUT's `.csv` sibling (labctl.formats.nfsiostat.Rows).
+    its values as one row per block to OUT's `.f64` sibling (labctl.formats.nfsiostat.Rows).
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from pathlib import Path
 from labctl.fileops import write_json_atomic
 from labctl.formats import mountstats as ms
 from labctl.formats import nfsiostat as nf
+from labctl.formats import records
 
 _stop = False
 
@@ -37,10 +40,8 @@ def sample_mountstats(proc_file: str, mount: str, interval: float, out: str, rat
     missing = 0
     start = time.monotonic()
     k = 0
-    compact = Path(out).with_suffix(".csv")
-    with open(out, "a", encoding="utf-8") as fh, open(compact, "a", encoding="utf-8", newline="") as rows:
-        if rows.tell() == 0:
-            rows.write(",".join(ms.COLUMNS) + "\n")
+    rows = records.Appender(Path(out).with_suffix(".f64"), ms.COLUMNS)
+    with open(out, "a", encoding="utf-8") as fh, contextlib.closing(rows):
         while not _stop:
             try:
                 with open(proc_file, encoding="utf-8", errors="replace") as src:
@@ -59,8 +60,7 @@ def sample_mountstats(proc_file: str, mount: str, interval: float, out: str, rat
                 fh.flush()
                 entry = ms.pick(ms.parse_entries(block.splitlines()), mount)
                 if entry is not None and entry.complete():  # what the analysis can take an interval from
-                    rows.write(",".join(ms.record(wall, mono, entry)) + "\n")
-                    rows.flush()
+                    rows.row(ms.record(wall, mono, entry))
                 if entry is not None and len(entry.bytes) >= 7:
                     counters = entry.bytes[4], entry.bytes[5]
                     if prev is not None and mono > prev[0]:
@@ -112,11 +112,9 @@ def run_nfsiostat(interval: int, mount: str, out: str) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     held: list[str] = []
-    compact = Path(out).with_suffix(".csv")
-    with open(out, "a", encoding="utf-8") as fh, open(compact, "a", encoding="utf-8") as rows:
-        if rows.tell() == 0:
-            rows.write(",".join(nf.COLUMNS) + "\n")
-        wide = nf.Rows(rows.write)
+    rows = records.Appender(Path(out).with_suffix(".f64"), nf.COLUMNS)
+    with open(out, "a", encoding="utf-8") as fh, contextlib.closing(rows):
+        wide = nf.Rows(rows.row)
         reader = nf.Reader(wide.sink)
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -133,7 +131,6 @@ def run_nfsiostat(interval: int, mount: str, out: str) -> int:
                 reader.line(text.rstrip("\r\n"))
             held.clear()
             fh.flush()
-            rows.flush()
         if held:
             fh.write("".join(held))
         wide.flush()

@@ -195,8 +195,8 @@ COMPACT_WRITERS: dict[str, Callable[[Path], object]] = {"dmon": dmon.write_compa
 
 
 def write_compact_records(raw: Path, monitors: list[Monitor]) -> None:
-    """The compact records of the outputs complete only once their monitor has stopped (`dmon.csv`,
-    `bpftrace.csv` + `bpftrace.totals.json`, beside the verbatim files); a failure is recorded on its monitor
+    """The compact records of the outputs complete only once their monitor has stopped (`dmon.f64`,
+    `bpftrace.f64` + `bpftrace.totals.json`, beside the verbatim files); a failure is recorded on its monitor
     (a warning in the report, which then reads the verbatim file), never raised."""
     for m in monitors:
         write = COMPACT_WRITERS.get(m.name)
