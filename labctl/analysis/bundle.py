@@ -162,9 +162,7 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
                recorded_opts: Any, progress: Progress) -> None:
     store, w = run.store, run.warnings
     offset = _bpftrace_offset(host, d, w)
-    _load_nfs_logs(run, host, d, clock, mount_path, recorded_opts, progress)
-    run.hand_over()
-    if offset is not None:
+    if offset is not None:  # first: the smallest of the 1 s sources, so the timeline's writing starts soonest
         _told(progress, host, d / "bpftrace.jsonl")
         res = parse_bpftrace(d / "bpftrace.jsonl", host, store, clock, offset)
         run.bpf[host] = res
@@ -172,6 +170,8 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
         if res.lost_events:
             w.append(f"{host}: bpftrace lost {res.lost_events} events")
         run.hand_over()
+    _load_nfs_logs(run, host, d, clock, mount_path, recorded_opts, progress)
+    run.hand_over()
     monitors = monitor_records(d / Monitors.FILE, w)
     _monitor_warnings(host, monitors, w)
     if (p := d / "dmon.log").exists():
@@ -189,25 +189,16 @@ def _load_host(run: RunData, host: str, d: Path, clock: HostClock, mount_path: s
 
 def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_path: str | None,
                    recorded_opts: Any, progress: Progress) -> None:
-    """mountstats, then nfsiostat (its nconnect: the mount's effective one, else the manifest's): each from
-    the agent's compact record when there is a usable one, else from its verbatim log."""
+    """nfsiostat (its nconnect: the mount's effective one, from mountstats' first complete snapshot, else the
+    manifest's), then mountstats: each from the agent's compact record when there is a usable one, else from
+    its verbatim log."""
     ms, nf = d / "mountstats.log", d / "nfsiostat.log"
     for log in (ms, nf):  # the evidence behind the compact records: refused by name unless a regular file
         if log.exists():
             open_raw(log).close()
-    info = None
-    if ms.exists():
-        _told(progress, host, ms)
-        compact = d / "mountstats.f64"
-        stats = read_mountstats(compact, host, run.store, clock) if compact.exists() else None
-        if stats is None:
-            stats, info = parse_mountstats_log(ms, host, run.store, clock, mount=mount_path)
-        else:
-            info = first_mount_info(ms, mount_path)
-        run.parse.append(stats)
-        if info is not None:
-            run.mounts[host] = info
-        run.hand_over()
+    info = first_mount_info(ms, mount_path) if ms.exists() else None
+    if info is not None:
+        run.mounts[host] = info
     if nf.exists():
         _told(progress, host, nf)
         nconnect = _nconnect(info, recorded_opts)
@@ -215,6 +206,12 @@ def _load_nfs_logs(run: RunData, host: str, d: Path, clock: HostClock, mount_pat
         stats = (read_nfsiostat_record(compact, host, run.store, clock, nconnect=nconnect) if compact.exists()
                  else None)
         run.parse.append(stats or parse_nfsiostat(nf, host, run.store, clock, nconnect=nconnect))
+        run.hand_over()
+    if ms.exists():
+        _told(progress, host, ms)
+        compact = d / "mountstats.f64"
+        stats = read_mountstats(compact, host, run.store, clock) if compact.exists() else None
+        run.parse.append(stats or parse_mountstats_log(ms, host, run.store, clock, mount=mount_path)[0])
 
 
 def _bpftrace_offset(host: str, d: Path, w: list[str]) -> float | None:
