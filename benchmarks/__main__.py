@@ -84,7 +84,7 @@ def bench_report_throughput(quick: bool) -> list[Result]:
                                              f"({size:,.0f} MB), as printed by {mod}"},
         {"name": "report_throughput.floor", "a": floor, "b": wc, "unit": "s", "ratio": floor / wc,
          "goal": None, "passed": None,
-         "detail": "a child that only starts, imports numpy and pyarrow (csv, parquet) and exits: the part "
+         "detail": "a child that only starts, imports numpy and pyarrow (with Parquet) and exits: the part "
                    "of the analysis' time no bundle changes"},
         {"name": "report_throughput.beyond_floor", "a": took - floor, "b": wc, "unit": "s",
          "ratio": (took - floor) / wc, "goal": None, "passed": None,

@@ -87,12 +87,12 @@ def _pss_mb(pids: list[int]) -> float:
 
 
 EXIT = "from labctl.leave import leave; leave(0)"  # as the `labctl` command ends
-FLOOR = "import numpy, pyarrow, pyarrow.csv, pyarrow.parquet; " + EXIT
+FLOOR = "import numpy, pyarrow, pyarrow.parquet; " + EXIT
 
 
 def time_floor() -> float:
     """Seconds of a child that only starts the interpreter, imports what the analysis cannot do without
-    (numpy, pyarrow with its CSV and Parquet modules) and exits as the analysis does: the part of the
+    (numpy, pyarrow with its Parquet module) and exits as the analysis does: the part of the
     analysis' time that does not depend on the bundle (best of 2)."""
     best = float("inf")
     for _ in range(2):
