@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,10 @@ class Grid:
         ok = (idx >= 0) & (idx < self.n)
         out[idx[ok]] = vals[ok]
         return out
+
+    def index(self, t: float) -> int:
+        """The grid second holding epoch `t`, clamped to the grid."""
+        return int(min(max(math.floor(t) - self.t0, 0), self.n - 1))
 
     def secs(self) -> np.ndarray:
         return np.arange(self.t0, self.t0 + self.n, dtype=np.int64)
