@@ -130,20 +130,17 @@ def _dist(v: np.ndarray) -> dict[str, Any]:
 
 def _gpu(a: RunArrays, train: slice, base: float) -> dict[str, Any]:
     """Utilisation over the GPUs the run used (idle ones are listed, not averaged in)."""
-    per_gpu, per_host, allv = [], [], []
+    per_gpu = []
     hosts: dict[str, list[np.ndarray]] = {}
     for (host, gpu), arr in sorted(a.all_gpu_rows.items()):
         v = arr[train]
         v = v[~np.isnan(v)]
         used = (host, gpu) in a.gpu_rows
         if used:
-            allv.append(v)
             hosts.setdefault(host, []).append(v)
         per_gpu.append({"host": host, "gpu": gpu, "active": used, **_dist(v)})
-    for host, vs in hosts.items():
-        v = np.concatenate(vs)
-        per_host.append({"host": host, "gpus": len(vs), **_dist(v)})
-    v = np.concatenate(allv) if allv else np.zeros(0)
+    per_host = [{"host": host, "gpus": len(vs), **_dist(np.concatenate(vs))} for host, vs in hosts.items()]
+    v = np.concatenate([x for vs in hosts.values() for x in vs] or [np.zeros(0)])
     return {"metric": "gpu.sm", "util_mean_pct": _r(v.mean()) if v.size else None, "samples": int(v.size),
             "baseline_pct": _r(base), "p5_pct": _pct(v, 5), "p50_pct": _pct(v, 50),
             "gpus": len(a.gpu_rows), "idle_gpus": [f"{h}/{i}" for h, i in a.idle_gpus],

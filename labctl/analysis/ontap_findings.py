@@ -13,22 +13,16 @@ MONITORS = Path("raw") / "_ontap" / "monitors.json"
 AGREE_PCT = 5.0  # client and storage bytes this close count as agreeing
 
 
-def absent(reason: str) -> dict[str, Any]:
-    return {"available": False, "reason": reason}
-
-
 def section(run_dir: Path, summary: dict[str, Any], counters: Counters | None = None) -> dict[str, Any]:
     """The `ontap` section of a bundle (`available: false` and the reason when it has no usable counters)."""
-    warnings: list[str] = []
     if not (run_dir / STATS).is_file():
-        why = monitor_reason(run_dir, warnings)
-        return absent(why or f"no {STATS}: the run was made before labctl polled ONTAP, or was never "
-                      "followed by `labctl run`/`attach` (the controller polls ONTAP while it follows a run)")
+        return {"available": False, "reason": monitor_reason(run_dir) or (
+            f"no {STATS}: the run was made before labctl polled ONTAP, or was never followed by "
+            "`labctl run`/`attach` (the controller polls ONTAP while it follows a run)")}
     c = counters or load_counters(run_dir)
     if not c.intervals.get("flexgroup"):
-        why = monitor_reason(run_dir, warnings)
-        return absent(why or f"{STATS} holds {c.polls} poll(s) but not two of the FlexGroup to take a delta "
-                      "from")
+        return {"available": False, "reason": monitor_reason(run_dir) or (
+            f"{STATS} holds {c.polls} poll(s) but not two of the FlexGroup to take a delta from")}
     out: dict[str, Any] = {"available": True, "source": str(STATS), "polls": c.polls,
                            "failed_polls": c.failed, "counter_resets": c.resets,
                            "clock_offset_s": round(c.offset_s, 3),
@@ -37,7 +31,7 @@ def section(run_dir: Path, summary: dict[str, Any], counters: Counters | None = 
     out["checkpoints"] = checkpoints(c, summary.get("checkpoints") or [], out["constituents"])
     out["agreement"] = agreement(out, summary)
     out["findings"] = findings(out)
-    if reason := monitor_reason(run_dir, warnings):
+    if reason := monitor_reason(run_dir):
         out["findings"].append(reason)
     return out
 
@@ -130,12 +124,12 @@ def findings(o: dict[str, Any]) -> list[str]:
     return out
 
 
-def monitor_reason(run_dir: Path, warnings: list[str]) -> str | None:
+def monitor_reason(run_dir: Path) -> str | None:
     """What raw/_ontap/monitors.json says went wrong (skipped or failed poller, failed polls, queries not
     allowed), or None."""
-    mons = monitor_records(run_dir / MONITORS, warnings)  # through formats.bundle.Monitors, as the hosts'
+    mons = monitor_records(run_dir / MONITORS, [])  # through formats.bundle.Monitors, as the hosts'
     rec = mons[0] if mons and isinstance(mons[0], dict) else {}
-    if rec.get("status") == "skipped" or rec.get("status") == "failed":
+    if rec.get("status") in ("skipped", "failed"):
         why = rec.get("reason") or "; ".join(rec.get("errors") or [])
         return f"the ONTAP poller was {rec['status']}: {why}"
     notes = []
