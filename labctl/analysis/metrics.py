@@ -176,9 +176,7 @@ def _checkpoints(run: RunData, a: RunArrays, bursts: list[Burst], base: float, m
             "log_save_ts": min(mine) if mine else None, "log_saves": len(mine),
             "paths": sorted({str(o["path"]) for o in opens if start - 5 <= float(o["ts"]) <= end + 5}),
         })
-    for i, s in enumerate(saves):
-        if i in owner:
-            continue
+    for s in (s for i, s in enumerate(saves) if i not in owner):
         if bursts:
             warnings.append(f"trainer logged a checkpoint save at {s['ts']:.0f} with no NFS write burst")
         else:
@@ -262,8 +260,7 @@ def _dataset(run: RunData, read_bytes: float) -> dict[str, Any]:
                 f"{expected / size:.0f}×): the data set is served from the client page cache after the first "
                 "read, so read throughput here does not measure storage read bandwidth")
     mems = _fact(run, "mem_total_bytes")
-    mem = min(mems) if mems else None
-    if mem is not None and size <= mem and not out["caching_warning"]:
+    if mems and size <= min(mems) and not out["caching_warning"]:
         out["caching_warning"] = ("the data set fits in host memory: later epochs may be served from "
                                   "the page cache")
     return out

@@ -58,19 +58,21 @@ def checkpoints(c: Counters, cks: list[dict[str, Any]], cons: list[dict[str, Any
 def agreement(o: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     """The client's NFS bytes against ONTAP's, per direction, with why they differ."""
     nfs = summary.get("nfs") or {}
+    w, n = o.get("window") or {}, max(1, int(o.get("polls") or 1) - 1)
+    every = f"{(w.get('end', 0) - w.get('start', 0)) / n:.0f} s" if w else "interval"
     out: dict[str, Any] = {}
     notes = []
     for d in ("read", "write"):
         client, storage = nfs.get(f"{d}_bytes"), o[f"{d}_bytes"]
-        if not isinstance(client, int | float) or client <= 0:
-            out[d] = {"client_bytes": client, "ontap_bytes": storage, "difference_pct": None}
+        diff = 100.0 * (storage - client) / client if isinstance(client, int | float) and client > 0 else None
+        out[d] = {"client_bytes": client, "ontap_bytes": storage,
+                  "difference_pct": None if diff is None else round(diff, 2)}
+        if diff is None:
             continue
-        diff = 100.0 * (storage - client) / client
-        out[d] = {"client_bytes": client, "ontap_bytes": storage, "difference_pct": round(diff, 2)}
         if diff < -AGREE_PCT:
             notes.append(f"ONTAP counted {-diff:.1f} % fewer {d} bytes than the clients: what moved before "
                          "the first poll or after the last one is outside ONTAP's window (a poll every "
-                         f"{_interval(o)}); a failed poll loses nothing, a counter reset loses its interval")
+                         f"{every}); a failed poll loses nothing, a counter reset loses its interval")
         elif diff > AGREE_PCT:
             notes.append(f"ONTAP counted {diff:.1f} % more {d} bytes than the clients: it counts every "
                          "client of the FlexGroup (hosts outside the run too), and its window spans whole "
@@ -79,12 +81,6 @@ def agreement(o: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
             notes.append(f"{d}: client and storage agree within {abs(diff):.1f} %")
     out["explanation"] = "; ".join(notes) if notes else "no client-side NFS bytes to compare with"
     return out
-
-
-def _interval(o: dict[str, Any]) -> str:
-    w = o.get("window") or {}
-    n = max(1, int(o.get("polls") or 1) - 1)
-    return f"{(w.get('end', 0) - w.get('start', 0)) / n:.0f} s" if w else "interval"
 
 
 def _pct(x: float) -> str:
