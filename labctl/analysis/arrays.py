@@ -82,9 +82,7 @@ class RunArrays:
     read: np.ndarray
     write: np.ndarray
     nfs_source: dict[str, str]
-    per_host: list[dict[str, Any]]
-    totals: dict[str, float]
-    idle_gpus: list[tuple[str, int]]
+    per_host: list[dict[str, Any]]  # each host's NFS source and read/write bytes
     all_gpu_rows: dict[tuple[str, int], np.ndarray]
 
 
@@ -103,7 +101,6 @@ def run_arrays(run: RunData, binned: dict[SeriesKey, Binned]) -> RunArrays:
         u = np.full(g.n, np.nan)
     nfs_src: dict[str, str] = {}
     rates: dict[str, list[np.ndarray]] = {"read": [], "write": []}
-    totals = {"read": 0.0, "write": 0.0}
     per_host: list[dict[str, Any]] = []
     for host in run.hosts:
         for source, bytes_m, rate_m in NFS_SOURCES:
@@ -115,12 +112,10 @@ def run_arrays(run: RunData, binned: dict[SeriesKey, Binned]) -> RunArrays:
                     bb = binned.get((host, -1, source, bytes_m.format(d)))
                     rates[d].append(g.spread(rb) if rb is not None else np.full(g.n, np.nan))
                     entry[f"{d}_bytes"] = float(bb.values.sum()) if bb is not None else 0.0
-                    totals[d] += entry[f"{d}_bytes"]
                 per_host.append(entry)
                 break
     return RunArrays(g, outliers, u, gpu_rows, nansum_rows(rates["read"], g.n),
-                     nansum_rows(rates["write"], g.n), nfs_src, per_host, totals,
-                     sorted(set(all_rows) - set(gpu_rows)), all_rows)
+                     nansum_rows(rates["write"], g.n), nfs_src, per_host, all_rows)
 
 
 def _active(row: np.ndarray) -> bool:

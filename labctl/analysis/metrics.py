@@ -37,7 +37,8 @@ def _stats_MBps(rate: np.ndarray, total_bytes: float, wall: float) -> dict[str, 
 
 def summarize(run: RunData, binned: dict[SeriesKey, Binned], a: RunArrays) -> dict[str, Any]:
     """The summary.json document for a parsed run."""
-    g, r, w, nfs_src, totals = a.grid, a.read, a.write, a.nfs_source, a.totals
+    g, r, w, nfs_src = a.grid, a.read, a.write, a.nfs_source
+    totals = {d: sum((host[f"{d}_bytes"] for host in a.per_host), 0.0) for d in ("read", "write")}
     train, train_src = _training_window(run, a)
     wall = float(train.stop - train.start)
     warnings = list(run.warnings)
@@ -142,8 +143,8 @@ def _gpu(a: RunArrays, train: slice, base: float) -> dict[str, Any]:
     per_host = [{"host": host, "gpus": len(vs), **_dist(np.concatenate(vs))} for host, vs in hosts.items()]
     v = np.concatenate([x for vs in hosts.values() for x in vs] or [np.zeros(0)])
     return {"metric": "gpu.sm", "util_mean_pct": _r(v.mean()) if v.size else None, "samples": int(v.size),
-            "baseline_pct": _r(base), "p5_pct": _pct(v, 5), "p50_pct": _pct(v, 50),
-            "gpus": len(a.gpu_rows), "idle_gpus": [f"{h}/{i}" for h, i in a.idle_gpus],
+            "baseline_pct": _r(base), "p5_pct": _pct(v, 5), "p50_pct": _pct(v, 50), "gpus": len(a.gpu_rows),
+            "idle_gpus": [f"{x['host']}/{x['gpu']}" for x in per_gpu if not x["active"]],
             "per_host": per_host, "per_gpu": per_gpu}
 
 
