@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,21 +53,16 @@ def _quantiles(secs: list[np.ndarray], weights: list[int], qs: tuple[float, ...]
     the seconds (a count of samples ≤ a second is one searchsorted per array)."""
     n = sum(w * s.size for s, w in zip(secs, weights, strict=True))
 
-    def kth(k: int) -> int:  # the k-th smallest sample (from 0)
-        lo, hi = min(int(s[0]) for s in secs), max(int(s[-1]) for s in secs)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if sum(w * int(np.searchsorted(s, mid, "right")) for s, w in zip(secs, weights, strict=True)) > k:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
+    def count(t: int) -> int:  # samples ≤ second t
+        return sum(w * int(np.searchsorted(s, t, "right")) for s, w in zip(secs, weights, strict=True))
 
+    seconds = range(min(int(s[0]) for s in secs), max(int(s[-1]) for s in secs) + 1)
     out = []
     for q in qs:
         h = (n - 1) * q
         k = int(np.floor(h))
-        pair = np.array([kth(k), kth(min(k + 1, n - 1))], dtype=np.int64)
+        # the k-th and (k+1)-th smallest samples (from 0): the first seconds with more samples ≤ them
+        pair = np.array([seconds[bisect.bisect_right(seconds, j, key=count)] for j in (k, min(k + 1, n - 1))])
         out.append(float(np.quantile(pair, h - k)))  # numpy's own interpolation between the two neighbours
     return out
 
