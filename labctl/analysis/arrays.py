@@ -22,12 +22,9 @@ NFS_SOURCES = (("mountstats", "nfs.{}.bytes", "nfs.{}.bytes_rate"),
 
 
 def run_grid(binned: dict[SeriesKey, Binned]) -> tuple[Grid, int]:
-    """The seconds the run covers, and how many samples lie far outside them.
-
-    A garbled timestamp that still parses (`#ts 17959…` cut short, a bad dmon date) must not stretch the grid
-    over decades: samples farther than max(1 h, the 1–99 % quantile span) from that span are left out, and
-    the grid is at most MAX_SPAN_S long.
-    """
+    """The seconds the run covers, and how many samples lie far outside them: a garbled timestamp that
+    still parses (`#ts 17959…` cut short, a bad dmon date) must not stretch the grid over decades, so samples
+    farther than max(1 h, the 1–99 % quantile span) from that span are left out; at most MAX_SPAN_S long."""
     shared: dict[int, list] = {}  # each seconds array once (series binned together share one), and its count
     for b in binned.values():
         if b.secs.size:
@@ -49,8 +46,7 @@ def run_grid(binned: dict[SeriesKey, Binned]) -> tuple[Grid, int]:
 
 def _quantiles(secs: list[np.ndarray], weights: list[int], qs: tuple[float, ...]) -> list[float]:
     """np.quantile(qs) (its default, linear method) of the samples of every array in `secs` (each sorted),
-    the array counted `weights` times, without joining them: each order statistic is found by bisection over
-    the seconds (a count of samples ≤ a second is one searchsorted per array)."""
+    the array counted `weights` times, without joining them (a bisection over the seconds)."""
     n = sum(w * s.size for s, w in zip(secs, weights, strict=True))
 
     def count(t: int) -> int:  # samples ≤ second t

@@ -35,8 +35,7 @@ def _runs(mask: np.ndarray) -> np.ndarray:
 
 
 def detect_bursts(w: np.ndarray) -> list[Burst]:
-    """Write bursts: runs above the low threshold that hold a core above the high one, merged over short
-    gaps."""
+    """Write bursts: runs over the low threshold holding a core over the high one, merged across short gaps."""
     x = np.nan_to_num(w, nan=0.0)
     if x.size == 0 or x.max() <= 0:
         return []

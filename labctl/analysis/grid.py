@@ -32,8 +32,7 @@ class Grid:
         out = np.full(self.n, np.nan)
         if b.secs.size == 0:
             return out
-        span = np.diff(np.r_[b.secs[0] - 1, b.secs])
-        span = np.clip(span, 1, MAX_SPREAD_S)
+        span = np.clip(np.diff(np.r_[b.secs[0] - 1, b.secs]), 1, MAX_SPREAD_S)
         ends = b.secs - self.t0
         idx = np.repeat(ends, span) - (np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span))
         vals = np.repeat(b.values, span)
