@@ -35,7 +35,7 @@ def _runs(mask: np.ndarray) -> np.ndarray:
 
 
 def detect_bursts(w: np.ndarray) -> list[Burst]:
-    """Write bursts: runs over the low threshold holding a core over the high one, merged across short gaps."""
+    """Write bursts: runs over the low threshold holding a core over the high one, merged over short gaps."""
     x = np.nan_to_num(w, nan=0.0)
     if x.size == 0 or x.max() <= 0:
         return []
