@@ -268,13 +268,10 @@ def _dataset(run: RunData, read_bytes: float) -> dict[str, Any]:
 
 
 def _io(run: RunData) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for host, res in run.bpf.items():
-        out[host] = {
-            "bytes_by_comm": {m: dict(c.most_common(20)) for m, c in res.by_comm.items() if c},
-            "hist": {m: [{"min": k[0], "max": k[1], "count": n} for k, n in
-                         sorted(h.items(), key=lambda kv: (kv[0][1] is None, kv[0][1] or 0))]
-                     for m, h in res.hists.items() if h},
-            "write_opens": res.opens[:200], "lost_events": res.lost_events, "probes": res.probes,
-        }
-    return out
+    return {host: {
+        "bytes_by_comm": {m: dict(c.most_common(20)) for m, c in res.by_comm.items() if c},
+        "hist": {m: [{"min": k[0], "max": k[1], "count": n} for k, n in
+                     sorted(h.items(), key=lambda kv: (kv[0][1] is None, kv[0][1] or 0))]
+                 for m, h in res.hists.items() if h},
+        "write_opens": res.opens[:200], "lost_events": res.lost_events, "probes": res.probes,
+    } for host, res in run.bpf.items()}
