@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +22,9 @@ NFS_SOURCES = (("mountstats", "nfs.{}.bytes", "nfs.{}.bytes_rate"),
 
 
 def run_grid(binned: dict[SeriesKey, Binned]) -> tuple[Grid, int]:
-    """The seconds the run covers, and how many samples lie far outside them.
-
-    A garbled timestamp that still parses (`#ts 17959…` cut short, a bad dmon date) must not stretch the grid
-    over decades: samples farther than max(1 h, the 1–99 % quantile span) from that span are left out, and
-    the grid is at most MAX_SPAN_S long.
-    """
+    """The seconds the run covers, and how many samples lie far outside them: a garbled timestamp that
+    still parses (`#ts 17959…` cut short, a bad dmon date) must not stretch the grid over decades, so samples
+    farther than max(1 h, the 1–99 % quantile span) from that span are left out; at most MAX_SPAN_S long."""
     shared: dict[int, list] = {}  # each seconds array once (series binned together share one), and its count
     for b in binned.values():
         if b.secs.size:
@@ -48,25 +46,19 @@ def run_grid(binned: dict[SeriesKey, Binned]) -> tuple[Grid, int]:
 
 def _quantiles(secs: list[np.ndarray], weights: list[int], qs: tuple[float, ...]) -> list[float]:
     """np.quantile(qs) (its default, linear method) of the samples of every array in `secs` (each sorted),
-    the array counted `weights` times, without joining them: each order statistic is found by bisection over
-    the seconds (a count of samples ≤ a second is one searchsorted per array)."""
+    the array counted `weights` times, without joining them (a bisection over the seconds)."""
     n = sum(w * s.size for s, w in zip(secs, weights, strict=True))
 
-    def kth(k: int) -> int:  # the k-th smallest sample (from 0)
-        lo, hi = min(int(s[0]) for s in secs), max(int(s[-1]) for s in secs)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if sum(w * int(np.searchsorted(s, mid, "right")) for s, w in zip(secs, weights, strict=True)) > k:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
+    def count(t: int) -> int:  # samples ≤ second t
+        return sum(w * int(np.searchsorted(s, t, "right")) for s, w in zip(secs, weights, strict=True))
 
+    seconds = range(min(int(s[0]) for s in secs), max(int(s[-1]) for s in secs) + 1)
     out = []
     for q in qs:
         h = (n - 1) * q
         k = int(np.floor(h))
-        pair = np.array([kth(k), kth(min(k + 1, n - 1))], dtype=np.int64)
+        # the k-th and (k+1)-th smallest samples (from 0): the first seconds with more samples ≤ them
+        pair = np.array([seconds[bisect.bisect_right(seconds, j, key=count)] for j in (k, min(k + 1, n - 1))])
         out.append(float(np.quantile(pair, h - k)))  # numpy's own interpolation between the two neighbours
     return out
 
@@ -82,9 +74,7 @@ class RunArrays:
     read: np.ndarray
     write: np.ndarray
     nfs_source: dict[str, str]
-    per_host: list[dict[str, Any]]
-    totals: dict[str, float]
-    idle_gpus: list[tuple[str, int]]
+    per_host: list[dict[str, Any]]  # each host's NFS source and read/write bytes
     all_gpu_rows: dict[tuple[str, int], np.ndarray]
 
 
@@ -103,7 +93,6 @@ def run_arrays(run: RunData, binned: dict[SeriesKey, Binned]) -> RunArrays:
         u = np.full(g.n, np.nan)
     nfs_src: dict[str, str] = {}
     rates: dict[str, list[np.ndarray]] = {"read": [], "write": []}
-    totals = {"read": 0.0, "write": 0.0}
     per_host: list[dict[str, Any]] = []
     for host in run.hosts:
         for source, bytes_m, rate_m in NFS_SOURCES:
@@ -115,12 +104,10 @@ def run_arrays(run: RunData, binned: dict[SeriesKey, Binned]) -> RunArrays:
                     bb = binned.get((host, -1, source, bytes_m.format(d)))
                     rates[d].append(g.spread(rb) if rb is not None else np.full(g.n, np.nan))
                     entry[f"{d}_bytes"] = float(bb.values.sum()) if bb is not None else 0.0
-                    totals[d] += entry[f"{d}_bytes"]
                 per_host.append(entry)
                 break
     return RunArrays(g, outliers, u, gpu_rows, nansum_rows(rates["read"], g.n),
-                     nansum_rows(rates["write"], g.n), nfs_src, per_host, totals,
-                     sorted(set(all_rows) - set(gpu_rows)), all_rows)
+                     nansum_rows(rates["write"], g.n), nfs_src, per_host, all_rows)
 
 
 def _active(row: np.ndarray) -> bool:

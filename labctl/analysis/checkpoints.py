@@ -28,33 +28,27 @@ class Burst:
     bytes: float
 
 
+def _runs(mask: np.ndarray) -> np.ndarray:
+    """The maximal runs of True in `mask`, in order, as rows [first, last]."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], mask, [False]))))
+    return edges.reshape(-1, 2) - [0, 1]
+
+
 def detect_bursts(w: np.ndarray) -> list[Burst]:
-    """Write bursts: cores above the high threshold, extended above the low one, merged over short gaps."""
+    """Write bursts: runs over the low threshold holding a core over the high one, merged over short gaps."""
     x = np.nan_to_num(w, nan=0.0)
     if x.size == 0 or x.max() <= 0:
         return []
     peak = float(x.max())
     high = max(HIGH_ABS, HIGH_REL * peak)
-    active = x[x > 0]
-    low = max(LOW_ABS, LOW_REL * peak, LOW_MED * float(np.median(active)) if active.size else 0.0)
-    low = min(low, high)
-    above_low = x >= low
-    spans: list[list[int]] = []
-    for i in np.flatnonzero(x >= high):
-        if spans and i <= spans[-1][1]:
-            continue
-        a = b = int(i)
-        while a > 0 and above_low[a - 1]:
-            a -= 1
-        while b + 1 < x.size and above_low[b + 1]:
-            b += 1
-        if spans and a - spans[-1][1] - 1 <= MERGE_GAP_S:
-            spans[-1][1] = b
-        else:
-            spans.append([a, b])
-    bursts = [Burst(a, b, float(x[a:b + 1].sum())) for a, b in spans]
-    if not bursts:
+    low = min(max(LOW_ABS, LOW_REL * peak, LOW_MED * float(np.median(x[x > 0]))), high)
+    runs, cores = _runs(x >= low), np.flatnonzero(x >= high)
+    runs = runs[np.searchsorted(cores, runs[:, 1], "right") > np.searchsorted(cores, runs[:, 0])]
+    if not runs.size:
         return []
+    new = np.r_[True, runs[1:, 0] - runs[:-1, 1] - 1 > MERGE_GAP_S]  # not merged into the burst before
+    firsts, lasts = runs[new, 0].tolist(), runs[np.r_[new[1:], True], 1].tolist()
+    bursts = [Burst(a, b, float(x[a:b + 1].sum())) for a, b in zip(firsts, lasts, strict=True)]
     biggest = max(b.bytes for b in bursts)
     return [b for b in bursts if b.bytes >= MIN_REL_BYTES * biggest]
 
@@ -79,7 +73,6 @@ class Impact:
     """GPU cost of one burst: the idle gap, and the time below baseline after resuming."""
 
     blocking_s: int
-    gap_first: int | None
     suppression_s: int
     suppression_loss_s: float
     util_during: float | None
@@ -93,25 +86,13 @@ def impact(u: np.ndarray, burst: Burst, base: float, mad: float, limit: int, tra
     during = u[burst.first:burst.last + 1]
     util_during = float(np.nanmean(during)) if np.any(~np.isnan(during)) else None
     if np.isnan(base) or base <= 0:
-        return Impact(0, None, 0, 0.0, util_during)
+        return Impact(0, 0, 0.0, util_during)
     idle = np.nan_to_num(u, nan=np.inf) < IDLE_REL * base
     idle[: train.start] = False
     idle[train.stop:] = False
-    lo, hi = max(burst.first - 2, 0), min(burst.last + 2, u.size - 1)
-    best: tuple[int, int] | None = None
-    i = lo
-    while i <= hi:
-        if idle[i]:
-            a = b = i
-            while a > 0 and idle[a - 1]:
-                a -= 1
-            while b + 1 < u.size and idle[b + 1]:
-                b += 1
-            if best is None or b - a > best[1] - best[0]:
-                best = (a, b)
-            i = b + 1
-        else:
-            i += 1
+    runs = _runs(idle)
+    runs = runs[(runs[:, 1] >= burst.first - 2) & (runs[:, 0] <= burst.last + 2)]
+    best = runs[np.argmax(runs[:, 1] - runs[:, 0])].tolist() if runs.size else None  # the first longest
     start = best[1] + 1 if best else burst.first
     thr = base - max(SUPPRESS_MARGIN, 2 * mad)
     end = min(start + SUPPRESS_MAX_S, limit, u.size, train.stop)
@@ -120,4 +101,4 @@ def impact(u: np.ndarray, burst: Burst, base: float, mad: float, limit: int, tra
         loss += max(base - float(u[j]), 0.0) / base
         j += 1
     blocking = best[1] - best[0] + 1 if best else 0
-    return Impact(blocking, best[0] if best else None, j - start, loss, util_during)
+    return Impact(blocking, j - start, loss, util_during)

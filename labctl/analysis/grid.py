@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,14 +32,17 @@ class Grid:
         out = np.full(self.n, np.nan)
         if b.secs.size == 0:
             return out
-        span = np.diff(np.r_[b.secs[0] - 1, b.secs])
-        span = np.clip(span, 1, MAX_SPREAD_S)
+        span = np.clip(np.diff(np.r_[b.secs[0] - 1, b.secs]), 1, MAX_SPREAD_S)
         ends = b.secs - self.t0
         idx = np.repeat(ends, span) - (np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span))
         vals = np.repeat(b.values, span)
         ok = (idx >= 0) & (idx < self.n)
         out[idx[ok]] = vals[ok]
         return out
+
+    def index(self, t: float) -> int:
+        """The grid second holding epoch `t`, clamped to the grid."""
+        return int(min(max(math.floor(t) - self.t0, 0), self.n - 1))
 
     def secs(self) -> np.ndarray:
         return np.arange(self.t0, self.t0 + self.n, dtype=np.int64)

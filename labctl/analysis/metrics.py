@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from labctl.analysis.arrays import RunArrays, run_arrays
+from labctl.analysis.arrays import RunArrays
 from labctl.analysis.bundle import RunData
 from labctl.analysis.checkpoints import Burst, baseline, detect_bursts, impact
 from labctl.analysis.series import SeriesKey
@@ -35,34 +35,16 @@ def _stats_MBps(rate: np.ndarray, total_bytes: float, wall: float) -> dict[str, 
             "peak": _r(float(v.max())) if v.size else None}
 
 
-class _Ctx:
-    """Shared state while building one summary."""
-
-    def __init__(self, run: RunData, binned: dict[SeriesKey, Binned], arrays: RunArrays) -> None:
-        self.run, self.binned = run, binned
-        self.grid, self.outliers = arrays.grid, arrays.outliers
-
-    def get(self, host: str, gpu: int, source: str, metric: str) -> Binned | None:
-        return self.binned.get((host, gpu, source, metric))
-
-    def idx(self, t: float) -> int:
-        return int(min(max(math.floor(t) - self.grid.t0, 0), self.grid.n - 1))
-
-
-def summarize(run: RunData, binned: dict[SeriesKey, Binned],
-              arrays: RunArrays | None = None) -> dict[str, Any]:
+def summarize(run: RunData, binned: dict[SeriesKey, Binned], a: RunArrays) -> dict[str, Any]:
     """The summary.json document for a parsed run."""
-    a = arrays or run_arrays(run, binned)
-    c = _Ctx(run, binned, a)
-    g = c.grid
-    u, r, w, gpu_rows = a.u, a.read, a.write, a.gpu_rows
-    nfs_src, per_host, totals = a.nfs_source, a.per_host, a.totals
-    train, train_src = _training_window(c, u)
+    g, r, w, nfs_src = a.grid, a.read, a.write, a.nfs_source
+    totals = {d: sum((host[f"{d}_bytes"] for host in a.per_host), 0.0) for d in ("read", "write")}
+    train, train_src = _training_window(run, a)
     wall = float(train.stop - train.start)
     warnings = list(run.warnings)
     bursts = detect_bursts(w)
-    base, mad = baseline(u, train, bursts)
-    checkpoints = _checkpoints(c, bursts, u, w, base, mad, train, warnings)
+    base, mad = baseline(a.u, train, bursts)
+    checkpoints = _checkpoints(run, a, bursts, base, mad, train, warnings)
     stall_s = sum(ck["blocking_s"] + ck["suppression_loss_s"] for ck in checkpoints)
     in_train = {d: float(np.nansum(x[train])) for d, x in (("read", r), ("write", w))}
     summary: dict[str, Any] = {
@@ -77,12 +59,14 @@ def summarize(run: RunData, binned: dict[SeriesKey, Binned],
                 "read_bytes_training": in_train["read"], "write_bytes_training": in_train["write"],
                 "read_MBps": _stats_MBps(r[train], in_train["read"], wall),
                 "write_MBps": _stats_MBps(w[train], in_train["write"], wall),
-                "per_host": per_host, "mounts": {h: m.to_dict() for h, m in run.mounts.items()},
-                "latency_ms": _latency(c), "xprt_sends_per_s": _weighted(c, "nfs.xprt.sends_rate", None)},
+                "per_host": a.per_host, "mounts": {h: m.to_dict() for h, m in run.mounts.items()},
+                "latency_ms": {f"{op}_{k}": _weighted(run, binned, f"nfs.{op}.{k}_ms", f"nfs.{op}.ops_rate")
+                               for op in ("read", "write", "commit") for k in ("rtt", "exe", "queue")},
+                "xprt_sends_per_s": _weighted(run, binned, "nfs.xprt.sends_rate", None)},
         "dataset": {**_dataset(run, totals["read"]), "basis": sorted(set(nfs_src.values()))},
         "checkpoints": checkpoints,
         "stall_s": _r(stall_s),
-        "stall_fraction": _r(stall_s / wall, 5) if wall > 0 and gpu_rows else None,
+        "stall_fraction": _r(stall_s / wall, 5) if wall > 0 and a.gpu_rows else None,
         "sizing": _sizing(checkpoints, wall),
         "io": _io(run),
         "trainer": {h: {"epochs": t.epochs, "saves": t.saves, "events": t.events[:50]}
@@ -92,9 +76,9 @@ def summarize(run: RunData, binned: dict[SeriesKey, Binned],
                      "experiment": _experiment(run).get("name")},
         "parse": [p.to_dict() for p in run.parse],
     }
-    if c.outliers:
-        warnings.append(f"{c.outliers} sample(s) with timestamps far outside the run were left out")
-    if not gpu_rows:
+    if a.outliers:
+        warnings.append(f"{a.outliers} sample(s) with timestamps far outside the run were left out")
+    if not a.gpu_rows:
         warnings.append("no GPU utilisation data (dmon.log): GPU and stall metrics are empty")
     if not nfs_src:
         warnings.append("no NFS data (mountstats, bpftrace or nfsiostat): NFS and checkpoint metrics "
@@ -105,20 +89,16 @@ def summarize(run: RunData, binned: dict[SeriesKey, Binned],
     return summary
 
 
-def _weighted(c: _Ctx, metric: str, weight: str | None) -> float | None:
-    """Mean of a mountstats metric over all hosts and intervals, weighted by `weight` (ops/s) if given."""
+def _weighted(run: RunData, binned: dict[SeriesKey, Binned], metric: str, weight: str | None) -> float | None:
+    """Mean of a mountstats metric over all hosts and intervals, weighted by `weight` (ops/s) if given: a
+    latency is Σ(avg per interval × ops in it) ÷ Σ ops (total/total)."""
     num = den = 0.0
-    for host in c.run.hosts:
-        m = c.get(host, -1, "mountstats", metric)
-        if m is None:
+    for host in run.hosts:
+        m = binned.get((host, -1, "mountstats", metric))
+        wb = binned.get((host, -1, "mountstats", weight)) if weight else None
+        if m is None or (weight and wb is None):
             continue
-        if weight is None:
-            num, den = num + float(m.values.sum()), den + m.values.size
-            continue
-        wb = c.get(host, -1, "mountstats", weight)
-        if wb is None:
-            continue
-        w = _at(wb, m.secs)
+        w = np.ones(m.secs.size) if wb is None else _at(wb, m.secs)
         num, den = num + float(np.sum(m.values * w)), den + float(np.sum(w))
     return _r(num / den) if den else None
 
@@ -131,23 +111,17 @@ def _at(b: Binned, secs: np.ndarray) -> np.ndarray:
     return np.where(b.secs[i] == secs, b.values[i], 0.0)
 
 
-def _latency(c: _Ctx) -> dict[str, float | None]:
-    """Per-op latency over the run: Σ(avg per interval × ops in it) ÷ Σ ops (total/total)."""
-    return {f"{op}_{kind}": _weighted(c, f"nfs.{op}.{kind}_ms", f"nfs.{op}.ops_rate")
-            for op in ("read", "write", "commit") for kind in ("rtt", "exe", "queue")}
-
-
-def _training_window(c: _Ctx, u: np.ndarray) -> tuple[slice, str]:
-    starts = [t.train_start for t in c.run.train.values() if t.train_start is not None]
-    ends = [t.train_end for t in c.run.train.values() if t.train_end is not None]
+def _training_window(run: RunData, a: RunArrays) -> tuple[slice, str]:
+    starts = [t.train_start for t in run.train.values() if t.train_start is not None]
+    ends = [t.train_end for t in run.train.values() if t.train_end is not None]
     if starts and ends and max(ends) > min(starts):
-        return slice(c.idx(min(starts)), c.idx(max(ends)) + 1), "trainer_log"
-    valid = u[~np.isnan(u)]
+        return slice(a.grid.index(min(starts)), a.grid.index(max(ends)) + 1), "trainer_log"
+    valid = a.u[~np.isnan(a.u)]
     if valid.size:
-        busy = np.flatnonzero(np.nan_to_num(u) >= 0.5 * float(np.percentile(valid, 95)))
+        busy = np.flatnonzero(np.nan_to_num(a.u) >= 0.5 * float(np.percentile(valid, 95)))
         if busy.size:
             return slice(int(busy[0]), int(busy[-1]) + 1), "gpu"
-    return slice(0, c.grid.n), "data"
+    return slice(0, a.grid.n), "data"
 
 
 def _dist(v: np.ndarray) -> dict[str, Any]:
@@ -157,31 +131,28 @@ def _dist(v: np.ndarray) -> dict[str, Any]:
 
 def _gpu(a: RunArrays, train: slice, base: float) -> dict[str, Any]:
     """Utilisation over the GPUs the run used (idle ones are listed, not averaged in)."""
-    per_gpu, per_host, allv = [], [], []
+    per_gpu = []
     hosts: dict[str, list[np.ndarray]] = {}
     for (host, gpu), arr in sorted(a.all_gpu_rows.items()):
         v = arr[train]
         v = v[~np.isnan(v)]
         used = (host, gpu) in a.gpu_rows
         if used:
-            allv.append(v)
             hosts.setdefault(host, []).append(v)
         per_gpu.append({"host": host, "gpu": gpu, "active": used, **_dist(v)})
-    for host, vs in hosts.items():
-        v = np.concatenate(vs)
-        per_host.append({"host": host, "gpus": len(vs), **_dist(v)})
-    v = np.concatenate(allv) if allv else np.zeros(0)
+    per_host = [{"host": host, "gpus": len(vs), **_dist(np.concatenate(vs))} for host, vs in hosts.items()]
+    v = np.concatenate([x for vs in hosts.values() for x in vs] or [np.zeros(0)])
     return {"metric": "gpu.sm", "util_mean_pct": _r(v.mean()) if v.size else None, "samples": int(v.size),
-            "baseline_pct": _r(base), "p5_pct": _pct(v, 5), "p50_pct": _pct(v, 50),
-            "gpus": len(a.gpu_rows), "idle_gpus": [f"{h}/{i}" for h, i in a.idle_gpus],
+            "baseline_pct": _r(base), "p5_pct": _pct(v, 5), "p50_pct": _pct(v, 50), "gpus": len(a.gpu_rows),
+            "idle_gpus": [f"{x['host']}/{x['gpu']}" for x in per_gpu if not x["active"]],
             "per_host": per_host, "per_gpu": per_gpu}
 
 
-def _checkpoints(c: _Ctx, bursts: list[Burst], u: np.ndarray, w: np.ndarray, base: float, mad: float,
-                 train: slice, warnings: list[str]) -> list[dict[str, Any]]:
-    t0 = c.grid.t0
-    saves = sorted((s for t in c.run.train.values() for s in t.saves), key=lambda s: s["ts"])
-    opens = [o for b in c.run.bpf.values() for o in b.opens]
+def _checkpoints(run: RunData, a: RunArrays, bursts: list[Burst], base: float, mad: float, train: slice,
+                 warnings: list[str]) -> list[dict[str, Any]]:
+    t0, u, w = a.grid.t0, a.u, a.write
+    saves = sorted((s for t in run.train.values() for s in t.saves), key=lambda s: s["ts"])
+    opens = [o for b in run.bpf.values() for o in b.opens]
     out: list[dict[str, Any]] = []
     spans = [(t0 + b.first - 1, t0 + b.last) for b in bursts]
     owner: dict[int, int] = {}  # save index -> burst index: the nearest burst whose window holds it
@@ -190,7 +161,7 @@ def _checkpoints(c: _Ctx, bursts: list[Burst], u: np.ndarray, w: np.ndarray, bas
         if near:
             owner[i] = min(near)[1]
     for k, b in enumerate(bursts):
-        limit = bursts[k + 1].first - 2 if k + 1 < len(bursts) else c.grid.n
+        limit = bursts[k + 1].first - 2 if k + 1 < len(bursts) else a.grid.n
         im = impact(u, b, base, mad, limit, train)
         start, end = t0 + b.first - 1, t0 + b.last
         dur = b.last - b.first + 1
@@ -206,9 +177,7 @@ def _checkpoints(c: _Ctx, bursts: list[Burst], u: np.ndarray, w: np.ndarray, bas
             "log_save_ts": min(mine) if mine else None, "log_saves": len(mine),
             "paths": sorted({str(o["path"]) for o in opens if start - 5 <= float(o["ts"]) <= end + 5}),
         })
-    for i, s in enumerate(saves):
-        if i in owner:
-            continue
+    for s in (s for i, s in enumerate(saves) if i not in owner):
         if bursts:
             warnings.append(f"trainer logged a checkpoint save at {s['ts']:.0f} with no NFS write burst")
         else:
@@ -292,21 +261,17 @@ def _dataset(run: RunData, read_bytes: float) -> dict[str, Any]:
                 f"{expected / size:.0f}×): the data set is served from the client page cache after the first "
                 "read, so read throughput here does not measure storage read bandwidth")
     mems = _fact(run, "mem_total_bytes")
-    mem = min(mems) if mems else None
-    if mem is not None and size <= mem and not out["caching_warning"]:
+    if mems and size <= min(mems) and not out["caching_warning"]:
         out["caching_warning"] = ("the data set fits in host memory: later epochs may be served from "
                                   "the page cache")
     return out
 
 
 def _io(run: RunData) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for host, res in run.bpf.items():
-        out[host] = {
-            "bytes_by_comm": {m: dict(c.most_common(20)) for m, c in res.by_comm.items() if c},
-            "hist": {m: [{"min": k[0], "max": k[1], "count": n} for k, n in
-                         sorted(h.items(), key=lambda kv: (kv[0][1] is None, kv[0][1] or 0))]
-                     for m, h in res.hists.items() if h},
-            "write_opens": res.opens[:200], "lost_events": res.lost_events, "probes": res.probes,
-        }
-    return out
+    return {host: {
+        "bytes_by_comm": {m: dict(c.most_common(20)) for m, c in res.by_comm.items() if c},
+        "hist": {m: [{"min": k[0], "max": k[1], "count": n} for k, n in
+                     sorted(h.items(), key=lambda kv: (kv[0][1] is None, kv[0][1] or 0))]
+                 for m, h in res.hists.items() if h},
+        "write_opens": res.opens[:200], "lost_events": res.lost_events, "probes": res.probes,
+    } for host, res in run.bpf.items()}

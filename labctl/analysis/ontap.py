@@ -22,10 +22,9 @@ from labctl.analysis.series import Series
 from labctl.analysis.timeline import Binned, bin_series
 
 STATS = Path("raw") / "_ontap" / "stats.jsonl"
-COUNTERS = tuple(f"{g}_raw.{op}" for g in ("iops", "throughput", "latency")
-                 for op in ("read", "write", "other", "total"))
-COUNTERS += ("processor_utilization_raw", "processor_utilization_base")
 OPS = ("read", "write", "other", "total")
+COUNTERS = (*(f"{g}_raw.{op}" for g in ("iops", "throughput", "latency") for op in OPS),
+            "processor_utilization_raw", "processor_utilization_base")
 OFFSET_TOLERANCE_S = 2.0  # ONTAP's timestamps are used as they are unless the cluster clock is farther off
 
 
@@ -127,16 +126,6 @@ def _name(obj: Any) -> str | None:
     return str(obj["name"]) if isinstance(obj, dict) and obj.get("name") else None
 
 
-def placement(c: Counters) -> dict[str, tuple[str | None, str | None]]:
-    """constituent → (aggregate, node); the node of an aggregate comes from the aggregates' records."""
-    agg_node = {a: _name(r.get("node")) for a, r in c.last.get("aggregates", {}).items()}
-    out = {}
-    for name, rec in c.last.get("constituents", {}).items():
-        agg = _name(rec.get("aggregates"))
-        out[name] = (agg, agg_node.get(agg) if agg else _name(rec.get("node")))
-    return out
-
-
 def _bytes(intervals: list[Interval]) -> dict[str, int]:
     return {"read_bytes": int(_sum(intervals, "throughput_raw.read")),
             "write_bytes": int(_sum(intervals, "throughput_raw.write"))}
@@ -145,9 +134,13 @@ def _bytes(intervals: list[Interval]) -> dict[str, int]:
 def totals(c: Counters) -> dict[str, Any]:
     """The FlexGroup's bytes, ops and latency; per constituent, node, aggregate and LIF bytes."""
     fg = [i for ivs in c.intervals.get("flexgroup", {}).values() for i in ivs]
-    where = placement(c)
-    cons = [{"name": n, "node": where.get(n, (None, None))[1], "aggregate": where.get(n, (None, None))[0],
-             **_bytes(ivs)} for n, ivs in sorted(c.intervals.get("constituents", {}).items())]
+    agg_node = {a: _name(r.get("node")) for a, r in c.last.get("aggregates", {}).items()}
+    cons: list[dict[str, Any]] = []
+    for name, ivs in sorted(c.intervals.get("constituents", {}).items()):
+        rec = c.last["constituents"][name]
+        agg = _name(rec.get("aggregates"))  # then its node comes from the aggregates' records
+        on = agg_node.get(agg) if agg else _name(rec.get("node"))
+        cons.append({"name": name, "node": on, "aggregate": agg, **_bytes(ivs)})
     nodes: dict[str, dict[str, Any]] = {n: {"name": n, "read_bytes": 0, "write_bytes": 0}
                                        for n in sorted(c.last.get("nodes", {}))}
     for con in cons:

@@ -13,22 +13,16 @@ MONITORS = Path("raw") / "_ontap" / "monitors.json"
 AGREE_PCT = 5.0  # client and storage bytes this close count as agreeing
 
 
-def absent(reason: str) -> dict[str, Any]:
-    return {"available": False, "reason": reason}
-
-
 def section(run_dir: Path, summary: dict[str, Any], counters: Counters | None = None) -> dict[str, Any]:
     """The `ontap` section of a bundle (`available: false` and the reason when it has no usable counters)."""
-    warnings: list[str] = []
     if not (run_dir / STATS).is_file():
-        why = monitor_reason(run_dir, warnings)
-        return absent(why or f"no {STATS}: the run was made before labctl polled ONTAP, or was never "
-                      "followed by `labctl run`/`attach` (the controller polls ONTAP while it follows a run)")
+        return {"available": False, "reason": monitor_reason(run_dir) or (
+            f"no {STATS}: the run was made before labctl polled ONTAP, or was never followed by "
+            "`labctl run`/`attach` (the controller polls ONTAP while it follows a run)")}
     c = counters or load_counters(run_dir)
     if not c.intervals.get("flexgroup"):
-        why = monitor_reason(run_dir, warnings)
-        return absent(why or f"{STATS} holds {c.polls} poll(s) but not two of the FlexGroup to take a delta "
-                      "from")
+        return {"available": False, "reason": monitor_reason(run_dir) or (
+            f"{STATS} holds {c.polls} poll(s) but not two of the FlexGroup to take a delta from")}
     out: dict[str, Any] = {"available": True, "source": str(STATS), "polls": c.polls,
                            "failed_polls": c.failed, "counter_resets": c.resets,
                            "clock_offset_s": round(c.offset_s, 3),
@@ -37,7 +31,7 @@ def section(run_dir: Path, summary: dict[str, Any], counters: Counters | None = 
     out["checkpoints"] = checkpoints(c, summary.get("checkpoints") or [], out["constituents"])
     out["agreement"] = agreement(out, summary)
     out["findings"] = findings(out)
-    if reason := monitor_reason(run_dir, warnings):
+    if reason := monitor_reason(run_dir):
         out["findings"].append(reason)
     return out
 
@@ -64,19 +58,21 @@ def checkpoints(c: Counters, cks: list[dict[str, Any]], cons: list[dict[str, Any
 def agreement(o: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     """The client's NFS bytes against ONTAP's, per direction, with why they differ."""
     nfs = summary.get("nfs") or {}
+    w, n = o.get("window") or {}, max(1, int(o.get("polls") or 1) - 1)
+    every = f"{(w.get('end', 0) - w.get('start', 0)) / n:.0f} s" if w else "interval"
     out: dict[str, Any] = {}
     notes = []
     for d in ("read", "write"):
         client, storage = nfs.get(f"{d}_bytes"), o[f"{d}_bytes"]
-        if not isinstance(client, int | float) or client <= 0:
-            out[d] = {"client_bytes": client, "ontap_bytes": storage, "difference_pct": None}
+        diff = 100.0 * (storage - client) / client if isinstance(client, int | float) and client > 0 else None
+        out[d] = {"client_bytes": client, "ontap_bytes": storage,
+                  "difference_pct": None if diff is None else round(diff, 2)}
+        if diff is None:
             continue
-        diff = 100.0 * (storage - client) / client
-        out[d] = {"client_bytes": client, "ontap_bytes": storage, "difference_pct": round(diff, 2)}
         if diff < -AGREE_PCT:
             notes.append(f"ONTAP counted {-diff:.1f} % fewer {d} bytes than the clients: what moved before "
                          "the first poll or after the last one is outside ONTAP's window (a poll every "
-                         f"{_interval(o)}); a failed poll loses nothing, a counter reset loses its interval")
+                         f"{every}); a failed poll loses nothing, a counter reset loses its interval")
         elif diff > AGREE_PCT:
             notes.append(f"ONTAP counted {diff:.1f} % more {d} bytes than the clients: it counts every "
                          "client of the FlexGroup (hosts outside the run too), and its window spans whole "
@@ -85,12 +81,6 @@ def agreement(o: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
             notes.append(f"{d}: client and storage agree within {abs(diff):.1f} %")
     out["explanation"] = "; ".join(notes) if notes else "no client-side NFS bytes to compare with"
     return out
-
-
-def _interval(o: dict[str, Any]) -> str:
-    w = o.get("window") or {}
-    n = max(1, int(o.get("polls") or 1) - 1)
-    return f"{(w.get('end', 0) - w.get('start', 0)) / n:.0f} s" if w else "interval"
 
 
 def _pct(x: float) -> str:
@@ -130,12 +120,12 @@ def findings(o: dict[str, Any]) -> list[str]:
     return out
 
 
-def monitor_reason(run_dir: Path, warnings: list[str]) -> str | None:
+def monitor_reason(run_dir: Path) -> str | None:
     """What raw/_ontap/monitors.json says went wrong (skipped or failed poller, failed polls, queries not
     allowed), or None."""
-    mons = monitor_records(run_dir / MONITORS, warnings)  # through formats.bundle.Monitors, as the hosts'
+    mons = monitor_records(run_dir / MONITORS, [])  # through formats.bundle.Monitors, as the hosts'
     rec = mons[0] if mons and isinstance(mons[0], dict) else {}
-    if rec.get("status") == "skipped" or rec.get("status") == "failed":
+    if rec.get("status") in ("skipped", "failed"):
         why = rec.get("reason") or "; ".join(rec.get("errors") or [])
         return f"the ONTAP poller was {rec['status']}: {why}"
     notes = []

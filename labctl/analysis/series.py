@@ -38,7 +38,6 @@ class SeriesStore:
         self.series: dict[SeriesKey, Series] = {}
 
     def add(self, host: str, gpu: int, source: str, metric: str, unit: str, ts: float, value: float) -> None:
-        """Record one sample."""
         s = self.series.setdefault((host, gpu, source, metric), Series(unit)).appendable()
         s.ts.append(ts)
         s.values.append(value)
@@ -52,14 +51,12 @@ class SeriesStore:
         if tv.format != "d" or vv.format != "d" or len(tv) != len(vv) or tv.ndim != 1 or vv.ndim != 1:
             raise ValueError("extend takes two one-dimensional float64 buffers of equal length")
         key = (host, gpu, source, metric)
-        s = self.series.get(key)
-        if s is None:
+        if key not in self.series:
             self.series[key] = Series(unit, ts, values)
             return
-        s.appendable()
+        s = self.series[key].appendable()
         s.ts.frombytes(tv.cast("B"))
         s.values.frombytes(vv.cast("B"))
 
     def get(self, host: str, gpu: int, source: str, metric: str) -> Series | None:
-        """The series for that key, if any sample was recorded."""
         return self.series.get((host, gpu, source, metric))
