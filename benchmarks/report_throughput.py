@@ -40,7 +40,8 @@ def build(run: Path, scale: float) -> list[Path]:
     every = max(seconds // 24, 120)
     checkpoints = [SynthCheckpoint(o, 20, 2_000_000_000) for o in range(every, seconds - 60, every)]
     spec = SynthSpec(warmup_s=0, train_s=seconds - 10, cooldown_s=10, dataset_read_s=min(600, seconds // 4),
-                     checkpoints=checkpoints, gpus=8, dmon_every_s=10, epochs=3)
+                     checkpoints=checkpoints, gpus=8, dmon_every_s=10, epochs=3,
+                     nconnect=16)  # the lab's mount option: 16 `xprt:` lines per mountstats snapshot
     write_run(run, spec)
     raw = run / "raw" / spec.hosts[0]
     return sorted(p for p in raw.iterdir() if p.suffix in (".log", ".f64", ".jsonl"))

@@ -179,8 +179,12 @@ def _local(spec: SynthSpec, t: int) -> time.struct_time:
 
 
 def _dmon(path: Path, plan: _Plan, spec: SynthSpec) -> None:
-    names = "#Date        Time         gpu    pwr  gtemp  mtemp     sm    mem    enc    dec   mclk   pclk     fb\n"
-    units = "#YYYYMMDD    HH:MM:SS     Idx      W      C      C      %      %      %      %    MHz    MHz     MB\n"
+    """`nvidia-smi dmon -s pucvmet -o DT` as a current driver prints it (research instrumentation.md §1.1,
+    sample A's columns: 22 per GPU, `-` where the board has no value)."""
+    names = ("#Date        Time         gpu    pwr  gtemp  mtemp     sm    mem    enc    dec    jpg    ofa   mclk"
+             "   pclk  pviol  tviol     fb   bar1   ccpm  sbecc  dbecc    pci  rxpci  txpci\n")
+    units = ("#YYYYMMDD    HH:MM:SS     Idx      W      C      C      %      %      %      %      %      %    MHz"
+             "    MHz      %   bool     MB     MB     MB   errs   errs   errs   MB/s   MB/s\n")
     with path.open("w") as fh:
         for i, u in enumerate(plan.util):
             if i % spec.dmon_every_s:
@@ -189,9 +193,11 @@ def _dmon(path: Path, plan: _Plan, spec: SynthSpec) -> None:
                 fh.write(names + units)
             st = _local(spec, plan.t0 + i)
             day, hms = time.strftime("%Y%m%d", st), time.strftime("%H:%M:%S", st)
+            rx, tx = plan.read[i] // MiB // spec.gpus, round(u * 3)
             for g in range(spec.gpus):
-                fh.write(f" {day}    {hms}  {g:>6} {int(80 + 6 * u):>6} {55:>6} {'-':>6} {round(u):>6} {round(u / 2):>6}"
-                         f" {0:>6} {0:>6} {2619:>6} {1980:>6} {30000:>6}\n")
+                fh.write(f" {day}    {hms}  {g:>6} {int(80 + 6 * u):>6} {55:>6} {'-':>6} {round(u):>6}"
+                         f" {round(u / 2):>6}{0:>7}{0:>7}{0:>7}{0:>7} {2619:>6} {1980:>6}{0:>7}{0:>7} {30000:>6}"
+                         f" {2:>6}{0:>7} {'-':>6} {'-':>6}{0:>7} {rx:>6} {tx:>6}\n")
 
 
 def _mountstats(d: Path, plan: _Plan, spec: SynthSpec, mount: str, opts: str) -> None:
