@@ -110,7 +110,7 @@ def time_analysis(run: Path, sample_memory: bool) -> tuple[float, float, float, 
     peak RSS (MB); and its summary."""
     # the analysis, its result printed, and the exit as the `labctl` command makes it (labctl.leave)
     code = ("import sys, json; from pathlib import Path;"
-            "from labctl.analysis.analyse import analyse; s = analyse(Path(sys.argv[1])).summary;"
+            "from labctl.report.analyse import analyse; s = analyse(Path(sys.argv[1])).summary;"
             "print(json.dumps({'checkpoints': len(s['checkpoints']), 'rows': s['timeline_rows']}));"
             f"{EXIT}")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

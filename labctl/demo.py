@@ -105,7 +105,7 @@ def _run(experiment: Path, inventory: Path, runs_root: Path, console: Console) -
 
 
 def _report(bundle: Path) -> dict[str, Any]:
-    from labctl.analysis.analyse import analyse
+    from labctl.report.analyse import analyse
     from labctl.report.html import write_report
 
     analysis = analyse(bundle)

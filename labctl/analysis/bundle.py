@@ -136,7 +136,7 @@ def load_run(run_dir: Path, progress: Progress = no_progress, ready: Ready | Non
         run.manifest = manifest
     for host_dir in sorted(p for p in raw.iterdir() if p.is_dir()):
         host = host_dir.name
-        if host.startswith("_"):  # raw/_ontap/: the cluster's counters (analysis/ontap.py), not a host
+        if host.startswith("_"):  # raw/_ontap/: the cluster's counters (labctl/storage), not a host
             continue
         run.hosts.append(host)
         clock = load_clock(host_dir / "clock.json", run.warnings)

@@ -17,7 +17,7 @@ console = Console(highlight=False)
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir: Path) -> None:
     """Analyse a run bundle: write timeline.parquet, summary.json and report.html into RUN_DIR."""
-    from labctl.analysis.analyse import analyse
+    from labctl.report.analyse import analyse
 
     if not run_dir.exists():
         raise StateError("run bundle not found", where=str(run_dir),

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from labctl.analysis.analyse import analyse
 from labctl.analysis.metrics import SCHEMA
+from labctl.report.analyse import analyse
 from labctl.report.fmt import num, size
 
 

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from labctl.analysis.analyse import Analysis
 from labctl.fileops import write_text_atomic
 from labctl.report import figures, storage
+from labctl.report.analyse import Analysis
 from labctl.report.fmt import clock, num, size, utc
 
 CSS = """

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from labctl.analysis.ontap import STATS, load_counters
 from labctl.report.figures import CKPT_C, READ_C, WRITE_C, _mark_checkpoints, png_b64
 from labctl.report.fmt import num, size
+from labctl.storage.counters import STATS, load_counters
 
 NODE_COLORS = ("#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974", "#64b5cd")
 

@@ -16,9 +16,9 @@ import pytest
 from netapp_ontap.resources import Aggregate, IpInterface, Node, Volume
 
 from benchmarks.synthbundle import SynthCheckpoint, SynthSpec, write_run
-from labctl.analysis.ontap import load_counters, series
-from labctl.analysis.ontap_findings import section
 from labctl.cli import main
+from labctl.storage.counters import load_counters, series
+from labctl.storage.findings import section
 
 T0 = 1_800_000_000.0
 STEP = 5.0
@@ -277,7 +277,7 @@ def test_failed_polls_and_refused_queries_are_named(bundle) -> None:
 
 
 def test_checkpoints_on_several_constituents_are_counted_per_constituent() -> None:
-    from labctl.analysis.ontap_findings import findings
+    from labctl.storage.findings import findings
 
     cks = [{"top_constituent": t, "node": n, "write_bytes": 100, "by_constituent": {t: 100}}
            for t, n in (("fg_llm__0002", "cluster1-02"), ("fg_llm__0002", "cluster1-02"),

@@ -53,7 +53,7 @@ def test_report_html_is_self_contained(reported):
 
 
 def test_analysis_tells_each_step_with_the_file_and_its_size(reported):
-    from labctl.analysis.analyse import analyse
+    from labctl.report.analyse import analyse
 
     steps: list[str] = []
     analyse(reported, write=False, progress=steps.append)

@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.synthbundle import SynthCheckpoint, SynthSpec, write_run
-from labctl.analysis.analyse import analyse
 from labctl.analysis.bpftrace import parse_bpftrace
 from labctl.analysis.clock import HostClock
 from labctl.analysis.dmon import parse_dmon
@@ -18,6 +17,7 @@ from labctl.analysis.mountstats import parse_mountstats_log
 from labctl.analysis.nfsiostat import parse_nfsiostat
 from labctl.analysis.series import SeriesStore
 from labctl.analysis.trainlog import parse_trainlog
+from labctl.report.analyse import analyse
 from tests.report.conftest import FIXTURES
 
 CLOCK = HostClock()

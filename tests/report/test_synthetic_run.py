@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmarks.synthbundle import SynthCheckpoint, SynthSpec, write_run
-from labctl.analysis.analyse import analyse
 from labctl.formats import dmon as formats_dmon
+from labctl.report.analyse import analyse
 
 
 def _check(summary, spec: SynthSpec) -> None:

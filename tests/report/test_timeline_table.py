@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -149,7 +147,7 @@ def _rows(path) -> dict:
 
 def test_the_timeline_holds_every_binned_value_of_every_series_not_zero_throughout(tmp_path):
     from benchmarks.synthbundle import SynthSpec, write_run
-    from labctl.analysis.analyse import analyse
+    from labctl.report.analyse import analyse
 
     write_run(tmp_path / "run", SynthSpec(hosts=("gpu1", "gpu2")))
     result = analyse(tmp_path / "run")
@@ -166,8 +164,8 @@ def test_the_timeline_holds_every_binned_value_of_every_series_not_zero_througho
 
 def test_a_failed_analysis_leaves_no_timeline_behind(tmp_path, monkeypatch):
     from benchmarks.synthbundle import SynthSpec, write_run
-    from labctl.analysis import analyse as analyse_module
     from labctl.analysis import metrics
+    from labctl.report import analyse as analyse_module
 
     write_run(tmp_path / "run", SynthSpec(sources=("dmon", "mountstats", "nfsiostat")))
 
@@ -178,4 +176,3 @@ def test_a_failed_analysis_leaves_no_timeline_behind(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         analyse_module.analyse(tmp_path / "run")
     assert not list((tmp_path / "run").glob("timeline.parquet*"))
-    assert gc.isenabled()  # the cycle collector, paused during the analysis, runs again

@@ -160,7 +160,7 @@ def compact_records_read_as_the_verbatim_files(bundle: Path, copy: Path) -> None
     files give."""
     import numpy as np
 
-    from labctl.analysis.analyse import analyse
+    from labctl.report.analyse import analyse
 
     compact = analyse(bundle, write=False)
     read = {Path(p.path).name for p in compact.run.parse}

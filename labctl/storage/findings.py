@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.analysis.bundle import monitor_records
-from labctl.analysis.ontap import STATS, Counters, load_counters, totals
+from labctl.storage.counters import STATS, Counters, load_counters, totals
 
 MONITORS = Path("raw") / "_ontap" / "monitors.json"
 AGREE_PCT = 5.0  # client and storage bytes this close count as agreeing

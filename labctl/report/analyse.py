@@ -37,9 +37,9 @@ def analyse(run_dir: Path, *, write: bool = True, progress: Progress = no_progre
     """
     from labctl.analysis.arrays import run_arrays
     from labctl.analysis.metrics import summarize
-    from labctl.analysis.ontap import STATS, load_counters, series
-    from labctl.analysis.ontap_findings import section
     from labctl.analysis.timeline import TimelineWriter, bin_all, informative
+    from labctl.storage.counters import STATS, load_counters, series
+    from labctl.storage.findings import section
 
     pending = run_dir / "timeline.parquet.tmp"
     writer = TimelineWriter(pending) if write and (run_dir / "raw").is_dir() else None
