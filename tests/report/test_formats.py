@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from labctl.analysis.clock import HostClock
 from labctl.analysis.mountstats import parse_mountstats_log, read_mountstats_record
@@ -223,3 +224,26 @@ def test_the_agent_s_nfsiostat_sampler_writes_a_row_per_block_that_reads_as_its_
     assert stats is not None and stats.lines == 1 + 5  # every block but the first (since mount)
     assert stats.skipped == {"top_line_nconnect": 5}
     _same_series(verbatim, compact)
+
+
+@pytest.mark.parametrize("content", [
+    b"ts,mono,age\n1795959001,1001,101\n",  # a CSV record, as an older agent wrote it
+    records.header(("ts", "mono", "age")) + records.pack([1795959001.0, 1001.0, 101.0]),  # other columns
+    b"",  # the sampler stopped before its header
+], ids=["csv", "other-columns", "empty"])
+def test_a_compact_record_the_report_cannot_use_leaves_it_to_the_verbatim_log(tmp_path, content):
+    from benchmarks.synthbundle import SynthSpec, write_run
+    from labctl.report.analyse import analyse
+
+    spec = SynthSpec(warmup_s=5, train_s=60, cooldown_s=5, checkpoints=[], dataset_read_s=10,
+                     sources=("mountstats",))
+    write_run(tmp_path / "good", spec)
+    write_run(tmp_path / "bad", spec)
+    (tmp_path / "bad" / "raw" / "gpu1" / "mountstats.f64").write_bytes(content)
+    good, bad = (analyse(tmp_path / name, write=False) for name in ("good", "bad"))
+    assert [Path(p.path).name for p in good.run.parse if p.source == "mountstats"] == ["mountstats.f64"]
+    assert [Path(p.path).name for p in bad.run.parse if p.source == "mountstats"] == ["mountstats.log"]
+    assert sorted(bad.binned) == sorted(good.binned) and len(good.binned) > 10
+    for key, b in good.binned.items():
+        np.testing.assert_array_equal(bad.binned[key].secs, b.secs)
+        np.testing.assert_allclose(bad.binned[key].values, b.values, rtol=1e-12, err_msg=str(key))
