@@ -236,7 +236,7 @@ class LabVars(BaseModel):
     labctl_llmstudio_base_python: str = "python3.10"
     """Python that builds the LLM Studio venv."""
     labctl_llmstudio_system_site_packages: bool = False
-    """Let the venv see the system site-packages."""
+    """Let the venv see the site-packages of labctl_llmstudio_base_python: a venv's own, then its base's."""
     labctl_prechecks_min_kernel: str = "5.3"
     """Minimum kernel (nconnect needs 5.3)."""
     labctl_prechecks_min_gpus: int = Field(1, ge=0)

@@ -152,7 +152,9 @@ def inventory_vars(lab_dir: Path, ontap: dict[str, Any], nfs_server: str, repo: 
         "labctl_nfs_client_install": False,  # its NFS client is the mount.nfs shim; no package to install
         "labctl_llmstudio_repo": str(repo),  # the local fixture repository (tagged like the pinned release)
         "labctl_llmstudio_base_python": sys.executable,  # this machine's Python, not the release's 3.10
-        "labctl_llmstudio_system_site_packages": True,  # the fixture's few imports come from this machine
+        # the fixture's few imports (pyarrow, PyYAML) come from this Python's site packages, its venv's
+        # included (labctl_venv's .pth): pip finds them installed and installs nothing
+        "labctl_llmstudio_system_site_packages": True,
         "labctl_prechecks_warn_only": warn_only,  # no time sync daemon (and bpftrace only where installed)
         "ansible_user": sshhost._user(),
         "ansible_ssh_private_key_file": str(ssh / "id_ed25519"),

@@ -3,11 +3,17 @@
 
 The venv is made when its Python is missing or does not run (`python -m venv`, with the system site packages
 when asked; `--without-pip` when those packages already bring pip: the venv's `python -m pip` uses it).
+The system site packages are those of the interpreter asked for, even when it is itself a venv: `python -m
+venv --system-site-packages` run by a venv's python gives the new venv only the base interpreter's, so the
+new venv also gets `labctl_site_packages.pth`, which adds that venv's site directories (their .pth files
+included) after its own and before the base interpreter's; pip then finds what that venv has installed.
 `pip install --requirement FILE` then runs unless the stamp `<venv>/labctl-requirements.stamp` holds the
 sha256 of what it would install now: the requirements file, the pip arguments and the venv's interpreter
 (version, prefix, base executable). The stamp is removed before pip runs and written only after pip
 succeeded, so a changed file, changed arguments, a new interpreter, a missing stamp, a rebuilt venv or an
 interrupted install all run pip again. A rerun with nothing changed costs one `python -c` instead of pip.
+pip runs with `--no-warn-conflicts`: its after-install scan of every visible distribution only logs a
+warning, which a successful install does not show, and costs more than a satisfied install's own work.
 """
 
 from __future__ import annotations
@@ -19,7 +25,12 @@ short_description: Make a venv and pip-install a requirements file into it, skip
 options:
   path: {description: The venv directory., required: true, type: path}
   python: {description: The interpreter that makes the venv., required: true, type: str}
-  system_site_packages: {description: Give the venv the system site packages., type: bool, default: false}
+  system_site_packages:
+    description: >-
+      Give the venv the site packages of C(python): when C(python) is itself a venv, its site directories
+      (through C(labctl_site_packages.pth) in the new venv), then its base interpreter's.
+    type: bool
+    default: false
   requirements: {description: The requirements file to install., required: true, type: path}
   pip_args: {description: "More `pip install` arguments (an index URL, --no-index ...).", type: list,
              elements: str, default: []}
@@ -40,13 +51,18 @@ import os  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 try:  # playbooks/module_utils/labctl_fileops.py is labctl/fileops.py: the one owner of these helpers
-    from ansible.module_utils.labctl_fileops import write_json_atomic
+    from ansible.module_utils.labctl_fileops import write_json_atomic, write_text_atomic
 except ImportError:  # loaded outside Ansible (tests)
-    from labctl.fileops import write_json_atomic
+    from labctl.fileops import write_json_atomic, write_text_atomic
 
 IDENTITY = ("import os, sys; print(sys.version); print(sys.prefix); "
             "print(os.path.realpath(getattr(sys, '_base_executable', sys.executable)))")
 STAMP = "labctl-requirements.stamp"
+# what the interpreter asked for brings: pip, whether it is a venv, its site directories, its version
+PROBE = ("import importlib.util, json, site, sys; print(json.dumps({"
+         "'pip': importlib.util.find_spec('pip') is not None, 'venv': sys.prefix != sys.base_prefix, "
+         "'site': site.getsitepackages(), 'version': '%d.%d' % sys.version_info[:2]}))")
+PTH = "labctl_site_packages.pth"
 
 
 def identity(module, venv_python):
@@ -57,18 +73,44 @@ def identity(module, venv_python):
     return out if rc == 0 else None
 
 
+def probe(module, python):
+    """PROBE's answer from `python` (the interpreter that makes the venv)."""
+    rc, out, err = module.run_command([python, "-c", PROBE])
+    if rc != 0:
+        module.fail_json(msg=f"{python} does not run: {err.strip() or out.strip()}", rc=rc, stderr=err)
+    try:
+        return json.loads(out.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        module.fail_json(msg=f"{python} -c PROBE printed no answer: {out.strip()[-500:]}", stderr=err)
+
+
 def make_venv(module, p):
-    """`python -m venv` (over a broken one too: venv rewrites its interpreter links and pyvenv.cfg)."""
+    """`python -m venv` (over a broken one too: venv rewrites its interpreter links and pyvenv.cfg), then
+    the .pth with the site directories of a `python` that is itself a venv (or none: a stale one goes)."""
+    facts = probe(module, p["python"])
     argv = [p["python"], "-m", "venv"]
     if p["system_site_packages"]:
         argv.append("--system-site-packages")
-        if module.run_command([p["python"], "-c", "import pip"])[0] == 0:
+        if facts["pip"]:
             argv.append("--without-pip")
     argv.append(p["path"])
     rc, out, err = module.run_command(argv)
     if rc != 0:
         module.fail_json(msg=f"{p['python']} -m venv {p['path']} exited {rc}: {err.strip() or out.strip()}",
                          rc=rc, stderr=err, stdout=out)
+    own = os.path.join(p["path"], "lib", f"python{facts['version']}", "site-packages")
+    pth = os.path.join(own, PTH)
+    if not (p["system_site_packages"] and facts["venv"]):
+        if os.path.lexists(pth):
+            os.unlink(pth)
+        return
+    if not os.path.isdir(own):
+        module.fail_json(msg=f"the venv {p['path']} has no {own} to give the site packages of {p['python']}")
+    # site.addsitedir: each directory's own .pth files count too (an editable install, for one)
+    lines = [f"# labctl_venv: the site packages of {p['python']}, a venv: --system-site-packages gives only "
+             "its base interpreter's"]
+    lines += [f"import site; site.addsitedir({d!r})" for d in facts["site"]]
+    write_text_atomic(pth, "\n".join(lines) + "\n")
 
 
 def digest(requirements, pip_argv, interpreter):
@@ -113,8 +155,11 @@ def main():
         interpreter = identity(module, venv_python)
         if interpreter is None:
             module.fail_json(msg=f"the venv {p['path']} was made, but its {venv_python} does not run")
+    # --no-warn-conflicts: pip's after-install check parses the requirements of every distribution the venv
+    # sees (system site packages included: ~1 CPU-s here, more than the rest of a satisfied install), only
+    # to log a warning to stderr, which is not shown on success; what pip installs is unchanged
     pip_argv = [venv_python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-                *p["pip_args"], "--requirement", p["requirements"]]
+                "--no-warn-conflicts", *p["pip_args"], "--requirement", p["requirements"]]
     try:
         sha = digest(p["requirements"], pip_argv, interpreter)
     except OSError as exc:

@@ -110,6 +110,43 @@ def test_pip_runs_only_when_the_requirements_args_venv_or_stamp_changed(tmp_path
     assert results[11]["stat"]["exists"] is False
 
 
+def test_system_site_packages_of_a_venv_python_are_that_venvs(tmp_path):
+    # `python` is a venv with labctl-probe-a in its own site-packages (a wheel unpacked there) and no pip; the
+    # requirement must be found installed through that venv (no index: pip cannot fetch it), not reinstalled
+    base, venv, reqs = tmp_path / "base-venv", tmp_path / "venv", tmp_path / "requirements.txt"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(base)], check=True)
+    base_site = base / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    _wheel(tmp_path / "wheels", "labctl-probe-a")
+    with zipfile.ZipFile(tmp_path / "wheels" / "labctl_probe_a-1.0-py3-none-any.whl") as whl:
+        whl.extractall(base_site)
+    (base_site / "labctl_probe_marker.pth").write_text(str(tmp_path / "marked") + "\n")
+    (tmp_path / "marked").mkdir()
+    (tmp_path / "no-wheels").mkdir()
+    reqs.write_text("labctl-probe-a\n")
+    plain = tmp_path / "plain-venv"
+    no_index = ["--no-index", "--find-links", str(tmp_path / "no-wheels")]
+    task = _venv_task(venv, reqs, no_index)
+    task["labctl_venv"]["python"] = str(base / "bin" / "python")
+    plain_task = _venv_task(plain, reqs, ["--no-index", "--find-links", str(tmp_path / "wheels")])
+    plain_task["labctl_venv"]["python"] = getattr(sys, "_base_executable", sys.executable)  # not a venv
+    made, again, from_plain = _play(tmp_path, [task, task, plain_task])
+    assert made.get("installed") is True and made["created"] is True, made.get("msg")
+    assert "Requirement already satisfied: labctl-probe-a" in made["stdout"], made["stdout"]
+    assert again["installed"] is False and again["changed"] is False, again
+    where = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sys, labctl_probe_a; print(labctl_probe_a.__file__); "
+         "print(sys.path.index(sys.argv[1]) < sys.path.index(sys.argv[2]) < sys.path.index(sys.argv[3]))",
+         str(venv / base_site.relative_to(base)), str(base_site), str(tmp_path / "marked")],
+        capture_output=True, text=True, check=True).stdout.split()
+    # from the base venv itself (the new venv installed nothing), after the new venv's own site-packages,
+    # with the base venv's .pth files processed too
+    assert where == [str(base_site / "labctl_probe_a" / "__init__.py"), "True"], where
+    # a venv made from a python that is no venv is as `python -m venv` makes it: no .pth of labctl's
+    assert from_plain.get("installed") is True, from_plain
+    assert not list(plain.glob("lib/python*/site-packages/labctl_site_packages.pth"))
+    assert (plain / "lib" / base_site.parent.name / "site-packages" / "labctl_probe_a").is_dir()
+
+
 def test_host_record_claims_only_missing_paths_and_makes_them_once(tmp_path):
     state, made, existing = tmp_path / "state", tmp_path / "caches" / "hf", tmp_path / "already"
     existing.mkdir()
