@@ -1,7 +1,8 @@
 """Follow a running experiment: live progress per host; Ctrl-C asks whether to stop training or detach.
 
-The controller only polls each agent's status.json over SSH, so losing the connection loses nothing:
-the agents and trainers run detached, and `labctl attach RUN` follows again.
+The controller only reads each agent's status over SSH (one `agent.pyz watch` per host, saying status.json
+as it changes), so losing the connection loses nothing: the agents and trainers run detached, and `labctl
+attach RUN` follows again.
 """
 
 from __future__ import annotations
@@ -42,10 +43,70 @@ def poll(remote: Remote, rec: dict[str, Any]) -> dict[str, Any]:
     rc, out, err = remote.run(agent_cmd(rec, "status"), timeout=30)
     if rc != 0:
         raise HostError(f"agent status failed: {(err or out).strip()[-300:]}", where=rec["name"])
+    return _parsed(out, rec)
+
+
+def _parsed(text: str, rec: dict[str, Any]) -> dict[str, Any]:
     try:
-        return Status.from_json(out, where=f"{rec['rundir']}/status.json").to_dict()
+        return Status.from_json(text, where=f"{rec['rundir']}/status.json").to_dict()
     except StateError as exc:
         raise HostError(exc.message, where=rec["name"], fix=exc.fix) from exc
+
+
+class StatusStream:
+    """One host's status as `agent.pyz watch` says it, over one SSH channel for the whole run (a line when
+    it changes, at least every 5 s), read without waiting. An agent without `watch` (an older labctl's, on a
+    run attached to again) is polled with `status` instead."""
+
+    SILENT_S = 20.0  # no line for this long: the stream is taken as broken (and opened again next time)
+
+    def __init__(self, remote: Remote, rec: dict[str, Any]) -> None:
+        self.remote, self.rec = remote, rec
+        self.chan: Any = None
+        self.buf, self.heard, self.lines, self.polling = b"", 0.0, 0, False
+
+    def latest(self) -> dict[str, Any] | None:
+        """The newest status said since the last call; None when nothing new was said.
+
+        Raises:
+            HostError: the stream ended or fell silent before the run was final (or a poll failed).
+        """
+        if self.polling:
+            return poll(self.remote, self.rec)
+        if self.chan is None:
+            self.chan = self.remote.stream(agent_cmd(self.rec, "watch"))
+            self.buf, self.heard = b"", time.time()
+        line = self._read()
+        if line is None and self.chan.exit_status_ready():
+            line = self._read()  # what it said just before it ended
+            if line is None:
+                code = self.chan.recv_exit_status()
+                self.close()
+                if code == 2 and not self.lines:  # its usage text: an agent without `watch`
+                    self.polling = True
+                    return poll(self.remote, self.rec)
+                raise HostError(f"the agent's status stream ended (exit status {code})",
+                                where=self.rec["name"])
+        if line is None and time.time() - self.heard > self.SILENT_S:
+            self.close()
+            raise HostError(f"no status from the agent for {self.SILENT_S:.0f} s", where=self.rec["name"])
+        return None if line is None else _parsed(line.decode("utf-8", "replace"), self.rec)
+
+    def _read(self) -> bytes | None:
+        while self.chan.recv_ready():
+            self.buf += self.chan.recv(1 << 16)
+        *lines, self.buf = self.buf.split(b"\n")
+        lines = [raw for raw in lines if raw.strip()]
+        if not lines:
+            return None
+        self.lines += len(lines)
+        self.heard = time.time()
+        return lines[-1]
+
+    def close(self) -> None:
+        if self.chan is not None:
+            self.chan.close()
+            self.chan = None
 
 
 def describe(st: dict[str, Any]) -> tuple[str, float | None, float]:
@@ -96,6 +157,7 @@ def follow(
     refuse_unstarted(bundle, manifest)
     hosts = manifest["hosts"]
     remotes = {h["name"]: Remote(target_of(h)) for h in hosts}
+    streams = {h["name"]: StatusStream(remotes[h["name"]], h) for h in hosts}
     status: dict[str, dict[str, Any]] = {}
     unreachable: dict[str, float] = {}
     interactive = sys.stdin.isatty() if interactive is None else interactive
@@ -113,7 +175,7 @@ def follow(
             }
             while True:
                 try:
-                    _poll_all(hosts, remotes, status, unreachable, lost_after_s)
+                    _poll_all(hosts, streams, status, unreachable, lost_after_s)
                     for name, task in tasks.items():
                         st = status.get(name)
                         if name in unreachable:
@@ -146,22 +208,27 @@ def follow(
     finally:
         if poller is not None:
             poller.stop()
+        for s in streams.values():
+            s.close()
         for r in remotes.values():
             r.close()
     _record(bundle, status, detached=False)
     return "done"
 
 
-def _poll_all(hosts, remotes, status, unreachable, lost_after_s) -> None:
+def _poll_all(hosts, streams, status, unreachable, lost_after_s) -> None:
     for h in hosts:
         name = h["name"]
         if status.get(name, {}).get("state") in FINAL:
             continue
         try:
-            status[name] = poll(remotes[name], h)
+            latest = streams[name].latest()
+            if latest is not None:
+                status[name] = latest
             unreachable.pop(name, None)
         except (*SSH_ERRORS, HostError, ValueError) as exc:
-            remotes[name].close()
+            streams[name].close()
+            streams[name].remote.close()
             since = unreachable.setdefault(name, time.time())
             if time.time() - since > lost_after_s:
                 # give up on this host only: the others finish and are collected; its files stay on it

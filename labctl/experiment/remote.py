@@ -70,6 +70,18 @@ class Remote:
             stderr.close()
             chan.close()
 
+    def stream(self, command: str) -> paramiko.Channel:
+        """Start a long-running command with no stdin (see `run`); its channel, read with recv_ready()/recv()
+        without waiting. The caller closes it."""
+        chan = self.connect().get_transport().open_session(timeout=self.timeout)
+        try:
+            chan.exec_command(command)
+            chan.shutdown_write()
+        except BaseException:
+            chan.close()
+            raise
+        return chan
+
     def check(self, command: str, timeout: float = 60.0) -> str:
         """Run a command that must succeed; its stdout."""
         rc, out, err = self.run(command, timeout)

@@ -128,7 +128,7 @@ class Status(BundleFile):
     monitors: dict[str, str] = field(default_factory=dict)  # name → status
     gpu_pct: float | None = None
     nfs_mbps: dict[str, Any] | None = None
-    trainer_alive: bool | None = None  # set by `agent status` when the agent is gone
+    trainer_alive: bool | None = None  # set by `agent status`/`watch` when the agent is gone
 
 
 @dataclass

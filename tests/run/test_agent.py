@@ -352,3 +352,42 @@ def test_compact_records_are_written_after_the_monitors_and_a_failure_is_a_monit
     assert trace.rec["errors"][0].startswith("compact record of bpftrace.jsonl not written")
     assert (raw / "bpftrace.f64").is_dir() and not (raw / "bpftrace.totals.json").exists()
     assert sorted(p.name for p in raw.iterdir() if p.name.endswith(".tmp")) == []
+
+
+def test_watch_says_the_status_as_it_changes_and_ends_with_the_run(tmp_path):
+    """`agent watch`: a line at once, a line per change (no repeats between heartbeats), then it ends after
+    saying the final state."""
+    rundir = tmp_path / "run"
+    rundir.mkdir()
+    status = rundir / "status.json"
+
+    def say(state: str, step: int) -> None:
+        tmp = rundir / "status.tmp"
+        tmp.write_text(json.dumps({"state": state, "agent_pid": os.getpid(), "progress": {"step": step}}))
+        tmp.replace(status)  # as the agent writes it: whole or not at all
+
+    say("training", 1)
+    proc = subprocess.Popen([sys.executable, "-m", "labctl.experiment.agent", "watch", str(rundir)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(proc.stdout.readline())
+        say("training", 2)
+        second = json.loads(proc.stdout.readline())
+        say("finished", 3)
+        rest = [json.loads(line) for line in proc.stdout]  # until it exits
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (first["state"], first["progress"]["step"]) == ("training", 1)
+    assert (second["state"], second["progress"]["step"]) == ("training", 2)
+    assert [(s["state"], s["progress"]["step"]) for s in rest] == [("finished", 3)]
+
+
+def test_watch_of_a_dead_agent_says_lost_and_ends(tmp_path):
+    rundir = tmp_path / "dead"
+    rundir.mkdir()
+    (rundir / "status.json").write_text(json.dumps({"state": "training", "agent_pid": 2**22 + 12345}))
+    out = subprocess.run([sys.executable, "-m", "labctl.experiment.agent", "watch", str(rundir)],
+                         capture_output=True, text=True, check=True, timeout=30)
+    assert [json.loads(line)["state"] for line in out.stdout.splitlines()] == ["lost"]

@@ -3,6 +3,8 @@
   start SPEC.json   daemonize (setsid) the run below; print {"pid": …}
   run SPEC.json     start monitors, then the detached trainer, follow it, stop monitors after it
   status RUNDIR     print status.json (state "lost" when the agent died mid-run)
+  watch RUNDIR      print that status as a line now, whenever it changes and at least every 5 s, until it is
+                    final or lost: one process for the whole run where `status` polls start one each time
   stop RUNDIR       ask the agent to stop training (or stop it directly when the agent is gone)
   files RUNDIR      print [{"path", "size", "sha256"}] of every file under RUNDIR/raw
   facts SPEC.json   print versions and mount facts of this host
@@ -24,10 +26,11 @@ from labctl.fileops import pid_alive, sha256_file
 from labctl.formats.bundle import Monitors, Spec, Status
 
 FINAL = ("finished", "failed", "stopped")
+HEARTBEAT_S = 5.0  # `watch` says the status at least this often, changed or not
 
 
-# The supervisor, the monitors and the facts are imported by the commands that use them: `status` runs
-# every 2 s on every host while the controller follows a run, and only reads status.json.
+# The supervisor, the monitors and the facts are imported by the commands that use them: `status` and
+# `watch` only read status.json.
 
 
 def cmd_start(spec_path: str) -> int:
@@ -61,13 +64,34 @@ def _status(rundir: Path) -> Status | None:
         return None
 
 
-def cmd_status(rundir: str) -> int:
-    status = _status(Path(rundir)) or Status()
+def _current(rundir: Path) -> Status:
+    """status.json, with state "lost" when the run is not final and its agent is gone."""
+    status = _status(rundir) or Status()
     if status.state not in FINAL and not pid_alive(status.agent_pid):
         status.state = "lost"
         status.trainer_alive = pid_alive(status.trainer.get("pid"))
-    print(json.dumps(status.to_dict()))
+    return status
+
+
+def cmd_status(rundir: str) -> int:
+    print(json.dumps(_current(Path(rundir)).to_dict()))
     return 0
+
+
+def cmd_watch(rundir: str) -> int:
+    last, said = "", 0.0
+    while True:
+        status = _current(Path(rundir))
+        line = json.dumps(status.to_dict())
+        if line != last or time.monotonic() - said >= HEARTBEAT_S:
+            try:
+                print(line, flush=True)
+            except BrokenPipeError:  # the controller went away
+                return 0
+            last, said = line, time.monotonic()
+        if status.state in (*FINAL, "lost"):
+            return 0
+        time.sleep(1.0)
 
 
 def cmd_stop(rundir: str) -> int:
@@ -112,8 +136,8 @@ def cmd_run(spec_path: str) -> int:
     return Supervisor(Spec.load(Path(spec_path))).run()
 
 
-COMMANDS = {"start": cmd_start, "run": cmd_run, "status": cmd_status, "stop": cmd_stop, "files": cmd_files,
-            "facts": cmd_facts}
+COMMANDS = {"start": cmd_start, "run": cmd_run, "status": cmd_status, "watch": cmd_watch, "stop": cmd_stop,
+            "files": cmd_files, "facts": cmd_facts}
 
 
 def main(argv: list[str]) -> int:
