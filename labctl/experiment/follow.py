@@ -75,7 +75,7 @@ class StatusStream:
             return poll(self.remote, self.rec)
         if self.chan is None:
             self.chan = self.remote.stream(agent_cmd(self.rec, "watch"))
-            self.buf, self.heard = b"", time.time()
+            self.buf, self.heard = b"", time.monotonic()
         line = self._read()
         if line is None and self.chan.exit_status_ready():
             line = self._read()  # what it said just before it ended
@@ -87,7 +87,7 @@ class StatusStream:
                     return poll(self.remote, self.rec)
                 raise HostError(f"the agent's status stream ended (exit status {code})",
                                 where=self.rec["name"])
-        if line is None and time.time() - self.heard > self.SILENT_S:
+        if line is None and time.monotonic() - self.heard > self.SILENT_S:
             self.close()
             raise HostError(f"no status from the agent for {self.SILENT_S:.0f} s", where=self.rec["name"])
         return None if line is None else _parsed(line.decode("utf-8", "replace"), self.rec)
@@ -100,7 +100,7 @@ class StatusStream:
         if not lines:
             return None
         self.lines += len(lines)
-        self.heard = time.time()
+        self.heard = time.monotonic()
         return lines[-1]
 
     def close(self) -> None:
