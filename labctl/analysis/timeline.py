@@ -196,9 +196,3 @@ class TimelineWriter:
                 pass
             self.path.unlink(missing_ok=True)
 
-
-def write_timeline(binned: dict[SeriesKey, Binned], path: Path) -> int:
-    """Write the timeline of these series to `path` (nothing left there on failure); returns the row count."""
-    writer = TimelineWriter(path)
-    writer.put(binned)
-    return writer.close()

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labctl.analysis.timeline import Binned, write_timeline
+from labctl.analysis.timeline import Binned, TimelineWriter
 
 
 @pytest.mark.parametrize("rows_per_group", [1 << 20, 64])
@@ -24,7 +24,9 @@ def test_the_parquet_timeline_round_trips_every_binned_value(tmp_path, monkeypat
         binned[(host, gpu, ("dmon", "nfsiostat")[k % 2], f"m.{k}")] = Binned(("B", "%", "B/s")[k % 3], secs,
                                                                              rng.random(secs.size) * 1e9)
     path = tmp_path / "timeline.parquet"
-    assert write_timeline(binned, path) == sum(b.secs.size for b in binned.values())
+    writer = TimelineWriter(path)
+    writer.put(binned)
+    assert writer.close() == sum(b.secs.size for b in binned.values())
     groups = pq.ParquetFile(path).num_row_groups
     rows = sum(b.secs.size for b in binned.values())
     assert groups == 1 if rows_per_group > 10_000 else groups == -(-rows // rows_per_group) > 20
