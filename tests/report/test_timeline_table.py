@@ -162,6 +162,15 @@ def test_the_timeline_holds_every_binned_value_of_every_series_not_zero_througho
     assert result.summary["timeline_rows"] == len(want)
     assert result.summary["timeline_zero_series"] == len(zero)
     assert not list((tmp_path / "run").glob("*.tmp"))
+    # the documented order: hosts by name, each host's sources as the report reads them, one run per series
+    cols = ("host", "gpu", "source", "metric")
+    table = pq.read_table(tmp_path / "run" / "timeline.parquet", columns=list(cols))
+    keys = list(zip(*(table[c].to_pylist() for c in cols), strict=True))
+    runs = [k for i, k in enumerate(keys) if i == 0 or k != keys[i - 1]]
+    assert len(runs) == len(set(runs)) == len({k[:4] for k in want})
+    reading = ("bpftrace", "nfsiostat", "mountstats", "trainer", "dmon")
+    assert list(dict.fromkeys((h, src) for h, _, src, _ in runs)) == [
+        (h, src) for h in ("gpu1", "gpu2") for src in reading if any(k[0] == h and k[2] == src for k in want)]
 
 
 def test_a_failed_analysis_leaves_no_timeline_behind(tmp_path, monkeypatch):
